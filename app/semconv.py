@@ -1,0 +1,96 @@
+"""Every span attribute name Spangate writes or reads.
+
+The GenAI conventions are still "Development" stability and the upstream constants are marked
+deprecated, so the v1.41 names that backends read today are pinned here. No other module spells a
+``gen_ai.*`` (or ``spangate.*``) attribute name as a string literal.
+"""
+
+from typing import Final
+
+# --- GenAI semantic conventions (v1.41) ---------------------------------------------------------
+OPERATION_NAME: Final = "gen_ai.operation.name"
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+REQUEST_MODEL: Final = "gen_ai.request.model"
+REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+REQUEST_SEED: Final = "gen_ai.request.seed"
+REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+REQUEST_STREAM: Final = "gen_ai.request.stream"
+RESPONSE_ID: Final = "gen_ai.response.id"
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+USAGE_COST: Final = "gen_ai.usage.cost"
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+
+# Operation names (values of OPERATION_NAME).
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+
+# Provider names (values of PROVIDER_NAME).
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_AZURE: Final = "azure.ai.openai"
+PROVIDER_MOCK: Final = "spangate.mock"
+
+# --- General conventions -------------------------------------------------------------------------
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+USER_ID: Final = "user.id"
+SESSION_ID: Final = "session.id"
+CLIENT_ADDRESS: Final = "client.address"
+HTTP_STATUS_CODE: Final = "http.response.status_code"
+
+# --- Metrics -------------------------------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+TOKEN_TYPE: Final = "gen_ai.token.type"
+
+# --- Spangate's proxy context (one prefix) -------------------------------------------------------
+PREFIX: Final = "spangate."
+CALL_TYPE: Final = "spangate.call_type"
+KEY_HASH: Final = "spangate.key.hash"
+KEY_ALIAS: Final = "spangate.key.alias"
+TEAM_ID: Final = "spangate.team.id"
+TEAM_ALIAS: Final = "spangate.team.alias"
+END_USER: Final = "spangate.end_user"
+REQUESTER_IP: Final = "spangate.requester_ip"
+METADATA_PREFIX: Final = "spangate.metadata."
+MODEL_INFO: Final = "spangate.model_info"
+MODEL_GROUP: Final = "spangate.model_group"
+DEPLOYMENT_ID: Final = "spangate.deployment.id"
+STREAM_OUTCOME: Final = "spangate.stream.outcome"
+SYNTHETIC: Final = "spangate.synthetic"
+
+# Values of STREAM_OUTCOME.
+STREAM_COMPLETED: Final = "completed"
+STREAM_CLIENT_DISCONNECTED: Final = "client_disconnected"
+STREAM_UPSTREAM_ERROR: Final = "upstream_error"
+
+# Request-metadata keys the seed documents; destinations map them to their own fields.
+META_GENERATION_NAME: Final = "generation_name"
+META_GENERATION_ID: Final = "generation_id"
+META_TRACE_ID: Final = "trace_id"
+META_TRACE_USER_ID: Final = "trace_user_id"
+META_SESSION_ID: Final = "session_id"
+META_TAGS: Final = "tags"
+
+
+def metadata_key(key: str) -> str:
+    """Attribute name for one request-metadata key."""
+    return METADATA_PREFIX + key
