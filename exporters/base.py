@@ -1,0 +1,67 @@
+"""What an exporter tells the delivery layer when an export fails.
+
+Exporters are plain ``SpanExporter``s: ``export`` returns ``FAILURE`` and never raises. The delivery
+layer (``processors/delivery``) decides whether to retry, split or dead-letter a batch, and for that
+it reads ``last_failure`` right after a ``FAILURE`` (each destination exports from one thread at a
+time, so there is no race). An exporter that leaves it ``None`` is treated as retryable.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+
+import httpx
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFailure:
+    """Why the last export failed, in the terms the delivery layer acts on."""
+
+    retryable: bool
+    detail: str
+    status: int | None = None
+    retry_after: float | None = None  # seconds, from a Retry-After header
+    too_large: bool = False  # 413: split the batch and retry the halves
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (now if now is not None else time.time()))
+
+
+def failure_from_response(response: httpx.Response) -> ExportFailure | None:
+    """``None`` for a 2xx answer, else the failure it means."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    excerpt = response.text[:_EXCERPT] if response.content else ""
+    return ExportFailure(
+        retryable=status in RETRYABLE_STATUSES or status >= 500,
+        detail=f"HTTP {status}: {excerpt}".strip(),
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        too_large=status == 413,
+    )
+
+
+def failure_from_exception(exc: Exception) -> ExportFailure:
+    """Transport errors (refused, reset, timeouts) are retryable; anything else is a bug, not data."""
+    if isinstance(exc, httpx.TransportError):
+        return ExportFailure(retryable=True, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+    return ExportFailure(retryable=False, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
