@@ -94,3 +94,20 @@ META_TAGS: Final = "tags"
 def metadata_key(key: str) -> str:
     """Attribute name for one request-metadata key."""
     return METADATA_PREFIX + key
+
+
+# --- Langfuse (destination-specific) -------------------------------------------------------------
+# Read by Langfuse's OTLP endpoint (/api/public/otel); only exporters/langfuse writes them, on its
+# own copy of a span. Names as in langfuse._client.attributes.LangfuseOtelSpanAttributes (v5).
+# The trace's user and session are the general USER_ID and SESSION_ID above.
+LANGFUSE_TRACE_NAME: Final = "langfuse.trace.name"
+LANGFUSE_TRACE_TAGS: Final = "langfuse.trace.tags"
+LANGFUSE_TRACE_METADATA_PREFIX: Final = "langfuse.trace.metadata."
+LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"
+LANGFUSE_OBSERVATION_METADATA_PREFIX: Final = "langfuse.observation.metadata."
+LANGFUSE_OBSERVATION_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
+LANGFUSE_OBSERVATION_COMPLETION_START_TIME: Final = "langfuse.observation.completion_start_time"
+
+# Values of LANGFUSE_OBSERVATION_TYPE.
+LANGFUSE_TYPE_GENERATION: Final = "generation"
+LANGFUSE_TYPE_EMBEDDING: Final = "embedding"
