@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from langfuse import Langfuse
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -271,3 +273,19 @@ def test_usage_details_ignore_non_numeric_counts():
         "input_cache_creation": 3,
         "total": 5,
     }
+
+
+def test_spans_from_the_sdk_encode_the_same_way():
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("spangate", "0.1.0")
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, start_time=START) as span:
+        span.set_attributes({**CHAT, sc.metadata_key("tags"): ["a", "b"], sc.metadata_key("trace_id"): "t"})
+        span.add_event("gen_ai.choice", {"index": 0})
+    provider.shutdown()
+    (decoded,) = decode_otlp_traces(encode_langfuse(memory.get_finished_spans()))
+    assert decoded["trace_id"] == Langfuse.create_trace_id(seed="t")
+    assert decoded["attributes"]["langfuse.trace.tags"] == ["a", "b"]
+    assert decoded["events"] == [{"name": "gen_ai.choice", "attributes": {"index": 0}}]
+    assert decoded["scope"] == {"name": "spangate", "version": "0.1.0"}
