@@ -1,0 +1,113 @@
+"""Span <-> bytes for the spool: pure functions, compact JSON via msgspec.
+
+Ids are hex strings (JSON numbers stop at 64 bits); attribute sequences come back as tuples, as
+the SDK stores them. Dropped-attribute counts are not kept: the spool carries what was recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class CorruptRecord(ValueError):
+    """A spooled record that cannot be turned back into a span."""
+
+
+def encode_span(span: ReadableSpan) -> bytes:
+    scope = span.instrumentation_scope
+    return _encoder.encode(
+        {
+            "n": span.name,
+            "c": _context(span.context),
+            "p": _context(span.parent),
+            "k": span.kind.value,
+            "s": [span.status.status_code.value, span.status.description],
+            "t": [span.start_time, span.end_time],
+            "a": _attrs(span.attributes),
+            "e": [[e.name, e.timestamp, _attrs(e.attributes)] for e in span.events],
+            "l": [[_context(li.context), _attrs(li.attributes)] for li in span.links],
+            "r": [_attrs(span.resource.attributes), span.resource.schema_url],
+            "i": None
+            if scope is None
+            else [scope.name, scope.version, scope.schema_url, _attrs(scope.attributes)],
+        }
+    )
+
+
+def decode_span(data: bytes) -> ReadableSpan:
+    try:
+        doc = _decoder.decode(data)
+        return _build(doc)
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _build(doc: dict[str, Any]) -> ReadableSpan:
+    code, description = doc["s"]
+    start, end = doc["t"]
+    return ReadableSpan(
+        name=doc["n"],
+        context=_span_context(doc["c"]),
+        parent=_span_context(doc["p"]),
+        kind=SpanKind(doc["k"]),
+        status=Status(StatusCode(code), description),
+        start_time=start,
+        end_time=end,
+        attributes=_unattrs(doc["a"]),
+        events=tuple(Event(name, _unattrs(attrs), ts) for name, ts, attrs in doc["e"]),
+        links=tuple(Link(_span_context(ctx), _unattrs(attrs)) for ctx, attrs in doc["l"]),
+        resource=Resource(_unattrs(doc["r"][0]) or {}, doc["r"][1]),
+        instrumentation_scope=_scope(doc["i"]),
+    )
+
+
+def _context(ctx: SpanContext | None) -> list[Any] | None:
+    if ctx is None:
+        return None
+    return [
+        f"{ctx.trace_id:032x}",
+        f"{ctx.span_id:016x}",
+        int(ctx.trace_flags),
+        list(ctx.trace_state.items()),
+        ctx.is_remote,
+    ]
+
+
+def _span_context(raw: list[Any] | None) -> SpanContext | None:
+    if raw is None:
+        return None
+    trace_id, span_id, flags, state, remote = raw
+    return SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=bool(remote),
+        trace_flags=TraceFlags(flags),
+        trace_state=TraceState([tuple(kv) for kv in state]),
+    )
+
+
+def _scope(raw: list[Any] | None) -> InstrumentationScope | None:
+    if raw is None:
+        return None
+    name, version, schema_url, attrs = raw
+    return InstrumentationScope(name, version, schema_url, _unattrs(attrs))
+
+
+def _attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(attrs) if attrs else {}
+
+
+def _unattrs(raw: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise TypeError("attributes must be an object")
+    return {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in raw.items()}

@@ -1,0 +1,85 @@
+"""Settings and read-only views of the delivery layer; no behaviour lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Metric names are owned here so dashboards and the /metrics route have one place to look.
+SPANS_METRIC = "spangate.delivery.spans"
+QUEUED_METRIC = "spangate.delivery.queued"
+ATTR_OUTCOME = "outcome"
+ATTR_DESTINATION = "spangate.destination"
+ATTR_TEAM = "spangate.team"
+
+# Why a span was dropped (keys of DestinationHealth.dropped).
+DROP_BUFFER_FULL = "buffer_full"  # the in-memory buffer ahead of the spool was full
+DROP_SPOOL_FULL = "spool_full"  # the per-destination cap was hit: oldest queued span removed
+DROP_CORRUPT = "corrupt"  # a spooled record could not be decoded: quarantined
+DROP_CLOSED = "closed"  # submitted to a destination that was closed or after shutdown
+DROP_ERROR = "error"  # an unexpected error inside submit or while encoding
+DROP_SPOOL_ERROR = "spool_error"  # the spool write itself failed (disk full, I/O error)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """How the delivery layer queues, spools and sends.
+
+    ``durable=False`` keeps everything in memory. Loss bound in that mode: a crash or kill loses
+    every span not yet acknowledged, at most ``2 * memory_queue_size`` per destination (the submit
+    buffer plus the queue); a clean ``shutdown`` loses what it could not send within
+    ``shutdown_flush_timeout``. In memory mode the per-destination cap is ``memory_queue_size``
+    spans (drop-oldest), not ``max_spool_bytes``.
+
+    In durable mode a span counts as accepted once its spool transaction committed. SQLite runs
+    with ``synchronous=NORMAL`` in WAL mode: that survives kill -9 of the process; a power cut
+    may lose the last transactions since the last checkpoint.
+    """
+
+    spool_dir: Path
+    durable: bool = True
+    max_spool_bytes: int = 1 << 30  # encoded bytes per destination; beyond it drop-oldest, counted
+    memory_queue_size: int = 10_000
+    max_batch: int = 512
+    batch_delay: float = 0.2
+    export_timeout: float = 10.0  # an export running this long is counted as timed out
+    initial_backoff: float = 0.5
+    max_backoff: float = 60.0
+    workers: int = 8
+    shutdown_flush_timeout: float = 10.0
+    # An export still running after ``stall_after`` seconds gets a spare thread started in its
+    # place (at most ``workers`` spares), so black-holed destinations cannot starve healthy ones.
+    stall_after: float = 1.0
+    # Destinations whose last attempt failed or stalled share at most this many threads.
+    probation_workers: int = 2
+    drop_log_interval: float = 10.0
+    max_spool_slots: int = 64
+
+
+@dataclass(frozen=True)
+class DestinationHealth:
+    """One destination's counters; numbers are exact counts of spans since this process started."""
+
+    key: str
+    team: str | None
+    name: str
+    queued: int  # submitted or spooled, not yet acknowledged (includes the batch in flight)
+    delivered: int
+    retried: int  # spans put back for another attempt after a retryable failure or a 413 split
+    failed: int  # spans of export attempts that failed, whatever happened next
+    dead_lettered: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    oldest_pending_age_s: float | None = None
+    last_error: str | None = None
+    last_success_at: float | None = None  # unix seconds
+    state: str = "idle"  # idle | sending | backoff | stalled | orphaned
+    spooled: int = 0  # spans committed to the spool (or memory queue) by this process
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: str
+    span_id: int
+    status: int | None
+    detail: str
+    at: float
