@@ -1,0 +1,227 @@
+"""The durable store: one SQLite database per process, in WAL mode, partitioned by destination key.
+
+Each gateway worker process claims a slot ``spool-N.db`` by taking a non-blocking ``flock`` on
+``spool-N.lock``; the kernel releases it when the process dies, so a restarted process claims the
+dead one's slot and drains it. Nothing on the submit path touches the file or the lock.
+
+A damaged database (truncated, not a database, failing ``quick_check``) is moved to
+``quarantine/`` with its WAL, the rows that can still be read are copied into a fresh file, and
+start-up carries on. Records that fail to decode later are moved to the ``quarantine`` table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from .config import DeadLetter
+from .store import KeyStats, Record
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (id INTEGER PRIMARY KEY AUTOINCREMENT, dest TEXT NOT NULL,
+    at REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS spans_by_dest ON spans (dest, id);
+CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, at REAL NOT NULL,
+    status INTEGER, detail TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, at REAL NOT NULL,
+    reason TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS destinations (key TEXT PRIMARY KEY, team TEXT, name TEXT NOT NULL);
+"""
+
+
+class SlotsTaken(RuntimeError):
+    """Every spool slot is locked by a live process."""
+
+
+def claim_slot(spool_dir: Path, max_slots: int) -> tuple[int, int]:
+    """Lock the first free slot; returns (slot, fd of the held lock file)."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(max_slots):
+        fd = os.open(spool_dir / f"spool-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return slot, fd
+        except BlockingIOError:
+            os.close(fd)
+    raise SlotsTaken(f"all {max_slots} spool slots in {spool_dir} are held by live processes")
+
+
+def release_slot(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+class SqliteSpool:
+    """One connection shared by the writer and the workers behind a lock: statements are short."""
+
+    encodes = True
+
+    def __init__(self, path: Path, logger: logging.Logger) -> None:
+        self.path = path
+        self.quarantined_files = 0
+        self.salvaged_records = 0
+        self._log = logger
+        self._lock = threading.Lock()
+        self._cursor: dict[str, int] = {}
+        self._db = self._open_or_quarantine()
+
+    # -- opening -----------------------------------------------------------------------------
+    def _open_or_quarantine(self) -> sqlite3.Connection:
+        try:
+            return _connect(self.path, check=True)
+        except sqlite3.DatabaseError as exc:
+            self._log.error("spool %s is damaged (%s): quarantining it", self.path, exc)
+        rows = _salvage(self.path)
+        self._move_aside()
+        db = _connect(self.path, check=False)
+        with db:
+            db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", rows)
+        self.salvaged_records = len(rows)
+        return db
+
+    def _move_aside(self) -> None:
+        target = self.path.parent / "quarantine"
+        target.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.rename(target / f"{self.path.name}{suffix}.{stamp}.{os.getpid()}")
+        self.quarantined_files += 1
+
+    # -- start-up view -----------------------------------------------------------------------
+    def load(self) -> dict[str, KeyStats]:
+        with self._lock:
+            names = {k: (t, n) for k, t, n in self._db.execute("SELECT key, team, name FROM destinations")}
+            rows = self._db.execute(
+                "SELECT dest, COUNT(*), SUM(length(data)), MIN(at) FROM spans GROUP BY dest"
+            )
+            stats = {}
+            for key, count, size, oldest in rows:
+                team, name = names.get(key, (None, key))
+                stats[key] = KeyStats(count, size or 0, oldest, team, name)
+            return stats
+
+    def remember(self, key: str, team: str | None, name: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO destinations VALUES (?, ?, ?)", (key, team, name))
+
+    # -- queue operations ----------------------------------------------------------------------
+    def measure(self, item: bytes) -> int:
+        return len(item)
+
+    def commit(
+        self, rows: dict[str, list[tuple[float, bytes]]], excess: dict[str, int]
+    ) -> dict[str, tuple[int, int]]:
+        """Append rows and enforce caps in one transaction; returns key -> (dropped, bytes freed)."""
+        flat = [(key, at, data) for key, items in rows.items() for at, data in items]
+        with self._lock, self._db:
+            self._db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", flat)
+            return {key: self._drop(key, amount) for key, amount in excess.items() if amount > 0}
+
+    def _drop(self, key: str, amount: int) -> tuple[int, int]:
+        cursor, freed, count, last = self._cursor.get(key, 0), 0, 0, None
+        query = "SELECT id, length(data) FROM spans WHERE dest = ? AND id > ? ORDER BY id"
+        for row_id, size in self._db.execute(query, (key, cursor)):
+            if freed >= amount:
+                break
+            freed, count, last = freed + size, count + 1, row_id
+        if last is not None:
+            self._db.execute("DELETE FROM spans WHERE dest = ? AND id > ? AND id <= ?", (key, cursor, last))
+        return count, freed
+
+    def read(self, key: str, limit: int) -> list[Record]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, data FROM spans WHERE dest = ? AND id > ? ORDER BY id LIMIT ?",
+                (key, self._cursor.get(key, 0), limit),
+            ).fetchall()
+            if rows:
+                self._cursor[key] = rows[-1][0]
+        return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
+
+    def ack(self, key: str, records: list[Record]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM spans WHERE id = ?", [(r.id,) for r in records])
+
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
+        self._move(
+            records,
+            "INSERT INTO dead_letters (dest, at, status, detail, data) "
+            "SELECT dest, ?, ?, ?, data FROM spans WHERE id = ?",
+            (time.time(), status, detail),
+        )
+
+    def quarantine(self, key: str, records: list[Record], reason: str) -> None:
+        self._move(
+            records,
+            "INSERT INTO quarantine (dest, at, reason, data) SELECT dest, ?, ?, data FROM spans WHERE id = ?",
+            (time.time(), reason),
+        )
+
+    def _move(self, records: list[Record], insert: str, extra: tuple[object, ...]) -> None:
+        with self._lock, self._db:
+            self._db.executemany(insert, [(*extra, r.id) for r in records])
+            self._db.executemany("DELETE FROM spans WHERE id = ?", [(r.id,) for r in records])
+
+    def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
+        from .codec import CorruptRecord, decode_span
+
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, status, detail, data FROM dead_letters WHERE dest = ? ORDER BY id DESC LIMIT ?",
+                (key, limit),
+            ).fetchall()
+        letters = []
+        for at, status, detail, data in reversed(rows):
+            try:
+                span_id = decode_span(data).context.span_id  # type: ignore[union-attr]
+            except (CorruptRecord, AttributeError):
+                span_id = 0
+            letters.append(DeadLetter(key, span_id, status, detail, at))
+        return letters
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _connect(path: Path, *, check: bool) -> sqlite3.Connection:
+    # isolation_level=None: transactions are explicit (``with db`` commits); check_same_thread
+    # off because the lock in SqliteSpool serialises every use.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        if check and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("quick_check failed")
+        db.executescript(_SCHEMA)
+        db.isolation_level = ""  # ``with db`` now opens a transaction implicitly
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
+
+
+def _salvage(path: Path) -> list[tuple[str, float, bytes]]:
+    """Best effort: whatever rows of a damaged spool can still be read, in order."""
+    rows: list[tuple[str, float, bytes]] = []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return rows
+    try:
+        for dest, at, data in db.execute("SELECT dest, at, data FROM spans ORDER BY id"):
+            if isinstance(dest, str) and isinstance(data, bytes):
+                rows.append((dest, float(at), data))
+    except sqlite3.Error:
+        pass  # keep what was read before the damage
+    finally:
+        db.close()
+    return rows

@@ -1,0 +1,126 @@
+"""What a queue of spans looks like to the writer and the workers, plus the memory-only queue.
+
+A store keeps, per destination key, an ordered queue of records and a read cursor: ``read``
+hands out records after the cursor (the batch in flight) and moves it; ``drop_oldest`` only
+removes records after the cursor, so a span is never both dropped and delivered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .config import DeadLetter
+
+_DEAD_LETTERS_KEPT = 1000
+
+
+@dataclass(slots=True)
+class Record:
+    id: int
+    at: float  # unix time the span was submitted
+    size: int  # what it counts against the cap
+    data: bytes | None = None  # encoded form (spool)
+    span: ReadableSpan | None = None  # decoded form (memory, or after decoding)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStats:
+    count: int
+    size: int
+    oldest_at: float | None
+    team: str | None = None
+    name: str = ""
+
+
+class Store(Protocol):
+    def load(self) -> dict[str, KeyStats]: ...
+    def remember(self, key: str, team: str | None, name: str) -> None: ...
+    def measure(self, item: bytes | ReadableSpan) -> int: ...
+    def commit(
+        self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]
+    ) -> dict[str, tuple[int, int]]: ...
+    def read(self, key: str, limit: int) -> list[Record]: ...
+    def ack(self, key: str, records: list[Record]) -> None: ...
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None: ...
+    def quarantine(self, key: str, records: list[Record], reason: str) -> None: ...
+    def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Memory-only queues: sizes are span counts, so the cap is a number of spans."""
+
+    encodes = False
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Record]] = {}
+        self._cursor: dict[str, int] = {}
+        self._dead: deque[DeadLetter] = deque(maxlen=_DEAD_LETTERS_KEPT)
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, KeyStats]:
+        return {}
+
+    def remember(self, key: str, team: str | None, name: str) -> None:
+        pass
+
+    def measure(self, item: bytes | ReadableSpan) -> int:
+        return 1
+
+    def commit(
+        self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]
+    ) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            for key, items in rows.items():
+                queue = self._queues.setdefault(key, deque())
+                for at, span in items:
+                    queue.append(Record(self._next_id, at, 1, span=span))  # type: ignore[arg-type]
+                    self._next_id += 1
+            return {key: self._drop(key, amount) for key, amount in excess.items() if amount > 0}
+
+    def _drop(self, key: str, amount: int) -> tuple[int, int]:
+        queue, cursor = self._queues.get(key, deque()), self._cursor.get(key, 0)
+        keep = [r for r in queue if r.id <= cursor]  # in flight: at the head, never dropped
+        rest = [r for r in queue if r.id > cursor]
+        dropped = rest[:amount]
+        self._queues[key] = deque(keep + rest[amount:])
+        return len(dropped), len(dropped)
+
+    def read(self, key: str, limit: int) -> list[Record]:
+        with self._lock:
+            cursor = self._cursor.get(key, 0)
+            batch = list(islice((r for r in self._queues.get(key, ()) if r.id > cursor), limit))
+            if batch:
+                self._cursor[key] = batch[-1].id
+            return batch
+
+    def ack(self, key: str, records: list[Record]) -> None:
+        ids = {r.id for r in records}
+        with self._lock:
+            queue = self._queues.get(key, deque())
+            while queue and queue[0].id in ids:  # acks come in queue order: usually a prefix
+                ids.discard(queue.popleft().id)
+            if ids:
+                self._queues[key] = deque(r for r in queue if r.id not in ids)
+
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
+        for r in records:
+            span_id = r.span.context.span_id if r.span is not None and r.span.context else 0
+            self._dead.append(DeadLetter(key, span_id, status, detail, r.at))
+        self.ack(key, records)
+
+    def quarantine(self, key: str, records: list[Record], reason: str) -> None:
+        self.ack(key, records)
+
+    def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
+        return [d for d in self._dead if d.key == key][-limit:]
+
+    def close(self) -> None:
+        pass
