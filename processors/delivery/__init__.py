@@ -1,0 +1,22 @@
+"""Delivery between the team router and the exporters: spool, retry, isolate, account.
+
+``DeliveryManager.open(key, ...)`` gives a ``Destination`` whose ``submit(span)`` the router calls
+from ``on_end``. Everything after that (encoding, the spool, batching, retries, dead letters)
+happens off the event loop. See ``manager.py`` for the thread model and ``spool.py`` for the
+file layout.
+"""
+
+from .codec import decode_span, encode_span
+from .config import DeadLetter, DeliveryConfig, DestinationHealth
+from .destination import Destination
+from .manager import DeliveryManager
+
+__all__ = [
+    "DeadLetter",
+    "DeliveryConfig",
+    "DeliveryManager",
+    "Destination",
+    "DestinationHealth",
+    "decode_span",
+    "encode_span",
+]

@@ -1,0 +1,165 @@
+"""One destination: its submit buffer, its counters and what the scheduler needs to know of it.
+
+``submit`` runs on the event loop thread that ended the span: it only appends to a bounded deque
+and counts. Encoding and disk I/O happen on the writer thread, exporting on a pool worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from .config import DROP_BUFFER_FULL, DROP_CLOSED, DROP_ERROR, DestinationHealth
+from .store import Record
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
+
+IDLE, QUEUED, RUNNING = "idle", "queued", "running"
+
+
+class Destination:
+    key: str
+
+    def __init__(
+        self,
+        key: str,
+        team: str | None,
+        name: str,
+        *,
+        buffer_size: int,
+        telemetry: Telemetry,
+        on_dirty: Callable[[Destination], None],
+    ) -> None:
+        self.key, self.team, self.name = key, team, name
+        self.exporter: SpanExporter | None = None
+        self.closed = True  # until an exporter is attached
+        self.buffer: deque[tuple[float, ReadableSpan]] = deque()
+        self.dirty = False
+        self._buffer_size = buffer_size
+        self._telemetry = telemetry
+        self._on_dirty = on_dirty
+        self.lock = threading.Lock()
+        # Counters (exact; changed under ``lock``).
+        self.delivered = self.retried = self.failed = self.dead_lettered = self.spooled = 0
+        self.dropped: dict[str, int] = {}
+        self.stored_count = self.stored_size = 0  # in the store, the batch in flight included
+        self.stored_oldest: float | None = None
+        self.last_error: str | None = None
+        self.last_success_at: float | None = None
+        # Sending state (touched only by the worker running this destination).
+        self.pending: list[list[Record]] = []  # batch in flight first, then 413 halves
+        self.failures = 0  # consecutive failed attempts, drives the backoff
+        # Scheduler state (changed under the scheduler's lock).
+        self.sched, self.due, self.token = IDLE, 0.0, 0
+        self.suspect = self.in_backoff = self.stalled = self.on_probation = False
+        self.run_started = 0.0
+        self._exporter_in_use: SpanExporter | None = None
+
+    # -- exporter hand-over: the old one is shut down only once its batch is done ----------------
+    def take_exporter(self) -> SpanExporter | None:
+        with self.lock:
+            self._exporter_in_use = self.exporter
+            return self.exporter
+
+    def return_exporter(self, exporter: SpanExporter) -> bool:
+        """``True`` when ``exporter`` was replaced meanwhile and is now the caller's to retire."""
+        with self.lock:
+            self._exporter_in_use = None
+            return exporter is not self.exporter
+
+    def swap_exporter(self, new: SpanExporter | None) -> SpanExporter | None:
+        """Install ``new``; returns the old exporter if nobody is using it (retire it), else None."""
+        with self.lock:
+            old, self.exporter = self.exporter, new
+            self.closed = new is None
+            return None if old is None or old is self._exporter_in_use else old
+
+    # -- request path --------------------------------------------------------------------------
+    def submit(self, span: ReadableSpan) -> None:
+        """O(1), never blocks on I/O, never raises: every refused span is counted."""
+        try:
+            if self.closed:
+                self.count_drop(DROP_CLOSED)
+            elif len(self.buffer) >= self._buffer_size:
+                self.count_drop(DROP_BUFFER_FULL)
+            else:
+                self.buffer.append((time.time(), span))
+                if not self.dirty:
+                    self.dirty = True
+                    self._on_dirty(self)
+        except Exception:  # the caller is span.end(); nothing may escape
+            self._safe_drop()
+
+    def _safe_drop(self) -> None:
+        with contextlib.suppress(Exception):  # counting itself failed; nothing left to do
+            self.count_drop(DROP_ERROR)
+
+    # -- counting ------------------------------------------------------------------------------
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        with self.lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+        self._telemetry.dropped(self, reason, n)
+
+    def count(self, outcome: str, n: int) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + n)
+        self._telemetry.outcome(self, outcome, n)
+
+    def stored(self, added: int, size: int, oldest: float | None = None) -> None:
+        with self.lock:
+            if self.stored_count == 0 or self.stored_oldest is None:
+                self.stored_oldest = oldest
+            self.stored_count += added
+            self.stored_size += size
+            if self.stored_count == 0:
+                self.stored_oldest = None
+
+    def queued(self) -> int:
+        return len(self.buffer) + self.stored_count
+
+    def has_work(self) -> bool:
+        return self.stored_count > 0 or bool(self.pending)
+
+    # -- health --------------------------------------------------------------------------------
+    def health(self, now: float) -> DestinationHealth:
+        with self.lock:
+            return DestinationHealth(
+                key=self.key,
+                team=self.team,
+                name=self.name,
+                queued=self.queued(),
+                delivered=self.delivered,
+                retried=self.retried,
+                failed=self.failed,
+                dead_lettered=self.dead_lettered,
+                dropped=dict(self.dropped),
+                oldest_pending_age_s=self._oldest_age(now),
+                last_error=self.last_error,
+                last_success_at=self.last_success_at,
+                state=self.state(),
+                spooled=self.spooled,
+            )
+
+    def _oldest_age(self, now: float) -> float | None:
+        candidates = [self.stored_oldest]
+        if self.pending and self.pending[0]:
+            candidates.append(self.pending[0][0].at)
+        with contextlib.suppress(IndexError):
+            candidates.append(self.buffer[0][0])
+        known = [c for c in candidates if c is not None]
+        return max(0.0, now - min(known)) if known else None
+
+    def state(self) -> str:
+        if self.exporter is None:
+            return "orphaned"
+        if self.sched == RUNNING:
+            return "stalled" if self.stalled else "sending"
+        return "backoff" if self.in_backoff else "idle"

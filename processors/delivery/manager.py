@@ -1,0 +1,185 @@
+"""The delivery layer's front door: destinations by key, the spool, the writer and the pool.
+
+Thread model: the event loop only calls ``Destination.submit`` (append to a bounded deque).
+One writer thread encodes and group-commits buffered spans to this process's spool. A shared
+pool of ``workers`` threads (plus bounded spares while exports stall) sends due batches, one
+at a time per destination. A watchdog thread watches for stalled exports.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from .config import DeadLetter, DeliveryConfig, DestinationHealth
+from .destination import Destination
+from .scheduler import Scheduler
+from .sender import Sender, retire
+from .spool import SqliteSpool, claim_slot, release_slot
+from .store import MemoryStore, Store
+from .telemetry import Telemetry
+from .writer import SpoolWriter
+
+_FLUSH_POLL = 0.01
+
+
+class DeliveryManager:
+    def __init__(
+        self, config: DeliveryConfig, meter: Meter | None = None, logger: logging.Logger | None = None
+    ):
+        self._config = config
+        self._log = logger or logging.getLogger("spangate.delivery")
+        self._lock = threading.Lock()
+        self._dests: dict[str, Destination] = {}
+        self._telemetry = Telemetry(
+            meter, self._log, lambda: list(self._dests.values()), config.drop_log_interval
+        )
+        self._store: Store | None = None
+        self._writer: SpoolWriter | None = None
+        self._scheduler: Scheduler | None = None
+        self._slot_fd: int | None = None
+        self.slot: int | None = None
+        self._stopped = False
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Claim a spool slot, take over what it holds, start the writer and the pool."""
+        store = self._open_store()
+        sender = Sender(store, self._config, self._log, random.Random())
+        self._scheduler = Scheduler(self._config, sender.run, self._log)
+        cap = self._config.max_spool_bytes if self._config.durable else self._config.memory_queue_size
+        self._writer = SpoolWriter(store, cap, self._telemetry, self._log, self._scheduler.notify_work)
+        for key, stats in store.load().items():
+            self._destination(key, stats.team, stats.name).stored(stats.count, stats.size, stats.oldest_at)
+        self._store = store
+        self._writer.start()
+        self._scheduler.start()
+        for dest in list(self._dests.values()):
+            self._scheduler.notify_work(dest)
+            if dest.buffer:  # submitted before start()
+                self._writer.notify(dest)
+
+    def _open_store(self) -> Store:
+        if not self._config.durable:
+            return MemoryStore()
+        self.slot, self._slot_fd = claim_slot(self._config.spool_dir, self._config.max_spool_slots)
+        return SqliteSpool(self._config.spool_dir / f"spool-{self.slot}.db", self._log)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, flush for up to ``timeout`` seconds, leave the rest in the spool."""
+        if self._stopped:
+            return
+        self._stopped = True
+        timeout = self._config.shutdown_flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        for dest in list(self._dests.values()):
+            dest.closed = True
+        if self._writer is None or self._scheduler is None or self._store is None:
+            return
+        self.force_flush(timeout)
+        self._scheduler.stop(max(0.0, deadline - time.monotonic()))
+        self._writer.stop(max(0.1, deadline - time.monotonic()))
+        for dest in list(self._dests.values()):
+            old = dest.swap_exporter(None)
+            if old is not None:
+                retire(old, self._log)
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if not self._config.durable:
+            lost = sum(d.queued() for d in self._dests.values())
+            if lost:
+                self._log.warning("memory-only delivery: %d unsent spans discarded at shutdown", lost)
+        self._store.close()  # type: ignore[union-attr]
+        if self._slot_fd is not None:
+            release_slot(self._slot_fd)
+            self._slot_fd = None
+
+    def force_flush(self, timeout: float) -> bool:
+        """Send everything queued now; ``False`` if something is still queued at the deadline."""
+        if self._writer is None or self._scheduler is None:
+            return False
+        deadline = time.monotonic() + timeout
+        self._writer.sync(timeout)
+        self._scheduler.expedite_all = True
+        try:
+            self._scheduler.expedite()
+            while not self._drained():
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(_FLUSH_POLL)
+            return True
+        finally:
+            self._scheduler.expedite_all = False
+
+    def _drained(self) -> bool:
+        return all(d.queued() == 0 for d in list(self._dests.values()) if d.exporter is not None)
+
+    # -- destinations --------------------------------------------------------------------------
+    def open(
+        self, key: str, *, team: str | None, name: str, factory: Callable[[], SpanExporter]
+    ) -> Destination:
+        """Attach an exporter to ``key`` (replacing any previous one); its spooled spans are kept."""
+        exporter = factory()
+        dest = self._destination(key, team, name)
+        dest.team, dest.name = team, name
+        old = dest.swap_exporter(exporter)
+        if old is not None:
+            threading.Thread(target=retire, args=(old, self._log), daemon=True).start()
+        if self._store is not None:
+            self._store.remember(key, team, name)
+        if self._scheduler is not None:
+            self._scheduler.notify_work(dest)
+        return dest
+
+    def close(self, key: str) -> None:
+        """Stop accepting for ``key``; its spool stays (shown as orphaned) until it is opened again."""
+        dest = self._dests.get(key)
+        if dest is None:
+            return
+        old = dest.swap_exporter(None)
+        if old is not None:
+            retire(old, self._log)
+
+    def _destination(self, key: str, team: str | None, name: str) -> Destination:
+        with self._lock:
+            dest = self._dests.get(key)
+            if dest is None:
+                dest = Destination(
+                    key,
+                    team,
+                    name,
+                    buffer_size=self._config.memory_queue_size,
+                    telemetry=self._telemetry,
+                    on_dirty=self._on_dirty,
+                )
+                self._dests[key] = dest
+            return dest
+
+    def _on_dirty(self, dest: Destination) -> None:
+        if self._writer is not None:
+            self._writer.notify(dest)
+
+    # -- visibility ----------------------------------------------------------------------------
+    def health(self) -> list[DestinationHealth]:
+        now = time.time()
+        return [d.health(now) for _, d in sorted(self._dests.items())]
+
+    def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
+        return self._store.dead_letters(key, limit) if self._store is not None else []
+
+    def spool_status(self) -> dict[str, object]:
+        """Which slot this process owns and what start-up had to quarantine."""
+        store = self._store
+        return {
+            "slot": self.slot,
+            "path": str(getattr(store, "path", "")) or None,
+            "quarantined_files": getattr(store, "quarantined_files", 0),
+            "salvaged_records": getattr(store, "salvaged_records", 0),
+        }

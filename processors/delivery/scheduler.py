@@ -1,0 +1,197 @@
+"""A shared pool of export threads that serves whichever destinations have due work.
+
+Destinations wait in one of two heaps ordered by due time; a destination in backoff is only a
+heap entry, it holds no thread. Isolation against dead destinations comes from two rules:
+
+* **probation**: a destination whose last attempt failed or stalled waits in the probation heap,
+  and at most ``probation_workers`` of those run at once, so failing destinations cannot occupy
+  every thread with export timeouts;
+* **spares**: a watchdog notices an export running longer than ``stall_after`` (a black hole
+  the destination has not yet been caught at), counts it against probation and starts a spare
+  thread in its place, at most ``workers`` spares; a thread that finishes while the pool is
+  above its size exits.
+
+Each destination is in at most one place (idle, a heap, or one thread): send concurrency is 1.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import DeliveryConfig
+from .destination import IDLE, QUEUED, RUNNING, Destination
+
+
+@dataclass(order=True)
+class _Entry:
+    due: float
+    seq: int
+    token: int = field(compare=False)
+    dest: Destination = field(compare=False)
+
+
+class Scheduler:
+    def __init__(
+        self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger
+    ):
+        self._config, self._run, self._log = config, run, logger
+        self._cond = threading.Condition()
+        self._ready: list[_Entry] = []
+        self._probation: list[_Entry] = []
+        self._seq = itertools.count()
+        self._busy: dict[int, Destination] = {}
+        self._threads = self._stalled = self._probation_running = 0
+        self._stopping = False
+        self.expedite_all = False  # set while flushing: skip the batch delay
+        self._all_threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        with self._cond:
+            for _ in range(self._config.workers):
+                self._spawn()
+        threading.Thread(target=self._watch, name="spangate-delivery-watchdog", daemon=True).start()
+
+    def stop(self, timeout: float) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._all_threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- called by the writer and the manager ------------------------------------------------
+    def notify_work(self, dest: Destination) -> None:
+        """New spans are stored for ``dest``: make sure it is due, without cutting a backoff short."""
+        now = time.monotonic()
+        full = dest.stored_count >= self._config.max_batch or self.expedite_all
+        due = now if full else now + self._config.batch_delay
+        with self._cond:
+            if dest.exporter is None or dest.sched == RUNNING:
+                return  # orphaned, or the running worker re-checks for work when it finishes
+            if dest.sched == IDLE or (not dest.in_backoff and due < dest.due):
+                self._push(dest, due)
+
+    def expedite(self) -> None:
+        """Flush: every destination that is waiting only for its batch to fill is due now."""
+        now = time.monotonic()
+        with self._cond:
+            for entry in list(self._ready) + list(self._probation):
+                dest = entry.dest
+                if entry.token == dest.token and not dest.in_backoff and dest.due > now:
+                    self._push(dest, now)
+
+    def running(self, dest: Destination) -> bool:
+        with self._cond:
+            return dest.sched == RUNNING
+
+    # -- the pool ----------------------------------------------------------------------------
+    def _push(self, dest: Destination, due: float) -> None:
+        dest.token += 1
+        dest.sched, dest.due = QUEUED, due
+        heap = self._probation if dest.suspect else self._ready
+        heapq.heappush(heap, _Entry(due, next(self._seq), dest.token, dest))
+        self._cond.notify()
+
+    def _spawn(self) -> None:
+        self._threads += 1
+        thread = threading.Thread(target=self._work, name="spangate-delivery", daemon=True)
+        self._all_threads = [t for t in self._all_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _work(self) -> None:
+        while (dest := self._next()) is not None:
+            try:
+                delay = self._run(dest)
+            except Exception:  # a bug in the sender must not kill the thread nor lose the batch
+                self._log.exception("delivery run failed for %s", dest.key)
+                delay = self._config.initial_backoff
+            if not self._finish(dest, delay):
+                return
+
+    def _next(self) -> Destination | None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                entry = self._pick(now)
+                if entry is not None:
+                    return self._claim(entry, now)
+                self._cond.wait(self._wait_time(now))
+            self._threads -= 1
+            return None
+
+    def _pick(self, now: float) -> _Entry | None:
+        for heap in (self._ready, self._probation):
+            while heap and heap[0].token != heap[0].dest.token:
+                heapq.heappop(heap)  # superseded by a later push
+        ready = self._ready[0] if self._ready and self._ready[0].due <= now else None
+        probation = None
+        quota_left = self._probation_running < self._config.probation_workers
+        if self._probation and self._probation[0].due <= now and quota_left:
+            probation = self._probation[0]
+        if probation is not None and (ready is None or probation < ready):
+            return heapq.heappop(self._probation)
+        return heapq.heappop(self._ready) if ready is not None else None
+
+    def _wait_time(self, now: float) -> float:
+        heads = [h[0].due for h in (self._ready, self._probation) if h]
+        return min(1.0, max(0.001, min(heads) - now)) if heads else 1.0
+
+    def _claim(self, entry: _Entry, now: float) -> Destination:
+        dest = entry.dest
+        dest.token += 1
+        dest.sched, dest.run_started, dest.stalled = RUNNING, now, False
+        dest.on_probation = dest.suspect
+        self._probation_running += dest.on_probation
+        self._busy[threading.get_ident()] = dest
+        return dest
+
+    def _finish(self, dest: Destination, delay: float | None) -> bool:
+        """Put ``dest`` back where it belongs; ``False`` when this thread is surplus and must exit."""
+        with self._cond:
+            self._busy.pop(threading.get_ident(), None)
+            self._probation_running -= dest.on_probation
+            dest.on_probation = False
+            if dest.stalled:
+                self._stalled -= 1
+                dest.suspect = True  # slow answers keep a destination on probation
+            dest.sched = IDLE
+            self._reschedule(dest, delay)
+            self._cond.notify_all()
+            if self._threads > self._config.workers + self._stalled:
+                self._threads -= 1
+                return False
+            return True
+
+    def _reschedule(self, dest: Destination, delay: float | None) -> None:
+        now = time.monotonic()
+        if delay is not None:
+            self._push(dest, now + delay)
+        elif dest.exporter is not None and dest.has_work():
+            self._push(dest, now + self._config.batch_delay)  # stored while this run was reading
+
+    # -- the watchdog ------------------------------------------------------------------------
+    def _watch(self) -> None:
+        period = max(0.01, min(0.1, self._config.stall_after / 4))
+        while not self._stopping:
+            time.sleep(period)
+            with self._cond:
+                self._check_stalls(time.monotonic())
+
+    def _check_stalls(self, now: float) -> None:
+        for dest in self._busy.values():
+            if dest.stalled or now - dest.run_started < self._config.stall_after:
+                continue
+            dest.stalled = dest.suspect = True
+            self._stalled += 1
+            if not dest.on_probation:
+                dest.on_probation = True
+                self._probation_running += 1
+            if self._threads < self._config.workers + min(self._stalled, self._config.workers):
+                self._log.warning("destination %s stalled; starting a spare delivery thread", dest.key)
+                self._spawn()

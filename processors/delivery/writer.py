@@ -1,0 +1,121 @@
+"""The writer thread: moves submitted spans from the destinations' buffers into the store.
+
+One thread group-commits everything buffered since its last pass in one transaction, so the
+cost of a commit is shared by every span and destination in it. Caps are enforced in the same
+transaction (drop-oldest after the batch in flight), and drop lines are logged from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from .codec import encode_span
+from .config import DROP_ERROR, DROP_SPOOL_ERROR, DROP_SPOOL_FULL
+from .destination import Destination
+from .store import Store
+from .telemetry import Telemetry
+
+_IDLE_WAKE = 0.25  # seconds; also the pace of the drop log
+
+
+class SpoolWriter:
+    def __init__(
+        self,
+        store: Store,
+        cap: int,
+        telemetry: Telemetry,
+        logger: logging.Logger,
+        on_stored: Callable[[Destination], None],
+    ) -> None:
+        self._store, self._cap, self._telemetry, self._log = store, cap, telemetry, logger
+        self._on_stored = on_stored
+        self._encode = getattr(store, "encodes", True)
+        self._dirty: deque[Destination] = deque()
+        self._wake = threading.Event()
+        self._cycles = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="spangate-spool-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self, dest: Destination) -> None:
+        """Called from ``submit``: O(1), no lock beyond the Event's own."""
+        self._dirty.append(dest)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def sync(self, timeout: float) -> bool:
+        """Wait until everything submitted before this call is in the store."""
+        with self._cond:
+            target = self._cycles + 2  # the pass in progress may have started before the call
+            self._wake.set()
+            return self._cond.wait_for(lambda: self._cycles >= target or self._stopping, timeout)
+
+    def stop(self, timeout: float) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        self.drain()  # whatever arrived meanwhile still goes to the spool
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(_IDLE_WAKE)
+            self._wake.clear()
+            self.drain()
+            self._telemetry.log_drops()
+            with self._cond:
+                self._cycles += 1
+                self._cond.notify_all()
+
+    def drain(self) -> None:
+        dests: dict[int, Destination] = {}
+        while self._dirty:
+            dest = self._dirty.popleft()
+            dests[id(dest)] = dest
+        if dests:
+            self._commit([self._take(d) for d in dests.values()])
+
+    def _take(self, dest: Destination) -> tuple[Destination, list[tuple[float, object]], int]:
+        dest.dirty = False  # before draining, so a concurrent submit re-registers the destination
+        rows: list[tuple[float, object]] = []
+        size = 0
+        while dest.buffer:
+            at, span = dest.buffer.popleft()
+            try:
+                item = encode_span(span) if self._encode else span
+            except Exception:  # a span we cannot encode is counted, not fatal
+                dest.count_drop(DROP_ERROR)
+                continue
+            rows.append((at, item))
+            size += self._store.measure(item)  # type: ignore[arg-type]
+        return dest, rows, size
+
+    def _commit(self, taken: list[tuple[Destination, list[tuple[float, object]], int]]) -> None:
+        taken = [t for t in taken if t[1]]
+        rows = {d.key: r for d, r, _ in taken}
+        excess = {d.key: d.stored_size + size - self._cap for d, _, size in taken}
+        try:
+            dropped = self._store.commit(rows, excess)  # type: ignore[arg-type]
+        except Exception:
+            self._log.exception("spool write failed; %d spans lost", sum(len(r) for r in rows.values()))
+            for dest, r, _ in taken:
+                dest.count_drop(DROP_SPOOL_ERROR, len(r))
+            return
+        for dest, r, size in taken:
+            self._account(dest, len(r), size, r[0][0], dropped.get(dest.key))
+
+    def _account(
+        self, dest: Destination, n: int, size: int, oldest: float, drop: tuple[int, int] | None
+    ) -> None:
+        dest.stored(n, size, oldest)
+        with dest.lock:
+            dest.spooled += n
+        if drop and drop[0]:
+            dest.stored(-drop[0], -drop[1])
+            dest.count_drop(DROP_SPOOL_FULL, drop[0])
+        self._on_stored(dest)
