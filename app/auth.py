@@ -1,0 +1,70 @@
+"""Who is calling: the master key, a virtual key (from the in-memory key index), or nobody.
+
+The request path never touches the database: virtual keys are looked up in a dict of SHA-256
+hashes that the store watcher replaces whole when keys change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.errors import AuthenticationFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    is_admin: bool = False
+    key_hash: str | None = None
+    key_alias: str | None = None
+    team_id: str | None = None
+    team_alias: str | None = None
+    models: frozenset[str] = frozenset()  # empty: every model
+    team_models: frozenset[str] = frozenset()
+    expires_at: float | None = None  # unix seconds
+
+
+ANONYMOUS = Caller()
+
+
+def key_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None, api_key_header: str | None) -> str | None:
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return api_key_header.strip() if api_key_header else None
+
+
+class Authenticator:
+    def __init__(self, master_key: str | None) -> None:
+        self._master_hash = key_hash(master_key) if master_key else None
+        self.keys: Mapping[str, Caller] = {}
+
+    @property
+    def open_access(self) -> bool:
+        """No master key and no virtual keys: a local, single-user gateway."""
+        return self._master_hash is None and not self.keys
+
+    def authenticate(self, token: str | None) -> Caller:
+        if token is None:
+            if self.open_access:
+                return ANONYMOUS
+            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
+        digest = key_hash(token)
+        if self._master_hash is not None and hmac.compare_digest(digest, self._master_hash):
+            return Caller(is_admin=True, key_hash=digest[:16], key_alias="master_key")
+        caller = self.keys.get(digest)
+        if caller is None:
+            if self.open_access:
+                return ANONYMOUS
+            raise AuthenticationFailed("invalid API key")
+        if caller.expires_at is not None and caller.expires_at <= time.time():
+            raise AuthenticationFailed("API key has expired", code="key_expired")
+        return caller

@@ -1,0 +1,111 @@
+"""``spangate``: start the gateway (``--config``), or send it one test request (``--test``)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app import __version__
+from app.config import ConfigError, GatewayConfig, default_config, load_config
+
+log = logging.getLogger("spangate")
+WEAK_KEYS = frozenset({"sk-1234", "sk-12345", "sk-master", "master", "changeme", "password", "admin"})
+MIN_KEY_LENGTH = 16
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="spangate", description="OpenAI-compatible LLM gateway; every call is "
+                                     "one OpenTelemetry GenAI span, routed to each team's own destinations.")
+    parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: built-in mock models)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4000)
+    parser.add_argument("--num_workers", "--num-workers", type=int, default=1, dest="num_workers")
+    parser.add_argument("--debug", action="store_true", help="log at INFO")
+    parser.add_argument("--detailed_debug", "--detailed-debug", action="store_true", dest="detailed_debug",
+                        help="log at DEBUG")
+    parser.add_argument("--test", action="store_true", help="send one chat request to a running gateway")
+    parser.add_argument("--base-url", "--base_url", dest="base_url", default=None)
+    parser.add_argument("--api-key", "--api_key", dest="api_key", default=None)
+    parser.add_argument("--model", default=None, help="model for --test (default: the first listed)")
+    parser.add_argument("--version", action="version", version=f"spangate {__version__}")
+    return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def weak_master_key(key: str) -> bool:
+    return key in WEAK_KEYS or len(key) < MIN_KEY_LENGTH
+
+
+def check_exposure(config: GatewayConfig, host: str) -> None:
+    """A guessable master key is tolerated on loopback only; anywhere else it would hand out admin."""
+    key = config.master_key
+    if key is None or not weak_master_key(key):
+        return
+    if not is_loopback(host):
+        raise ConfigError(f"general_settings.master_key: too weak to serve on {host} (fewer than {MIN_KEY_LENGTH} "
+                          "characters or a well-known example); use a long random key, or listen on 127.0.0.1")
+    log.warning("general_settings.master_key is weak; accepted only because the gateway listens on loopback")
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spangate").setLevel(min(level, logging.INFO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args)
+    if args.test:
+        from app.smoke import run_test
+
+        return run_test(args.base_url or f"http://127.0.0.1:{args.port}", args.api_key, args.model)
+    try:
+        config = load_config(args.config) if args.config else default_config()
+        check_exposure(config, args.host)
+    except ConfigError as exc:
+        print(f"spangate: config error: {exc}", file=sys.stderr)
+        return 2
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    return serve(config, args)
+
+
+def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
+    common = {"host": args.host, "port": args.port, "loop": "uvloop", "http": "httptools", "log_level": level,
+              "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30}
+    log.info("spangate %s on http://%s:%d with %d model(s); spans -> %s", __version__, args.host, args.port,
+             len(config.deployments), ", ".join(config.success_callback) or "nowhere")
+    if args.num_workers > 1:
+        if args.config:
+            os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
+        uvicorn.run("app.server:app_from_env", factory=True, workers=args.num_workers, **common)
+        return 0
+    from app.server import create_app
+
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"spangate: config error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, **common)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""LiteLLM-style ``config.yaml``, resolved once at start-up into typed, frozen settings.
+
+``os.environ/NAME`` references are resolved here and nowhere else; a bad value raises
+``ConfigError`` whose message names the key path and what is allowed. Unknown keys are collected
+as warnings, not errors, so a LiteLLM config with options Spangate does not use still starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "os.environ/"
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+# Keys of litellm_params that configure the connection; every other key is a default request param.
+_CONNECTION_KEYS = frozenset({
+    "model", "api_base", "base_url", "api_key", "api_version", "timeout", "stream_timeout",
+    "max_retries", "organization", "headers", "extra_headers", "rpm", "tpm", "weight",
+    "input_cost_per_token", "output_cost_per_token",
+})
+_KNOWN_TOP = frozenset({
+    "model_list", "litellm_settings", "general_settings", "environment_variables", "spangate_settings",
+    "router_settings",
+})
+_KNOWN_LITELLM = frozenset({
+    "success_callback", "failure_callback", "callbacks", "turn_off_message_logging",
+    "default_team_settings", "drop_params", "set_verbose", "request_timeout",
+})
+_KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
+_KNOWN_SPANGATE = frozenset({
+    "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
+    "shutdown_flush_seconds", "team_poll_seconds",
+})
+_TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
+
+
+class ConfigError(ValueError):
+    """A configuration value that stops start-up; the message names the key path."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    model_name: str
+    provider: str  # prefix of litellm_params.model: openai, azure, mock, or another OpenAI-compatible name
+    upstream_model: str
+    deployment_id: str
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    default_params: Mapping[str, Any] = field(default_factory=dict)
+    model_info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSettingsConfig:
+    """One ``litellm_settings.default_team_settings`` entry: callbacks and their vars for a team."""
+
+    team_id: str
+    success_callback: tuple[str, ...] = ()
+    failure_callback: tuple[str, ...] = ()
+    callback_vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    turn_off_message_logging: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    deployments: tuple[DeploymentConfig, ...]
+    success_callback: tuple[str, ...] = ()
+    failure_callback: tuple[str, ...] = ()
+    turn_off_message_logging: bool = False
+    default_team_settings: tuple[TeamSettingsConfig, ...] = ()
+    master_key: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    max_request_body_bytes: int = DEFAULT_MAX_BODY
+    environment_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
+    data_dir: Path = Path("spangate-data")
+    span_log_path: Path | None = None
+    durable_delivery: bool = True
+    spool_max_bytes: int = 1 << 30
+    delivery_workers: int = 8
+    shutdown_flush_seconds: float = 10.0
+    team_poll_seconds: float = 0.5
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(dict.fromkeys(d.model_name for d in self.deployments))
+
+    @property
+    def resolved_span_log_path(self) -> Path:
+        return self.span_log_path or self.data_dir / "spans.jsonl"
+
+
+def default_config(data_dir: Path | None = None) -> GatewayConfig:
+    """The embedded defaults: two mock models, spans to a local JSON-lines file and the console."""
+    mocks = (
+        DeploymentConfig("mock-gpt", "mock", "mock-gpt", "mock-gpt-0"),
+        DeploymentConfig("mock-embedding", "mock", "mock-embedding", "mock-embedding-0"),
+    )
+    return GatewayConfig(deployments=mocks, success_callback=("file", "console"),
+                         failure_callback=("file", "console"), data_dir=data_dir or Path("spangate-data"))
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_config(raw, environ=os.environ if environ is None else environ, base_dir=path.parent)
+
+
+def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(".")) -> GatewayConfig:
+    """Turn the YAML document into ``GatewayConfig``. Env references see ``environment_variables`` too."""
+    top = _mapping(raw, "config")
+    warnings = _unknown(top, _KNOWN_TOP, "")
+    env_vars = {str(k): str(v) for k, v in _mapping(top.get("environment_variables") or {},
+                                                    "environment_variables").items()}
+    env = {**environ, **env_vars}
+    top = _resolve_env(top, env, "")
+    litellm = _mapping(top.get("litellm_settings") or {}, "litellm_settings")
+    general = _mapping(top.get("general_settings") or {}, "general_settings")
+    spangate = _mapping(top.get("spangate_settings") or {}, "spangate_settings")
+    warnings += _unknown(litellm, _KNOWN_LITELLM, "litellm_settings.")
+    warnings += _unknown(general, _KNOWN_GENERAL, "general_settings.")
+    warnings += _unknown(spangate, _KNOWN_SPANGATE, "spangate_settings.")
+    both = _names(litellm.get("callbacks"), "litellm_settings.callbacks")
+    data_dir = _path(spangate.get("data_dir"), "spangate_settings.data_dir", base_dir) or base_dir / "spangate-data"
+    return GatewayConfig(
+        deployments=_deployments(top.get("model_list"), litellm.get("request_timeout")),
+        success_callback=_dedupe(_names(litellm.get("success_callback"), "litellm_settings.success_callback") + both),
+        failure_callback=_dedupe(_names(litellm.get("failure_callback"), "litellm_settings.failure_callback") + both),
+        turn_off_message_logging=_bool(litellm.get("turn_off_message_logging", False),
+                                       "litellm_settings.turn_off_message_logging"),
+        default_team_settings=_team_settings(litellm.get("default_team_settings")),
+        master_key=_opt_str(general.get("master_key"), "general_settings.master_key"),
+        database_url=_opt_str(general.get("database_url") or env.get("DATABASE_URL"), "general_settings.database_url"),
+        max_request_body_bytes=_int(general.get("max_request_body_bytes", DEFAULT_MAX_BODY),
+                                    "general_settings.max_request_body_bytes", minimum=1024),
+        environment_variables=env_vars,
+        data_dir=data_dir,
+        span_log_path=_path(spangate.get("span_log_path"), "spangate_settings.span_log_path", base_dir),
+        durable_delivery=_bool(spangate.get("durable_delivery", True), "spangate_settings.durable_delivery"),
+        spool_max_bytes=_int(spangate.get("spool_max_bytes", 1 << 30), "spangate_settings.spool_max_bytes", minimum=1),
+        delivery_workers=_int(spangate.get("delivery_workers", 8), "spangate_settings.delivery_workers", minimum=1),
+        shutdown_flush_seconds=_float(spangate.get("shutdown_flush_seconds", 10.0),
+                                      "spangate_settings.shutdown_flush_seconds"),
+        team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
+        warnings=tuple(warnings),
+    )
+
+
+# --- pieces -------------------------------------------------------------------------------------
+
+
+def _deployments(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:
+    if raw is None:
+        raise ConfigError("model_list: required; give at least one entry with model_name and litellm_params.model")
+    items = _list(raw, "model_list")
+    if not items:
+        raise ConfigError("model_list: must list at least one model")
+    default_timeout = DEFAULT_TIMEOUT if request_timeout is None else _float(request_timeout,
+                                                                            "litellm_settings.request_timeout")
+    counters: dict[str, itertools.count[int]] = {}
+    return tuple(_deployment(item, f"model_list[{i}]", default_timeout, counters) for i, item in enumerate(items))
+
+
+def _deployment(raw: Any, where: str, default_timeout: float,
+                counters: dict[str, itertools.count[int]]) -> DeploymentConfig:
+    entry = _mapping(raw, where)
+    name = _str(entry.get("model_name"), f"{where}.model_name")
+    params = dict(_mapping(entry.get("litellm_params"), f"{where}.litellm_params"))
+    model = _str(params.get("model"), f"{where}.litellm_params.model")
+    provider, _, upstream_model = model.partition("/")
+    if not upstream_model:
+        provider, upstream_model = "openai", model
+    model_info = dict(_mapping(entry.get("model_info") or {}, f"{where}.model_info"))
+    for price_key in ("input_cost_per_token", "output_cost_per_token"):
+        if price_key in params:  # LiteLLM accepts prices in litellm_params too
+            model_info.setdefault(price_key, params[price_key])
+        if price_key in model_info:
+            _float(model_info[price_key], f"{where}.model_info.{price_key}")
+    if provider == "azure" and not params.get("api_base"):
+        raise ConfigError(f"{where}.litellm_params.api_base: required for azure/ deployments")
+    index = next(counters.setdefault(name, itertools.count()))
+    headers = params.get("extra_headers") or params.get("headers") or {}
+    return DeploymentConfig(
+        model_name=name,
+        provider=provider,
+        upstream_model=upstream_model,
+        deployment_id=str(model_info.get("id") or f"{name}-{index}"),
+        api_base=_opt_str(params.get("api_base") or params.get("base_url"), f"{where}.litellm_params.api_base"),
+        api_key=_opt_str(params.get("api_key"), f"{where}.litellm_params.api_key"),
+        api_version=_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version"),
+        timeout=_float(params.get("timeout", default_timeout), f"{where}.litellm_params.timeout"),
+        headers={str(k): str(v) for k, v in _mapping(headers, f"{where}.litellm_params.extra_headers").items()},
+        default_params={k: v for k, v in params.items() if k not in _CONNECTION_KEYS},
+        model_info=model_info,
+    )
+
+
+def _team_settings(raw: Any) -> tuple[TeamSettingsConfig, ...]:
+    if raw is None:
+        return ()
+    out = []
+    for i, item in enumerate(_list(raw, "litellm_settings.default_team_settings")):
+        where = f"litellm_settings.default_team_settings[{i}]"
+        entry = _mapping(item, where)
+        both = _names(entry.get("callbacks"), f"{where}.callbacks")
+        logging_off = entry.get("turn_off_message_logging")
+        out.append(TeamSettingsConfig(
+            team_id=_str(entry.get("team_id"), f"{where}.team_id"),
+            success_callback=_dedupe(_names(entry.get("success_callback"), f"{where}.success_callback") + both),
+            failure_callback=_dedupe(_names(entry.get("failure_callback"), f"{where}.failure_callback") + both),
+            callback_vars={k: v for k, v in entry.items() if k not in _TEAM_KEYS},
+            turn_off_message_logging=None if logging_off is None else _bool(logging_off,
+                                                                            f"{where}.turn_off_message_logging"),
+        ))
+    return tuple(out)
+
+
+def _resolve_env(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if name not in env:
+            raise ConfigError(f"{where or 'config'}: environment variable {name} is not set "
+                              f"(referenced as {value})")
+        return env[name]
+    if isinstance(value, Mapping):
+        return {k: _resolve_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _unknown(section: Mapping[str, Any], known: frozenset[str], prefix: str) -> list[str]:
+    return [f"{prefix}{key}: unknown key, ignored" for key in section if key not in known]
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    items = _list(value, where)
+    return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(items))
+
+
+def _dedupe(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def _opt_str(value: Any, where: str) -> str | None:
+    return None if value is None else _str(str(value) if isinstance(value, int | float) else value, where)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    raise ConfigError(f"{where}: expected true or false, got {_kind(value)}")
+
+
+def _float(value: Any, where: str) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {_kind(value)}") from None
+    if result < 0:
+        raise ConfigError(f"{where}: must not be negative, got {result}")
+    return result
+
+
+def _int(value: Any, where: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{where}: expected a whole number >= {minimum}, got {_kind(value)}")
+    try:
+        result = int(value)
+    except ValueError:
+        raise ConfigError(f"{where}: expected a whole number >= {minimum}, got {value!r}") from None
+    if result < minimum:
+        raise ConfigError(f"{where}: expected a whole number >= {minimum}, got {result}")
+    return result
+
+
+def _path(value: Any, where: str, base_dir: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(_str(value, where)).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return type(value).__name__

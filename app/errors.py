@@ -1,0 +1,88 @@
+"""Gateway errors and their one mapping to OpenAI's error JSON.
+
+    GatewayError                    any error a client sees; carries status, type, param, code
+     ├── InvalidRequest       400   malformed JSON, missing or wrong-typed fields
+     ├── AuthenticationFailed 401   missing, unknown, deleted or expired key
+     ├── PermissionDenied     403   model outside the key's or team's models; admin route for a virtual key
+     ├── NotFound             404   unknown model, team or route
+     ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes
+     └── UpstreamError        *     the provider answered with an error (status kept)
+          ├── UpstreamUnavailable  502  connect error
+          └── UpstreamTimeout      504  no answer in time
+
+Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``);
+everything that reaches the HTTP boundary is rendered by ``error_body``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "internal_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 status: int | None = None, type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+
+    @property
+    def error_type(self) -> str:
+        """Low-cardinality value for the span's ``error.type``."""
+        return self.code or type(self).__name__
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    type = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+def error_body(exc: GatewayError) -> dict[str, Any]:
+    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}

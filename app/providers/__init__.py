@@ -1,0 +1,6 @@
+"""Upstream providers: OpenAI-compatible HTTP deployments, the offline mock, and the router."""
+
+from app.providers.base import Deployment, StreamHandle, UpstreamReply, map_transport_error
+from app.providers.router import ModelGroup, ModelRouter
+
+__all__ = ["Deployment", "ModelGroup", "ModelRouter", "StreamHandle", "UpstreamReply", "map_transport_error"]

@@ -1,0 +1,93 @@
+"""OpenAI-compatible upstreams (``openai/``, ``azure/`` and any ``api_base``) over one shared client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from app import semconv as sc
+from app.config import DeploymentConfig
+from app.providers.base import UpstreamReply, map_transport_error
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+_PATHS = {sc.OP_CHAT: "/chat/completions", sc.OP_TEXT_COMPLETION: "/completions", sc.OP_EMBEDDINGS: "/embeddings"}
+_PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
+                   "text-completion-openai": sc.PROVIDER_OPENAI}
+_encode = msgspec.json.encode
+
+
+class HttpStream:
+    """An open streaming answer; ``aclose`` releases the connection whatever happened."""
+
+    def __init__(self, response: httpx.Response, on_error: Any) -> None:
+        self._response = response
+        self._on_error = on_error
+        self.status = response.status_code
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise self._on_error(exc) from exc
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.HTTPError as exc:
+            raise self._on_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class OpenAICompatibleDeployment:
+    def __init__(self, config: DeploymentConfig, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self._client = client
+        self.provider_name = _PROVIDER_NAMES.get(config.provider, config.provider)
+        base = (config.api_base or OPENAI_API_BASE).rstrip("/")
+        parts = urlsplit(base)
+        self.server_address = parts.hostname or ""
+        self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._base = base
+        self._headers = {"content-type": "application/json", **config.headers}
+        if config.provider == "azure":
+            if config.api_key:
+                self._headers["api-key"] = config.api_key
+        elif config.api_key:
+            self._headers["authorization"] = f"Bearer {config.api_key}"
+        self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0))
+
+    def _url(self, operation: str) -> str:
+        path = _PATHS[operation]
+        if self.config.provider == "azure":
+            version = self.config.api_version or "2024-10-21"
+            return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
+        return self._base + path
+
+    def _request(self, operation: str, payload: dict[str, Any]) -> httpx.Request:
+        payload["model"] = self.config.upstream_model
+        return self._client.build_request("POST", self._url(operation), content=_encode(payload),
+                                          headers=self._headers, timeout=self._timeout)
+
+    def _error(self, exc: httpx.HTTPError) -> Exception:
+        return map_transport_error(exc, self.config, self.server_address)
+
+    async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
+        try:
+            response = await self._client.send(self._request(operation, payload))
+        except httpx.HTTPError as exc:
+            raise self._error(exc) from exc
+        return UpstreamReply(response.status_code, response.content)
+
+    async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
+        try:
+            response = await self._client.send(self._request(operation, payload), stream=True)
+        except httpx.HTTPError as exc:
+            raise self._error(exc) from exc
+        return HttpStream(response, self._error)

@@ -1,0 +1,384 @@
+"""The LLM call: validate, pick a deployment, forward, and record exactly one GenAI span.
+
+The span starts before the upstream call (so the upstream HTTP span is its child) and ends when
+the answer is complete: for streams, when the stream ends or the client goes away. Span end only
+hands the span to the router's queues; nothing here waits on an exporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Response
+from litestar.background_tasks import BackgroundTask
+from litestar.response import Stream
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app import semconv as sc
+from app.auth import Caller
+from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamError
+from app.pricing import PriceBook
+from app.providers import Deployment, ModelRouter
+from app.providers.mock import MockDeployment
+from app.spans import (
+    Attributes,
+    embeddings_attributes,
+    input_content_attributes,
+    metadata_attributes,
+    output_content_attributes,
+    request_attributes,
+    response_attributes,
+    span_name,
+    to_json,
+)
+from app.streaming import StreamAccumulator
+from app.telemetry import GenAIMetrics
+
+_decode = msgspec.json.decode
+_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
+_CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
+_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    caller: Caller
+    headers: Mapping[str, str]
+    client_ip: str | None
+    capture_content: bool
+
+
+class ProxyService:
+    def __init__(self, router: ModelRouter, tracer: trace.Tracer, prices: PriceBook,
+                 metrics: GenAIMetrics | None) -> None:
+        self._router = router
+        self._tracer = tracer
+        self._prices = prices
+        self._metrics = metrics
+        self._mocks: dict[str, MockDeployment] = {}
+
+    async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Response[Any]:
+        body: dict[str, Any] | None = None
+        try:
+            body = parse_body(raw)
+            validate(operation, body)
+            metadata = body.pop("metadata", None)
+            if metadata is not None and not isinstance(metadata, dict):
+                raise InvalidRequest("'metadata' must be an object", param="metadata", code="invalid_type")
+            model = body["model"]
+            group = self._router.get(model)
+            if group is None:
+                names = ", ".join(self._router.names)
+                raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
+                               param="model", code="model_not_found")
+            check_model_access(ctx.caller, model)
+        except GatewayError as exc:
+            raise self.reject(operation, body, ctx, exc) from None
+        order = group.order()
+        stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
+        span = self._start_span(operation, model, order[0], body, metadata or {}, ctx)
+        started = time.perf_counter()
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                if stream:
+                    return await self._stream(operation, body, group, order, span, ctx, started)
+                return await self._complete(operation, body, group, order, span, ctx, started)
+        except GatewayError as exc:
+            self._fail(span, exc, started)
+            raise
+        except BaseException as exc:
+            self._fail(span, GatewayError(f"internal error: {type(exc).__name__}"), started)
+            raise
+
+    def reject(self, operation: str, body: Mapping[str, Any] | None, ctx: CallContext,
+               exc: GatewayError) -> GatewayError:
+        """Bad input is still a call: record it as an ERROR span for failure destinations."""
+        model = body.get("model") if isinstance(body, Mapping) else None
+        attrs: Attributes = {sc.OPERATION_NAME: operation, sc.CALL_TYPE: _CALL_TYPES[operation]}
+        if isinstance(model, str) and model:
+            attrs[sc.REQUEST_MODEL] = model
+        attrs.update(_caller_attributes(ctx))
+        span = self._tracer.start_span(span_name(operation, model) if isinstance(model, str) and model else operation,
+                                       kind=SpanKind.CLIENT, attributes=attrs)
+        self._fail(span, exc, time.perf_counter())
+        return exc
+
+    # --- span ---------------------------------------------------------------------------------
+
+    def _start_span(self, operation: str, model: str, first: Deployment, body: dict[str, Any],
+                    metadata: Mapping[str, Any], ctx: CallContext) -> trace.Span:
+        attrs: Attributes = {
+            sc.OPERATION_NAME: operation,
+            sc.PROVIDER_NAME: first.provider_name,
+            sc.REQUEST_MODEL: model,
+            sc.SERVER_ADDRESS: first.server_address,
+            sc.SERVER_PORT: first.server_port,
+            sc.CALL_TYPE: _CALL_TYPES[operation],
+            sc.MODEL_GROUP: model,
+        }
+        attrs.update(_caller_attributes(ctx))
+        if isinstance(body.get("user"), str):
+            attrs[sc.END_USER] = body["user"]
+        attrs.update(request_attributes(body))
+        attrs.update(metadata_attributes(metadata))
+        if ctx.capture_content:
+            attrs.update(input_content_attributes(operation, body))
+        parent = propagate.extract(ctx.headers) if "traceparent" in ctx.headers else None
+        return self._tracer.start_span(span_name(operation, model), context=parent, kind=SpanKind.CLIENT,
+                                       attributes=attrs)
+
+    def _deployment_attributes(self, span: trace.Span, deployment: Deployment) -> None:
+        config = deployment.config
+        span.set_attributes({sc.DEPLOYMENT_ID: config.deployment_id, sc.PROVIDER_NAME: deployment.provider_name,
+                             sc.SERVER_ADDRESS: deployment.server_address, sc.SERVER_PORT: deployment.server_port})
+        if config.model_info:
+            span.set_attribute(sc.MODEL_INFO, to_json(config.model_info))
+
+    def _finish(self, span: trace.Span, deployment: Deployment, attrs: Attributes, started: float,
+                ttfc: float | None = None) -> None:
+        self._add_cost(deployment, attrs)
+        span.set_attributes(attrs)
+        span.set_status(Status(StatusCode.OK))
+        self._end(span, attrs, started, ttfc)
+
+    def _fail(self, span: trace.Span, exc: GatewayError, started: float) -> None:
+        if not span.is_recording():
+            return
+        attrs = {sc.ERROR_TYPE: exc.error_type, sc.HTTP_STATUS_CODE: exc.status}
+        span.set_attributes(attrs)
+        span.set_status(Status(StatusCode.ERROR, exc.message))
+        self._end(span, attrs, started, None)
+
+    def _end(self, span: trace.Span, attrs: Attributes, started: float, ttfc: float | None) -> None:
+        if self._metrics is not None:
+            all_attrs = getattr(span, "attributes", None) or attrs
+            self._metrics.record(all_attrs, time.perf_counter() - started, ttfc)
+        span.end()
+
+    def _add_cost(self, deployment: Deployment, attrs: Attributes) -> None:
+        if sc.USAGE_INPUT_TOKENS not in attrs and sc.USAGE_OUTPUT_TOKENS not in attrs:
+            return
+        config = deployment.config
+        model = attrs.get(sc.RESPONSE_MODEL) or config.upstream_model
+        cost = self._prices.cost(config.provider, model, config.model_info, attrs.get(sc.USAGE_INPUT_TOKENS, 0),
+                                 attrs.get(sc.USAGE_OUTPUT_TOKENS, 0), attrs.get(sc.USAGE_CACHE_READ_INPUT_TOKENS, 0))
+        if cost is None and model != config.upstream_model:
+            cost = self._prices.cost(config.provider, config.upstream_model, config.model_info,
+                                     attrs.get(sc.USAGE_INPUT_TOKENS, 0), attrs.get(sc.USAGE_OUTPUT_TOKENS, 0),
+                                     attrs.get(sc.USAGE_CACHE_READ_INPUT_TOKENS, 0))
+        if cost is not None:
+            attrs[sc.USAGE_COST] = cost
+
+    # --- upstream -----------------------------------------------------------------------------
+
+    def _target(self, deployment: Deployment, body: dict[str, Any]) -> tuple[Deployment, dict[str, Any]]:
+        """The deployment that really answers and the payload it gets (defaults under the client's)."""
+        payload = {**deployment.config.default_params, **body} if deployment.config.default_params else dict(body)
+        if "mock_response" in payload and not isinstance(deployment, MockDeployment):
+            mock = self._mocks.get(deployment.config.deployment_id)
+            if mock is None:
+                mock = self._mocks[deployment.config.deployment_id] = MockDeployment(deployment.config)
+            return mock, payload
+        if not isinstance(deployment, MockDeployment):
+            payload.pop("mock_response", None)
+        return deployment, payload
+
+    async def _complete(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
+                        span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+        async def attempt(deployment: Deployment) -> Any:
+            target, payload = self._target(deployment, body)
+            return await target.complete(operation, payload)
+
+        deployment, reply = await group.call(attempt, lambda r: r.status, order=order)
+        self._deployment_attributes(span, deployment)
+        if reply.status >= 400:
+            raise upstream_error(reply.status, reply.body, deployment)
+        try:
+            answer = _decode(reply.body)
+        except msgspec.DecodeError:
+            raise UpstreamError(f"model {group.name!r} answered with invalid JSON", status=502,
+                                code="upstream_invalid_response") from None
+        answer = answer if isinstance(answer, dict) else {}
+        attrs = embeddings_attributes(answer) if operation == sc.OP_EMBEDDINGS else response_attributes(answer)
+        if ctx.capture_content:
+            attrs.update(output_content_attributes(operation, answer))
+        self._finish(span, deployment, attrs, started)
+        return Response(reply.body, media_type=_JSON, status_code=reply.status)
+
+    async def _stream(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
+                      span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+        options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        client_wants_usage = bool(options.get("include_usage"))
+        body["stream_options"] = {**options, "include_usage": True}  # usage is recorded even if not asked
+
+        async def attempt(deployment: Deployment) -> Any:
+            target, payload = self._target(deployment, body)
+            return await target.stream(operation, payload)
+
+        deployment, handle = await group.call(attempt, lambda h: h.status, order=order)
+        self._deployment_attributes(span, deployment)
+        if handle.status >= 400:
+            try:
+                error_body = await handle.read()
+            finally:
+                await handle.aclose()
+            raise upstream_error(handle.status, error_body, deployment)
+        acc = StreamAccumulator(operation, keep_usage_chunk=client_wants_usage, capture_content=ctx.capture_content)
+        relay = _StreamRelay(self, span, deployment, handle, acc, started)
+        return Stream(relay.events(), media_type="text/event-stream",
+                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+                      background=BackgroundTask(relay.close))
+
+
+class _StreamRelay:
+    """Forwards one upstream stream and ends its span exactly once, however the stream ends."""
+
+    def __init__(self, service: ProxyService, span: trace.Span, deployment: Deployment, handle: Any,
+                 acc: StreamAccumulator, started: float) -> None:
+        self._service = service
+        self._span = span
+        self._deployment = deployment
+        self._handle = handle
+        self._acc = acc
+        self._started = started
+        self._ttfc: float | None = None
+        self._ended = False
+
+    async def events(self) -> AsyncIterator[bytes]:
+        outcome = sc.STREAM_CLIENT_DISCONNECTED
+        error: GatewayError | None = None
+        try:
+            async for chunk in self._handle.chunks():
+                out = self._acc.feed(chunk)
+                if out:
+                    if self._ttfc is None:
+                        self._ttfc = time.perf_counter() - self._started
+                    yield out
+            tail = self._acc.flush()
+            if tail:
+                yield tail
+            outcome = sc.STREAM_COMPLETED
+        except GatewayError as exc:
+            outcome, error = sc.STREAM_UPSTREAM_ERROR, exc
+            yield b"data: " + msgspec.json.encode({"error": {"message": exc.message, "type": exc.type,
+                                                             "param": None, "code": exc.code}}) + b"\n\n"
+        finally:
+            await self._end(outcome, error)
+
+    async def close(self) -> None:
+        """Runs after the response; ends the span if the stream never started (early disconnect)."""
+        await self._end(sc.STREAM_CLIENT_DISCONNECTED, None)
+
+    async def _end(self, outcome: str, error: GatewayError | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        with contextlib.suppress(Exception):  # releasing a broken connection must not mask the outcome
+            await self._handle.aclose()
+        attrs = self._acc.attributes()
+        attrs[sc.STREAM_OUTCOME] = outcome
+        if self._ttfc is not None:
+            attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc
+        if error is not None:
+            self._span.set_attributes(attrs)
+            self._service._fail(self._span, error, self._started)
+        else:
+            self._service._finish(self._span, self._deployment, attrs, self._started, self._ttfc)
+
+
+def _caller_attributes(ctx: CallContext) -> Attributes:
+    caller = ctx.caller
+    attrs: Attributes = {}
+    for name, value in ((sc.TEAM_ID, caller.team_id), (sc.TEAM_ALIAS, caller.team_alias),
+                        (sc.KEY_ALIAS, caller.key_alias), (sc.REQUESTER_IP, ctx.client_ip)):
+        if value:
+            attrs[name] = value
+    if caller.key_hash:
+        attrs[sc.KEY_HASH] = caller.key_hash[:16]  # enough to tell keys apart, useless as a lookup
+    return attrs
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    return body
+
+
+_REQUIRED = {sc.OP_CHAT: ("messages", list), sc.OP_TEXT_COMPLETION: ("prompt", (str, list)),
+             sc.OP_EMBEDDINGS: ("input", (str, list))}
+_TYPED = (("stream", bool), ("temperature", (int, float)), ("top_p", (int, float)), ("max_tokens", int),
+          ("n", int), ("user", str), ("stream_options", dict))
+
+
+def validate(operation: str, body: Mapping[str, Any]) -> None:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("missing required field 'model'", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string", param="model", code="invalid_type")
+    field, kinds = _REQUIRED[operation]
+    if field not in body:
+        raise InvalidRequest(f"missing required field {field!r}", param=field, code="missing_required_parameter")
+    if not isinstance(body[field], kinds) or isinstance(body[field], bool):
+        raise InvalidRequest(f"{field!r} has the wrong type", param=field, code="invalid_type")
+    if operation == sc.OP_CHAT:
+        _validate_messages(body["messages"])
+    for name, kind in _TYPED:
+        value = body.get(name)
+        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            raise InvalidRequest(f"{name!r} has the wrong type", param=name, code="invalid_type")
+
+
+def _validate_messages(messages: list[Any]) -> None:
+    if not messages:
+        raise InvalidRequest("'messages' must contain at least one message", param="messages", code="invalid_value")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{i}] must be an object with a string 'role'",
+                                 param=f"messages[{i}]", code="invalid_type")
+
+
+def check_model_access(caller: Caller, model: str) -> None:
+    for allowed, whose in ((caller.models, "key"), (caller.team_models, "team")):
+        if allowed and model not in allowed and "all-proxy-models" not in allowed:
+            raise PermissionDenied(f"this {whose} is not allowed to use model {model!r}; allowed: "
+                                   f"{', '.join(sorted(allowed))}", param="model", code="model_not_allowed")
+
+
+def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
+    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
+    message, kind, code, param = "", "upstream_error", None, None
+    try:
+        data = _decode(raw) if raw else None
+    except msgspec.DecodeError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "")
+        kind = str(error.get("type") or kind)
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+    elif isinstance(error, str):
+        message = error
+    if not message:
+        message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
+    message = _KEY_PATTERN.sub(r"\1***", message)
+    where = f"{deployment.config.model_name} ({deployment.server_address})"
+    return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
+                         code=code or f"upstream_http_{status}", param=param)

@@ -1,0 +1,138 @@
+"""Builds the router's table from the config and the teams' callbacks, once per configuration version.
+
+A destination is a typed config plus a stable key (``global/langfuse``,
+``team/<id>/langfuse/success``). Its exporter is built once and reused until its config changes,
+when the delivery layer swaps the exporter and keeps what was spooled for that key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from app.config import ConfigError, GatewayConfig, TeamSettingsConfig
+from exporters.registry import BuildContext, DestinationRegistry, DestinationType, UnknownDestination
+from processors.router import Route, RoutingTable, Sink
+
+log = logging.getLogger(__name__)
+
+SUCCESS, FAILURE, BOTH = "success", "failure", "success_and_failure"
+CALLBACK_TYPES = (SUCCESS, FAILURE, BOTH)
+
+
+class SinkFactory(Protocol):
+    def open(self, key: str, *, team: str | None, name: str, factory: Any) -> Sink: ...
+
+    def close(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationSpec:
+    key: str
+    name: str
+    kind: DestinationType
+    config: Any
+    callback_type: str = BOTH
+    team: str | None = None
+
+    @property
+    def on_success(self) -> bool:
+        return self.callback_type in (SUCCESS, BOTH)
+
+    @property
+    def on_failure(self) -> bool:
+        return self.callback_type in (FAILURE, BOTH)
+
+
+def parse_destination(registry: DestinationRegistry, name: str, values: Mapping[str, Any]) -> tuple[DestinationType,
+                                                                                                      Any]:
+    """Name and vars -> (type, typed config); ValueError/UnknownDestination say what is wrong."""
+    kind = registry.get(name)
+    return kind, kind.parse(values)
+
+
+def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapping[str, str],
+                 ctx: BuildContext) -> list[DestinationSpec]:
+    specs: dict[str, DestinationSpec] = {}
+    for section, names in (("success_callback", config.success_callback),
+                           ("failure_callback", config.failure_callback)):
+        for name in names:
+            try:
+                kind = registry.get(name)
+                parsed = kind.parse(kind.global_vars(env, ctx))
+            except (UnknownDestination, ValueError) as exc:
+                raise ConfigError(f"litellm_settings.{section}: {name}: {exc}") from None
+            both = name in config.success_callback and name in config.failure_callback
+            kind_type = BOTH if both else (SUCCESS if section == "success_callback" else FAILURE)
+            specs[name] = DestinationSpec(f"global/{name}", name, kind, parsed, kind_type)
+    return list(specs.values())
+
+
+def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) -> list[DestinationSpec]:
+    """A ``default_team_settings`` entry: its vars are shared, each callback takes the ``<name>_*`` ones."""
+    where = f"litellm_settings.default_team_settings[team_id={entry.team_id}]"
+    out = []
+    for name in dict.fromkeys(entry.success_callback + entry.failure_callback):
+        both = name in entry.success_callback and name in entry.failure_callback
+        callback_type = BOTH if both else (SUCCESS if name in entry.success_callback else FAILURE)
+        values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{name}_")}
+        try:
+            kind, parsed = parse_destination(registry, name, values)
+        except (UnknownDestination, ValueError) as exc:
+            raise ConfigError(f"{where}: {name}: {exc}") from None
+        if not kind.team_configurable:
+            raise ConfigError(f"{where}: {name} is a gateway-wide destination; set it in litellm_settings")
+        out.append(team_spec(entry.team_id, name, callback_type, kind, parsed))
+    return out
+
+
+def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType, parsed: Any) -> DestinationSpec:
+    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id)
+
+
+def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpec], sinks: Mapping[str, Sink]) -> Route:
+    """The team's own destinations, plus the global ones it has no entry of the same name for."""
+    own = list(own)
+    replaced = {spec.name for spec in own}
+    chosen = own + [g for g in globals_ if g.name not in replaced and not g.kind.traces]
+    traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
+    return Route(success=tuple(sinks[s.key] for s in chosen if s.on_success and not s.kind.traces),
+                 failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),
+                 traces=traces)
+
+
+class RoutingBuilder:
+    """Keeps the open destinations in step with the specs; builds each exporter once per config."""
+
+    def __init__(self, manager: SinkFactory, ctx: BuildContext) -> None:
+        self._manager = manager
+        self._ctx = ctx
+        self._open: dict[str, tuple[DestinationSpec, Sink]] = {}
+
+    def build(self, globals_: list[DestinationSpec], teams: Mapping[str, list[DestinationSpec]],
+              disabled: frozenset[str], version: int) -> RoutingTable:
+        wanted = {s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs}
+        for key in [k for k in self._open if k not in wanted]:
+            self._manager.close(key)
+            del self._open[key]
+        for key, spec in wanted.items():
+            current = self._open.get(key)
+            if current is None or current[0].config != spec.config:
+                sink = self._manager.open(key, team=spec.team, name=spec.name, factory=self._factory(spec))
+                self._open[key] = (spec, sink)
+        sinks = {key: sink for key, (_spec, sink) in self._open.items()}
+        default = team_route((), globals_, sinks)
+        routes = {team: team_route(specs, globals_, sinks) for team, specs in teams.items()}
+        return RoutingTable(default=default, teams=routes, disabled_teams=disabled, version=version)
+
+    def _factory(self, spec: DestinationSpec) -> Any:
+        ctx = self._ctx
+
+        def make() -> SpanExporter:
+            return spec.kind.build(spec.config, ctx)
+
+        return make

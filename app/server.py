@@ -1,0 +1,161 @@
+"""``create_app(config)``: builds one worker's gateway — providers, telemetry, routing and routes.
+
+Nothing is built at import time; each worker process calls the factory after fork, so each has
+its own tracer provider, delivery threads and spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar import Litestar, MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from app import __version__
+from app.auth import Authenticator
+from app.config import GatewayConfig, load_config
+from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, error_body
+from app.pricing import PriceBook
+from app.providers import ModelRouter
+from app.proxy import ProxyService
+from app.routes import health_routes, llm_routes
+from app.routing import RoutingBuilder, global_specs
+from app.teams import TeamDirectory
+from app.telemetry import build_tracer_provider, build_upstream_client
+from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
+from processors.delivery import DeliveryConfig, DeliveryManager
+from processors.router import TeamRouterSpanProcessor
+
+log = logging.getLogger("spangate")
+CONFIG_ENV = "SPANGATE_CONFIG"
+
+
+@dataclass
+class Gateway:
+    """Everything one worker owns; handed to route factories (no module globals)."""
+
+    config: GatewayConfig
+    env: Mapping[str, str]
+    registry: DestinationRegistry
+    auth: Authenticator
+    teams: TeamDirectory
+    proxy: ProxyService
+    router_processor: TeamRouterSpanProcessor
+    tracer_provider: Any
+    delivery: DeliveryManager
+    routing: RoutingBuilder
+    build_ctx: BuildContext
+    upstream: httpx.AsyncClient
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def rebuild_routes(self, version: int = 0) -> None:
+        """Recompute the routing table from config and teams; exporters are rebuilt only where changed."""
+        globals_ = global_specs(self.config, self.registry, self.env, self.build_ctx)
+        table = self.routing.build(globals_, self.teams.destination_specs(self.registry),
+                                   self.teams.logging_disabled(), version)
+        self.router_processor.update(table)
+
+
+def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
+               delivery_config: DeliveryConfig | None = None) -> Litestar:
+    env = dict(os.environ if env is None else env) | dict(config.environment_variables)
+    gateway = build_gateway(config, env, delivery_config)
+    return Litestar(
+        route_handlers=[*llm_routes(gateway), *health_routes(gateway)],
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _internal_error},
+        request_max_body_size=config.max_request_body_bytes,
+        lifespan=[_lifespan(gateway)],
+        state={"gateway": gateway},
+        openapi_config=None,
+        debug=False,
+    )
+
+
+def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
+    processor = TeamRouterSpanProcessor()
+    tracer_provider = build_tracer_provider(processor)
+    upstream = build_upstream_client(tracer_provider)
+    delivery = DeliveryManager(delivery_config or _delivery_config(config),
+                               logger=logging.getLogger("spangate.delivery"))
+    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,
+                                                      limits=httpx.Limits(max_connections=64)),
+                             span_log_path=config.resolved_span_log_path)
+    registry = builtin_registry()
+    teams = TeamDirectory(config)
+    proxy = ProxyService(ModelRouter.build(config.deployments, upstream),
+                         tracer_provider.get_tracer("spangate", __version__), PriceBook(), metrics=None)
+    return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
+                   proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
+                   routing=RoutingBuilder(delivery, build_ctx), build_ctx=build_ctx, upstream=upstream)
+
+
+def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
+    return DeliveryConfig(spool_dir=config.data_dir / "spool", durable=config.durable_delivery,
+                          max_spool_bytes=config.spool_max_bytes, workers=config.delivery_workers,
+                          shutdown_flush_timeout=config.shutdown_flush_seconds)
+
+
+def _lifespan(gateway: Gateway) -> Any:
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        gateway.delivery.start()
+        gateway.rebuild_routes()
+        for hook in gateway.extras.get("on_startup", []):
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in gateway.extras.get("on_shutdown", []):
+                await hook()
+            await gateway.upstream.aclose()
+            gateway.tracer_provider.shutdown()
+            gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
+            gateway.build_ctx.http_client.close()
+
+    return lifespan
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` with several workers: each worker loads the config itself."""
+    path = os.environ.get(CONFIG_ENV)
+    if path:
+        return create_app(load_config(Path(path)))
+    from app.config import default_config
+
+    return create_app(default_config())
+
+
+# --- errors: one mapping to OpenAI's error JSON -------------------------------------------------
+
+_STATUS_ERRORS: dict[int, type[GatewayError]] = {400: InvalidRequest, 404: NotFound, 413: PayloadTooLarge}
+
+
+def _gateway_error(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    return Response(error_body(exc), status_code=exc.status, media_type=MediaType.JSON)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    kind = _STATUS_ERRORS.get(status)
+    if status == 413:
+        error: GatewayError = PayloadTooLarge("request body is larger than the configured limit "
+                                              "(general_settings.max_request_body_bytes)")
+    elif status == 404:
+        error = NotFound(f"no route {request.method} {request.url.path}", code="route_not_found")
+    elif kind is not None:
+        error = kind(str(exc.detail))
+    else:
+        error = GatewayError(str(exc.detail), status=status, type="invalid_request_error")
+    return _gateway_error(request, error)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    return _gateway_error(request, GatewayError("internal error; see the gateway log", code="internal_error"))

@@ -1,0 +1,89 @@
+"""What the store hands out: frozen records, the snapshot, and the store's errors.
+
+Exceptions::
+
+    StoreError
+    ├── NotFound          the team (or key) named does not exist
+    ├── AlreadyExists     a team id or key hash is taken
+    └── StoreUnavailable  the database could not be reached or answered with an error
+
+Records are shared by every reader of a snapshot (the request path included), so their
+``models`` are tuples and callers must treat ``metadata`` / ``plain_vars`` as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    """The database failed; the message names the operation, never the statement's values."""
+
+
+class CallbackType(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SUCCESS_AND_FAILURE = "success_and_failure"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRecord:
+    team_id: str
+    team_alias: str | None
+    models: tuple[str, ...]
+    metadata: dict[str, Any]
+    logging_disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    token_hash: str
+    key_prefix: str
+    key_alias: str | None
+    team_id: str | None
+    models: tuple[str, ...]
+    metadata: dict[str, Any]
+    expires_at: datetime | None
+    created_at: datetime
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    team_id: str
+    callback_name: str
+    callback_type: CallbackType
+    vars_ciphertext: str | None  # None when the callback has no secret vars
+    secret_var_names: tuple[str, ...]
+    plain_vars: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """Everything in the store as of one ``version``, read in a single transaction."""
+
+    version: int
+    teams: Mapping[str, TeamRecord]
+    keys: Mapping[str, KeyRecord]
+    callbacks: Mapping[str, tuple[CallbackRecord, ...]]  # team_id -> its callbacks, by name then type

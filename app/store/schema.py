@@ -1,0 +1,166 @@
+"""Tables, and the ordered migration steps that build them.
+
+The applied step count is recorded in ``schema_version``; opening a store runs the steps it has not
+seen yet, inside one transaction that also holds a lock, so two gateways starting together on one
+PostgreSQL do not both create the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Connection,
+    DateTime,
+    Dialect,
+    Index,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from app.store.records import CallbackType, StoreError
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the store only takes time-zone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class TeamRow(Base):
+    __tablename__ = "teams"
+
+    team_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    team_alias: Mapped[str | None] = mapped_column(Text)
+    models: Mapped[list[str]]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    logging_disabled: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class KeyRow(Base):
+    """team_id has no foreign key: a key may belong to a team that exists only in the config file."""
+
+    __tablename__ = "keys"
+    __table_args__ = (Index("ix_keys_team_id", "team_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_prefix: Mapped[str] = mapped_column(Text)
+    key_alias: Mapped[str | None] = mapped_column(Text)
+    team_id: Mapped[str | None] = mapped_column(Text)
+    models: Mapped[list[str]]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class CallbackRow(Base):
+    """The primary key is the (team, name, type) uniqueness rule; no foreign key, as for keys."""
+
+    __tablename__ = "team_callbacks"
+    __table_args__ = (
+        CheckConstraint(
+            "callback_type IN (" + ", ".join(f"'{t.value}'" for t in CallbackType) + ")",
+            name="ck_team_callbacks_type",
+        ),
+    )
+
+    team_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    callback_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    callback_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    vars_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_var_names: Mapped[list[str]]
+    plain_vars: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class StateRow(Base):
+    """One row; ``version`` goes up in the same transaction as every change, for the watchers."""
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class SchemaVersionRow(Base):
+    __tablename__ = "schema_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+
+
+def _table(row: type[Base]) -> Table:
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+teams = _table(TeamRow)
+keys = _table(KeyRow)
+callbacks = _table(CallbackRow)
+state = _table(StateRow)
+schema_version = _table(SchemaVersionRow)
+
+
+def _v1_create(conn: Connection) -> None:
+    # create_all builds today's tables. When v2 changes a table, v1 must be frozen to the tables
+    # as they were, or a fresh database would get v2's shape and then have v2 applied again.
+    Base.metadata.create_all(conn)
+    conn.execute(state.insert().values(id=1, version=0))
+    conn.execute(schema_version.insert().values(id=1, version=0))
+
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: tuple[Migration, ...] = (_v1_create,)
+
+
+def applied_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.scalar(select(schema_version.c.version)) or 0
+
+
+def migrate(conn: Connection) -> int:
+    """Apply the steps not yet recorded; the caller holds the migration lock and the transaction."""
+    current = applied_version(conn)
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"the database schema is at version {current}, newer than this Spangate knows "
+            f"({len(MIGRATIONS)}); upgrade Spangate or point it at another database"
+        )
+    for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        step(conn)
+        conn.execute(update(schema_version).values(version=number))
+    return len(MIGRATIONS)

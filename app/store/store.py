@@ -1,0 +1,356 @@
+"""The store of teams, virtual keys and team callbacks (SQLite or PostgreSQL through SQLAlchemy).
+
+Every write runs in one transaction that first bumps ``store_state.version``; a write that turns
+out to change nothing rolls back, so the version moves exactly when the data does. Watchers poll
+that version (see ``watch.py``) and reload a ``StoreSnapshot`` when it moves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Row, delete, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.store.engine import Engines, make_engines, prepare_schema
+from app.store.records import (
+    AlreadyExists,
+    CallbackRecord,
+    CallbackType,
+    KeyRecord,
+    NotFound,
+    StoreError,
+    StoreSnapshot,
+    StoreUnavailable,
+    TeamRecord,
+)
+from app.store.schema import callbacks, keys, state, teams
+
+Clock = Callable[[], datetime]
+TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled"})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Write:
+    """The connection of one write; set ``changed = False`` to roll back a write that did nothing."""
+
+    __slots__ = ("changed", "conn")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.changed = True
+
+
+@asynccontextmanager
+async def _mapped_errors(operation: str) -> AsyncIterator[None]:
+    """The one boundary where driver and SQLAlchemy errors become ``StoreUnavailable``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        raise StoreUnavailable(f"store {operation} failed: {type(cause).__name__}") from exc
+
+
+class Store:
+    def __init__(self, engines: Engines, clock: Clock) -> None:
+        self._engines = engines
+        self._now = clock
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str | None = None, clock: Clock = _utcnow) -> Store:
+        """Connect, create or migrate the schema, and return a ready store."""
+        engines = make_engines(url, schema=schema)
+        try:
+            async with _mapped_errors("open"):
+                await prepare_schema(engines, url, schema)
+        except BaseException:
+            await engines.base.dispose()
+            raise
+        return cls(engines, clock)
+
+    async def close(self) -> None:
+        await self._engines.base.dispose()
+
+    @asynccontextmanager
+    async def _writing(self, operation: str) -> AsyncIterator[_Write]:
+        async with _mapped_errors(operation), self._engines.write.connect() as conn:
+            await conn.execute(update(state).where(state.c.id == 1).values(version=state.c.version + 1))
+            write = _Write(conn)
+            yield write
+            await (conn.commit() if write.changed else conn.rollback())
+
+    @asynccontextmanager
+    async def _reading(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        async with _mapped_errors(operation), self._engines.read.connect() as conn:
+            yield conn
+
+    # -- teams -----------------------------------------------------------------------------------
+
+    async def create_team(
+        self, team_id: str | None, team_alias: str | None, models: list[str], metadata: dict[str, Any]
+    ) -> TeamRecord:
+        """Raises AlreadyExists; a missing team_id becomes a random UUID."""
+        if team_id == "":
+            raise ValueError("team_id must not be empty")
+        now = self._now()
+        record = TeamRecord(
+            team_id=team_id or str(uuid.uuid4()),
+            team_alias=team_alias,
+            models=tuple(models),
+            metadata=dict(metadata),
+            logging_disabled=False,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._writing("create_team") as write:
+            # Safe without catching IntegrityError: the version bump above serialises writers.
+            if await write.conn.scalar(select(teams.c.team_id).where(teams.c.team_id == record.team_id)):
+                raise AlreadyExists(f"team {record.team_id!r} already exists")
+            await write.conn.execute(teams.insert().values(_team_values(record)))
+        return record
+
+    async def get_team(self, team_id: str) -> TeamRecord | None:
+        async with self._reading("get_team") as conn:
+            row = (await conn.execute(select(teams).where(teams.c.team_id == team_id))).first()
+        return None if row is None else _team(row)
+
+    async def list_teams(self) -> list[TeamRecord]:
+        async with self._reading("list_teams") as conn:
+            rows = await conn.execute(select(teams).order_by(teams.c.created_at, teams.c.team_id))
+            return [_team(row) for row in rows]
+
+    async def update_team(self, team_id: str, **fields: Any) -> TeamRecord:
+        """Set any of team_alias, models, metadata, logging_disabled; raises NotFound."""
+        unknown = set(fields) - TEAM_FIELDS
+        if unknown:
+            raise TypeError(f"update_team got unknown fields {sorted(unknown)}; allowed: {sorted(TEAM_FIELDS)}")
+        values: dict[str, Any] = {"updated_at": self._now()}
+        for name, value in fields.items():
+            values[name] = list(value) if name == "models" else value
+        async with self._writing("update_team") as write:
+            statement = update(teams).where(teams.c.team_id == team_id).values(values).returning(*teams.c)
+            row = (await write.conn.execute(statement)).first()
+            if row is None:
+                raise NotFound(f"team {team_id!r} not found")
+        return _team(row)
+
+    async def set_logging_disabled(self, team_id: str, disabled: bool) -> TeamRecord:
+        return await self.update_team(team_id, logging_disabled=disabled)
+
+    async def delete_teams(self, team_ids: list[str]) -> list[str]:
+        """Delete the teams that exist, with their callbacks and keys; returns the ids deleted."""
+        async with self._writing("delete_teams") as write:
+            found = await write.conn.scalars(
+                delete(teams).where(teams.c.team_id.in_(set(team_ids))).returning(teams.c.team_id)
+            )
+            deleted = set(found)
+            write.changed = bool(deleted)
+            if deleted:
+                await write.conn.execute(delete(callbacks).where(callbacks.c.team_id.in_(deleted)))
+                await write.conn.execute(delete(keys).where(keys.c.team_id.in_(deleted)))
+        return _in_request_order(team_ids, deleted)
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        token_hash: str,
+        key_prefix: str,
+        team_id: str | None,
+        key_alias: str | None,
+        models: list[str],
+        metadata: dict[str, Any],
+        expires_at: datetime | None,
+    ) -> KeyRecord:
+        """Raises AlreadyExists; team_id is not checked (it may name a config-only team)."""
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("expires_at must be time-zone aware")
+        record = KeyRecord(
+            token_hash=token_hash,
+            key_prefix=key_prefix,
+            key_alias=key_alias,
+            team_id=team_id,
+            models=tuple(models),
+            metadata=dict(metadata),
+            expires_at=expires_at,
+            created_at=self._now(),
+        )
+        async with self._writing("create_key") as write:
+            if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
+                raise AlreadyExists("a key with this hash already exists")
+            await write.conn.execute(keys.insert().values(_key_values(record)))
+        return record
+
+    async def get_key(self, token_hash: str) -> KeyRecord | None:
+        async with self._reading("get_key") as conn:
+            row = (await conn.execute(select(keys).where(keys.c.token_hash == token_hash))).first()
+        return None if row is None else _key(row)
+
+    async def delete_keys(self, token_hashes: list[str]) -> list[str]:
+        """Returns the hashes that existed and were deleted."""
+        async with self._writing("delete_keys") as write:
+            found = await write.conn.scalars(
+                delete(keys).where(keys.c.token_hash.in_(set(token_hashes))).returning(keys.c.token_hash)
+            )
+            deleted = set(found)
+            write.changed = bool(deleted)
+        return _in_request_order(token_hashes, deleted)
+
+    # -- team callbacks --------------------------------------------------------------------------
+
+    async def set_callback(
+        self,
+        team_id: str,
+        callback_name: str,
+        callback_type: str,
+        vars_ciphertext: str | None,
+        secret_var_names: Iterable[str],
+        plain_vars: Mapping[str, Any],
+    ) -> bool:
+        """Insert, or replace the entry with the same name and type; True when it replaced one."""
+        kind = _callback_type(callback_type)
+        values = {
+            "vars_ciphertext": vars_ciphertext,
+            "secret_var_names": sorted(secret_var_names),
+            "plain_vars": dict(plain_vars),
+            "updated_at": self._now(),
+        }
+        key = {"team_id": team_id, "callback_name": callback_name, "callback_type": kind.value}
+        async with self._writing("set_callback") as write:
+            result = await write.conn.execute(
+                update(callbacks)
+                .where(*(callbacks.c[column] == value for column, value in key.items()))
+                .values(values)
+            )
+            replaced = result.rowcount == 1
+            if not replaced:
+                await write.conn.execute(callbacks.insert().values(**key, **values))
+        return replaced
+
+    async def list_callbacks(self, team_id: str) -> list[CallbackRecord]:
+        async with self._reading("list_callbacks") as conn:
+            rows = await conn.execute(
+                select(callbacks)
+                .where(callbacks.c.team_id == team_id)
+                .order_by(callbacks.c.callback_name, callbacks.c.callback_type)
+            )
+            return [_callback(row) for row in rows]
+
+    async def delete_callback(self, team_id: str, callback_name: str) -> int:
+        """Remove the team's entries of that name, of every type; returns how many went."""
+        async with self._writing("delete_callback") as write:
+            result = await write.conn.execute(
+                delete(callbacks).where(callbacks.c.team_id == team_id, callbacks.c.callback_name == callback_name)
+            )
+            write.changed = result.rowcount > 0
+        return result.rowcount
+
+    # -- whole-store reads -----------------------------------------------------------------------
+
+    async def version(self) -> int:
+        """One tiny query: what watchers poll."""
+        async with _mapped_errors("version"), self._engines.base.connect() as conn:
+            return int(await conn.scalar(select(state.c.version)) or 0)
+
+    async def snapshot(self) -> StoreSnapshot:
+        async with self._reading("snapshot") as conn:
+            version = int(await conn.scalar(select(state.c.version)) or 0)
+            team_map = {row.team_id: _team(row) for row in await conn.execute(select(teams))}
+            key_map = {row.token_hash: _key(row) for row in await conn.execute(select(keys))}
+            ordered = select(callbacks).order_by(
+                callbacks.c.team_id, callbacks.c.callback_name, callbacks.c.callback_type
+            )
+            by_team: dict[str, list[CallbackRecord]] = {}
+            for row in await conn.execute(ordered):
+                by_team.setdefault(row.team_id, []).append(_callback(row))
+        return StoreSnapshot(
+            version=version,
+            teams=MappingProxyType(team_map),
+            keys=MappingProxyType(key_map),
+            callbacks=MappingProxyType({team: tuple(entries) for team, entries in by_team.items()}),
+        )
+
+
+def _callback_type(value: str) -> CallbackType:
+    try:
+        return CallbackType(value)
+    except ValueError:
+        allowed = ", ".join(t.value for t in CallbackType)
+        raise ValueError(f"callback_type must be one of {allowed}, not {value!r}") from None
+
+
+def _in_request_order(requested: list[str], found: set[str]) -> list[str]:
+    return [item for item in dict.fromkeys(requested) if item in found]
+
+
+def _team_values(record: TeamRecord) -> dict[str, Any]:
+    return {
+        "team_id": record.team_id,
+        "team_alias": record.team_alias,
+        "models": list(record.models),
+        "metadata": record.metadata,
+        "logging_disabled": record.logging_disabled,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def _key_values(record: KeyRecord) -> dict[str, Any]:
+    return {
+        "token_hash": record.token_hash,
+        "key_prefix": record.key_prefix,
+        "key_alias": record.key_alias,
+        "team_id": record.team_id,
+        "models": list(record.models),
+        "metadata": record.metadata,
+        "expires_at": record.expires_at,
+        "created_at": record.created_at,
+    }
+
+
+def _team(row: Row[Any]) -> TeamRecord:
+    return TeamRecord(
+        team_id=row.team_id,
+        team_alias=row.team_alias,
+        models=tuple(row.models or ()),
+        metadata=row.metadata or {},
+        logging_disabled=bool(row.logging_disabled),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _key(row: Row[Any]) -> KeyRecord:
+    return KeyRecord(
+        token_hash=row.token_hash,
+        key_prefix=row.key_prefix,
+        key_alias=row.key_alias,
+        team_id=row.team_id,
+        models=tuple(row.models or ()),
+        metadata=row.metadata or {},
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
+def _callback(row: Row[Any]) -> CallbackRecord:
+    return CallbackRecord(
+        team_id=row.team_id,
+        callback_name=row.callback_name,
+        callback_type=CallbackType(row.callback_type),
+        vars_ciphertext=row.vars_ciphertext,
+        secret_var_names=tuple(row.secret_var_names or ()),
+        plain_vars=row.plain_vars or {},
+        updated_at=row.updated_at,
+    )

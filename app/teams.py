@@ -1,0 +1,58 @@
+"""What the gateway knows about teams, in memory: config's ``default_team_settings`` plus the store.
+
+The request path reads ``capture_content``; the routing builder reads ``destination_specs`` and
+``logging_disabled``. Both are answered from immutable snapshots replaced whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.config import GatewayConfig
+from app.routing import DestinationSpec, config_team_specs
+from exporters.registry import DestinationRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class TeamPolicy:
+    capture_content: bool = True
+    logging_disabled: bool = False
+
+
+class TeamDirectory:
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._config_teams = {entry.team_id: entry for entry in config.default_team_settings}
+        self._store_specs: Mapping[str, list[DestinationSpec]] = {}
+        self._policies: Mapping[str, TeamPolicy] = self._config_policies()
+
+    def _config_policies(self) -> dict[str, TeamPolicy]:
+        default = not self._config.turn_off_message_logging
+        return {team_id: TeamPolicy(capture_content=default if e.turn_off_message_logging is None
+                                    else not e.turn_off_message_logging and default)
+                for team_id, e in self._config_teams.items()}
+
+    @property
+    def config_team_ids(self) -> frozenset[str]:
+        return frozenset(self._config_teams)
+
+    def capture_content(self, team_id: str | None) -> bool:
+        if team_id is None:
+            return not self._config.turn_off_message_logging
+        policy = self._policies.get(team_id)
+        return policy.capture_content if policy else not self._config.turn_off_message_logging
+
+    def logging_disabled(self) -> frozenset[str]:
+        return frozenset(t for t, p in self._policies.items() if p.logging_disabled)
+
+    def destination_specs(self, registry: DestinationRegistry) -> dict[str, list[DestinationSpec]]:
+        """Per team: callbacks set through the API, else the team's config entry."""
+        specs = {team_id: config_team_specs(entry, registry) for team_id, entry in self._config_teams.items()}
+        specs.update(self._store_specs)
+        return specs
+
+    def replace(self, store_specs: Mapping[str, list[DestinationSpec]], policies: Mapping[str, TeamPolicy]) -> None:
+        """Install a new store snapshot's view (called by the store watcher)."""
+        self._store_specs = dict(store_specs)
+        self._policies = {**self._config_policies(), **policies}

@@ -1,0 +1,78 @@
+"""Per-process OpenTelemetry wiring: the tracer provider, the GenAI metrics and the upstream client.
+
+Built inside each worker process (after fork) by ``create_app``; nothing here is global. Only the
+upstream client is instrumented, so exporters' own HTTP never shows up as spans.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from app import __version__
+from app import semconv as sc
+
+# Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
+SPAN_LIMITS = SpanLimits(max_span_attributes=1024, max_span_attribute_length=1 << 20)
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+
+
+def build_tracer_provider(processor: SpanProcessor) -> TracerProvider:
+    """Always-on sampling: a client's ``traceparent`` with sampled=0 must not switch logging off."""
+    resource = Resource.create({"service.name": "spangate", "service.version": __version__,
+                                "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"})
+    provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, span_limits=SPAN_LIMITS)
+    provider.add_span_processor(processor)
+    return provider
+
+
+def build_upstream_client(tracer_provider: TracerProvider, max_connections: int = 1000) -> httpx.AsyncClient:
+    """One pooled client for every upstream. aiohttp's transport measured flat CPU from 1 to 64
+    concurrent calls where httpx's default pool degraded (see bench/README.md)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                          keepalive_expiry=60)
+    transport = AsyncOpenTelemetryTransport(AiohttpTransport(limits=limits, trust_env=False),
+                                            tracer_provider=tracer_provider)
+    return httpx.AsyncClient(transport=transport, limits=limits, trust_env=False)
+
+
+class GenAIMetrics:
+    """The GenAI client metrics of the semantic conventions, plus spend per team."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.tokens = meter.create_histogram(sc.METRIC_TOKEN_USAGE, unit="{token}",
+                                             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS)
+        self.duration = meter.create_histogram(sc.METRIC_OPERATION_DURATION, unit="s",
+                                               explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
+        self.first_chunk = meter.create_histogram(sc.METRIC_TIME_TO_FIRST_CHUNK, unit="s",
+                                                  explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
+        self.spend = meter.create_counter("spangate.spend", unit="USD")
+
+    def record(self, attrs: Mapping[str, Any], duration: float, ttfc: float | None) -> None:
+        labels = {k: attrs[k] for k in (sc.OPERATION_NAME, sc.PROVIDER_NAME, sc.REQUEST_MODEL, sc.TEAM_ID,
+                                        sc.ERROR_TYPE) if k in attrs}
+        self.duration.record(duration, labels)
+        if ttfc is not None:
+            self.first_chunk.record(ttfc, labels)
+        for key, kind in ((sc.USAGE_INPUT_TOKENS, "input"), (sc.USAGE_OUTPUT_TOKENS, "output")):
+            if key in attrs:
+                self.tokens.record(attrs[key], {**labels, sc.TOKEN_TYPE: kind})
+        if sc.USAGE_COST in attrs:
+            self.spend.add(attrs[sc.USAGE_COST], labels)
+
+
+def noop_meter_provider() -> MeterProvider:
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    return NoOpMeterProvider()
