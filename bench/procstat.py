@@ -48,6 +48,13 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return ticks / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle (all cores), from the first line of /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / CLOCK_TICKS  # user..steal; guest is inside user
+
+
 def rss_mb(pids: Iterable[int]) -> float:
     """Resident memory of the given processes, in MiB."""
     total = 0

@@ -12,6 +12,7 @@ Results are printed as a table and written to bench/results/ (gitignored).
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from procstat import cpu_seconds, descendants, free_port, rss_mb, wait_for_http
+from procstat import cpu_seconds, descendants, free_port, machine_busy_seconds, rss_mb, wait_for_http
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -97,17 +99,26 @@ def ensure_wrk() -> str:
     return found
 
 
+def gateway_env() -> dict[str, str]:
+    # The repo root on PYTHONPATH: an editable install made before app/ had modules can leave the
+    # `spangate` script unable to import `app`; the bench should measure the tree it sits in anyway.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def pinned(core: str, argv: list[str]) -> list[str]:
     return (["taskset", "-c", core] if shutil.which("taskset") else []) + argv
 
 
 def gateway_unavailable_reason(spangate: Path) -> str | None:
     """Why the gateway cannot be benchmarked yet, or None when it can."""
-    if not (REPO / "app" / "cli.py").exists():
+    if spangate == VENV_BIN / "spangate" and not (REPO / "app" / "cli.py").exists():
         return "app/cli.py does not exist yet"
     if not spangate.exists():
         return f"{spangate} is not installed (pip install -e .)"
-    probe = subprocess.run([str(spangate), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    probe = subprocess.run(
+        [str(spangate), "--help"], capture_output=True, text=True, timeout=60, check=False, env=gateway_env()
+    )
     if probe.returncode != 0:
         return f"`spangate --help` exited {probe.returncode}: {(probe.stderr or probe.stdout).strip()[-300:]}"
     return None
@@ -128,6 +139,9 @@ class Upstream:
             sys.exit(f"bench: fake upstream did not start (got {line!r})")
         ports = json.loads(line.removeprefix("READY "))
         self.port, self.otlp_port = ports["port"], ports["otlp_port"]
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
 
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.otlp_port}/stats", timeout=5) as response:
@@ -154,12 +168,13 @@ class Gateway:
         argv = [str(spangate), "--config", str(config), "--host", "127.0.0.1", "--port", str(self.port)]
         self.log = (workdir / "gateway.log").open("w")
         self.proc = subprocess.Popen(
-            pinned(GATEWAY_CORE, [*argv, "--num_workers", "1"]), stdout=self.log, stderr=subprocess.STDOUT
+            pinned(GATEWAY_CORE, [*argv, "--num_workers", "1"]),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=gateway_env(),
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        if not wait_for_http(
-            f"{self.url}/health/liveliness", timeout=60, alive=lambda: self.proc.poll() is None
-        ):
+        if not wait_for_http(f"{self.url}/health/liveliness", timeout=60, alive=lambda: self.proc.poll() is None):
             self.stop()
             tail = Path(self.log.name).read_text()[-2000:]
             raise RuntimeError(f"gateway did not become live on {self.url}; log tail:\n{tail}")
@@ -214,20 +229,37 @@ def run_wrk(wrk: str, url: str, body_file: Path, connections: int, seconds: floa
     raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr or out.stdout}")
 
 
-def measure(
-    wrk: str, url: str, body_file: Path, connections: int, seconds: float, warmup: float, pids: Any
-) -> dict[str, Any]:
-    """Warm up, then one timed wrk run; ``pids`` is called before and after (children may appear)."""
-    run_wrk(wrk, url, body_file, connections, warmup)
-    cpu_before = cpu_seconds(pids())
-    result = run_wrk(wrk, url, body_file, connections, seconds)
-    cpu = cpu_seconds(pids()) - cpu_before
-    requests = max(result["requests"], 1)
+class Target:
+    """What is measured (``pids``: its CPU and RSS are reported) and our other processes."""
+
+    def __init__(self, name: str, url: str, pids: Callable[[], list[int]], helpers: Callable[[], list[int]]):
+        self.name, self.url, self.pids, self.helpers = name, url, pids, helpers
+
+
+def _wrk_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child we wait for
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(wrk: str, target: Target, path: str, body_file: Path, connections: int, args: Any) -> dict[str, Any]:
+    """Warm up, then one timed wrk run with CPU counters read around it.
+
+    ``other_cpu_pct`` is the share of the machine that processes other than ours used meanwhile
+    (other people's test runs on a shared box): a run with a high figure is not to be trusted.
+    """
+    url = target.url + path
+    run_wrk(wrk, url, body_file, connections, args.warmup)
+    before = (cpu_seconds(target.pids()), cpu_seconds(target.helpers()), _wrk_cpu_seconds(), machine_busy_seconds())
+    result = run_wrk(wrk, url, body_file, connections, args.duration)
+    after = (cpu_seconds(target.pids()), cpu_seconds(target.helpers()), _wrk_cpu_seconds(), machine_busy_seconds())
+    own, helpers, load, busy = (a - b for a, b in zip(after, before, strict=True))
+    wall = result["duration_us"] / 1e6
     result.update(
-        rps=result["requests"] / (result["duration_us"] / 1e6),
-        cpu_ms_per_req=cpu * 1000 / requests,
+        rps=result["requests"] / wall,
+        cpu_ms_per_req=own * 1000 / max(result["requests"], 1),
         errors=result["non_2xx"] + result["socket_errors"],
-        rss_mb=rss_mb(pids()),
+        rss_mb=rss_mb(target.pids()),
+        other_cpu_pct=max(0.0, busy - own - helpers - load) * 100 / (wall * (os.cpu_count() or 1)),
     )
     return result
 
@@ -235,22 +267,24 @@ def measure(
 # --- the whole bench -----------------------------------------------------------------------------
 
 
-def bench_target(
-    name: str, base_url: str, pids: Any, args: argparse.Namespace, wrk: str, workdir: Path
-) -> list[dict[str, Any]]:
+def bench_target(target: Target, args: argparse.Namespace, wrk: str, workdir: Path) -> list[dict[str, Any]]:
     rows = []
     for scenario in args.scenarios:
-        problem = check_answer(base_url, scenario)
+        problem = check_answer(target.url, scenario)
         if problem:
-            print(f"  {name} {scenario}: skipped, {problem}", flush=True)
+            print(f"  {target.name} {scenario}: skipped, {problem}", flush=True)
             continue
         path, body = SCENARIOS[scenario]
         body_file = workdir / f"{scenario}.json"
         body_file.write_text(json.dumps(body))
         for connections in args.concurrency:
-            result = measure(wrk, base_url + path, body_file, connections, args.duration, args.warmup, pids)
-            rows.append({"target": name, "scenario": scenario, "concurrency": connections, **result})
-            print(f"  {name:8} {scenario:12} c={connections:<3} {result['rps']:9.0f} req/s", flush=True)
+            result = measure(wrk, target, path, body_file, connections, args)
+            rows.append({"target": target.name, "scenario": scenario, "concurrency": connections, **result})
+            print(
+                f"  {target.name:8} {scenario:12} c={connections:<3} {result['rps']:9.0f} req/s"
+                f"  (other load {result['other_cpu_pct']:.0f}%)",
+                flush=True,
+            )
     return rows
 
 
@@ -258,7 +292,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     direct = {(r["scenario"], r["concurrency"]): r for r in rows if r["target"] == "direct"}
     header = (
         f"{'scenario':12} {'conc':>4} {'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'+p50 ms':>8} {'CPU ms/req':>10} {'RSS MB':>7} {'errors':>6}"
+        f"{'+p50 ms':>8} {'CPU ms/req':>10} {'RSS MB':>7} {'errors':>6} {'other%':>6}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     for r in sorted(rows, key=lambda r: (r["scenario"], r["concurrency"], r["target"] != "direct")):
@@ -267,9 +301,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"{r['scenario']:12} {r['concurrency']:>4} {r['target']:8} {r['rps']:9.0f} "
             f"{r['p50_us'] / 1000:8.2f} {r['p99_us'] / 1000:8.2f} {added} "
-            f"{r['cpu_ms_per_req']:10.3f} {r['rss_mb']:7.1f} {r['errors']:>6}"
+            f"{r['cpu_ms_per_req']:10.3f} {r['rss_mb']:7.1f} {r['errors']:>6} {r['other_cpu_pct']:6.0f}"
         )
     print("CPU ms/req and RSS: of the process under test (direct: the fake upstream; gateway: the gateway).")
+    print("other%: machine CPU used by processes outside the bench meanwhile; distrust rows where it is high.")
 
 
 def profile_gateway(gateway: Gateway, args: argparse.Namespace, wrk: str, workdir: Path) -> None:
@@ -317,8 +352,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="spangate-bench-") as tmp:
             workdir = Path(tmp)
             print(f"fake upstream on :{upstream.port} (OTLP sink :{upstream.otlp_port})", flush=True)
-            rows += bench_target("direct", f"http://127.0.0.1:{upstream.port}",
-                                 lambda: [upstream.proc.pid], args, wrk, workdir)  # fmt: skip
+            direct = Target("direct", f"http://127.0.0.1:{upstream.port}", upstream.pids, list)
+            rows += bench_target(direct, args, wrk, workdir)
             reason = "--direct-only" if args.direct_only else gateway_unavailable_reason(args.spangate)
             if reason:
                 print(f"gateway rows skipped: {reason}", flush=True)
@@ -332,9 +367,7 @@ def main() -> None:
     print(f"raw results: {out}")
 
 
-def run_gateway(
-    upstream: Upstream, args: argparse.Namespace, wrk: str, workdir: Path
-) -> list[dict[str, Any]]:
+def run_gateway(upstream: Upstream, args: argparse.Namespace, wrk: str, workdir: Path) -> list[dict[str, Any]]:
     try:
         gateway = Gateway(args.spangate, upstream, workdir)
     except RuntimeError as exc:
@@ -342,11 +375,9 @@ def run_gateway(
         return []
     try:
         print(f"gateway on {gateway.url}, idle RSS {rss_mb(gateway.pids()):.1f} MB", flush=True)
-        rows = bench_target("gateway", gateway.url, gateway.pids, args, wrk, workdir)
+        rows = bench_target(Target("gateway", gateway.url, gateway.pids, upstream.pids), args, wrk, workdir)
         time.sleep(1)  # let the span batch in flight reach the sink before reading its counters
-        sink = {
-            k: v for k, v in upstream.stats().items() if k.startswith("POST /v1/") and "completions" not in k
-        }
+        sink = {k: v for k, v in upstream.stats().items() if k.startswith("POST /v1/") and "completions" not in k}
         print(f"OTLP sink received: {sink or 'nothing (is the otel destination on?)'}", flush=True)
         if args.profile:
             profile_gateway(gateway, args, wrk, workdir)
