@@ -63,6 +63,8 @@ def setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("spangate").setLevel(min(level, logging.INFO))
+    # httpx logs every request URL at INFO; exporters' traffic is accounted for by delivery metrics.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 from litestar import Litestar, MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
 
 from app import __version__
 from app.auth import Authenticator
@@ -26,8 +27,12 @@ from app.pricing import PriceBook
 from app.providers import ModelRouter
 from app.proxy import ProxyService
 from app.routes import health_routes, llm_routes
+from app.routes.admin import admin_routes
 from app.routing import RoutingBuilder, global_specs
+from app.secrets import SecretBox
+from app.store import Store, StoreSnapshot, StoreWatcher
 from app.teams import TeamDirectory
+from app.teamstate import TeamState
 from app.telemetry import build_tracer_provider, build_upstream_client
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from processors.delivery import DeliveryConfig, DeliveryManager
@@ -68,12 +73,12 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     env = dict(os.environ if env is None else env) | dict(config.environment_variables)
     gateway = build_gateway(config, env, delivery_config)
     return Litestar(
-        route_handlers=[*llm_routes(gateway), *health_routes(gateway)],
+        route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes(gateway)],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway)],
         state={"gateway": gateway},
-        openapi_config=None,
+        openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
     )
 
@@ -106,7 +111,8 @@ def _lifespan(gateway: Gateway) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         gateway.delivery.start()
-        gateway.rebuild_routes()
+        await _open_store(gateway)
+        gateway.rebuild_routes(gateway.extras["team_state"].version)
         for hook in gateway.extras.get("on_startup", []):
             await hook()
         try:
@@ -114,12 +120,40 @@ def _lifespan(gateway: Gateway) -> Any:
         finally:
             for hook in gateway.extras.get("on_shutdown", []):
                 await hook()
+            await gateway.extras["watcher"].stop()
+            await gateway.extras["store"].close()
             await gateway.upstream.aclose()
             gateway.tracer_provider.shutdown()
             gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
             gateway.build_ctx.http_client.close()
 
     return lifespan
+
+
+def _database_url(gateway: Gateway) -> str:
+    if gateway.config.database_url:
+        return gateway.config.database_url
+    gateway.config.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(gateway.config.data_dir / 'spangate.db').resolve()}"
+
+
+async def _open_store(gateway: Gateway) -> None:
+    """Teams, keys and callbacks: loaded once, then kept current by the watcher (no DB on requests)."""
+    store = await Store.open(_database_url(gateway), schema=gateway.env.get("SPANGATE_DB_SCHEMA") or None)
+    box = SecretBox.from_keys(gateway.env.get("SPANGATE_SALT_KEY"), gateway.config.master_key)
+    state = TeamState(gateway.auth, gateway.teams, gateway.registry, box,
+                      global_content=not gateway.config.turn_off_message_logging)
+
+    def on_change(snapshot: StoreSnapshot) -> None:
+        state.apply(snapshot)
+        if "watcher" in gateway.extras:  # the first snapshot is applied before routes are built
+            gateway.rebuild_routes(snapshot.version)
+
+    watcher = StoreWatcher(store, on_change, interval=gateway.config.team_poll_seconds)
+    gateway.extras.update(store=store, secret_box=box, team_state=state,
+                          db_status=lambda: "connected" if watcher.consecutive_failures == 0 else "unreachable")
+    await watcher.start()
+    gateway.extras["watcher"] = watcher
 
 
 def app_from_env() -> Litestar:
@@ -147,6 +181,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if status == 413:
         error: GatewayError = PayloadTooLarge("request body is larger than the configured limit "
                                               "(general_settings.max_request_body_bytes)")
+    elif isinstance(exc, ValidationException):
+        problems = "; ".join(f"{e.get('key', '')}: {e.get('message', '')}" for e in (exc.extra or [])
+                             if isinstance(e, dict))
+        error = InvalidRequest(f"invalid request body: {problems or exc.detail}", code="invalid_request_body")
     elif status == 404:
         error = NotFound(f"no route {request.method} {request.url.path}", code="route_not_found")
     elif kind is not None:

@@ -1,0 +1,294 @@
+"""The admin API LiteLLM users know: teams, virtual keys and per-team logging callbacks.
+
+Only the master key administers. Secrets never leave: keys are shown once at generation, callback
+secrets come back as a fixed mask, and a masked value posted back is refused rather than stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.handlers import BaseRouteHandler
+
+from app.auth import Caller, bearer_token
+from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
+from app.routing import CALLBACK_TYPES
+from app.secrets import SecretBoxError, hash_key, key_display_prefix, new_virtual_key, require_box
+from app.store import AlreadyExists, TeamRecord
+from app.store import NotFound as StoreNotFound
+from app.teamstate import secret_context, utcnow
+from exporters.registry import UnknownDestination
+
+if TYPE_CHECKING:
+    from app.server import Gateway
+    from app.store import Store
+
+MASK = "********"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class TeamNew(msgspec.Struct, forbid_unknown_fields=False):
+    team_id: str | None = None
+    team_alias: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TeamUpdate(msgspec.Struct):
+    team_id: str
+    team_alias: str | None = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TeamDelete(msgspec.Struct):
+    team_ids: list[str]
+
+
+class KeyGenerate(msgspec.Struct):
+    team_id: str | None = None
+    key_alias: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    duration: str | None = None
+
+
+class KeyDelete(msgspec.Struct):
+    keys: list[str]
+
+
+class CallbackSet(msgspec.Struct):
+    callback_name: str
+    callback_vars: dict[str, Any]
+    callback_type: str = "success_and_failure"
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise InvalidRequest(f"duration {text!r} is not like '30d', '12h', '15m' or '45s'", param="duration",
+                             code="invalid_value")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def team_json(team: TeamRecord) -> dict[str, Any]:
+    return {"team_id": team.team_id, "team_alias": team.team_alias, "models": list(team.models),
+            "metadata": team.metadata, "logging_disabled": team.logging_disabled,
+            "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat()}
+
+
+def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
+    def store() -> Store:
+        return gateway.extras["store"]
+
+    async def refresh() -> None:
+        await gateway.extras["watcher"].refresh()  # this instance sees its own write at once
+
+    def admin(request: Request[Any, Any, Any]) -> Caller:
+        if gateway.config.master_key is None:
+            raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
+        headers = request.headers
+        token = bearer_token(headers.get("authorization"), headers.get("api-key"))
+        if token is None:
+            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
+        caller = gateway.auth.authenticate(token)
+        if not caller.is_admin:
+            raise PermissionDenied("only the master key can use admin routes", code="admin_only")
+        return caller
+
+    async def known_team(team_id: str) -> TeamRecord | None:
+        team = await store().get_team(team_id)
+        if team is None and team_id not in gateway.teams.config_team_ids:
+            raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found")
+        return team
+
+    @post("/team/new", status_code=200, tags=["team management"])
+    async def team_new(request: Request[Any, Any, Any], data: TeamNew) -> dict[str, Any]:
+        admin(request)
+        if data.team_id is not None and not data.team_id.strip():
+            raise InvalidRequest("team_id must not be empty", param="team_id")
+        try:
+            team = await store().create_team(data.team_id, data.team_alias, data.models, data.metadata)
+        except AlreadyExists:
+            raise InvalidRequest(f"team {data.team_id!r} already exists", param="team_id",
+                                 code="team_exists", status=409) from None
+        await refresh()
+        return team_json(team)
+
+    @get("/team/info", tags=["team management"])
+    async def team_info(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+        admin(request)
+        team = await known_team(team_id)
+        snapshot = gateway.extras["watcher"].snapshot
+        keys = [_key_json(k) for k in snapshot.keys.values() if k.team_id == team_id] if snapshot else []
+        info = team_json(team) if team else {"team_id": team_id, "source": "config"}
+        return {"team_id": team_id, "team_info": info, "keys": keys}
+
+    @get("/team/list", tags=["team management"])
+    async def team_list(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        admin(request)
+        return [team_json(t) for t in await store().list_teams()]
+
+    @post("/team/update", status_code=200, tags=["team management"])
+    async def team_update(request: Request[Any, Any, Any], data: TeamUpdate) -> dict[str, Any]:
+        admin(request)
+        fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
+                                    ("metadata", data.metadata)) if v is not None}
+        try:
+            team = await store().update_team(data.team_id, **fields)
+        except StoreNotFound:
+            raise NotFound(f"team {data.team_id!r} does not exist", param="team_id", code="team_not_found") from None
+        await refresh()
+        return team_json(team)
+
+    @post("/team/delete", status_code=200, tags=["team management"])
+    async def team_delete(request: Request[Any, Any, Any], data: TeamDelete) -> dict[str, Any]:
+        admin(request)
+        deleted = await store().delete_teams(data.team_ids)
+        missing = [t for t in data.team_ids if t not in deleted]
+        if missing and not deleted:
+            raise NotFound(f"no such team: {', '.join(missing)}", param="team_ids", code="team_not_found")
+        await refresh()
+        return {"deleted_teams": deleted, "not_found": missing}
+
+    @post("/key/generate", status_code=200, tags=["key management"])
+    async def key_generate(request: Request[Any, Any, Any], data: KeyGenerate) -> dict[str, Any]:
+        admin(request)
+        if data.team_id is not None:
+            await known_team(data.team_id)
+        expires = utcnow() + parse_duration(data.duration) if data.duration else None
+        plaintext = new_virtual_key()
+        record = await store().create_key(hash_key(plaintext), key_display_prefix(plaintext), data.team_id,
+                                          data.key_alias, data.models, data.metadata, expires)
+        await refresh()
+        return {"key": plaintext, **_key_json(record)}
+
+    @get("/key/info", tags=["key management"])
+    async def key_info(request: Request[Any, Any, Any], key: str) -> dict[str, Any]:
+        admin(request)
+        record = await store().get_key(_as_hash(key))
+        if record is None:
+            raise NotFound("no such key", param="key", code="key_not_found")
+        return {"info": _key_json(record)}
+
+    @post("/key/delete", status_code=200, tags=["key management"])
+    async def key_delete(request: Request[Any, Any, Any], data: KeyDelete) -> dict[str, Any]:
+        admin(request)
+        hashes = [_as_hash(k) for k in data.keys]
+        deleted = await store().delete_keys(hashes)
+        if not deleted:
+            raise NotFound("none of the keys exist", param="keys", code="key_not_found")
+        await refresh()
+        return {"deleted_keys": deleted}
+
+    @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"])
+    async def callback_set(request: Request[Any, Any, Any], team_id: str, data: CallbackSet) -> dict[str, Any]:
+        admin(request)
+        await known_team(team_id)
+        replaced = await _store_callback(gateway, team_id, data)
+        await refresh()
+        verb = "replaced the existing" if replaced else "added a"
+        return {"status": "success", "message": f"{verb} {data.callback_name} {data.callback_type} callback",
+                "replaced": replaced, "data": await _callbacks_json(gateway, team_id)}
+
+    @get("/team/{team_id:str}/callback", tags=["team management"])
+    async def callback_get(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+        admin(request)
+        await known_team(team_id)
+        return {"status": "success", "data": await _callbacks_json(gateway, team_id)}
+
+    @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"])
+    async def callback_delete(request: Request[Any, Any, Any], team_id: str, callback_name: str) -> dict[str, Any]:
+        admin(request)
+        await known_team(team_id)
+        removed = await store().delete_callback(team_id, callback_name)
+        if not removed:
+            raise NotFound(f"team {team_id!r} has no {callback_name!r} callback", param="callback_name",
+                           code="callback_not_found")
+        await refresh()
+        return {"status": "success", "removed": removed, "data": await _callbacks_json(gateway, team_id)}
+
+    async def set_logging(team_id: str, disabled: bool) -> dict[str, Any]:
+        try:
+            team = await store().set_logging_disabled(team_id, disabled)
+        except StoreNotFound:
+            raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found") from None
+        await refresh()
+        return {"status": "success", "team_id": team.team_id, "logging_disabled": team.logging_disabled}
+
+    @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"])
+    async def disable_logging(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+        admin(request)
+        return await set_logging(team_id, True)
+
+    @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"])
+    async def enable_logging(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+        admin(request)
+        return await set_logging(team_id, False)
+
+    return [team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
+            callback_set, callback_get, callback_delete, disable_logging, enable_logging]
+
+
+def _as_hash(key: str) -> str:
+    """Admin calls may name a key by its plaintext or by the hash /key/generate returned as token."""
+    return key if re.fullmatch(r"[0-9a-f]{64}", key) else hash_key(key)
+
+
+def _key_json(record: Any) -> dict[str, Any]:
+    return {"token": record.token_hash, "key_name": record.key_prefix, "key_alias": record.key_alias,
+            "team_id": record.team_id, "models": list(record.models), "metadata": record.metadata,
+            "expires": record.expires_at.isoformat() if record.expires_at else None,
+            "created_at": record.created_at.isoformat()}
+
+
+async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> bool:
+    if data.callback_type not in CALLBACK_TYPES:
+        raise InvalidRequest(f"callback_type must be one of {', '.join(CALLBACK_TYPES)}", param="callback_type",
+                             code="invalid_value")
+    try:
+        kind = gateway.registry.get(data.callback_name)
+    except UnknownDestination:
+        names = ", ".join(gateway.registry.team_names)
+        raise InvalidRequest(f"unsupported callback_name {data.callback_name!r}; supported: {names}",
+                             param="callback_name", code="invalid_value") from None
+    if not kind.team_configurable:
+        raise InvalidRequest(f"{data.callback_name!r} is gateway-wide and cannot be set per team; supported: "
+                             f"{', '.join(gateway.registry.team_names)}", param="callback_name", code="invalid_value")
+    masked = [k for k, v in data.callback_vars.items() if v == MASK]
+    if masked:
+        raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
+                             param=f"callback_vars.{masked[0]}", code="masked_value")
+    try:
+        kind.parse(data.callback_vars)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
+    secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
+    plain = {k: v for k, v in data.callback_vars.items() if k not in kind.secret_vars}
+    ciphertext = None
+    if secrets:
+        try:
+            box = require_box(gateway.extras.get("secret_box"))
+        except SecretBoxError as exc:
+            raise GatewayError(str(exc), status=503, code="secrets_unavailable") from None
+        ciphertext = box.encrypt(secrets, context=secret_context(team_id, data.callback_name, data.callback_type))
+    return await gateway.extras["store"].set_callback(team_id, data.callback_name, data.callback_type, ciphertext,
+                                                      secrets.keys(), plain)
+
+
+async def _callbacks_json(gateway: Gateway, team_id: str) -> dict[str, Any]:
+    records = await gateway.extras["store"].list_callbacks(team_id)
+    success = [r.callback_name for r in records if r.callback_type.value in ("success", "success_and_failure")]
+    failure = [r.callback_name for r in records if r.callback_type.value in ("failure", "success_and_failure")]
+    shown: dict[str, Any] = {}
+    for record in records:
+        shown.update(record.plain_vars)
+        shown.update(dict.fromkeys(record.secret_var_names, MASK))
+    return {"team_id": team_id, "success_callbacks": list(dict.fromkeys(success)),
+            "failure_callbacks": list(dict.fromkeys(failure)), "callback_vars": shown}
+
