@@ -1,0 +1,170 @@
+"""config.yaml -> GatewayConfig: env references, key paths in errors, warnings, callbacks and teams."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import ConfigError, DeploymentConfig, TeamSettingsConfig, load_config, parse_config
+
+MODEL = {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini"}}
+
+
+def parse(raw: dict[str, Any], environ: dict[str, str] | None = None):
+    return parse_config(raw, environ=environ or {}, base_dir=Path("/srv/gw"))
+
+
+def with_model(**sections: Any) -> dict[str, Any]:
+    return {"model_list": [MODEL], **sections}
+
+
+def test_a_deployment_keeps_connection_params_apart_from_default_request_params() -> None:
+    config = parse({"model_list": [{
+        "model_name": "gpt",
+        "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": "http://up:8080/v1", "api_key": "sk-a",
+                           "timeout": 30, "temperature": 0.2, "max_tokens": 50},
+        "model_info": {"id": "dep-a", "input_cost_per_token": 1e-6, "team": "x"},
+    }]})
+    assert config.deployments == (DeploymentConfig(
+        model_name="gpt", provider="openai", upstream_model="gpt-4o-mini", deployment_id="dep-a",
+        api_base="http://up:8080/v1", api_key="sk-a", timeout=30.0,
+        default_params={"temperature": 0.2, "max_tokens": 50},
+        model_info={"id": "dep-a", "input_cost_per_token": 1e-6, "team": "x"}),)
+
+
+def test_several_deployments_of_one_model_name_get_distinct_ids_and_one_listed_name() -> None:
+    config = parse({"model_list": [MODEL, MODEL, {"model_name": "emb", "litellm_params": {"model": "mock/e"}}]})
+    assert [d.deployment_id for d in config.deployments] == ["gpt-0", "gpt-1", "emb-0"]
+    assert config.model_names == ["gpt", "emb"]
+
+
+def test_a_model_without_provider_prefix_is_openai_and_prices_in_litellm_params_reach_model_info() -> None:
+    config = parse({"model_list": [{"model_name": "m", "litellm_params": {
+        "model": "gpt-4o", "input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6}}]})
+    [deployment] = config.deployments
+    assert (deployment.provider, deployment.upstream_model) == ("openai", "gpt-4o")
+    assert deployment.model_info == {"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6}
+    assert deployment.default_params == {}
+
+
+def test_os_environ_references_resolve_anywhere_a_string_goes() -> None:
+    config = parse({
+        "model_list": [{"model_name": "gpt", "litellm_params": {
+            "model": "openai/gpt-4o-mini", "api_key": "os.environ/UPSTREAM_KEY", "api_base": "os.environ/BASE"}}],
+        "general_settings": {"master_key": "os.environ/MASTER"},
+    }, {"UPSTREAM_KEY": "sk-up", "BASE": "http://b/v1", "MASTER": "sk-master-0123456789"})
+    assert (config.deployments[0].api_key, config.deployments[0].api_base) == ("sk-up", "http://b/v1")
+    assert config.master_key == "sk-master-0123456789"
+
+
+def test_a_missing_environment_variable_is_an_error_naming_it_and_the_key_path() -> None:
+    raw = {"model_list": [{"model_name": "gpt", "litellm_params": {
+        "model": "openai/gpt-4o-mini", "api_key": "os.environ/NOT_SET_ANYWHERE"}}]}
+    with pytest.raises(ConfigError) as info:
+        parse(raw, {"OTHER": "x"})
+    message = str(info.value)
+    assert "NOT_SET_ANYWHERE" in message
+    assert message.startswith("model_list[0].litellm_params.api_key:")
+
+
+def test_environment_variables_are_exported_into_env_references_and_kept() -> None:
+    config = parse({
+        "environment_variables": {"UPSTREAM_KEY": "sk-from-config", "PORT": 8080},
+        "model_list": [{"model_name": "gpt", "litellm_params": {
+            "model": "openai/gpt-4o-mini", "api_key": "os.environ/UPSTREAM_KEY"}}],
+    }, {"UPSTREAM_KEY": "sk-from-process"})
+    assert config.deployments[0].api_key == "sk-from-config"
+    assert dict(config.environment_variables) == {"UPSTREAM_KEY": "sk-from-config", "PORT": "8080"}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({}, "model_list: required"),
+    ({"model_list": []}, "model_list: must list at least one model"),
+    ({"model_list": {"gpt": 1}}, "model_list: expected a list, got"),
+    ({"model_list": [{"model_name": "gpt"}]}, "model_list[0].litellm_params: expected a mapping"),
+    ({"model_list": [{"litellm_params": {"model": "x"}}]}, "model_list[0].model_name: expected a non-empty string"),
+    ({"model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/x", "timeout": "soon"}}]},
+     "model_list[0].litellm_params.timeout: expected a number, got"),
+    ({"model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/x", "timeout": -1}}]},
+     "model_list[0].litellm_params.timeout: must not be negative"),
+    ({"model_list": [MODEL, {"model_name": "az", "litellm_params": {"model": "azure/gpt"}}]},
+     "model_list[1].litellm_params.api_base: required for azure/ deployments"),
+    ({"model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/x"},
+                      "model_info": {"input_cost_per_token": "cheap"}}]},
+     "model_list[0].model_info.input_cost_per_token: expected a number"),
+    (with_model(litellm_settings={"turn_off_message_logging": "maybe"}),
+     "litellm_settings.turn_off_message_logging: expected true or false"),
+    (with_model(litellm_settings={"success_callback": [1]}), "litellm_settings.success_callback[0]: expected a non"),
+    (with_model(litellm_settings={"callbacks": {"file": True}}), "litellm_settings.callbacks: expected a list"),
+    (with_model(general_settings={"max_request_body_bytes": 10}),
+     "general_settings.max_request_body_bytes: expected a whole number >= 1024, got 10"),
+    (with_model(general_settings={"max_request_body_bytes": "lots"}),
+     "general_settings.max_request_body_bytes: expected a whole number >= 1024, got 'lots'"),
+    (with_model(litellm_settings={"default_team_settings": [{"success_callback": ["langfuse"]}]}),
+     "litellm_settings.default_team_settings[0].team_id: expected a non-empty string"),
+    (with_model(spangate_settings={"durable_delivery": 3}), "spangate_settings.durable_delivery: expected true"),
+    ([1, 2], "config: expected a mapping, got"),
+])
+def test_a_bad_value_stops_parsing_with_its_key_path_and_what_is_allowed(raw: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(raw)
+    assert str(info.value).startswith(expected), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_keys_are_warnings_with_their_path_not_errors() -> None:
+    config = parse({**with_model(litellm_settings={"cache": True, "success_callback": ["file"]},
+                                 general_settings={"alerting": ["slack"]}), "server_settings": {}})
+    assert config.warnings == ("server_settings: unknown key, ignored", "litellm_settings.cache: unknown key, ignored",
+                               "general_settings.alerting: unknown key, ignored")
+    assert config.success_callback == ("file",)
+
+
+def test_callbacks_go_to_both_success_and_failure_without_duplicates() -> None:
+    config = parse(with_model(litellm_settings={"success_callback": ["file", "langfuse"], "failure_callback": "file",
+                                                "callbacks": ["console", "file"]}))
+    assert config.success_callback == ("file", "langfuse", "console")
+    assert config.failure_callback == ("file", "console")
+
+
+def test_default_team_settings_keep_their_callbacks_and_vars() -> None:
+    config = parse(with_model(litellm_settings={"default_team_settings": [
+        {"team_id": "alpha", "success_callback": ["langfuse"], "callbacks": ["console"],
+         "langfuse_public_key": "pk", "langfuse_secret": "sk", "turn_off_message_logging": True},
+        {"team_id": "beta"},
+    ]}))
+    assert config.default_team_settings == (
+        TeamSettingsConfig(team_id="alpha", success_callback=("langfuse", "console"), failure_callback=("console",),
+                           callback_vars={"langfuse_public_key": "pk", "langfuse_secret": "sk"},
+                           turn_off_message_logging=True),
+        TeamSettingsConfig(team_id="beta"),
+    )
+
+
+def test_spangate_settings_paths_are_relative_to_the_config_file() -> None:
+    config = parse(with_model(spangate_settings={"data_dir": "state", "span_log_path": "/var/log/spans.jsonl"}))
+    assert config.data_dir == Path("/srv/gw/state")
+    assert config.resolved_span_log_path == Path("/var/log/spans.jsonl")
+    assert parse(with_model()).resolved_span_log_path == Path("/srv/gw/spangate-data/spans.jsonl")
+
+
+def test_defaults_when_sections_are_absent() -> None:
+    config = parse(with_model())
+    assert (config.success_callback, config.failure_callback, config.turn_off_message_logging) == ((), (), False)
+    assert (config.master_key, config.max_request_body_bytes, config.warnings) == (None, 10 * 1024 * 1024, ())
+
+
+def test_load_config_reads_yaml_and_names_the_file_when_it_cannot(tmp_path: Path) -> None:
+    good = tmp_path / "config.yaml"
+    good.write_text("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+                    "litellm_settings: {turn_off_message_logging: 'True'}\n")
+    config = load_config(good, environ={})
+    assert config.deployments[0].provider == "mock"
+    assert config.turn_off_message_logging is True
+    assert config.data_dir == tmp_path / "spangate-data"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml is not valid YAML"):
+        load_config(bad, environ={})
+    with pytest.raises(ConfigError, match=r"cannot read config file .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml", environ={})
