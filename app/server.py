@@ -23,6 +23,7 @@ from app import __version__
 from app.auth import Authenticator
 from app.config import GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, error_body
+from app.metrics import build_meter_provider
 from app.pricing import PriceBook
 from app.providers import ModelRouter
 from app.proxy import ProxyService
@@ -33,7 +34,7 @@ from app.secrets import SecretBox
 from app.store import Store, StoreSnapshot, StoreWatcher
 from app.teams import TeamDirectory
 from app.teamstate import TeamState
-from app.telemetry import build_tracer_provider, build_upstream_client
+from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_client
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from processors.delivery import DeliveryConfig, DeliveryManager
 from processors.router import TeamRouterSpanProcessor
@@ -85,9 +86,12 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
 
 def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
     processor = TeamRouterSpanProcessor()
-    tracer_provider = build_tracer_provider(processor)
+    resource = build_resource()
+    tracer_provider = build_tracer_provider(processor, resource)
+    meter_provider, metric_reader = build_meter_provider(resource)
+    meter = meter_provider.get_meter("spangate", __version__)
     upstream = build_upstream_client(tracer_provider)
-    delivery = DeliveryManager(delivery_config or _delivery_config(config),
+    delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
     build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,
                                                       limits=httpx.Limits(max_connections=64)),
@@ -95,10 +99,11 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     registry = builtin_registry()
     teams = TeamDirectory(config)
     proxy = ProxyService(ModelRouter.build(config.deployments, upstream),
-                         tracer_provider.get_tracer("spangate", __version__), PriceBook(), metrics=None)
+                         tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter))
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
-                   routing=RoutingBuilder(delivery, build_ctx), build_ctx=build_ctx, upstream=upstream)
+                   routing=RoutingBuilder(delivery, build_ctx), build_ctx=build_ctx, upstream=upstream,
+                   extras={"metric_reader": metric_reader, "meter_provider": meter_provider})
 
 
 def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
@@ -124,6 +129,7 @@ def _lifespan(gateway: Gateway) -> Any:
             await gateway.extras["store"].close()
             await gateway.upstream.aclose()
             gateway.tracer_provider.shutdown()
+            gateway.extras["meter_provider"].shutdown()
             gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
             gateway.build_ctx.http_client.close()
 

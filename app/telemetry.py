@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
-from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
@@ -28,10 +28,13 @@ _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
 
 
-def build_tracer_provider(processor: SpanProcessor) -> TracerProvider:
+def build_resource() -> Resource:
+    return Resource.create({"service.name": "spangate", "service.version": __version__,
+                            "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"})
+
+
+def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> TracerProvider:
     """Always-on sampling: a client's ``traceparent`` with sampled=0 must not switch logging off."""
-    resource = Resource.create({"service.name": "spangate", "service.version": __version__,
-                                "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"})
     provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, span_limits=SPAN_LIMITS)
     provider.add_span_processor(processor)
     return provider
@@ -71,8 +74,3 @@ class GenAIMetrics:
         if sc.USAGE_COST in attrs:
             self.spend.add(attrs[sc.USAGE_COST], labels)
 
-
-def noop_meter_provider() -> MeterProvider:
-    from opentelemetry.metrics import NoOpMeterProvider
-
-    return NoOpMeterProvider()

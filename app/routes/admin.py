@@ -6,22 +6,31 @@ secrets come back as a fixed mask, and a masked value posted back is refused rat
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.handlers import BaseRouteHandler
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
+from app import semconv as sc
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
-from app.routing import CALLBACK_TYPES
+from app.routing import CALLBACK_TYPES, DestinationSpec
 from app.secrets import SecretBoxError, hash_key, key_display_prefix, new_virtual_key, require_box
+from app.spans import span_name
 from app.store import AlreadyExists, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
-from exporters.registry import UnknownDestination
+from exporters.base import ExportFailure
+from exporters.registry import BuildContext, UnknownDestination
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -82,6 +91,19 @@ def team_json(team: TeamRecord) -> dict[str, Any]:
             "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat()}
 
 
+def require_admin(gateway: Gateway, request: Request[Any, Any, Any]) -> Caller:
+    if gateway.config.master_key is None:
+        raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
+    headers = request.headers
+    token = bearer_token(headers.get("authorization"), headers.get("api-key"))
+    if token is None:
+        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
+    caller = gateway.auth.authenticate(token)
+    if not caller.is_admin:
+        raise PermissionDenied("only the master key can use admin routes", code="admin_only")
+    return caller
+
+
 def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     def store() -> Store:
         return gateway.extras["store"]
@@ -90,16 +112,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await gateway.extras["watcher"].refresh()  # this instance sees its own write at once
 
     def admin(request: Request[Any, Any, Any]) -> Caller:
-        if gateway.config.master_key is None:
-            raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
-        headers = request.headers
-        token = bearer_token(headers.get("authorization"), headers.get("api-key"))
-        if token is None:
-            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
-        caller = gateway.auth.authenticate(token)
-        if not caller.is_admin:
-            raise PermissionDenied("only the master key can use admin routes", code="admin_only")
-        return caller
+        return require_admin(gateway, request)
 
     async def known_team(team_id: str) -> TeamRecord | None:
         team = await store().get_team(team_id)
@@ -231,8 +244,49 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         admin(request)
         return await set_logging(team_id, False)
 
+    @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"])
+    async def callback_test(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+        """Send one synthetic span through each of the team's destinations, now, and say how each went."""
+        admin(request)
+        await known_team(team_id)
+        specs = gateway.teams.destination_specs(gateway.registry).get(team_id, [])
+        if not specs:
+            raise NotFound(f"team {team_id!r} has no callbacks of its own to test", param="team_id",
+                           code="callback_not_found")
+        span = synthetic_span(gateway, team_id)
+        results = await asyncio.gather(*(asyncio.to_thread(try_destination, spec, span, gateway.build_ctx)
+                                         for spec in specs))
+        ok = all(r["status"] == "success" for r in results)
+        return {"status": "success" if ok else "failure", "team_id": team_id, "results": results}
+
     return [team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
-            callback_set, callback_get, callback_delete, disable_logging, enable_logging]
+            callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test]
+
+
+def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
+    """A finished chat span that never enters the router, so only the tested destinations see it."""
+    ids = RandomIdGenerator()
+    context = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), is_remote=False,
+                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    attrs = {sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: "spangate-callback-test", sc.TEAM_ID: team_id,
+             sc.SYNTHETIC: True, sc.USAGE_INPUT_TOKENS: 1, sc.USAGE_OUTPUT_TOKENS: 1}
+    now = time.time_ns()
+    return ReadableSpan(name=span_name(sc.OP_CHAT, "spangate-callback-test"), context=context,
+                        resource=gateway.tracer_provider.resource, attributes=attrs, kind=SpanKind.CLIENT,
+                        start_time=now - 1_000_000, end_time=now)
+
+
+def try_destination(spec: DestinationSpec, span: ReadableSpan, ctx: BuildContext) -> dict[str, Any]:
+    exporter = spec.kind.build(spec.config, ctx)
+    try:
+        result = exporter.export([span])
+    finally:
+        exporter.shutdown()
+    failure: ExportFailure | None = getattr(exporter, "last_failure", None)
+    ok = result is SpanExportResult.SUCCESS
+    return {"callback_name": spec.name, "callback_type": spec.callback_type, "status": "success" if ok else "failure",
+            "http_status": None if failure is None else failure.status,
+            "detail": None if ok or failure is None else failure.detail}
 
 
 def _as_hash(key: str) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from litestar import get
+from litestar import Request, Response, get
 from litestar.handlers import BaseRouteHandler
 
 from app import __version__
+from app.metrics import CONTENT_TYPE, render_prometheus
+from app.routes.admin import require_admin
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -25,4 +28,17 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
                 "success_callbacks": list(gateway.config.success_callback),
                 "failure_callbacks": list(gateway.config.failure_callback)}
 
-    return [liveliness, readiness]
+    @get("/health/destinations", tags=["health"])
+    async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error."""
+        require_admin(gateway, request)
+        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()]}
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
+        if gateway.config.master_key is not None:  # spend and team names are not for anonymous scrapers
+            require_admin(gateway, request)
+        text = render_prometheus(gateway.extras["metric_reader"].get_metrics_data())
+        return Response(text, media_type=CONTENT_TYPE)
+
+    return [liveliness, readiness, destinations, metrics]
