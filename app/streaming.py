@@ -35,10 +35,12 @@ class StreamAccumulator:
 
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the complete events to forward to the client."""
-        self._buffer += data
+        # Normalise CRLF before looking for the blank line: upstreams built on sse-starlette frame
+        # events with \r\n\r\n, which never contains \n\n. A \r\n split across reads joins here.
+        self._buffer = (self._buffer + data).replace(b"\r\n", b"\n")
         if b"\n\n" not in self._buffer:
             return b""
-        *events, self._buffer = self._buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+        *events, self._buffer = self._buffer.split(b"\n\n")
         kept = [event for event in events if self._take(event)]
         return b"".join(event + b"\n\n" for event in kept)
 
