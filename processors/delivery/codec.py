@@ -48,7 +48,7 @@ def decode_span(data: bytes) -> ReadableSpan:
     try:
         doc = _decoder.decode(data)
         return _build(doc)
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
 
 

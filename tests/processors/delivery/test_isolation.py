@@ -1,0 +1,64 @@
+"""A destination that never answers must not delay the others (nor the callers of submit)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.support.sinks import HttpSink
+
+from .support import BlackHole, Ledger, ids_exporter, make_span, wait_until
+
+
+def test_black_holed_destinations_do_not_delay_healthy_ones(managers) -> None:
+    # More black holes than workers: without probation and spare threads every worker would sit
+    # in a 3 s export timeout and the healthy destinations would wait behind them.
+    ledgers = [Ledger() for _ in range(3)]
+    holes = [BlackHole() for _ in range(3)]
+    sinks = [HttpSink(ledger) for ledger in ledgers]
+    for server in holes + sinks:
+        server.__enter__()
+    try:
+        manager = managers(workers=2, probation_workers=1, export_timeout=3.0, max_backoff=0.3)
+        dests = [
+            manager.open(f"team/h{n}/sink", team=f"h{n}", name="sink", factory=lambda s=s: ids_exporter(s.url))
+            for n, s in enumerate(sinks)
+        ]
+        black = [
+            manager.open(f"team/b{n}/hole", team=f"b{n}", name="hole", factory=lambda h=h: ids_exporter(h.url, 3.0))
+            for n, h in enumerate(holes)
+        ]
+        submitted = run_load(dests + black, seconds=3.0)
+        for dest in dests:
+            wait_until(lambda d=dest: delivered(manager, d.key) == len(submitted), what="healthy delivered")
+        lags = sorted(ledger.accepted_at[i] - submitted[i] for ledger in ledgers for i in submitted)
+        pool = [t for t in threading.enumerate() if t.name == "spangate-delivery"]
+        health = {h.key: h for h in manager.health()}
+    finally:
+        for server in holes + sinks:
+            server.__exit__(None, None, None)
+    assert lags[int(len(lags) * 0.99)] < 2.0
+    assert len(pool) <= 4  # workers plus at most as many spares
+    for n in range(3):
+        assert health[f"team/b{n}/hole"].delivered == 0
+        assert health[f"team/b{n}/hole"].queued == len(submitted)
+        assert health[f"team/h{n}/sink"].delivered == len(submitted)
+        assert sorted(ledgers[n].accepted) == sorted(submitted)
+
+
+def delivered(manager, key: str) -> int:
+    return next(h.delivered for h in manager.health() if h.key == key)
+
+
+def run_load(dests, seconds: float) -> dict[int, float]:
+    """One span to every destination each 50 ms; returns span id -> submit time (monotonic)."""
+    submitted: dict[int, float] = {}
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        submitted[i] = time.monotonic()
+        for dest in dests:
+            dest.submit(make_span(i))
+        time.sleep(0.05)
+    return submitted

@@ -1,0 +1,108 @@
+"""Retry policy against real loopback sinks, counted by span id."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from processors.delivery import DeliveryManager
+from tests.support.sinks import HttpSink, Reply
+
+from .support import IdsSpanExporter, Ledger, ids_exporter, make_span, refused_url, wait_until
+
+
+def submit_all(dest, ids) -> None:
+    for i in ids:
+        dest.submit(make_span(i))
+
+
+def health_of(manager: DeliveryManager, key: str):
+    return next(h for h in manager.health() if h.key == key)
+
+
+def test_503_for_a_while_then_recovery_loses_nothing_and_duplicates_nothing(managers) -> None:
+    down_until = time.monotonic() + 1.5
+    ledger = Ledger(lambda _ids: Reply(503) if time.monotonic() < down_until else Reply(200))
+    with HttpSink(ledger) as sink:
+        manager = managers(max_batch=50)
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        for start in (1, 201, 401):  # spans keep arriving during the outage
+            submit_all(dest, range(start, start + 200))
+            time.sleep(0.3)
+        wait_until(lambda: health_of(manager, "team/a/sink").delivered >= 600, timeout=15, what="delivered")
+        health = health_of(manager, "team/a/sink")
+    assert sorted(ledger.accepted) == list(range(1, 601))
+    assert any(status == 503 for _, _, status in ledger.attempts)
+    assert (health.delivered, health.queued, health.dead_lettered, health.dropped) == (600, 0, 0, {})
+    assert health.retried == health.failed > 0
+    assert health.last_error.startswith("HTTP 503")
+
+
+def test_429_retry_after_is_waited_out(managers) -> None:
+    replies = iter([Reply(429, headers={"Retry-After": "1"})])
+    ledger = Ledger(lambda _ids: next(replies, Reply(200)))
+    with HttpSink(ledger) as sink:
+        manager = managers(initial_backoff=0.01, max_backoff=0.02)  # jitter alone would retry at once
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        submit_all(dest, [1, 2, 3])
+        wait_until(lambda: health_of(manager, "team/a/sink").delivered == 3, what="delivery after Retry-After")
+    (first, _, status), (second, ids, _) = ledger.attempts[:2]
+    assert status == 429
+    assert second - first >= 1.0
+    assert ids == [1, 2, 3]
+
+
+def test_connection_refused_backs_off_instead_of_spinning(managers) -> None:
+    made: list[IdsSpanExporter] = []
+
+    def factory() -> IdsSpanExporter:
+        made.append(ids_exporter(refused_url()))
+        return made[-1]
+
+    manager = managers(initial_backoff=0.05, max_backoff=0.4)
+    manager.open("global/down", team=None, name="down", factory=factory).submit(make_span(1))
+    time.sleep(2.0)
+    health = health_of(manager, "global/down")
+    attempts = made[0].attempts
+    # A hot loop makes thousands of attempts in 2 s; the backoff allows about a dozen.
+    assert 3 <= attempts <= 40
+    assert health.failed == health.retried == attempts
+    assert (health.queued, health.delivered, health.state) == (1, 0, "backoff")
+    assert "ConnectError" in health.last_error
+
+
+def test_413_splits_the_batch_and_dead_letters_a_single_span_still_too_large(managers) -> None:
+    huge = 7
+
+    def script(ids: list[int]) -> Reply:
+        return Reply(413, body=b"too big") if len(ids) > 4 or huge in ids else Reply(200)
+
+    ledger = Ledger(script)
+    with HttpSink(ledger) as sink:
+        manager = managers(max_batch=20, batch_delay=0.3)
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        submit_all(dest, range(1, 21))
+        wait_until(lambda: health_of(manager, "team/a/sink").queued == 0, what="queue drained")
+    health = health_of(manager, "team/a/sink")
+    assert sorted(ledger.accepted) == [i for i in range(1, 21) if i != huge]
+    assert (health.delivered, health.dead_lettered) == (19, 1)
+    assert max(len(ids) for _, ids, status in ledger.attempts if status == 200) <= 4
+    [letter] = manager.dead_letters("team/a/sink")
+    assert (letter.span_id, letter.status) == (huge, 413)
+
+
+def test_permanent_4xx_is_dead_lettered_with_status_and_excerpt_and_not_retried(managers) -> None:
+    ledger = Ledger(lambda _ids: Reply(401, body=b'{"error": "invalid api key"}'))
+    with HttpSink(ledger) as sink:
+        manager = managers()
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        submit_all(dest, range(1, 6))
+        wait_until(lambda: health_of(manager, "team/a/sink").dead_lettered == 5, what="dead letters")
+    health = health_of(manager, "team/a/sink")
+    sent = Counter(i for _, ids, _ in ledger.attempts for i in ids)
+    assert sent == Counter(range(1, 6))  # each span sent exactly once
+    assert (health.retried, health.queued, health.delivered) == (0, 0, 0)
+    letters = manager.dead_letters("team/a/sink")
+    assert sorted(d.span_id for d in letters) == [1, 2, 3, 4, 5]
+    assert {d.status for d in letters} == {401}
+    assert "invalid api key" in letters[0].detail
