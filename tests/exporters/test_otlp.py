@@ -1,0 +1,102 @@
+"""``otel``: OTLP/HTTP protobuf to a loopback sink, decoded; failures are typed, never raised."""
+
+import gzip
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from app import semconv as sc
+from exporters.otlp import OtlpConfig, OtlpHttpSpanExporter, build_otlp_exporter, parse_headers
+from tests.support.otlp import OtlpSink
+from tests.support.readable_spans import CHAT_OK, END, PARENT_HEX, SPAN_HEX, START, TRACE_HEX, error_span, span
+from tests.support.sinks import Reply, always
+from tests.support.upstream import closed_port
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5.0, trust_env=False) as http:
+        yield http
+
+
+def test_config_from_endpoint_adds_the_traces_path_and_parses_headers() -> None:
+    config = OtlpConfig.from_vars({"endpoint": "http://collector:4318/", "headers": "Authorization=Basic%20abc,x-k=v"})
+    assert config == OtlpConfig("http://collector:4318/v1/traces", "http/protobuf",
+                                {"authorization": "Basic abc", "x-k": "v"})
+    assert OtlpConfig.from_vars({"traces_endpoint": "https://x/otlp", "endpoint": "http://ignored"}).traces_endpoint \
+        == "https://x/otlp"
+    assert OtlpConfig.from_vars({"endpoint": "http://c:4317", "protocol": "grpc"}).traces_endpoint == "http://c:4317"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({}, "missing var 'endpoint' for otel"),
+    ({"endpoint": "collector:4318"}, "var 'endpoint' must be an http(s) URL"),
+    ({"endpoint": "http://c", "protocol": "http/json"}, "var 'protocol' must be one of http/protobuf, grpc"),
+    ({"endpoint": "http://c", "token": "x"}, "unknown var 'token' for otel"),
+    ({"endpoint": "http://c", "headers": "novalue"}, "headers must look like 'name=value"),
+])
+def test_bad_vars_say_what_is_wrong(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        OtlpConfig.from_vars(values)
+    assert str(info.value).startswith(message)
+
+
+def test_parse_headers_accepts_a_mapping_and_lowercases_names() -> None:
+    assert parse_headers({"X-Api-Key": 1}) == {"x-api-key": "1"}
+    assert parse_headers(None) == {}
+
+
+def test_export_posts_gzipped_protobuf_that_decodes_to_the_spans(client: httpx.Client) -> None:
+    with OtlpSink() as sink:
+        config = OtlpConfig.from_vars({"endpoint": sink.url, "headers": "x-tenant=alpha"})
+        exporter = build_otlp_exporter(config, client)
+        assert isinstance(exporter, OtlpHttpSpanExporter)
+        assert exporter.export([span(CHAT_OK, parent=True), error_span()]) is SpanExportResult.SUCCESS
+        [request] = sink.trace_requests()
+    assert request.path == "/v1/traces"
+    assert request.headers["content-type"] == "application/x-protobuf"
+    assert request.headers["content-encoding"] == "gzip"
+    assert request.headers["x-tenant"] == "alpha"
+    assert gzip.decompress(request.raw_body) == request.body
+    ok, failed = sink.spans()
+    assert ok == {
+        "trace_id": TRACE_HEX, "span_id": SPAN_HEX, "parent_span_id": PARENT_HEX, "name": "chat gpt-4o-mini",
+        "kind": "CLIENT", "start_time_unix_nano": START, "end_time_unix_nano": END,
+        "status": {"code": "OK", "message": ""},
+        "attributes": {**CHAT_OK, sc.RESPONSE_FINISH_REASONS: ["stop"]}, "events": [],
+        "resource": {"service.name": "spangate"}, "scope": {"name": "spangate", "version": "0.1.0"},
+    }
+    assert failed["status"] == {"code": "ERROR", "message": "rate limited"}
+    assert failed["attributes"][sc.ERROR_TYPE] == "rate_limit_exceeded"
+
+
+def test_a_rejecting_collector_is_a_typed_failure_with_retry_after(client: httpx.Client) -> None:
+    with OtlpSink(lambda _req: Reply(503, b"overloaded", headers={"Retry-After": "7"})) as sink:
+        exporter = OtlpHttpSpanExporter(OtlpConfig.from_vars({"endpoint": sink.url}), client)
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.FAILURE
+    failure = exporter.last_failure
+    assert failure is not None
+    assert (failure.status, failure.retryable, failure.retry_after) == (503, True, 7.0)
+    with OtlpSink(always(400, b"bad")) as sink:
+        exporter = OtlpHttpSpanExporter(OtlpConfig.from_vars({"endpoint": sink.url}), client)
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.FAILURE
+        assert exporter.last_failure is not None and not exporter.last_failure.retryable
+
+
+def test_a_refused_connection_is_a_retryable_failure_not_an_exception(client: httpx.Client) -> None:
+    exporter = OtlpHttpSpanExporter(OtlpConfig.from_vars({"endpoint": f"http://127.0.0.1:{closed_port()}"}), client)
+    assert exporter.export([span(CHAT_OK)]) is SpanExportResult.FAILURE
+    assert exporter.last_failure is not None
+    assert exporter.last_failure.retryable
+    assert "ConnectError" in exporter.last_failure.detail
+
+
+def test_success_clears_the_previous_failure(client: httpx.Client) -> None:
+    replies = iter([Reply(500), Reply(200)])
+    with OtlpSink(lambda _req: next(replies)) as sink:
+        exporter = OtlpHttpSpanExporter(OtlpConfig.from_vars({"endpoint": sink.url}), client)
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.FAILURE
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.SUCCESS
+    assert exporter.last_failure is None
