@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -32,6 +33,9 @@ CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, dest TEXT NOT NUL
     reason TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS destinations (key TEXT PRIMARY KEY, team TEXT, name TEXT NOT NULL);
 """
+
+
+_MAGIC = b"SQLite format 3\x00"
 
 
 class SlotsTaken(RuntimeError):
@@ -76,31 +80,28 @@ class SqliteSpool:
             return _connect(self.path, check=True)
         except sqlite3.DatabaseError as exc:
             self._log.error("spool %s is damaged (%s): quarantining it", self.path, exc)
-        rows = _salvage(self.path)
-        self._move_aside()
+        damaged = self._move_aside()
         db = _connect(self.path, check=False)
-        with db:
-            db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", rows)
-        self.salvaged_records = len(rows)
+        self.salvaged_records = _salvage(damaged, into=db)
         return db
 
-    def _move_aside(self) -> None:
+    def _move_aside(self) -> Path:
+        """Move the damaged file and its WAL into ``quarantine/``; returns the moved main file."""
         target = self.path.parent / "quarantine"
         target.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        for suffix in ("-wal", "-shm", ""):
             src = Path(f"{self.path}{suffix}")
             if src.exists():
-                src.rename(target / f"{self.path.name}{suffix}.{stamp}.{os.getpid()}")
+                src.rename(target / f"{self.path.name}{suffix}.{stamp}")
         self.quarantined_files += 1
+        return target / f"{self.path.name}.{stamp}"
 
     # -- start-up view -----------------------------------------------------------------------
     def load(self) -> dict[str, KeyStats]:
         with self._lock:
             names = {k: (t, n) for k, t, n in self._db.execute("SELECT key, team, name FROM destinations")}
-            rows = self._db.execute(
-                "SELECT dest, COUNT(*), SUM(length(data)), MIN(at) FROM spans GROUP BY dest"
-            )
+            rows = self._db.execute("SELECT dest, COUNT(*), SUM(length(data)), MIN(at) FROM spans GROUP BY dest")
             stats = {}
             for key, count, size, oldest in rows:
                 team, name = names.get(key, (None, key))
@@ -115,9 +116,7 @@ class SqliteSpool:
     def measure(self, item: bytes) -> int:
         return len(item)
 
-    def commit(
-        self, rows: dict[str, list[tuple[float, bytes]]], excess: dict[str, int]
-    ) -> dict[str, tuple[int, int]]:
+    def commit(self, rows: dict[str, list[tuple[float, bytes]]], excess: dict[str, int]) -> dict[str, tuple[int, int]]:
         """Append rows and enforce caps in one transaction; returns key -> (dropped, bytes freed)."""
         flat = [(key, at, data) for key, items in rows.items() for at, data in items]
         with self._lock, self._db:
@@ -209,19 +208,52 @@ def _connect(path: Path, *, check: bool) -> sqlite3.Connection:
     return db
 
 
-def _salvage(path: Path) -> list[tuple[str, float, bytes]]:
-    """Best effort: whatever rows of a damaged spool can still be read, in order."""
-    rows: list[tuple[str, float, bytes]] = []
+def _salvage(path: Path, into: sqlite3.Connection) -> int:
+    """Best effort: copy the rows of a damaged spool that can still be read, in order.
+
+    A truncated file still claims its old page count in the header and SQLite then refuses even
+    the schema; reading a copy whose header matches the pages actually present gets everything
+    before the first missing page.
+    """
+    copy = path.with_name(path.name + ".salvage")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        return _copy_rows(copy, into) if _copy_with_true_size(path, copy) else 0
+    except OSError:
+        return 0
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _copy_with_true_size(path: Path, copy: Path) -> bool:
+    shutil.copyfile(path, copy)
+    with copy.open("r+b") as f:
+        header = f.read(100)
+        if len(header) < 100 or not header.startswith(_MAGIC):
+            return False
+        page = int.from_bytes(header[16:18], "big")
+        page = 65536 if page == 1 else page
+        pages = copy.stat().st_size // page
+        f.truncate(pages * page)
+        f.seek(28)
+        f.write(pages.to_bytes(4, "big"))
+    return True
+
+
+def _copy_rows(copy: Path, into: sqlite3.Connection) -> int:
+    copied = 0
+    try:
+        src = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
     except sqlite3.Error:
-        return rows
+        return 0
     try:
-        for dest, at, data in db.execute("SELECT dest, at, data FROM spans ORDER BY id"):
-            if isinstance(dest, str) and isinstance(data, bytes):
-                rows.append((dest, float(at), data))
+        rows = src.execute("SELECT dest, at, data FROM spans ORDER BY id")
+        while chunk := rows.fetchmany(1000):
+            good = [r for r in chunk if isinstance(r[0], str) and isinstance(r[2], bytes)]
+            with into:
+                into.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", good)
+            copied += len(good)
     except sqlite3.Error:
         pass  # keep what was read before the damage
     finally:
-        db.close()
-    return rows
+        src.close()
+    return copied
