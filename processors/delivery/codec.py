@@ -37,9 +37,7 @@ def encode_span(span: ReadableSpan) -> bytes:
             "e": [[e.name, e.timestamp, _attrs(e.attributes)] for e in span.events],
             "l": [[_context(li.context), _attrs(li.attributes)] for li in span.links],
             "r": [_attrs(span.resource.attributes), span.resource.schema_url],
-            "i": None
-            if scope is None
-            else [scope.name, scope.version, scope.schema_url, _attrs(scope.attributes)],
+            "i": None if scope is None else [scope.name, scope.version, scope.schema_url, _attrs(scope.attributes)],
         }
     )
 

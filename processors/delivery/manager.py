@@ -30,16 +30,12 @@ _FLUSH_POLL = 0.01
 
 
 class DeliveryManager:
-    def __init__(
-        self, config: DeliveryConfig, meter: Meter | None = None, logger: logging.Logger | None = None
-    ):
+    def __init__(self, config: DeliveryConfig, meter: Meter | None = None, logger: logging.Logger | None = None):
         self._config = config
         self._log = logger or logging.getLogger("spangate.delivery")
         self._lock = threading.Lock()
         self._dests: dict[str, Destination] = {}
-        self._telemetry = Telemetry(
-            meter, self._log, lambda: list(self._dests.values()), config.drop_log_interval
-        )
+        self._telemetry = Telemetry(meter, self._log, lambda: list(self._dests.values()), config.drop_log_interval)
         self._store: Store | None = None
         self._writer: SpoolWriter | None = None
         self._scheduler: Scheduler | None = None
@@ -122,9 +118,7 @@ class DeliveryManager:
         return all(d.queued() == 0 for d in list(self._dests.values()) if d.exporter is not None)
 
     # -- destinations --------------------------------------------------------------------------
-    def open(
-        self, key: str, *, team: str | None, name: str, factory: Callable[[], SpanExporter]
-    ) -> Destination:
+    def open(self, key: str, *, team: str | None, name: str, factory: Callable[[], SpanExporter]) -> Destination:
         """Attach an exporter to ``key`` (replacing any previous one); its spooled spans are kept."""
         exporter = factory()
         dest = self._destination(key, team, name)

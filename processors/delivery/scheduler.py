@@ -37,9 +37,7 @@ class _Entry:
 
 
 class Scheduler:
-    def __init__(
-        self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger
-    ):
+    def __init__(self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger):
         self._config, self._run, self._log = config, run, logger
         self._cond = threading.Condition()
         self._ready: list[_Entry] = []

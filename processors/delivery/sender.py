@@ -25,9 +25,7 @@ _UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying wh
 
 
 class Sender:
-    def __init__(
-        self, store: Store, config: DeliveryConfig, logger: logging.Logger, rng: random.Random
-    ) -> None:
+    def __init__(self, store: Store, config: DeliveryConfig, logger: logging.Logger, rng: random.Random) -> None:
         self._store, self._config, self._log, self._rng = store, config, logger, rng
         self._decode = getattr(store, "encodes", True)
 

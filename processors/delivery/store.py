@@ -74,9 +74,7 @@ class MemoryStore:
     def measure(self, item: bytes | ReadableSpan) -> int:
         return 1
 
-    def commit(
-        self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]
-    ) -> dict[str, tuple[int, int]]:
+    def commit(self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]) -> dict[str, tuple[int, int]]:
         with self._lock:
             for key, items in rows.items():
                 queue = self._queues.setdefault(key, deque())

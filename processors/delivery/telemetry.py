@@ -45,9 +45,7 @@ class Telemetry:
         self._last_logged: dict[str, float] = {}
         self._spans = None
         if meter is not None:
-            self._spans = meter.create_counter(
-                SPANS_METRIC, unit="{span}", description="Spans by delivery outcome"
-            )
+            self._spans = meter.create_counter(SPANS_METRIC, unit="{span}", description="Spans by delivery outcome")
             meter.create_observable_gauge(
                 QUEUED_METRIC,
                 callbacks=[self._observe_queued],
@@ -76,9 +74,7 @@ class Telemetry:
             for key in due:
                 self._last_logged[key] = now
         for dest, counts in lines:
-            self._log.warning(
-                "delivery dropped spans: destination=%s team=%s counts=%s", dest.key, dest.team, counts
-            )
+            self._log.warning("delivery dropped spans: destination=%s team=%s counts=%s", dest.key, dest.team, counts)
 
     def _observe_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(d.queued(), _attributes(d)) for d in list(self._destinations())]

@@ -109,9 +109,7 @@ class SpoolWriter:
         for dest, r, size in taken:
             self._account(dest, len(r), size, r[0][0], dropped.get(dest.key))
 
-    def _account(
-        self, dest: Destination, n: int, size: int, oldest: float, drop: tuple[int, int] | None
-    ) -> None:
+    def _account(self, dest: Destination, n: int, size: int, oldest: float, drop: tuple[int, int] | None) -> None:
         dest.stored(n, size, oldest)
         with dest.lock:
             dest.spooled += n

@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from opentelemetry.metrics import Meter
 
 from processors.delivery import DeliveryConfig, DeliveryManager
 
@@ -30,8 +31,8 @@ def managers(tmp_path: Path) -> Iterator[Callable[..., DeliveryManager]]:
     """Build started managers on ``tmp_path/spool``; every one is shut down after the test."""
     started: list[DeliveryManager] = []
 
-    def build(**overrides: object) -> DeliveryManager:
-        manager = DeliveryManager(fast_config(tmp_path / "spool", **overrides))
+    def build(meter: Meter | None = None, **overrides: object) -> DeliveryManager:
+        manager = DeliveryManager(fast_config(tmp_path / "spool", **overrides), meter=meter)
         manager.start()
         started.append(manager)
         return manager

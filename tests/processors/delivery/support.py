@@ -99,7 +99,7 @@ class BlackHole:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self._server.getsockname()[1]
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
 
     def _accept(self) -> None:
         while not self._closed:

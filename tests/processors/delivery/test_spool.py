@@ -1,0 +1,118 @@
+"""Durability: kill -9 and restart, damaged spools, slots per process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from processors.delivery.codec import encode_span
+from processors.delivery.spool import SqliteSpool
+from tests.support.sinks import HttpSink, Reply
+
+from .support import Ledger, ids_exporter, make_span, refused_url, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+KEY = "team/a/sink"
+
+
+def health(manager):
+    return next(h for h in manager.health() if h.key == KEY)
+
+
+def run_child_until_spooled(spool_dir: Path, url: str, at_least: int) -> int:
+    """Start the child, kill -9 it once it reports ``at_least`` spooled; returns its last report."""
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("spool_child.py")), str(spool_dir), url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    spooled = 0
+    try:
+        for line in child.stdout:  # type: ignore[union-attr]
+            spooled = int(line)
+            if spooled >= at_least:
+                child.send_signal(signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait(10)
+        child.stdout.close()  # type: ignore[union-attr]
+    return spooled
+
+
+def test_kill_9_mid_load_then_restart_delivers_every_spooled_span(managers, tmp_path: Path) -> None:
+    ledger = Ledger(lambda _ids: Reply(200, delay=0.05))  # slow enough for a backlog to build
+    with HttpSink(ledger) as sink:
+        spooled = run_child_until_spooled(tmp_path / "spool", sink.url, at_least=3000)
+        delivered_by_child = len(ledger.accepted)
+        ledger.script = lambda _ids: Reply(200)
+        manager = managers(max_batch=100)
+        manager.open(KEY, team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        wait_until(lambda: set(range(1, spooled + 1)) <= set(ledger.accepted), timeout=20, what="redelivery")
+    assert manager.slot == 0  # the dead child's slot was free again
+    assert spooled >= 3000 and delivered_by_child < spooled
+    duplicates = sum(n - 1 for n in Counter(ledger.accepted).values())
+    assert duplicates <= 100  # at most the batch that was in flight at the kill
+
+
+def test_garbage_spool_file_is_quarantined_and_start_up_carries_on(managers, tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "spool-0.db").write_bytes(b"this is not a database" * 500)
+    ledger = Ledger()
+    with HttpSink(ledger) as sink:
+        manager = managers()
+        manager.open(KEY, team="a", name="sink", factory=lambda: ids_exporter(sink.url)).submit(make_span(1))
+        wait_until(lambda: health(manager).delivered == 1, what="delivery on a fresh spool")
+    assert manager.spool_status()["quarantined_files"] == 1
+    assert [p.name.split(".db")[0] for p in (spool_dir / "quarantine").iterdir()] == ["spool-0"]
+
+
+def test_truncated_spool_keeps_what_can_be_read(managers, tmp_path: Path) -> None:
+    first = managers(max_batch=10)
+    dest = first.open(KEY, team="a", name="sink", factory=lambda: ids_exporter(refused_url()))
+    for i in range(1, 3001):
+        dest.submit(make_span(i, pad=200))
+    wait_until(lambda: health(first).spooled == 3000, what="spooled")
+    first.shutdown(0.1)
+    db = tmp_path / "spool" / "spool-0.db"
+    with db.open("r+b") as f:
+        f.truncate(db.stat().st_size // 2)
+    ledger = Ledger()
+    with HttpSink(ledger) as sink:
+        second = managers()
+        status = second.spool_status()
+        second.open(KEY, team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        wait_until(lambda: health(second).queued == 0, what="salvaged spans delivered")
+    assert status["quarantined_files"] == 1
+    assert 0 < status["salvaged_records"] < 3000
+    assert len(ledger.accepted) == len(set(ledger.accepted)) == health(second).delivered
+    assert set(ledger.accepted) <= set(range(1, 3001))
+
+
+def test_corrupt_record_is_quarantined_and_counted_the_rest_delivered(managers, tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    spool = SqliteSpool(spool_dir / "spool-0.db", logger=__import__("logging").getLogger("test"))
+    rows = [(1.0, encode_span(make_span(1))), (1.0, b'{"n": "half a rec'), (1.0, encode_span(make_span(3)))]
+    spool.commit({KEY: rows}, {})
+    spool.close()
+    ledger = Ledger()
+    with HttpSink(ledger) as sink:
+        manager = managers()
+        manager.open(KEY, team="a", name="sink", factory=lambda: ids_exporter(sink.url))
+        wait_until(lambda: health(manager).queued == 0, what="queue drained")
+    assert sorted(ledger.accepted) == [1, 3]
+    assert health(manager).dropped == {"corrupt": 1}
+    with sqlite3.connect(spool_dir / "spool-0.db") as db:
+        assert db.execute("SELECT dest, reason FROM quarantine").fetchall() == [(KEY, "corrupt")]
+
+
+def test_each_live_process_claims_its_own_slot(managers) -> None:
+    assert [managers().slot, managers().slot] == [0, 1]
