@@ -67,7 +67,9 @@ class FakeOpenAI:
         self._closing = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        # A short poll interval: shutdown() waits for the serve loop's next poll (0.5 s by default).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-openai", daemon=True)
 
     @property
     def url(self) -> str:
