@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in config.warnings:
         log.warning("config: %s", warning)
+    # As LiteLLM does: environment_variables are exported for the process (and SDKs that read env).
+    os.environ.update(config.environment_variables)
     return serve(config, args)
 
 
