@@ -377,7 +377,8 @@ def run_gateway(upstream: Upstream, args: argparse.Namespace, wrk: str, workdir:
         print(f"gateway on {gateway.url}, idle RSS {rss_mb(gateway.pids()):.1f} MB", flush=True)
         rows = bench_target(Target("gateway", gateway.url, gateway.pids, upstream.pids), args, wrk, workdir)
         time.sleep(1)  # let the span batch in flight reach the sink before reading its counters
-        sink = {k: v for k, v in upstream.stats().items() if k.startswith("POST /v1/") and "completions" not in k}
+        otlp = ("POST /v1/traces", "POST /v1/metrics", "POST /v1/logs", "otlp_bytes")
+        sink = {k: v for k, v in upstream.stats().items() if k in otlp}
         print(f"OTLP sink received: {sink or 'nothing (is the otel destination on?)'}", flush=True)
         if args.profile:
             profile_gateway(gateway, args, wrk, workdir)
