@@ -47,7 +47,20 @@ def build_upstream_client(tracer_provider: TracerProvider, max_connections: int 
                           keepalive_expiry=60)
     transport = AsyncOpenTelemetryTransport(AiohttpTransport(limits=limits, trust_env=False),
                                             tracer_provider=tracer_provider)
-    return httpx.AsyncClient(transport=transport, limits=limits, trust_env=False)
+    client = httpx.AsyncClient(transport=transport, limits=limits, trust_env=False)
+    # One client serves every caller: an upstream's Set-Cookie must never ride along on another
+    # team's request. httpx has no switch for its jar, so give it one that keeps nothing (and
+    # skips the cookie parsing it would otherwise do on every answer).
+    client._cookies = _NoCookies()
+    return client
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
 
 
 class GenAIMetrics:
