@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +51,10 @@ class RunningGateway:
         """Spans the ``file`` destination has written so far (may lag: delivery is asynchronous)."""
         return read_spans(self.span_log_path)
 
-    def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        return wait_for_spans(self.span_log_path, count, timeout)
+    def wait_for_spans(self, count: int, timeout: float = 10.0,
+                       where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """At least ``count`` written spans (that match ``where``), polling the file destination."""
+        return wait_for_spans(self.span_log_path, count, timeout, where)
 
 
 def gateway_config(config: GatewayConfig | Mapping[str, Any], *, env: Mapping[str, str],
