@@ -379,6 +379,8 @@ def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamE
     if not message:
         message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
     message = _KEY_PATTERN.sub(r"\1***", message)
+    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
+        message = message.replace(deployment.config.api_key, "***")
     where = f"{deployment.config.model_name} ({deployment.server_address})"
     return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
                          code=code or f"upstream_http_{status}", param=param)
