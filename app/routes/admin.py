@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -121,7 +122,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return team
 
     @post("/team/new", status_code=200, tags=["team management"])
-    async def team_new(request: Request[Any, Any, Any], data: TeamNew) -> dict[str, Any]:
+    async def team_new(request: Request[Any, Any, Any], data: JSONBody[TeamNew]) -> dict[str, Any]:
         admin(request)
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
@@ -134,7 +135,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return team_json(team)
 
     @get("/team/info", tags=["team management"])
-    async def team_info(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+    async def team_info(request: Request[Any, Any, Any], team_id: FromQuery[str]) -> dict[str, Any]:
         admin(request)
         team = await known_team(team_id)
         snapshot = gateway.extras["watcher"].snapshot
@@ -148,7 +149,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return [team_json(t) for t in await store().list_teams()]
 
     @post("/team/update", status_code=200, tags=["team management"])
-    async def team_update(request: Request[Any, Any, Any], data: TeamUpdate) -> dict[str, Any]:
+    async def team_update(request: Request[Any, Any, Any], data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         admin(request)
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
                                     ("metadata", data.metadata)) if v is not None}
@@ -160,7 +161,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return team_json(team)
 
     @post("/team/delete", status_code=200, tags=["team management"])
-    async def team_delete(request: Request[Any, Any, Any], data: TeamDelete) -> dict[str, Any]:
+    async def team_delete(request: Request[Any, Any, Any], data: JSONBody[TeamDelete]) -> dict[str, Any]:
         admin(request)
         deleted = await store().delete_teams(data.team_ids)
         missing = [t for t in data.team_ids if t not in deleted]
@@ -170,7 +171,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"deleted_teams": deleted, "not_found": missing}
 
     @post("/key/generate", status_code=200, tags=["key management"])
-    async def key_generate(request: Request[Any, Any, Any], data: KeyGenerate) -> dict[str, Any]:
+    async def key_generate(request: Request[Any, Any, Any], data: JSONBody[KeyGenerate]) -> dict[str, Any]:
         admin(request)
         if data.team_id is not None:
             await known_team(data.team_id)
@@ -182,7 +183,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"key": plaintext, **_key_json(record)}
 
     @get("/key/info", tags=["key management"])
-    async def key_info(request: Request[Any, Any, Any], key: str) -> dict[str, Any]:
+    async def key_info(request: Request[Any, Any, Any], key: FromQuery[str]) -> dict[str, Any]:
         admin(request)
         record = await store().get_key(_as_hash(key))
         if record is None:
@@ -190,7 +191,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"info": _key_json(record)}
 
     @post("/key/delete", status_code=200, tags=["key management"])
-    async def key_delete(request: Request[Any, Any, Any], data: KeyDelete) -> dict[str, Any]:
+    async def key_delete(request: Request[Any, Any, Any], data: JSONBody[KeyDelete]) -> dict[str, Any]:
         admin(request)
         hashes = [_as_hash(k) for k in data.keys]
         deleted = await store().delete_keys(hashes)
@@ -200,7 +201,8 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"deleted_keys": deleted}
 
     @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"])
-    async def callback_set(request: Request[Any, Any, Any], team_id: str, data: CallbackSet) -> dict[str, Any]:
+    async def callback_set(request: Request[Any, Any, Any], team_id: FromPath[str],
+                           data: JSONBody[CallbackSet]) -> dict[str, Any]:
         admin(request)
         await known_team(team_id)
         replaced = await _store_callback(gateway, team_id, data)
@@ -210,13 +212,14 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
                 "replaced": replaced, "data": await _callbacks_json(gateway, team_id)}
 
     @get("/team/{team_id:str}/callback", tags=["team management"])
-    async def callback_get(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+    async def callback_get(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         await known_team(team_id)
         return {"status": "success", "data": await _callbacks_json(gateway, team_id)}
 
     @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"])
-    async def callback_delete(request: Request[Any, Any, Any], team_id: str, callback_name: str) -> dict[str, Any]:
+    async def callback_delete(request: Request[Any, Any, Any], team_id: FromPath[str],
+                              callback_name: FromPath[str]) -> dict[str, Any]:
         admin(request)
         await known_team(team_id)
         removed = await store().delete_callback(team_id, callback_name)
@@ -235,17 +238,17 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"status": "success", "team_id": team.team_id, "logging_disabled": team.logging_disabled}
 
     @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"])
-    async def disable_logging(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+    async def disable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         return await set_logging(team_id, True)
 
     @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"])
-    async def enable_logging(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+    async def enable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         return await set_logging(team_id, False)
 
     @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"])
-    async def callback_test(request: Request[Any, Any, Any], team_id: str) -> dict[str, Any]:
+    async def callback_test(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         """Send one synthetic span through each of the team's destinations, now, and say how each went."""
         admin(request)
         await known_team(team_id)
