@@ -14,7 +14,10 @@ def run_test(base_url: str, api_key: str | None, model: str | None) -> int:
         with httpx.Client(base_url=base, headers=headers, timeout=60, trust_env=False) as client:
             if model is None:
                 listed = client.get("/v1/models")
-                listed.raise_for_status()
+                if listed.status_code != 200:  # reached, but refused (a missing key): say so, not "cannot reach"
+                    print(f"spangate --test: HTTP {listed.status_code} from GET /v1/models: {listed.text}",
+                          file=sys.stderr)
+                    return 1
                 models = [m["id"] for m in listed.json()["data"]]
                 if not models:
                     print("spangate --test: the gateway lists no models", file=sys.stderr)
