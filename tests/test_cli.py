@@ -1,0 +1,98 @@
+"""The ``spangate`` command, run as users run it: a subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import __version__
+from app.cli import check_exposure, is_loopback
+from app.config import ConfigError, parse_config
+from tests.support.gateway import running_gateway
+from tests.support.upstream import closed_port
+
+SPANGATE = str(Path(sys.executable).parent / "spangate")
+MOCK_ONLY = {"model_list": [{"model_name": "mock-gpt", "litellm_params": {"model": "mock/mock-gpt"}}],
+             "litellm_settings": {"callbacks": ["file"]}}
+
+
+def spangate(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SPANGATE, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_version() -> None:
+    result = spangate("--version")
+    assert (result.returncode, result.stdout) == (0, f"spangate {__version__}\n")
+
+
+def test_help_lists_the_litellm_style_options() -> None:
+    result = spangate("--help")
+    assert result.returncode == 0
+    for option in ("--config", "--host", "--port", "--num_workers", "--debug", "--detailed_debug", "--test",
+                   "--base-url", "--api-key", "--version"):
+        assert option in result.stdout, option
+
+
+@pytest.mark.parametrize(("yaml", "message"), [
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, timeout: soon}\n",
+     "model_list[0].litellm_params.timeout: expected a number, got"),
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_key: os.environ/SPANGATE_TEST_UNSET}\n",
+     "model_list[0].litellm_params.api_key: environment variable SPANGATE_TEST_UNSET is not set"),
+    ("model_list: [\n", "is not valid YAML"),
+], ids=["bad-number", "missing-env-var", "bad-yaml"])
+def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml: str, message: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml)
+    result = spangate("--config", str(config), "--port", str(closed_port()))
+    assert result.returncode == 2
+    if "YAML" not in message:  # PyYAML's own message spans several lines; ours names the file
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("spangate: config error: ")
+    assert message in result.stderr
+
+
+def test_a_weak_master_key_is_refused_off_loopback(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+                      "general_settings: {master_key: sk-1234}\n")
+    result = spangate("--config", str(config), "--host", "0.0.0.0", "--port", str(closed_port()))
+    assert result.returncode == 2
+    assert result.stderr.startswith("spangate: config error: general_settings.master_key: too weak to serve on 0.0.0.0")
+
+
+def test_check_exposure_allows_weak_keys_on_loopback_only() -> None:
+    weak = parse_config({**MOCK_ONLY, "general_settings": {"master_key": "sk-1234"}}, environ={})
+    strong = parse_config({**MOCK_ONLY, "general_settings": {"master_key": "sk-" + "q7" * 16}}, environ={})
+    check_exposure(weak, "127.0.0.1")
+    check_exposure(strong, "0.0.0.0")
+    with pytest.raises(ConfigError, match=r"general_settings\.master_key: too weak"):
+        check_exposure(weak, "10.1.2.3")
+    assert [is_loopback(h) for h in ("localhost", "::1", "127.0.0.2", "0.0.0.0", "gateway.example")] == [
+        True, True, True, False, False]
+
+
+def test_test_mode_sends_one_chat_to_a_running_gateway_and_prints_the_reply(tmp_path: Path) -> None:
+    key = "sk-cli-test-master-key-000000"
+    config = {**MOCK_ONLY, "general_settings": {"master_key": key}}
+    with running_gateway(config, data_dir=tmp_path) as gateway:
+        result = spangate("--test", "--base-url", gateway.base_url, "--api-key", key)
+        refused = spangate("--test", "--base-url", gateway.base_url)
+        [span] = gateway.wait_for_spans(1)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"spangate --test: POST {gateway.base_url}/v1/chat/completions model=mock-gpt"
+    assert lines[1] == "This is a mock response from mock-gpt. You said: this is a test request, write a short poem"
+    assert lines[2].startswith("usage: {'prompt_tokens': ")
+    assert (span["name"], span["status"]["code"]) == ("chat mock-gpt", "OK")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("spangate --test: HTTP 401 from GET /v1/models: ")
+    assert "cannot reach" not in refused.stderr  # it was reached; the key was refused
+
+
+def test_test_mode_reports_an_unreachable_gateway() -> None:
+    result = spangate("--test", "--base-url", f"http://127.0.0.1:{closed_port()}")
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr
