@@ -48,9 +48,7 @@ class SecretsUnavailable(SecretBoxError):
 
 
 def _derive(material: str, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=info).derive(
-        material.encode("utf-8")
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=info).derive(material.encode("utf-8"))
 
 
 def _b64encode(data: bytes) -> str:

@@ -229,9 +229,7 @@ class Store:
         key = {"team_id": team_id, "callback_name": callback_name, "callback_type": kind.value}
         async with self._writing("set_callback") as write:
             result = await write.conn.execute(
-                update(callbacks)
-                .where(*(callbacks.c[column] == value for column, value in key.items()))
-                .values(values)
+                update(callbacks).where(*(callbacks.c[column] == value for column, value in key.items())).values(values)
             )
             replaced = result.rowcount == 1
             if not replaced:

@@ -83,11 +83,15 @@ class StoreWatcher:
     async def refresh(self) -> bool:
         """Poll now; True when a new snapshot was delivered. An instance that just wrote calls
         this so its own change applies at once rather than at the next tick."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands
+        # as the inner call finishes, and stop() would then wait for this task forever.
         async with self._lock:
-            version = await asyncio.wait_for(self._store.version(), self._version_timeout)
+            async with asyncio.timeout(self._version_timeout):
+                version = await self._store.version()
             if self._snapshot is not None and version == self._snapshot.version:
                 return False
-            snapshot = await asyncio.wait_for(self._store.snapshot(), self._snapshot_timeout)
+            async with asyncio.timeout(self._snapshot_timeout):
+                snapshot = await self._store.snapshot()
             self._deliver(snapshot)
             return True
 
