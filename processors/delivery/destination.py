@@ -59,7 +59,7 @@ class Destination:
         self.failures = 0  # consecutive failed attempts, drives the backoff
         # Scheduler state (changed under the scheduler's lock).
         self.sched, self.due, self.token = IDLE, 0.0, 0
-        self.suspect = self.in_backoff = self.stalled = self.on_probation = False
+        self.suspect = self.in_backoff = self.stalled = self.on_probation = self.spare = False
         self.run_started = 0.0
         self._exporter_in_use: SpanExporter | None = None
 

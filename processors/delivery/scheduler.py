@@ -6,10 +6,10 @@ heap entry, it holds no thread. Isolation against dead destinations comes from t
 * **probation**: a destination whose last attempt failed or stalled waits in the probation heap,
   and at most ``probation_workers`` of those run at once, so failing destinations cannot occupy
   every thread with export timeouts;
-* **spares**: a watchdog notices an export running longer than ``stall_after`` (a black hole
-  the destination has not yet been caught at), counts it against probation and starts a spare
+* **spares**: a watchdog notices an export of a destination *not* on probation running longer
+  than ``stall_after`` (a black hole not yet caught), moves it to probation and starts a spare
   thread in its place, at most ``workers`` spares; a thread that finishes while the pool is
-  above its size exits.
+  above its size exits. Stalls on probation need no spare: the quota already bounds them.
 
 Each destination is in at most one place (idle, a heap, or one thread): send concurrency is 1.
 """
@@ -44,7 +44,7 @@ class Scheduler:
         self._probation: list[_Entry] = []
         self._seq = itertools.count()
         self._busy: dict[int, Destination] = {}
-        self._threads = self._stalled = self._probation_running = 0
+        self._threads = self._spares = self._probation_running = 0
         self._stopping = False
         self.expedite_all = False  # set while flushing: skip the batch delay
         self._all_threads: list[threading.Thread] = []
@@ -156,12 +156,14 @@ class Scheduler:
             self._probation_running -= dest.on_probation
             dest.on_probation = False
             if dest.stalled:
-                self._stalled -= 1
                 dest.suspect = True  # slow answers keep a destination on probation
+            if dest.spare:
+                self._spares -= 1
+                dest.spare = False
             dest.sched = IDLE
             self._reschedule(dest, delay)
             self._cond.notify_all()
-            if self._threads > self._config.workers + self._stalled:
+            if self._threads > self._config.workers + min(self._spares, self._config.workers):
                 self._threads -= 1
                 return False
             return True
@@ -186,10 +188,11 @@ class Scheduler:
             if dest.stalled or now - dest.run_started < self._config.stall_after:
                 continue
             dest.stalled = dest.suspect = True
-            self._stalled += 1
-            if not dest.on_probation:
-                dest.on_probation = True
-                self._probation_running += 1
-            if self._threads < self._config.workers + min(self._stalled, self._config.workers):
-                self._log.warning("destination %s stalled; starting a spare delivery thread", dest.key)
+            if dest.on_probation:
+                continue
+            dest.on_probation = dest.spare = True
+            self._probation_running += 1
+            self._spares += 1
+            if self._threads < self._config.workers + min(self._spares, self._config.workers):
+                self._log.info("destination %s stalled; starting a spare delivery thread", dest.key)
                 self._spawn()
