@@ -144,6 +144,7 @@ def test_a_body_over_the_configured_limit_is_413(gw: RunningGateway) -> None:
 
 
 def test_the_openai_sdk_raises_its_own_error_classes(gw: RunningGateway) -> None:
+    before = len(gw.spans())
     with openai.OpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0) as client:
         with pytest.raises(openai.NotFoundError) as missing:
             client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
@@ -152,7 +153,8 @@ def test_the_openai_sdk_raises_its_own_error_classes(gw: RunningGateway) -> None
                                            temperature="hot")  # type: ignore[arg-type]
     assert missing.value.code == "model_not_found"
     assert (bad.value.param, bad.value.code) == ("temperature", "invalid_type")
-    gw.wait_for_spans(2)
+    assert [s["attributes"][sc.ERROR_TYPE] for s in gw.wait_for_spans(before + 2)[before:]] == [
+        "model_not_found", "invalid_type"]  # and later tests count from here
 
 
 # --- upstream failures ----------------------------------------------------------------------------
