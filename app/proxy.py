@@ -106,7 +106,7 @@ class ProxyService:
             attrs[sc.REQUEST_MODEL] = model
         attrs.update(_caller_attributes(ctx))
         span = self._tracer.start_span(span_name(operation, model) if isinstance(model, str) and model else operation,
-                                       kind=SpanKind.CLIENT, attributes=attrs)
+                                       context=_client_context(ctx), kind=SpanKind.CLIENT, attributes=attrs)
         self._fail(span, exc, time.perf_counter())
         return exc
 
@@ -130,9 +130,8 @@ class ProxyService:
         attrs.update(metadata_attributes(metadata))
         if ctx.capture_content:
             attrs.update(input_content_attributes(operation, body))
-        parent = propagate.extract(ctx.headers) if "traceparent" in ctx.headers else None
-        return self._tracer.start_span(span_name(operation, model), context=parent, kind=SpanKind.CLIENT,
-                                       attributes=attrs)
+        return self._tracer.start_span(span_name(operation, model), context=_client_context(ctx),
+                                       kind=SpanKind.CLIENT, attributes=attrs)
 
     def _deployment_attributes(self, span: trace.Span, deployment: Deployment) -> None:
         config = deployment.config
@@ -291,6 +290,11 @@ class _StreamRelay:
             self._service._fail(self._span, error, self._started)
         else:
             self._service._finish(self._span, self._deployment, attrs, self._started, self._ttfc)
+
+
+def _client_context(ctx: CallContext) -> Any:
+    """The client's W3C trace context, so accepted and rejected calls alike join the client's trace."""
+    return propagate.extract(ctx.headers) if "traceparent" in ctx.headers else None
 
 
 def _caller_attributes(ctx: CallContext) -> Attributes:
