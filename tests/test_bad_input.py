@@ -206,3 +206,13 @@ def test_a_refused_connection_is_502_naming_model_and_host(gw: RunningGateway) -
     assert error["message"].startswith("could not connect to model 'refused' (upstream 127.0.0.1)")
     assert UPSTREAM_KEY not in response.text
     assert_error_span(span, "chat refused", "upstream_unavailable", 502)
+
+
+def test_a_rejected_call_joins_the_clients_trace(gw: RunningGateway) -> None:
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    before = len(gw.spans())
+    response = httpx.post(f"{gw.base_url}{CHAT_PATH}", content=b"{not json",
+                          headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+    assert response.status_code == 400
+    span = gw.wait_for_spans(before + 1)[before]
+    assert (span["trace_id"], span["parent_span_id"]) == (trace_id, parent_id)
