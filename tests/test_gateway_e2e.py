@@ -366,7 +366,8 @@ def test_master_key_is_required_when_set(tmp_path: Path) -> None:
 def test_an_otel_destination_gets_the_gateway_span_and_its_upstream_http_child(
         tmp_path: Path, upstream: FakeOpenAI, tag: str) -> None:
     config = {"model_list": [openai_model("gpt", upstream)],
-              "litellm_settings": {"success_callback": ["file", "otel"]}}
+              "litellm_settings": {"success_callback": ["file", "otel"]},
+              "environment_variables": {"OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=alpha"}}  # exported at start
     with OtlpSink() as sink:
         with running_gateway(config, data_dir=tmp_path, env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}) as gateway, \
                 OpenAI(base_url=gateway.openai_base_url, api_key="x", max_retries=0) as openai:
@@ -375,6 +376,7 @@ def test_an_otel_destination_gets_the_gateway_span_and_its_upstream_http_child(
             spans = sink.wait_for_spans(2)
         file_spans = gateway.spans()
     assert len(spans) == 2, [s["name"] for s in spans]
+    assert {r.headers["x-tenant"] for r in sink.trace_requests()} == {"alpha"}
     [llm] = [s for s in spans if s["name"] == "chat gpt"]
     [child] = [s for s in spans if s is not llm]
     assert llm["attributes"][TAG] == tag
