@@ -53,6 +53,9 @@ class DeliveryManager:
         self._writer = SpoolWriter(store, cap, self._telemetry, self._log, self._scheduler.notify_work)
         for key, stats in store.load().items():
             self._destination(key, stats.team, stats.name).stored(stats.count, stats.size, stats.oldest_at)
+        for dest in list(self._dests.values()):
+            if dest.exporter is not None:  # opened before start()
+                store.remember(dest.key, dest.team, dest.name)
         self._store = store
         self._writer.start()
         self._scheduler.start()

@@ -3,7 +3,10 @@
 Success acknowledges the batch in the store. A retryable failure keeps the batch in flight and
 asks for a backoff (full jitter, never shorter than Retry-After). A 413 splits the batch in
 halves that are sent next; a single span still too large, or a permanent failure, goes to the
-dead-letter store. The pool guarantees one run at a time per destination.
+dead-letter store. An exporter that raises instead of returning FAILURE is judged by
+``failure_from_exception``: transport errors are retried, anything else is dead-lettered (the
+spans stay in the dead-letter table, so a buggy exporter cannot spin on them forever). The pool
+guarantees one run at a time per destination.
 """
 
 from __future__ import annotations
