@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Row, delete, select, update
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import ColumnElement, Row, Table, delete, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.engine import Engines, make_engines, prepare_schema
@@ -57,6 +58,11 @@ async def _mapped_errors(operation: str) -> AsyncIterator[None]:
         yield
     except StoreError:
         raise
+    except StatementError as exc:
+        if not isinstance(exc, DBAPIError) and isinstance(exc.orig, TypeError | ValueError):
+            # Raised while binding our values (say, metadata that is not JSON): the caller's fault.
+            raise ValueError(f"store {operation}: a value cannot be stored ({type(exc.orig).__name__})") from exc
+        raise StoreUnavailable(f"store {operation} failed: {type(exc.orig or exc).__name__}") from exc
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         cause = exc.orig if isinstance(exc, DBAPIError) else exc
         raise StoreUnavailable(f"store {operation} failed: {type(cause).__name__}") from exc
@@ -117,17 +123,17 @@ class Store:
             # Safe without catching IntegrityError: the version bump above serialises writers.
             if await write.conn.scalar(select(teams.c.team_id).where(teams.c.team_id == record.team_id)):
                 raise AlreadyExists(f"team {record.team_id!r} already exists")
-            await write.conn.execute(teams.insert().values(_team_values(record)))
+            await write.conn.execute(teams.insert().values(_values(record)))
         return record
 
     async def get_team(self, team_id: str) -> TeamRecord | None:
         async with self._reading("get_team") as conn:
-            row = (await conn.execute(select(teams).where(teams.c.team_id == team_id))).first()
+            row = (await conn.execute(select(*TEAM_COLUMNS).where(teams.c.team_id == team_id))).first()
         return None if row is None else _team(row)
 
     async def list_teams(self) -> list[TeamRecord]:
         async with self._reading("list_teams") as conn:
-            rows = await conn.execute(select(teams).order_by(teams.c.created_at, teams.c.team_id))
+            rows = await conn.execute(select(*TEAM_COLUMNS).order_by(teams.c.created_at, teams.c.team_id))
             return [_team(row) for row in rows]
 
     async def update_team(self, team_id: str, **fields: Any) -> TeamRecord:
@@ -139,7 +145,7 @@ class Store:
         for name, value in fields.items():
             values[name] = list(value) if name == "models" else value
         async with self._writing("update_team") as write:
-            statement = update(teams).where(teams.c.team_id == team_id).values(values).returning(*teams.c)
+            statement = update(teams).where(teams.c.team_id == team_id).values(values).returning(*TEAM_COLUMNS)
             row = (await write.conn.execute(statement)).first()
             if row is None:
                 raise NotFound(f"team {team_id!r} not found")
@@ -189,12 +195,12 @@ class Store:
         async with self._writing("create_key") as write:
             if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
                 raise AlreadyExists("a key with this hash already exists")
-            await write.conn.execute(keys.insert().values(_key_values(record)))
+            await write.conn.execute(keys.insert().values(_values(record)))
         return record
 
     async def get_key(self, token_hash: str) -> KeyRecord | None:
         async with self._reading("get_key") as conn:
-            row = (await conn.execute(select(keys).where(keys.c.token_hash == token_hash))).first()
+            row = (await conn.execute(select(*KEY_COLUMNS).where(keys.c.token_hash == token_hash))).first()
         return None if row is None else _key(row)
 
     async def delete_keys(self, token_hashes: list[str]) -> list[str]:
@@ -239,7 +245,7 @@ class Store:
     async def list_callbacks(self, team_id: str) -> list[CallbackRecord]:
         async with self._reading("list_callbacks") as conn:
             rows = await conn.execute(
-                select(callbacks)
+                select(*CALLBACK_COLUMNS)
                 .where(callbacks.c.team_id == team_id)
                 .order_by(callbacks.c.callback_name, callbacks.c.callback_type)
             )
@@ -264,14 +270,14 @@ class Store:
     async def snapshot(self) -> StoreSnapshot:
         async with self._reading("snapshot") as conn:
             version = int(await conn.scalar(select(state.c.version)) or 0)
-            team_map = {row.team_id: _team(row) for row in await conn.execute(select(teams))}
-            key_map = {row.token_hash: _key(row) for row in await conn.execute(select(keys))}
-            ordered = select(callbacks).order_by(
+            team_map = {team.team_id: team for team in map(_team, await conn.execute(select(*TEAM_COLUMNS)))}
+            key_map = {key.token_hash: key for key in map(_key, await conn.execute(select(*KEY_COLUMNS)))}
+            ordered = select(*CALLBACK_COLUMNS).order_by(
                 callbacks.c.team_id, callbacks.c.callback_name, callbacks.c.callback_type
             )
             by_team: dict[str, list[CallbackRecord]] = {}
-            for row in await conn.execute(ordered):
-                by_team.setdefault(row.team_id, []).append(_callback(row))
+            for callback in map(_callback, await conn.execute(ordered)):
+                by_team.setdefault(callback.team_id, []).append(callback)
         return StoreSnapshot(
             version=version,
             teams=MappingProxyType(team_map),
@@ -292,63 +298,28 @@ def _in_request_order(requested: list[str], found: set[str]) -> list[str]:
     return [item for item in dict.fromkeys(requested) if item in found]
 
 
-def _team_values(record: TeamRecord) -> dict[str, Any]:
-    return {
-        "team_id": record.team_id,
-        "team_alias": record.team_alias,
-        "models": list(record.models),
-        "metadata": record.metadata,
-        "logging_disabled": record.logging_disabled,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
+def _values(record: TeamRecord | KeyRecord) -> dict[str, Any]:
+    return {field.name: getattr(record, field.name) for field in fields(record)}
 
 
-def _key_values(record: KeyRecord) -> dict[str, Any]:
-    return {
-        "token_hash": record.token_hash,
-        "key_prefix": record.key_prefix,
-        "key_alias": record.key_alias,
-        "team_id": record.team_id,
-        "models": list(record.models),
-        "metadata": record.metadata,
-        "expires_at": record.expires_at,
-        "created_at": record.created_at,
-    }
+def _columns(table: Table, record_type: type) -> tuple[ColumnElement[Any], ...]:
+    """The table's columns in the record's field order, so rows unpack straight into records
+    (the column types already return tuples, dicts, aware datetimes and CallbackType)."""
+    return tuple(table.c[field.name] for field in fields(record_type))
+
+
+TEAM_COLUMNS = _columns(teams, TeamRecord)
+KEY_COLUMNS = _columns(keys, KeyRecord)
+CALLBACK_COLUMNS = _columns(callbacks, CallbackRecord)
 
 
 def _team(row: Row[Any]) -> TeamRecord:
-    return TeamRecord(
-        team_id=row.team_id,
-        team_alias=row.team_alias,
-        models=tuple(row.models or ()),
-        metadata=row.metadata or {},
-        logging_disabled=bool(row.logging_disabled),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return TeamRecord(*row)
 
 
 def _key(row: Row[Any]) -> KeyRecord:
-    return KeyRecord(
-        token_hash=row.token_hash,
-        key_prefix=row.key_prefix,
-        key_alias=row.key_alias,
-        team_id=row.team_id,
-        models=tuple(row.models or ()),
-        metadata=row.metadata or {},
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-    )
+    return KeyRecord(*row)
 
 
 def _callback(row: Row[Any]) -> CallbackRecord:
-    return CallbackRecord(
-        team_id=row.team_id,
-        callback_name=row.callback_name,
-        callback_type=CallbackType(row.callback_type),
-        vars_ciphertext=row.vars_ciphertext,
-        secret_var_names=tuple(row.secret_var_names or ()),
-        plain_vars=row.plain_vars or {},
-        updated_at=row.updated_at,
-    )
+    return CallbackRecord(*row)

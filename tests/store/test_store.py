@@ -78,6 +78,13 @@ async def test_empty_team_id_is_refused(store: Store):
         await store.create_team("", None, [], {})
 
 
+async def test_metadata_that_is_not_json_is_a_value_error_without_a_write(store: Store):
+    with pytest.raises(ValueError, match="cannot be stored"):
+        await store.create_team("a", None, [], {"tags": {"x", "y"}})
+    assert await store.get_team("a") is None
+    assert await store.version() == 0
+
+
 async def test_list_teams_in_creation_order(store: Store):
     for team_id in ("c", "a", "b"):
         await store.create_team(team_id, None, [], {})
