@@ -63,6 +63,7 @@ class ProxyService:
         self._prices = prices
         self._metrics = metrics
         self._mocks: dict[str, MockDeployment] = {}
+        self._deployment_attrs: dict[str, Attributes] = {}
 
     async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Response[Any]:
         body: dict[str, Any] | None = None
@@ -135,10 +136,14 @@ class ProxyService:
 
     def _deployment_attributes(self, span: trace.Span, deployment: Deployment) -> None:
         config = deployment.config
-        span.set_attributes({sc.DEPLOYMENT_ID: config.deployment_id, sc.PROVIDER_NAME: deployment.provider_name,
-                             sc.SERVER_ADDRESS: deployment.server_address, sc.SERVER_PORT: deployment.server_port})
-        if config.model_info:
-            span.set_attribute(sc.MODEL_INFO, to_json(config.model_info))
+        attrs = self._deployment_attrs.get(config.deployment_id)
+        if attrs is None:  # the same for every call to this deployment: built once
+            attrs = {sc.DEPLOYMENT_ID: config.deployment_id, sc.PROVIDER_NAME: deployment.provider_name,
+                     sc.SERVER_ADDRESS: deployment.server_address, sc.SERVER_PORT: deployment.server_port}
+            if config.model_info:
+                attrs[sc.MODEL_INFO] = to_json(config.model_info)
+            self._deployment_attrs[config.deployment_id] = attrs
+        span.set_attributes(attrs)
 
     def _finish(self, span: trace.Span, deployment: Deployment, attrs: Attributes, started: float,
                 ttfc: float | None = None) -> None:
