@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -355,6 +357,12 @@ async def test_unreachable_postgres_is_store_unavailable_without_the_password():
 async def test_unopenable_sqlite_file_is_store_unavailable(tmp_path):
     with pytest.raises(StoreUnavailable, match="open"):
         await Store.open(str(tmp_path / "no-such-dir" / "store.db"))
+    # aiosqlite stops the worker of a failed connect without awaiting it; if this test's loop closes
+    # first, that thread fails in a later test. Let it finish here.
+    deadline = time.monotonic() + 2
+    while any(t.name.endswith("(_connection_worker_thread)") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "aiosqlite worker thread did not stop"
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.postgres
