@@ -108,6 +108,15 @@ def gateway_settings(db: Database, **litellm: Any) -> dict[str, Any]:
 # --- Langfuse stand-ins ----------------------------------------------------------------------------
 
 
+def langfuse_callback(public_key: str, secret_key: str, host: str | None = None,
+                      callback_type: str = "success") -> dict[str, Any]:
+    """The seed's ``POST /team/{team_id}/callback`` body, field for field."""
+    callback_vars = {"langfuse_public_key": public_key, "langfuse_secret_key": secret_key}
+    if host is not None:
+        callback_vars["langfuse_host"] = host
+    return {"callback_name": "langfuse", "callback_type": callback_type, "callback_vars": callback_vars}
+
+
 @dataclass
 class LangfuseProject:
     """A loopback Langfuse project: the sink plus the key pair that must reach it."""
@@ -130,10 +139,7 @@ class LangfuseProject:
         return "Basic " + base64.b64encode(f"{self.public_key}:{self.secret_key}".encode()).decode()
 
     def callback_body(self, callback_type: str = "success") -> dict[str, Any]:
-        """The seed's ``POST /team/{team_id}/callback`` body, field for field."""
-        return {"callback_name": "langfuse", "callback_type": callback_type,
-                "callback_vars": {"langfuse_public_key": self.public_key, "langfuse_secret_key": self.secret_key,
-                                  "langfuse_host": self.host}}
+        return langfuse_callback(self.public_key, self.secret_key, self.host, callback_type)
 
     def spans(self) -> list[dict[str, Any]]:
         return self.sink.spans()
@@ -173,18 +179,24 @@ def operator_env(project: LangfuseProject) -> dict[str, str]:
 # --- clients ---------------------------------------------------------------------------------------
 
 
+def loopback_client(**kwargs: Any) -> httpx.Client:
+    # verify=False: every URL here is plain http on loopback, and loading the CA bundle costs ~0.1 s
+    # per client, which is most of a test's time when each call makes one.
+    return httpx.Client(timeout=10, trust_env=False, verify=False, **kwargs)
+
+
 def admin_client(base_url: str, key: str | None = MASTER_KEY) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=10, trust_env=False)
+    return loopback_client(base_url=base_url, headers={"Authorization": f"Bearer {key}"} if key else {})
 
 
 def openai_client(base_url: str, key: str) -> OpenAI:
-    return OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=10)
+    return OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0, timeout=10,
+                  http_client=loopback_client())
 
 
 def chat(base_url: str, key: str, model: str = MODEL, **metadata: Any) -> httpx.Response:
     """A raw chat call, for tests that look at status codes and error bodies."""
-    with httpx.Client(timeout=10, trust_env=False) as client:
+    with loopback_client() as client:
         return client.post(f"{base_url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                            json={"model": model, "messages": [{"role": "user", "content": "hi"}],
                                  "metadata": metadata})
