@@ -84,13 +84,15 @@ async def snapshot_cost(url: str, schema: str | None, runs: int) -> dict[str, fl
     try:
         await populate(store, 1000, 10_000)
         version_times, snapshot_times = [], []
+        cpu_times = []
         for _ in range(runs):
             start = time.perf_counter()
             await store.version()
             version_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             snap = await store.snapshot()
             snapshot_times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu)
         assert len(snap.teams) == 1000 and len(snap.keys) == 10_000
         tracemalloc.start()
         held = await store.snapshot()
@@ -107,6 +109,7 @@ async def snapshot_cost(url: str, schema: str | None, runs: int) -> dict[str, fl
         "version_ms_median": statistics.median(version_times) * 1e3,
         "snapshot_ms_median": statistics.median(snapshot_times) * 1e3,
         "snapshot_ms_max": max(snapshot_times) * 1e3,
+        "snapshot_cpu_ms_median": statistics.median(cpu_times) * 1e3,
         "snapshot_mib": size / 2**20,
         "key_lookup_ns": lookup * 1e9,
     }
@@ -128,6 +131,8 @@ async def run_backend(name: str, url: str, schema: str | None, args: argparse.Na
     cost_schema = f"{schema}_cost" if schema else None
     costs = await snapshot_cost(cost_url, cost_schema, args.runs)
     print(f"[{name}] 1,000 teams x 1 callback + 10,000 keys: " + ", ".join(f"{k}={v:.3f}" for k, v in costs.items()))
+    latencies = await propagation(cost_url, cost_schema, args.rounds, args.interval)
+    print(f"[{name}] propagation A->B with those 11,000 rows loaded: {describe(latencies)}")
 
 
 async def main() -> None:
