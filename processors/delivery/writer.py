@@ -12,6 +12,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from opentelemetry.sdk.trace import ReadableSpan
+
 from .codec import encode_span
 from .config import DROP_ERROR, DROP_SPOOL_ERROR, DROP_SPOOL_FULL
 from .destination import Destination
@@ -78,22 +80,38 @@ class SpoolWriter:
             dest = self._dirty.popleft()
             dests[id(dest)] = dest
         if dests:
-            self._commit([self._take(d) for d in dests.values()])
+            # A span routed to several destinations (the gateway span goes to file and otel) is
+            # encoded once per drain. Keyed by id(): the dict holds the span too, so no other
+            # span can be allocated at that address while the drain runs.
+            encoded: dict[int, tuple[ReadableSpan, bytes | None]] = {}
+            self._commit([self._take(d, encoded) for d in dests.values()])
 
-    def _take(self, dest: Destination) -> tuple[Destination, list[tuple[float, object]], int]:
+    def _take(
+        self, dest: Destination, encoded: dict[int, tuple[ReadableSpan, bytes | None]]
+    ) -> tuple[Destination, list[tuple[float, object]], int]:
         dest.dirty = False  # before draining, so a concurrent submit re-registers the destination
         rows: list[tuple[float, object]] = []
         size = 0
         while dest.buffer:
             at, span = dest.buffer.popleft()
-            try:
-                item = encode_span(span) if self._encode else span
-            except Exception:  # a span we cannot encode is counted, not fatal
+            item = self._encoded(span, encoded) if self._encode else span
+            if item is None:  # a span we cannot encode is counted, not fatal
                 dest.count_drop(DROP_ERROR)
                 continue
             rows.append((at, item))
             size += self._store.measure(item)  # type: ignore[arg-type]
         return dest, rows, size
+
+    def _encoded(self, span: ReadableSpan, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> bytes | None:
+        hit = encoded.get(id(span))
+        if hit is not None:
+            return hit[1]
+        try:
+            data: bytes | None = encode_span(span)
+        except Exception:
+            data = None
+        encoded[id(span)] = (span, data)
+        return data
 
     def _commit(self, taken: list[tuple[Destination, list[tuple[float, object]], int]]) -> None:
         taken = [t for t in taken if t[1]]

@@ -1,0 +1,54 @@
+"""The writer thread's drain, driven by hand against a recording store (no thread started)."""
+
+from __future__ import annotations
+
+import logging
+
+from processors.delivery.codec import decode_span
+from processors.delivery.destination import Destination
+from processors.delivery.telemetry import Telemetry
+from processors.delivery.writer import SpoolWriter
+
+from .support import make_span
+
+
+class RecordingStore:
+    """Keeps what each commit was given; measures bytes like the SQLite spool."""
+
+    encodes = True
+
+    def __init__(self) -> None:
+        self.commits: list[dict[str, list[tuple[float, object]]]] = []
+
+    def measure(self, item: bytes) -> int:
+        return len(item)
+
+    def commit(self, rows, excess):
+        self.commits.append(rows)
+        return {}
+
+
+def destinations(*keys: str) -> tuple[Telemetry, list[Destination]]:
+    telemetry = Telemetry(None, logging.getLogger("test"), list, 10.0)
+    dests = []
+    for key in keys:
+        dest = Destination(key, None, key, buffer_size=100, telemetry=telemetry, on_dirty=lambda _d: None)
+        dest.closed = False
+        dests.append(dest)
+    return telemetry, dests
+
+
+def test_a_span_routed_to_two_destinations_is_encoded_once_per_drain() -> None:
+    telemetry, (a, b) = destinations("a", "b")
+    store = RecordingStore()
+    writer = SpoolWriter(store, 1 << 30, telemetry, logging.getLogger("test"), lambda _d: None)  # type: ignore[arg-type]
+    shared, own = make_span(1), make_span(2)
+    for dest, spans in ((a, [shared]), (b, [own, shared])):
+        for span in spans:
+            dest.submit(span)
+        writer.notify(dest)
+    writer.drain()
+    (rows,) = store.commits
+    assert rows["a"][0][1] is rows["b"][1][1]  # the same bytes object: one encode
+    assert [decode_span(data).context.span_id for _at, data in rows["b"]] == [2, 1]  # type: ignore[union-attr]
+    assert (a.spooled, b.spooled) == (1, 2)
