@@ -40,6 +40,10 @@ class DeliveryConfig:
     durable: bool = True
     max_spool_bytes: int = 1 << 30  # encoded bytes per destination; beyond it drop-oldest, counted
     memory_queue_size: int = 10_000
+    # Spans kept in memory beside their spool rows, per destination, so the sender skips decoding.
+    # Enough for a healthy destination's queue (a few batches); a backlog beyond it (a destination
+    # down) stays on disk only and is decoded when read, so memory does not grow with the backlog.
+    cached_spans: int = 2048
     max_batch: int = 512
     batch_delay: float = 0.2
     export_timeout: float = 10.0  # an export running this long is counted as timed out

@@ -68,7 +68,7 @@ class DeliveryManager:
         if not self._config.durable:
             return MemoryStore()
         self.slot, self._slot_fd = claim_slot(self._config.spool_dir, self._config.max_spool_slots)
-        return SqliteSpool(self._config.spool_dir / f"spool-{self.slot}.db", self._log)
+        return SqliteSpool(self._config.spool_dir / f"spool-{self.slot}.db", self._log, self._config.cached_spans)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, flush for up to ``timeout`` seconds, leave the rest in the spool."""

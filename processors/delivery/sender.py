@@ -62,6 +62,8 @@ class Sender:
     def _decoded(self, dest: Destination, records: list[Record]) -> list[Record]:
         bad = []
         for record in records:
+            if record.span is not None:  # the spool still held the submitted span
+                continue
             try:
                 record.span = decode_span(record.data or b"")
             except CorruptRecord:

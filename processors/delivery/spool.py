@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from opentelemetry.sdk.trace import ReadableSpan
+
 from .config import DeadLetter
 from .store import KeyStats, Record
 
@@ -61,17 +63,24 @@ def release_slot(fd: int) -> None:
 
 
 class SqliteSpool:
-    """One connection shared by the writer and the workers behind a lock: statements are short."""
+    """One connection shared by the writer and the workers behind a lock: statements are short.
+
+    Beside the rows it keeps, per destination, up to ``cached_spans`` of the committed spans
+    themselves (row id -> span), so ``read`` hands them out without decoding; rows without a copy
+    (evicted, or spooled by an earlier process) carry only their bytes and the sender decodes them.
+    """
 
     encodes = True
 
-    def __init__(self, path: Path, logger: logging.Logger) -> None:
+    def __init__(self, path: Path, logger: logging.Logger, cached_spans: int = 0) -> None:
         self.path = path
         self.quarantined_files = 0
         self.salvaged_records = 0
         self._log = logger
         self._lock = threading.Lock()
         self._cursor: dict[str, int] = {}
+        self._cache_size = cached_spans
+        self._cache: dict[str, dict[int, ReadableSpan]] = {}  # ids ascending, all after the cursor
         self._db = self._open_or_quarantine()
 
     # -- opening -----------------------------------------------------------------------------
@@ -116,20 +125,50 @@ class SqliteSpool:
     def measure(self, item: bytes) -> int:
         return len(item)
 
-    def commit(self, rows: dict[str, list[tuple[float, bytes]]], excess: dict[str, int]) -> dict[str, tuple[int, int]]:
-        """Append rows and enforce caps in one transaction; returns key -> (dropped, bytes freed)."""
+    def commit(
+        self,
+        rows: dict[str, list[tuple[float, bytes]]],
+        excess: dict[str, int],
+        spans: dict[str, list[ReadableSpan]] | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        """Append rows and enforce caps in one transaction; returns key -> (dropped, bytes freed).
+
+        ``spans``, when given, are the spans the rows encode (same keys, same order): kept in memory.
+        """
         flat = [(key, at, data) for key, items in rows.items() for at, data in items]
         with self._lock, self._db:
             self._db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", flat)
+            if spans and self._cache_size:
+                self._remember_spans(rows, spans, len(flat))
             return {key: self._drop(key, amount) for key, amount in excess.items() if amount > 0}
+
+    def _remember_spans(
+        self, rows: dict[str, list[tuple[float, bytes]]], spans: dict[str, list[ReadableSpan]], n: int
+    ) -> None:
+        """Map the new row ids to their spans; the ids of one executemany are consecutive."""
+        last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - n + 1
+        # Checked, not assumed: if SQLite ever skipped an id, copies would be attached to the
+        # wrong rows. Then nothing is cached and the sender decodes, as after a restart.
+        if self._db.execute("SELECT COUNT(*) FROM spans WHERE id >= ?", (first,)).fetchone()[0] != n:
+            return
+        row_id = first
+        for key in rows:
+            cache = self._cache.setdefault(key, {})
+            for span in spans[key]:
+                if len(cache) < self._cache_size:
+                    cache[row_id] = span
+                row_id += 1
 
     def _drop(self, key: str, amount: int) -> tuple[int, int]:
         cursor, freed, count, last = self._cursor.get(key, 0), 0, 0, None
+        cache = self._cache.get(key, {})
         query = "SELECT id, length(data) FROM spans WHERE dest = ? AND id > ? ORDER BY id"
         for row_id, size in self._db.execute(query, (key, cursor)):
             if freed >= amount:
                 break
             freed, count, last = freed + size, count + 1, row_id
+            cache.pop(row_id, None)
         if last is not None:
             self._db.execute("DELETE FROM spans WHERE dest = ? AND id > ? AND id <= ?", (key, cursor, last))
         return count, freed
@@ -142,7 +181,10 @@ class SqliteSpool:
             ).fetchall()
             if rows:
                 self._cursor[key] = rows[-1][0]
-        return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
+            cache = self._cache.get(key)
+            if not cache:
+                return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
+            return [Record(row_id, at, len(data), data=data, span=cache.pop(row_id, None)) for row_id, at, data in rows]
 
     def ack(self, key: str, records: list[Record]) -> None:
         with self._lock, self._db:
@@ -187,6 +229,7 @@ class SqliteSpool:
 
     def close(self) -> None:
         with self._lock:
+            self._cache.clear()
             self._db.close()
 
 

@@ -43,7 +43,10 @@ class Store(Protocol):
     def remember(self, key: str, team: str | None, name: str) -> None: ...
     def measure(self, item: bytes | ReadableSpan) -> int: ...
     def commit(
-        self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]
+        self,
+        rows: dict[str, list[tuple[float, object]]],
+        excess: dict[str, int],
+        spans: dict[str, list[ReadableSpan]] | None = None,
     ) -> dict[str, tuple[int, int]]: ...
     def read(self, key: str, limit: int) -> list[Record]: ...
     def ack(self, key: str, records: list[Record]) -> None: ...
@@ -74,7 +77,12 @@ class MemoryStore:
     def measure(self, item: bytes | ReadableSpan) -> int:
         return 1
 
-    def commit(self, rows: dict[str, list[tuple[float, object]]], excess: dict[str, int]) -> dict[str, tuple[int, int]]:
+    def commit(
+        self,
+        rows: dict[str, list[tuple[float, object]]],
+        excess: dict[str, int],
+        spans: dict[str, list[ReadableSpan]] | None = None,  # the rows are the spans already
+    ) -> dict[str, tuple[int, int]]:
         with self._lock:
             for key, items in rows.items():
                 queue = self._queues.setdefault(key, deque())

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -21,6 +22,16 @@ from .store import Store
 from .telemetry import Telemetry
 
 _IDLE_WAKE = 0.25  # seconds; also the pace of the drop log
+
+
+@dataclass(slots=True)
+class _Taken:
+    """What one drain took from one destination's buffer."""
+
+    dest: Destination
+    rows: list[tuple[float, object]] = field(default_factory=list)  # (submitted at, bytes or span)
+    spans: list[ReadableSpan] = field(default_factory=list)  # the same spans, in the same order
+    size: int = 0
 
 
 class SpoolWriter:
@@ -86,21 +97,19 @@ class SpoolWriter:
             encoded: dict[int, tuple[ReadableSpan, bytes | None]] = {}
             self._commit([self._take(d, encoded) for d in dests.values()])
 
-    def _take(
-        self, dest: Destination, encoded: dict[int, tuple[ReadableSpan, bytes | None]]
-    ) -> tuple[Destination, list[tuple[float, object]], int]:
+    def _take(self, dest: Destination, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> _Taken:
         dest.dirty = False  # before draining, so a concurrent submit re-registers the destination
-        rows: list[tuple[float, object]] = []
-        size = 0
+        taken = _Taken(dest)
         while dest.buffer:
             at, span = dest.buffer.popleft()
             item = self._encoded(span, encoded) if self._encode else span
             if item is None:  # a span we cannot encode is counted, not fatal
                 dest.count_drop(DROP_ERROR)
                 continue
-            rows.append((at, item))
-            size += self._store.measure(item)  # type: ignore[arg-type]
-        return dest, rows, size
+            taken.rows.append((at, item))
+            taken.spans.append(span)
+            taken.size += self._store.measure(item)  # type: ignore[arg-type]
+        return taken
 
     def _encoded(self, span: ReadableSpan, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> bytes | None:
         hit = encoded.get(id(span))
@@ -113,19 +122,22 @@ class SpoolWriter:
         encoded[id(span)] = (span, data)
         return data
 
-    def _commit(self, taken: list[tuple[Destination, list[tuple[float, object]], int]]) -> None:
-        taken = [t for t in taken if t[1]]
-        rows = {d.key: r for d, r, _ in taken}
-        excess = {d.key: d.stored_size + size - self._cap for d, _, size in taken}
+    def _commit(self, taken: list[_Taken]) -> None:
+        taken = [t for t in taken if t.rows]
+        rows = {t.dest.key: t.rows for t in taken}
+        excess = {t.dest.key: t.dest.stored_size + t.size - self._cap for t in taken}
         try:
-            dropped = self._store.commit(rows, excess)  # type: ignore[arg-type]
+            if self._encode:  # the spool keeps the spans beside their rows, so sending skips decoding
+                dropped = self._store.commit(rows, excess, {t.dest.key: t.spans for t in taken})
+            else:
+                dropped = self._store.commit(rows, excess)
         except Exception:
             self._log.exception("spool write failed; %d spans lost", sum(len(r) for r in rows.values()))
-            for dest, r, _ in taken:
-                dest.count_drop(DROP_SPOOL_ERROR, len(r))
+            for t in taken:
+                t.dest.count_drop(DROP_SPOOL_ERROR, len(t.rows))
             return
-        for dest, r, size in taken:
-            self._account(dest, len(r), size, r[0][0], dropped.get(dest.key))
+        for t in taken:
+            self._account(t.dest, len(t.rows), t.size, t.rows[0][0], dropped.get(t.dest.key))
 
     def _account(self, dest: Destination, n: int, size: int, oldest: float, drop: tuple[int, int] | None) -> None:
         dest.stored(n, size, oldest)

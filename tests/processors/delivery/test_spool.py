@@ -8,9 +8,13 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
-from processors.delivery.codec import encode_span
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from processors.delivery.codec import decode_span, encode_span
 from processors.delivery.spool import SqliteSpool
 from tests.support.sinks import HttpSink, Reply
 
@@ -116,3 +120,66 @@ def test_corrupt_record_is_quarantined_and_counted_the_rest_delivered(managers, 
 
 def test_each_live_process_claims_its_own_slot(managers) -> None:
     assert [managers().slot, managers().slot] == [0, 1]
+
+
+def _spool(path: Path, cached: int) -> SqliteSpool:
+    return SqliteSpool(path, logger=__import__("logging").getLogger("test"), cached_spans=cached)
+
+
+def _committed(spool: SqliteSpool, spans: list, excess: int = 0) -> None:
+    spool.commit({KEY: [(1.0, encode_span(s)) for s in spans]}, {KEY: excess}, {KEY: spans})
+
+
+def test_spool_hands_out_the_submitted_spans_up_to_its_cache_size_then_bytes(tmp_path: Path) -> None:
+    spool = _spool(tmp_path / "spool-0.db", cached=2)
+    spans = [make_span(i) for i in (1, 2, 3)]
+    _committed(spool, spans)
+    records = spool.read(KEY, 10)
+    assert [r.span is s for r, s in zip(records, spans, strict=True)] == [True, True, False]
+    assert decode_span(records[2].data).context.span_id == 3  # type: ignore[arg-type, union-attr]
+    spool.close()
+
+
+def test_spans_dropped_at_the_cap_leave_the_cache_with_their_rows(tmp_path: Path) -> None:
+    spool = _spool(tmp_path / "spool-0.db", cached=10)
+    _committed(spool, [make_span(1)])
+    assert [r.span.context.span_id for r in spool.read(KEY, 1)] == [1]  # type: ignore[union-attr]  # in flight
+    _committed(spool, [make_span(2), make_span(3)])
+    size = len(encode_span(make_span(4)))
+    _committed(spool, [make_span(4)], excess=size)  # drop-oldest after the batch in flight: span 2
+    records = spool.read(KEY, 10)
+    assert [r.span.context.span_id for r in records] == [3, 4]  # type: ignore[union-attr]
+    assert [decode_span(r.data).context.span_id for r in records] == [3, 4]  # type: ignore[arg-type, union-attr]
+    spool.close()
+
+
+def test_a_reopened_spool_has_only_bytes_and_the_sender_decodes_them(tmp_path: Path) -> None:
+    spool = _spool(tmp_path / "spool-0.db", cached=10)
+    _committed(spool, [make_span(1)])
+    spool.close()
+    again = _spool(tmp_path / "spool-0.db", cached=10)
+    (record,) = again.read(KEY, 10)
+    assert record.span is None and decode_span(record.data).context.span_id == 1  # type: ignore[arg-type, union-attr]
+    again.close()
+
+
+class _Keeper(SpanExporter):
+    def __init__(self) -> None:
+        self.got: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.got.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_a_live_process_exports_the_submitted_span_objects_not_decoded_copies(managers) -> None:
+    manager, keeper = managers(), _Keeper()
+    dest = manager.open(KEY, team="a", name="keeper", factory=lambda: keeper)
+    spans = [make_span(i) for i in range(5)]
+    for span in spans:
+        dest.submit(span)
+    wait_until(lambda: health(manager).delivered == 5, what="delivered")
+    assert all(got is sent for got, sent in zip(keeper.got, spans, strict=True))

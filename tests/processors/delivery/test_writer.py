@@ -19,12 +19,14 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.commits: list[dict[str, list[tuple[float, object]]]] = []
+        self.spans: list[dict[str, list[object]] | None] = []
 
     def measure(self, item: bytes) -> int:
         return len(item)
 
-    def commit(self, rows, excess):
+    def commit(self, rows, excess, spans=None):
         self.commits.append(rows)
+        self.spans.append(spans)
         return {}
 
 
@@ -51,4 +53,5 @@ def test_a_span_routed_to_two_destinations_is_encoded_once_per_drain() -> None:
     (rows,) = store.commits
     assert rows["a"][0][1] is rows["b"][1][1]  # the same bytes object: one encode
     assert [decode_span(data).context.span_id for _at, data in rows["b"]] == [2, 1]  # type: ignore[union-attr]
+    assert store.spans == [{"a": [shared], "b": [own, shared]}]  # kept beside the rows, in row order
     assert (a.spooled, b.spooled) == (1, 2)
