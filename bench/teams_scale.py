@@ -234,7 +234,8 @@ def check_delivery(sink: Sink, teams: dict[str, tuple[int, str]], per_team: int,
             "projects_with_exactly_their_team": sum(1 for a, g in stats["counts"].items() if expected.get(a) == g),
             "projects_wrong_or_missing": len(wrong) + len(set(expected) - set(stats["counts"])),
             "export_requests": stats["other"].get("export_requests", 0),
-            "sink_other": {k: v for k, v in stats["other"].items() if k != "export_requests"}, "ok": not wrong and set(expected) == set(stats["counts"])}
+            "sink_other": {k: v for k, v in stats["other"].items() if k != "export_requests"},
+            "ok": not wrong and set(expected) == set(stats["counts"])}
 
 
 def main() -> None:
