@@ -312,7 +312,7 @@ def test_embeddings(gw: RunningGateway, client: OpenAI, upstream: FakeOpenAI, ta
 
 def test_health_probes(gw: RunningGateway) -> None:
     live = httpx.get(f"{gw.base_url}/health/liveliness")
-    assert (live.status_code, live.text) == (200, "I'm alive!")
+    assert (live.status_code, live.json()) == (200, "I'm alive!")
     ready = httpx.get(f"{gw.base_url}/health/readiness")
     assert ready.status_code == 200
     assert ready.json()["status"] == "healthy"

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     @get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
-    async def liveliness() -> str:
-        return "I'm alive!"
+    async def liveliness() -> Response[str]:
+        # LiteLLM answers a JSON string; probes and scripts written for it parse that.
+        return Response('"I\'m alive!"', media_type="application/json")
 
     @get("/health/readiness", include_in_schema=False)
     async def readiness() -> dict[str, Any]:
