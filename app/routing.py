@@ -25,7 +25,7 @@ CALLBACK_TYPES = (SUCCESS, FAILURE, BOTH)
 
 
 class SinkFactory(Protocol):
-    def open(self, key: str, *, team: str | None, name: str, factory: Any) -> Sink: ...
+    def open(self, key: str, *, team: str | None, name: str, factory: Any, durable: bool | None = None) -> Sink: ...
 
     def close(self, key: str) -> None: ...
 
@@ -34,10 +34,11 @@ class SinkFactory(Protocol):
 class DestinationSpec:
     key: str
     name: str
-    kind: DestinationType
+    kind: DestinationType | None  # None only when not usable
     config: Any
     callback_type: str = BOTH
     team: str | None = None
+    usable: bool = True
 
     @property
     def on_success(self) -> bool:
@@ -94,11 +95,19 @@ def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType
     return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id)
 
 
+def unusable_spec(team_id: str, name: str, callback_type: str) -> DestinationSpec:
+    """A team entry that cannot be built (say its secret no longer decrypts after a key change).
+    It still replaces the global destination of the same name: the team's spans then go nowhere,
+    which is recoverable, instead of to the operator's project, which is a leak."""
+    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, None, None, callback_type, team_id,
+                           usable=False)
+
+
 def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpec], sinks: Mapping[str, Sink]) -> Route:
     """The team's own destinations, plus the global ones it has no entry of the same name for."""
     own = list(own)
     replaced = {spec.name for spec in own}
-    chosen = own + [g for g in globals_ if g.name not in replaced and not g.kind.traces]
+    chosen = [s for s in own if s.usable] + [g for g in globals_ if g.name not in replaced and not g.kind.traces]
     traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
     return Route(success=tuple(sinks[s.key] for s in chosen if s.on_success and not s.kind.traces),
                  failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),
@@ -115,14 +124,15 @@ class RoutingBuilder:
 
     def build(self, globals_: list[DestinationSpec], teams: Mapping[str, list[DestinationSpec]],
               disabled: frozenset[str], version: int) -> RoutingTable:
-        wanted = {s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs}
+        wanted = {s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs if s.usable}
         for key in [k for k in self._open if k not in wanted]:
             self._manager.close(key)
             del self._open[key]
         for key, spec in wanted.items():
             current = self._open.get(key)
             if current is None or current[0].config != spec.config:
-                sink = self._manager.open(key, team=spec.team, name=spec.name, factory=self._factory(spec))
+                sink = self._manager.open(key, team=spec.team, name=spec.name, factory=self._factory(spec),
+                                          durable=spec.kind.spool)
                 self._open[key] = (spec, sink)
         sinks = {key: sink for key, (_spec, sink) in self._open.items()}
         default = team_route((), globals_, sinks)

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .config import DROP_BUFFER_FULL, DROP_CLOSED, DROP_ERROR, DestinationHealth
-from .store import Record
+from .store import Lane, Record
 
 if TYPE_CHECKING:
     from .telemetry import Telemetry
@@ -40,6 +40,8 @@ class Destination:
     ) -> None:
         self.key, self.team, self.name = key, team, name
         self.exporter: SpanExporter | None = None
+        self.lane: Lane | None = None  # set by the manager before the first span is accepted
+        self.wants_spool = True  # what ``open`` asked for; the lane is chosen once started
         self.closed = True  # until an exporter is attached
         self.buffer: deque[tuple[float, ReadableSpan]] = deque()
         self.dirty = False

@@ -1,7 +1,8 @@
 """The delivery layer's front door: destinations by key, the spool, the writer and the pool.
 
 Thread model: the event loop only calls ``Destination.submit`` (append to a bounded deque).
-One writer thread encodes and group-commits buffered spans to this process's spool. A shared
+One writer thread encodes and group-commits buffered spans to this process's spool (or, for
+destinations opened with ``durable=False``, to the memory queue). A shared
 pool of ``workers`` threads (plus bounded spares while exports stall) sends due batches, one
 at a time per destination. A watchdog thread watches for stalled exports.
 """
@@ -22,7 +23,7 @@ from .destination import Destination
 from .scheduler import Scheduler
 from .sender import Sender, retire
 from .spool import SqliteSpool, claim_slot, release_slot
-from .store import MemoryStore, Store
+from .store import Lane, MemoryStore
 from .telemetry import Telemetry
 from .writer import SpoolWriter
 
@@ -36,7 +37,8 @@ class DeliveryManager:
         self._lock = threading.Lock()
         self._dests: dict[str, Destination] = {}
         self._telemetry = Telemetry(meter, self._log, lambda: list(self._dests.values()), config.drop_log_interval)
-        self._store: Store | None = None
+        self._spool: SqliteSpool | None = None
+        self._lanes: dict[bool, Lane] = {}  # durable? -> lane; both memory when the manager is not durable
         self._writer: SpoolWriter | None = None
         self._scheduler: Scheduler | None = None
         self._slot_fd: int | None = None
@@ -46,17 +48,17 @@ class DeliveryManager:
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
         """Claim a spool slot, take over what it holds, start the writer and the pool."""
-        store = self._open_store()
-        sender = Sender(store, self._config, self._log, random.Random())
+        self._lanes = self._open_lanes()
+        sender = Sender(self._config, self._log, random.Random())
         self._scheduler = Scheduler(self._config, sender.run, self._log)
-        cap = self._config.max_spool_bytes if self._config.durable else self._config.memory_queue_size
-        self._writer = SpoolWriter(store, cap, self._telemetry, self._log, self._scheduler.notify_work)
-        for key, stats in store.load().items():
-            self._destination(key, stats.team, stats.name).stored(stats.count, stats.size, stats.oldest_at)
+        self._writer = SpoolWriter(self._telemetry, self._log, self._scheduler.notify_work)
+        for key, stats in (self._spool.load() if self._spool is not None else {}).items():
+            dest = self._destination(key, stats.team, stats.name)
+            dest.lane = self._lanes[True]  # its left-overs are in the spool: it drains from there
+            dest.stored(stats.count, stats.size, stats.oldest_at)
         for dest in list(self._dests.values()):
             if dest.exporter is not None:  # opened before start()
-                store.remember(dest.key, dest.team, dest.name)
-        self._store = store
+                self._assign_lane(dest, dest.wants_spool)
         self._writer.start()
         self._scheduler.start()
         for dest in list(self._dests.values()):
@@ -64,11 +66,21 @@ class DeliveryManager:
             if dest.buffer:  # submitted before start()
                 self._writer.notify(dest)
 
-    def _open_store(self) -> Store:
+    def _open_lanes(self) -> dict[bool, Lane]:
+        memory = Lane(MemoryStore(), self._config.memory_queue_size)
         if not self._config.durable:
-            return MemoryStore()
+            return {True: memory, False: memory}
         self.slot, self._slot_fd = claim_slot(self._config.spool_dir, self._config.max_spool_slots)
-        return SqliteSpool(self._config.spool_dir / f"spool-{self.slot}.db", self._log, self._config.cached_spans)
+        path = self._config.spool_dir / f"spool-{self.slot}.db"
+        self._spool = SqliteSpool(path, self._log, self._config.cached_spans)
+        return {True: Lane(self._spool, self._config.max_spool_bytes), False: memory}
+
+    def _assign_lane(self, dest: Destination, durable: bool) -> None:
+        """A destination keeps its first lane for the life of the process, so no span is stranded
+        in the other one (a destination with spool left-overs drains them from the spool)."""
+        if dest.lane is None:
+            dest.lane = self._lanes[durable]
+        dest.lane.store.remember(dest.key, dest.team, dest.name)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, flush for up to ``timeout`` seconds, leave the rest in the spool."""
@@ -79,7 +91,7 @@ class DeliveryManager:
         deadline = time.monotonic() + timeout
         for dest in list(self._dests.values()):
             dest.closed = True
-        if self._writer is None or self._scheduler is None or self._store is None:
+        if self._writer is None or self._scheduler is None or not self._lanes:
             return
         self.force_flush(timeout)
         self._scheduler.stop(max(0.0, deadline - time.monotonic()))
@@ -91,11 +103,13 @@ class DeliveryManager:
         self._close_store()
 
     def _close_store(self) -> None:
-        if not self._config.durable:
-            lost = sum(d.queued() for d in self._dests.values())
-            if lost:
-                self._log.warning("memory-only delivery: %d unsent spans discarded at shutdown", lost)
-        self._store.close()  # type: ignore[union-attr]
+        memory = self._lanes[False]
+        lost = sum(d.queued() for d in self._dests.values() if d.lane is memory)
+        if lost:
+            self._log.warning("memory-only delivery: %d unsent spans discarded at shutdown", lost)
+        memory.store.close()
+        if self._spool is not None:
+            self._spool.close()
         if self._slot_fd is not None:
             release_slot(self._slot_fd)
             self._slot_fd = None
@@ -121,16 +135,30 @@ class DeliveryManager:
         return all(d.queued() == 0 for d in list(self._dests.values()) if d.exporter is not None)
 
     # -- destinations --------------------------------------------------------------------------
-    def open(self, key: str, *, team: str | None, name: str, factory: Callable[[], SpanExporter]) -> Destination:
-        """Attach an exporter to ``key`` (replacing any previous one); its spooled spans are kept."""
+    def open(
+        self,
+        key: str,
+        *,
+        team: str | None,
+        name: str,
+        factory: Callable[[], SpanExporter],
+        durable: bool | None = None,
+    ) -> Destination:
+        """Attach an exporter to ``key`` (replacing any previous one); its spooled spans are kept.
+
+        ``durable=False`` queues this destination's spans in memory even when the manager spools
+        (for destinations that are their own durable log, like a local file); ``None`` or ``True``
+        follow the manager, which has no spool to offer when it was configured memory-only.
+        """
         exporter = factory()
         dest = self._destination(key, team, name)
         dest.team, dest.name = team, name
+        dest.wants_spool = durable is not False
+        if self._lanes:
+            self._assign_lane(dest, dest.wants_spool)  # before the exporter: no span without a lane
         old = dest.swap_exporter(exporter)
         if old is not None:
             threading.Thread(target=retire, args=(old, self._log), daemon=True).start()
-        if self._store is not None:
-            self._store.remember(key, team, name)
         if self._scheduler is not None:
             self._scheduler.notify_work(dest)
         return dest
@@ -169,11 +197,13 @@ class DeliveryManager:
         return [d.health(now) for _, d in sorted(self._dests.items())]
 
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
-        return self._store.dead_letters(key, limit) if self._store is not None else []
+        dest = self._dests.get(key)
+        lane = dest.lane if dest is not None else self._lanes.get(True)
+        return lane.store.dead_letters(key, limit) if lane is not None else []
 
     def spool_status(self) -> dict[str, object]:
         """Which slot this process owns and what start-up had to quarantine."""
-        store = self._store
+        store = self._spool
         return {
             "slot": self.slot,
             "path": str(getattr(store, "path", "")) or None,

@@ -28,9 +28,8 @@ _UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying wh
 
 
 class Sender:
-    def __init__(self, store: Store, config: DeliveryConfig, logger: logging.Logger, rng: random.Random) -> None:
-        self._store, self._config, self._log, self._rng = store, config, logger, rng
-        self._decode = getattr(store, "encodes", True)
+    def __init__(self, config: DeliveryConfig, logger: logging.Logger, rng: random.Random) -> None:
+        self._config, self._log, self._rng = config, logger, rng
 
     def run(self, dest: Destination) -> float | None:
         """Seconds until this destination should run again; ``None`` when it has nothing to send."""
@@ -50,14 +49,15 @@ class Sender:
         return self._failed(dest, batch, failure)
 
     def _next_batch(self, dest: Destination) -> list[Record]:
-        while not dest.pending:
-            records = self._store.read(dest.key, self._config.max_batch)
+        lane = dest.lane
+        while not dest.pending and lane is not None:
+            records = lane.store.read(dest.key, self._config.max_batch)
             if not records:
                 return []
-            good = self._decoded(dest, records) if self._decode else records
+            good = self._decoded(dest, records) if lane.encodes else records
             if good:
                 dest.pending.append(good)
-        return dest.pending[0]
+        return dest.pending[0] if dest.pending else []
 
     def _decoded(self, dest: Destination, records: list[Record]) -> list[Record]:
         bad = []
@@ -69,7 +69,7 @@ class Sender:
             except CorruptRecord:
                 bad.append(record)
         if bad:
-            self._store.quarantine(dest.key, bad, DROP_CORRUPT)
+            _store(dest).quarantine(dest.key, bad, DROP_CORRUPT)
             dest.stored(-len(bad), -sum(r.size for r in bad))
             dest.count_drop(DROP_CORRUPT, len(bad))
             self._log.error("destination %s: %d corrupt spool records quarantined", dest.key, len(bad))
@@ -90,7 +90,7 @@ class Sender:
         return failure
 
     def _delivered(self, dest: Destination, batch: list[Record]) -> float | None:
-        self._store.ack(dest.key, batch)
+        _store(dest).ack(dest.key, batch)
         self._remove(dest, batch)
         dest.count("delivered", len(batch))
         with dest.lock:
@@ -115,7 +115,7 @@ class Sender:
         return self._dead_letter(dest, batch, failure)
 
     def _dead_letter(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
-        self._store.dead_letter(dest.key, batch, failure.status, failure.detail)
+        _store(dest).dead_letter(dest.key, batch, failure.status, failure.detail)
         self._remove(dest, batch)
         dest.count("dead_lettered", len(batch))
         self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, len(batch), failure.detail)
@@ -134,6 +134,11 @@ class Sender:
         ceiling = min(self._config.max_backoff, self._config.initial_backoff * 2 ** min(failures - 1, 30))
         delay = self._rng.uniform(0.0, ceiling)
         return max(delay, retry_after or 0.0)
+
+
+def _store(dest: Destination) -> Store:
+    assert dest.lane is not None  # a destination with a batch has a lane
+    return dest.lane.store
 
 
 def retire(exporter: SpanExporter, logger: logging.Logger) -> None:

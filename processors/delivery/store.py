@@ -56,6 +56,18 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Lane:
+    """Where one destination's spans wait: a store and the per-destination cap it enforces."""
+
+    store: Store
+    cap: int  # encoded bytes for the spool, spans for memory
+
+    @property
+    def encodes(self) -> bool:
+        return getattr(self.store, "encodes", True)
+
+
 class MemoryStore:
     """Memory-only queues: sizes are span counts, so the cap is a number of spans."""
 

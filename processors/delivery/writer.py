@@ -1,8 +1,9 @@
-"""The writer thread: moves submitted spans from the destinations' buffers into the store.
+"""The writer thread: moves submitted spans from the destinations' buffers into their stores.
 
-One thread group-commits everything buffered since its last pass in one transaction, so the
-cost of a commit is shared by every span and destination in it. Caps are enforced in the same
-transaction (drop-oldest after the batch in flight), and drop lines are logged from here.
+One thread group-commits everything buffered since its last pass in one transaction per store
+(the spool, the memory queue), so the cost of a commit is shared by every span and destination
+in it. Caps are enforced in the same transaction (drop-oldest after the batch in flight), and
+drop lines are logged from here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from .codec import encode_span
 from .config import DROP_ERROR, DROP_SPOOL_ERROR, DROP_SPOOL_FULL
 from .destination import Destination
-from .store import Store
+from .store import Lane
 from .telemetry import Telemetry
 
 _IDLE_WAKE = 0.25  # seconds; also the pace of the drop log
@@ -35,17 +36,9 @@ class _Taken:
 
 
 class SpoolWriter:
-    def __init__(
-        self,
-        store: Store,
-        cap: int,
-        telemetry: Telemetry,
-        logger: logging.Logger,
-        on_stored: Callable[[Destination], None],
-    ) -> None:
-        self._store, self._cap, self._telemetry, self._log = store, cap, telemetry, logger
+    def __init__(self, telemetry: Telemetry, logger: logging.Logger, on_stored: Callable[[Destination], None]) -> None:
+        self._telemetry, self._log = telemetry, logger
         self._on_stored = on_stored
-        self._encode = getattr(store, "encodes", True)
         self._dirty: deque[Destination] = deque()
         self._wake = threading.Event()
         self._cycles = 0
@@ -95,20 +88,27 @@ class SpoolWriter:
             # encoded once per drain. Keyed by id(): the dict holds the span too, so no other
             # span can be allocated at that address while the drain runs.
             encoded: dict[int, tuple[ReadableSpan, bytes | None]] = {}
-            self._commit([self._take(d, encoded) for d in dests.values()])
+            by_lane: dict[int, tuple[Lane, list[_Taken]]] = {}
+            for dest in dests.values():
+                lane = dest.lane
+                if lane is not None:
+                    by_lane.setdefault(id(lane), (lane, []))[1].append(self._take(dest, lane, encoded))
+            for lane, taken in by_lane.values():
+                self._commit(lane, taken)
 
-    def _take(self, dest: Destination, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> _Taken:
+    def _take(self, dest: Destination, lane: Lane, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> _Taken:
         dest.dirty = False  # before draining, so a concurrent submit re-registers the destination
         taken = _Taken(dest)
+        encodes, measure = lane.encodes, lane.store.measure
         while dest.buffer:
             at, span = dest.buffer.popleft()
-            item = self._encoded(span, encoded) if self._encode else span
+            item = self._encoded(span, encoded) if encodes else span
             if item is None:  # a span we cannot encode is counted, not fatal
                 dest.count_drop(DROP_ERROR)
                 continue
             taken.rows.append((at, item))
             taken.spans.append(span)
-            taken.size += self._store.measure(item)  # type: ignore[arg-type]
+            taken.size += measure(item)  # type: ignore[arg-type]
         return taken
 
     def _encoded(self, span: ReadableSpan, encoded: dict[int, tuple[ReadableSpan, bytes | None]]) -> bytes | None:
@@ -122,15 +122,17 @@ class SpoolWriter:
         encoded[id(span)] = (span, data)
         return data
 
-    def _commit(self, taken: list[_Taken]) -> None:
+    def _commit(self, lane: Lane, taken: list[_Taken]) -> None:
         taken = [t for t in taken if t.rows]
+        if not taken:
+            return
         rows = {t.dest.key: t.rows for t in taken}
-        excess = {t.dest.key: t.dest.stored_size + t.size - self._cap for t in taken}
+        excess = {t.dest.key: t.dest.stored_size + t.size - lane.cap for t in taken}
         try:
-            if self._encode:  # the spool keeps the spans beside their rows, so sending skips decoding
-                dropped = self._store.commit(rows, excess, {t.dest.key: t.spans for t in taken})
+            if lane.encodes:  # the spool keeps the spans beside their rows, so sending skips decoding
+                dropped = lane.store.commit(rows, excess, {t.dest.key: t.spans for t in taken})
             else:
-                dropped = self._store.commit(rows, excess)
+                dropped = lane.store.commit(rows, excess)
         except Exception:
             self._log.exception("spool write failed; %d spans lost", sum(len(r) for r in rows.values()))
             for t in taken:

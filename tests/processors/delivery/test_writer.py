@@ -6,6 +6,7 @@ import logging
 
 from processors.delivery.codec import decode_span
 from processors.delivery.destination import Destination
+from processors.delivery.store import Lane, MemoryStore
 from processors.delivery.telemetry import Telemetry
 from processors.delivery.writer import SpoolWriter
 
@@ -43,7 +44,8 @@ def destinations(*keys: str) -> tuple[Telemetry, list[Destination]]:
 def test_a_span_routed_to_two_destinations_is_encoded_once_per_drain() -> None:
     telemetry, (a, b) = destinations("a", "b")
     store = RecordingStore()
-    writer = SpoolWriter(store, 1 << 30, telemetry, logging.getLogger("test"), lambda _d: None)  # type: ignore[arg-type]
+    a.lane = b.lane = Lane(store, 1 << 30)  # type: ignore[arg-type]
+    writer = SpoolWriter(telemetry, logging.getLogger("test"), lambda _d: None)
     shared, own = make_span(1), make_span(2)
     for dest, spans in ((a, [shared]), (b, [own, shared])):
         for span in spans:
@@ -55,3 +57,20 @@ def test_a_span_routed_to_two_destinations_is_encoded_once_per_drain() -> None:
     assert [decode_span(data).context.span_id for _at, data in rows["b"]] == [2, 1]  # type: ignore[union-attr]
     assert store.spans == [{"a": [shared], "b": [own, shared]}]  # kept beside the rows, in row order
     assert (a.spooled, b.spooled) == (1, 2)
+
+
+def test_one_commit_per_store_each_with_its_own_cap() -> None:
+    telemetry, (spooled, local) = destinations("spooled", "local")
+    spool, memory = RecordingStore(), MemoryStore()
+    spooled.lane, local.lane = Lane(spool, 1 << 30), Lane(memory, 2)  # type: ignore[arg-type]
+    writer = SpoolWriter(telemetry, logging.getLogger("test"), lambda _d: None)
+    for i in (1, 2, 3):
+        spooled.submit(make_span(i))
+        local.submit(make_span(i))
+    writer.notify(spooled)
+    writer.notify(local)
+    writer.drain()
+    assert list(spool.commits[0]) == ["spooled"] and len(spool.commits) == 1
+    kept = memory.read("local", 10)
+    assert [r.span.context.span_id for r in kept] == [2, 3]  # type: ignore[union-attr]  # memory cap: 2 spans
+    assert (local.dropped, local.stored_count) == ({"spool_full": 1}, 2)
