@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Authenticator, Caller
-from app.routing import DestinationSpec, team_spec
+from app.routing import DestinationSpec, team_spec, unusable_spec
 from app.secrets import SecretBox, SecretBoxError
 from app.store import CallbackRecord, StoreSnapshot
 from app.teams import TeamDirectory, TeamPolicy
@@ -46,7 +46,7 @@ class TeamState:
         self._registry = registry
         self._box = box
         self._global_content = global_content
-        self._spec_cache: dict[tuple[str, str, str], tuple[datetime, DestinationSpec | None]] = {}
+        self._spec_cache: dict[tuple[str, str, str], tuple[datetime, DestinationSpec]] = {}
         self.version = 0
 
     def apply(self, snapshot: StoreSnapshot) -> None:
@@ -72,29 +72,30 @@ class TeamState:
         out: dict[str, list[DestinationSpec]] = {}
         seen = set()
         for team_id, records in callbacks.items():
-            specs = [spec for record in records if (spec := self._spec(record, seen)) is not None]
+            specs = [self._spec(record, seen) for record in records]
             if records:
                 out[team_id] = specs
         for stale in set(self._spec_cache) - seen:
             del self._spec_cache[stale]
         return out
 
-    def _spec(self, record: CallbackRecord, seen: set[tuple[str, str, str]]) -> DestinationSpec | None:
+    def _spec(self, record: CallbackRecord, seen: set[tuple[str, str, str]]) -> DestinationSpec:
         cache_key = (record.team_id, record.callback_name, record.callback_type.value)
         seen.add(cache_key)
         cached = self._spec_cache.get(cache_key)
         if cached is not None and cached[0] == record.updated_at:
             return cached[1]
-        spec: DestinationSpec | None
+        spec: DestinationSpec
         try:
             kind = self._registry.get(record.callback_name)
             spec = team_spec(record.team_id, record.callback_name, record.callback_type.value, kind,
                              kind.parse(callback_vars(record, self._box)))
         except (ValueError, SecretBoxError) as exc:
-            # A row that cannot be used is reported, not fatal: the other teams keep logging.
-            log.error("team %s callback %s/%s unusable: %s", record.team_id, record.callback_name,
-                      record.callback_type.value, exc)
-            spec = None
+            # A row that cannot be used is reported, not fatal: the other teams keep logging. Its
+            # entry still stands, so this team's spans do not fall back to the global destination.
+            log.error("team %s callback %s/%s unusable, its spans are not sent to it nor to the global %s: %s",
+                      record.team_id, record.callback_name, record.callback_type.value, record.callback_name, exc)
+            spec = unusable_spec(record.team_id, record.callback_name, record.callback_type.value)
         self._spec_cache[cache_key] = (record.updated_at, spec)
         return spec
 

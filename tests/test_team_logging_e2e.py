@@ -125,3 +125,23 @@ def test_config_form_default_team_settings(backend: str, tmp_path: Path) -> None
     assert_only_team(projects["A"], "my-secret-project", "one", counts["one"])
     assert_only_team(projects["B"], "ishaans-secret-project", "two", counts["two"])
     assert_only_team(projects["operator"], None, "keyless-team", counts["keyless-team"])
+
+
+def test_team_whose_callback_cannot_be_decrypted_logs_to_nobody(tmp_path: Path) -> None:
+    """After the salt key changes, a team's stored secret cannot be read: its spans must not fall
+    back to the operator's project (whose owner must never see them), but go nowhere until fixed."""
+    with database("sqlite", tmp_path) as db, langfuse_projects("A", "operator") as projects:
+        config = gateway_settings(db, success_callback=["langfuse"])
+        env = operator_env(projects["operator"])
+        with running_gateway(config, data_dir=tmp_path, env=env) as gw, admin_client(gw.base_url) as admin:
+            team_id = admin.post("/team/new", json={}).json()["team_id"]
+            assert admin.post(f"/team/{team_id}/callback", json=projects["A"].callback_body()).status_code == 200
+            key = admin.post("/key/generate", json={"team_id": team_id}).json()["key"]
+            plain_key = admin.post("/key/generate", json={}).json()["key"]
+        rotated = {**env, "SPANGATE_SALT_KEY": env["SPANGATE_SALT_KEY"] + "-rotated"}
+        with running_gateway(config, data_dir=tmp_path, env=rotated) as gw:
+            send_chats(gw.base_url, key, 2, "one")
+            send_chats(gw.base_url, plain_key, 1, "keyless")
+            projects["operator"].wait_for(lambda s: len(s) >= 1)
+    assert projects["A"].spans() == []
+    assert Counter(projects["operator"].team_ids()) == {None: 1}
