@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, delete, get, post
+from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 from opentelemetry.sdk.trace import ReadableSpan
@@ -92,7 +93,7 @@ def team_json(team: TeamRecord) -> dict[str, Any]:
             "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat()}
 
 
-def require_admin(gateway: Gateway, request: Request[Any, Any, Any]) -> Caller:
+def require_admin(gateway: Gateway, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     if gateway.config.master_key is None:
         raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
     headers = request.headers
@@ -115,13 +116,20 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     def admin(request: Request[Any, Any, Any]) -> Caller:
         return require_admin(gateway, request)
 
+    def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        # Guards run before Litestar parses the body and query: without it a caller lacking the
+        # master key got 400 with the admin API's validation details instead of 401/403.
+        require_admin(gateway, connection)
+
+    guards = [admin_guard]
+
     async def known_team(team_id: str) -> TeamRecord | None:
         team = await store().get_team(team_id)
         if team is None and team_id not in gateway.teams.config_team_ids:
             raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found")
         return team
 
-    @post("/team/new", status_code=200, tags=["team management"])
+    @post("/team/new", status_code=200, tags=["team management"], guards=guards)
     async def team_new(request: Request[Any, Any, Any], data: JSONBody[TeamNew]) -> dict[str, Any]:
         admin(request)
         if data.team_id is not None and not data.team_id.strip():
@@ -134,7 +142,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return team_json(team)
 
-    @get("/team/info", tags=["team management"])
+    @get("/team/info", tags=["team management"], guards=guards)
     async def team_info(request: Request[Any, Any, Any], team_id: FromQuery[str]) -> dict[str, Any]:
         admin(request)
         team = await known_team(team_id)
@@ -143,12 +151,12 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         info = team_json(team) if team else {"team_id": team_id, "source": "config"}
         return {"team_id": team_id, "team_info": info, "keys": keys}
 
-    @get("/team/list", tags=["team management"])
+    @get("/team/list", tags=["team management"], guards=guards)
     async def team_list(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         admin(request)
         return [team_json(t) for t in await store().list_teams()]
 
-    @post("/team/update", status_code=200, tags=["team management"])
+    @post("/team/update", status_code=200, tags=["team management"], guards=guards)
     async def team_update(request: Request[Any, Any, Any], data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         admin(request)
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
@@ -160,7 +168,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return team_json(team)
 
-    @post("/team/delete", status_code=200, tags=["team management"])
+    @post("/team/delete", status_code=200, tags=["team management"], guards=guards)
     async def team_delete(request: Request[Any, Any, Any], data: JSONBody[TeamDelete]) -> dict[str, Any]:
         admin(request)
         deleted = await store().delete_teams(data.team_ids)
@@ -170,7 +178,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"deleted_teams": deleted, "not_found": missing}
 
-    @post("/key/generate", status_code=200, tags=["key management"])
+    @post("/key/generate", status_code=200, tags=["key management"], guards=guards)
     async def key_generate(request: Request[Any, Any, Any], data: JSONBody[KeyGenerate]) -> dict[str, Any]:
         admin(request)
         if data.team_id is not None:
@@ -182,7 +190,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"key": plaintext, **_key_json(record)}
 
-    @get("/key/info", tags=["key management"])
+    @get("/key/info", tags=["key management"], guards=guards)
     async def key_info(request: Request[Any, Any, Any], key: FromQuery[str]) -> dict[str, Any]:
         admin(request)
         record = await store().get_key(_as_hash(key))
@@ -190,7 +198,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
             raise NotFound("no such key", param="key", code="key_not_found")
         return {"info": _key_json(record)}
 
-    @post("/key/delete", status_code=200, tags=["key management"])
+    @post("/key/delete", status_code=200, tags=["key management"], guards=guards)
     async def key_delete(request: Request[Any, Any, Any], data: JSONBody[KeyDelete]) -> dict[str, Any]:
         admin(request)
         hashes = [_as_hash(k) for k in data.keys]
@@ -200,7 +208,7 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"deleted_keys": deleted}
 
-    @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"])
+    @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"], guards=guards)
     async def callback_set(request: Request[Any, Any, Any], team_id: FromPath[str],
                            data: JSONBody[CallbackSet]) -> dict[str, Any]:
         admin(request)
@@ -211,13 +219,14 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"status": "success", "message": f"{verb} {data.callback_name} {data.callback_type} callback",
                 "replaced": replaced, "data": await _callbacks_json(gateway, team_id)}
 
-    @get("/team/{team_id:str}/callback", tags=["team management"])
+    @get("/team/{team_id:str}/callback", tags=["team management"], guards=guards)
     async def callback_get(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         await known_team(team_id)
         return {"status": "success", "data": await _callbacks_json(gateway, team_id)}
 
-    @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"])
+    @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"],
+            guards=guards)
     async def callback_delete(request: Request[Any, Any, Any], team_id: FromPath[str],
                               callback_name: FromPath[str]) -> dict[str, Any]:
         admin(request)
@@ -237,17 +246,17 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"status": "success", "team_id": team.team_id, "logging_disabled": team.logging_disabled}
 
-    @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"])
+    @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"], guards=guards)
     async def disable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         return await set_logging(team_id, True)
 
-    @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"])
+    @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"], guards=guards)
     async def enable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         admin(request)
         return await set_logging(team_id, False)
 
-    @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"])
+    @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"], guards=guards)
     async def callback_test(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
         """Send one synthetic span through each of the team's destinations, now, and say how each went."""
         admin(request)

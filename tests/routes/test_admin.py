@@ -129,10 +129,13 @@ def test_only_the_master_key_administers(gw: RunningGateway, admin: httpx.Client
     calls = admin_calls(team_id, key)
     assert set(calls) == schema_admin_routes(admin), "an admin route is not covered by this test"
     for (method, _path), kwargs in calls.items():
+        # A malformed call too: auth must be decided before the body or query is looked at.
+        malformed = {"url": kwargs["url"], "content": b"{not json"}
         for token, status in ((key, 403), ("sk-wrong-0000000000", 401), (None, 401)):
             with admin_client(gw.base_url, token) as client:
-                error = error_of(client.request(method, **kwargs), status)
-                assert (status == 403) == (error["code"] == "admin_only"), (method, kwargs["url"], error)
+                for request in (kwargs, malformed):
+                    error = error_of(client.request(method, **request), status)
+                    assert (status == 403) == (error["code"] == "admin_only"), (method, kwargs["url"], error)
     assert ok(admin.get("/team/info", params={"team_id": team_id}))["keys"], "a refused call changed the team"
     assert chat(gw.base_url, key).status_code == 200
 
