@@ -20,6 +20,10 @@ from exporters.base import ExportFailure, failure_from_exception, failure_from_r
 from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
 
 _PROTOCOLS = ("http/protobuf", "grpc")
+# OTLP protobuf of our spans compresses ~14x at level 1 already: at a 512-span batch level 1 took
+# 1.4 ms for 25.8 KB, level 5 3.2 ms for 25.2 KB, level 9 4.4 ms for 25.2 KB. 2 % more bytes for
+# less than half the CPU; the export threads share the gateway's core, the network is not scarce.
+GZIP_LEVEL = 1
 _VARS = {"endpoint", "traces_endpoint", "headers", "protocol"}
 
 
@@ -74,7 +78,7 @@ class OtlpHttpSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            body = gzip.compress(encode_otlp_traces(spans), compresslevel=5)
+            body = gzip.compress(encode_otlp_traces(spans), compresslevel=GZIP_LEVEL)
             response = self._client.post(self._config.traces_endpoint, content=body, headers=self._headers)
         except Exception as exc:
             self.last_failure = failure_from_exception(exc)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from exporters.base import ExportFailure, failure_from_exception, failure_from_response
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.encode import encode_langfuse
+from exporters.otlp import GZIP_LEVEL
 from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE
 
 __all__ = ["INGESTION_VERSION", "LangfuseSpanExporter"]
@@ -56,7 +57,7 @@ class LangfuseSpanExporter(SpanExporter):
             self.last_failure = None
             return SpanExportResult.SUCCESS
         try:
-            body = gzip.compress(encode_langfuse(spans))
+            body = gzip.compress(encode_langfuse(spans), compresslevel=GZIP_LEVEL)  # see exporters/otlp.py
             response = self._client.post(self._url, content=body, headers=self._headers)
             self.last_failure = failure_from_response(response)
         except Exception as exc:  # export must not raise; the failure says what happened
