@@ -7,6 +7,7 @@ secrets come back as a fixed mask, and a masked value posted back is refused rat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from datetime import timedelta
@@ -239,6 +240,9 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"status": "success", "removed": removed, "data": await _callbacks_json(gateway, team_id)}
 
     async def set_logging(team_id: str, disabled: bool) -> dict[str, Any]:
+        if await known_team(team_id) is None:  # a config-only team: give it a row to hold the flag
+            with contextlib.suppress(AlreadyExists):  # another instance did it meanwhile
+                await store().create_team(team_id, None, [], {})
         try:
             team = await store().set_logging_disabled(team_id, disabled)
         except StoreNotFound:

@@ -350,3 +350,18 @@ def test_disable_logging_silences_own_and_global_destinations(
                              (read_spans(gw.span_log_path), FILE_TAG)):
         assert not tagged(spans, attribute, "off-own") and not tagged(spans, attribute, "off-plain")
     assert not tagged(projects["operator"].spans(), LANGFUSE_TAG, "on-own")
+
+
+def test_disable_logging_works_for_a_team_that_exists_only_in_config(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    with database("sqlite", tmp_path / "store") as db:
+        config = gateway_settings(db, success_callback=["file"],
+                                  default_team_settings=[{"team_id": "cfg-only", "success_callback": []}])
+        with running_gateway(config, data_dir=tmp_path / "gw") as gw, admin_client(gw.base_url) as admin:
+            key = new_key(admin, team_id="cfg-only")
+            assert ok(admin.post("/team/cfg-only/disable_logging"))["logging_disabled"] is True
+            assert chat(gw.base_url, key, test="cfg-off").status_code == 200
+            assert ok(admin.post("/team/cfg-only/enable_logging"))["logging_disabled"] is False
+            assert chat(gw.base_url, key, test="cfg-on").status_code == 200
+            poll(lambda: bool(tagged(read_spans(gw.span_log_path), FILE_TAG, "cfg-on")), timeout=10)
+            assert not tagged(read_spans(gw.span_log_path), FILE_TAG, "cfg-off")
