@@ -21,9 +21,7 @@ CONFIG_PATH = Path(__file__).resolve().parent.parent / "otel-collector.yaml"
 ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
 SECRET_KEY_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret", "password")
 # Shapes of real credentials that must never appear, whatever key holds them.
-SECRET_SHAPES = re.compile(
-    r"(sk-[A-Za-z0-9]{8,}|pk-lf-|sk-lf-|AKIA[0-9A-Z]{12,}|(Basic|Bearer) (?!\$\{env:))"
-)
+SECRET_SHAPES = re.compile(r"(sk-[A-Za-z0-9]{8,}|pk-lf-|sk-lf-|AKIA[0-9A-Z]{12,}|(Basic|Bearer) (?!\$\{env:))")
 
 Config = dict[str, Any]
 
@@ -229,29 +227,21 @@ def _broken(mutate: Any) -> Config:
         ),
         (lambda c: c["extensions"].pop("file_storage/queue"), "is not defined"),
         (
-            lambda c: c["connectors"]["routing/team"]["table"][0].update(
-                condition='attributes["team"] == "alpha"'
-            ),
+            lambda c: c["connectors"]["routing/team"]["table"][0].update(condition='attributes["team"] == "alpha"'),
             "does not use",
         ),
         (lambda c: c["connectors"]["routing/team"]["table"][1].update(context="resource"), "context must be"),
         (
-            lambda c: c["exporters"]["otlp_http/operator"]["retry_on_failure"].update(
-                max_elapsed_time="300s"
-            ),
+            lambda c: c["exporters"]["otlp_http/operator"]["retry_on_failure"].update(max_elapsed_time="300s"),
             "retries must be unbounded",
         ),
         (lambda c: c["exporters"]["awss3/archive"]["sending_queue"].pop("sizer"), "sizer: items"),
         (
-            lambda c: c["exporters"]["otlp_http/langfuse_alpha"]["headers"].update(
-                Authorization="Basic cGs6c2s="
-            ),
+            lambda c: c["exporters"]["otlp_http/langfuse_alpha"]["headers"].update(Authorization="Basic cGs6c2s="),
             "secret must be",
         ),
         (
-            lambda c: c["exporters"]["otlp_http/datadog_llmobs_beta"]["headers"].update(
-                {"dd-api-key": "abc123"}
-            ),
+            lambda c: c["exporters"]["otlp_http/datadog_llmobs_beta"]["headers"].update({"dd-api-key": "abc123"}),
             "secret must be",
         ),
         (
