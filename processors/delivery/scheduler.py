@@ -137,7 +137,12 @@ class Scheduler:
         return heapq.heappop(self._ready) if ready is not None else None
 
     def _wait_time(self, now: float) -> float:
-        heads = [h[0].due for h in (self._ready, self._probation) if h]
+        # A probation head while the quota is used up is not waited for: the thread that frees
+        # the quota picks it itself (``_finish`` then ``_next``); counting it would spin every
+        # idle thread at the 1 ms floor for as long as the failing destinations occupy the quota.
+        heads = [self._ready[0].due] if self._ready else []
+        if self._probation and self._probation_running < self._config.probation_workers:
+            heads.append(self._probation[0].due)
         return min(1.0, max(0.001, min(heads) - now)) if heads else 1.0
 
     def _claim(self, entry: _Entry, now: float) -> Destination:
@@ -161,11 +166,13 @@ class Scheduler:
                 self._spares -= 1
                 dest.spare = False
             dest.sched = IDLE
-            self._reschedule(dest, delay)
-            self._cond.notify_all()
+            self._reschedule(dest, delay)  # a push notifies one waiting thread
             if self._threads > self._config.workers + min(self._spares, self._config.workers):
                 self._threads -= 1
+                self._cond.notify()  # this thread was not going to look for work again: one that will
                 return False
+            # No notify_all: this thread goes straight back to _next and sees what it freed (a
+            # probation slot). Waking every idle thread per run cost a herd of thread switches.
             return True
 
     def _reschedule(self, dest: Destination, delay: float | None) -> None:

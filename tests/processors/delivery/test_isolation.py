@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
+import logging
 import threading
 import time
 
+from processors.delivery.destination import Destination
+from processors.delivery.scheduler import Scheduler, _Entry
+from processors.delivery.telemetry import Telemetry
 from tests.support.sinks import HttpSink
 
+from .conftest import fast_config
 from .support import BlackHole, Ledger, ids_exporter, make_span, wait_until
 
 
@@ -62,3 +68,15 @@ def run_load(dests, seconds: float) -> dict[int, float]:
             dest.submit(make_span(i))
         time.sleep(0.05)
     return submitted
+
+
+def test_idle_threads_do_not_poll_a_probation_entry_while_the_quota_is_used_up(tmp_path) -> None:
+    """Only the thread that frees the quota can run it; waking every millisecond for it burnt CPU."""
+    config = fast_config(tmp_path, probation_workers=1)
+    scheduler = Scheduler(config, lambda _d: None, logging.getLogger("test"))
+    telemetry = Telemetry(None, logging.getLogger("test"), list, 10.0)
+    suspect = Destination("team/s/x", "s", "x", buffer_size=10, telemetry=telemetry, on_dirty=lambda _d: None)
+    heapq.heappush(scheduler._probation, _Entry(0.0, 0, suspect.token, suspect))  # due long ago
+    assert scheduler._wait_time(now=10.0) == 0.001  # quota free: it is due, look now
+    scheduler._probation_running = 1
+    assert scheduler._wait_time(now=10.0) == 1.0  # quota used up: nothing to wait for
