@@ -34,7 +34,7 @@ from app.secrets import SecretBox
 from app.store import Store, StoreSnapshot, StoreWatcher
 from app.teams import TeamDirectory
 from app.teamstate import TeamState
-from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_client
+from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from processors.delivery import DeliveryConfig, DeliveryManager
 from processors.router import TeamRouterSpanProcessor
@@ -58,7 +58,7 @@ class Gateway:
     delivery: DeliveryManager
     routing: RoutingBuilder
     build_ctx: BuildContext
-    upstream: httpx.AsyncClient
+    upstream: httpx.AsyncBaseTransport
     extras: dict[str, Any] = field(default_factory=dict)
 
     def rebuild_routes(self, version: int = 0) -> None:
@@ -90,7 +90,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     tracer_provider = build_tracer_provider(processor, resource)
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
-    upstream = build_upstream_client(tracer_provider)
+    upstream = build_upstream_transport(tracer_provider)
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
     build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,

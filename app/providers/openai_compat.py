@@ -46,22 +46,24 @@ class HttpStream:
 
 
 class OpenAICompatibleDeployment:
-    def __init__(self, config: DeploymentConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport) -> None:
         self.config = config
-        self._client = client
+        self._transport = transport
         self.provider_name = _PROVIDER_NAMES.get(config.provider, config.provider)
         base = (config.api_base or OPENAI_API_BASE).rstrip("/")
         parts = urlsplit(base)
         self.server_address = parts.hostname or ""
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
         self._base = base
-        self._headers = {"content-type": "application/json", **config.headers}
+        headers = {"content-type": "application/json", **config.headers}
         if config.provider == "azure":
             if config.api_key:
-                self._headers["api-key"] = config.api_key
+                headers["api-key"] = config.api_key
         elif config.api_key:
-            self._headers["authorization"] = f"Bearer {config.api_key}"
-        self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0))
+            headers["authorization"] = f"Bearer {config.api_key}"
+        self._headers = httpx.Headers(headers)
+        self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
+        self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
 
     def _url(self, operation: str) -> str:
         path = _PATHS[operation]
@@ -71,23 +73,30 @@ class OpenAICompatibleDeployment:
         return self._base + path
 
     def _request(self, operation: str, payload: dict[str, Any]) -> httpx.Request:
+        """Built directly, not through ``AsyncClient``: the URL, headers and timeouts are fixed per
+        deployment, and the client's redirect, auth, cookie and hook layers cost ~0.2 ms a call for
+        nothing a proxy wants (it must not follow redirects or keep one caller's cookies for another)."""
         payload["model"] = self.config.upstream_model
-        return self._client.build_request("POST", self._url(operation), content=_encode(payload),
-                                          headers=self._headers, timeout=self._timeout)
+        return httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
+                             extensions={"timeout": self._timeout})
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
         return map_transport_error(exc, self.config, self.server_address)
 
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
         try:
-            response = await self._client.send(self._request(operation, payload))
+            response = await self._transport.handle_async_request(self._request(operation, payload))
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
-        return UpstreamReply(response.status_code, response.content)
+        return UpstreamReply(response.status_code, body)
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
         try:
-            response = await self._client.send(self._request(operation, payload), stream=True)
+            response = await self._transport.handle_async_request(self._request(operation, payload))
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
         return HttpStream(response, self._error)

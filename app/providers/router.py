@@ -73,11 +73,11 @@ class ModelRouter:
         self.groups = dict(groups)
 
     @classmethod
-    def build(cls, deployments: Iterable[DeploymentConfig], client: httpx.AsyncClient) -> ModelRouter:
+    def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
         for config in deployments:
             deployment: Deployment = (MockDeployment(config) if config.provider == "mock"
-                                      else OpenAICompatibleDeployment(config, client))
+                                      else OpenAICompatibleDeployment(config, transport))
             grouped.setdefault(config.model_name, []).append(deployment)
         return cls({name: ModelGroup(name, items) for name, items in grouped.items()})
 

@@ -11,14 +11,14 @@ from app.config import DeploymentConfig
 from app.providers.openai_compat import OpenAICompatibleDeployment
 
 
-def _capture() -> tuple[list[httpx.Request], httpx.AsyncClient]:
+def _capture() -> tuple[list[httpx.Request], httpx.MockTransport]:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(200, json={"id": "x", "choices": []})
 
-    return seen, httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return seen, httpx.MockTransport(handler)
 
 
 async def test_azure_uses_deployment_path_api_version_and_api_key_header() -> None:
@@ -27,7 +27,6 @@ async def test_azure_uses_deployment_path_api_version_and_api_key_header() -> No
                               api_key="azure-secret", api_version="2024-10-21")
     deployment = OpenAICompatibleDeployment(config, client)
     reply = await deployment.complete(sc.OP_CHAT, {"model": "gpt-4o", "messages": []})
-    await client.aclose()
     assert reply.status == 200
     [request] = seen
     assert str(request.url) == ("https://res.openai.azure.com/openai/deployments/my-deploy/chat/completions"
@@ -44,7 +43,6 @@ async def test_openai_sends_bearer_key_and_the_upstream_model_name() -> None:
                               api_key="sk-up", headers={"x-org": "acme"})
     deployment = OpenAICompatibleDeployment(config, client)
     await deployment.complete(sc.OP_EMBEDDINGS, {"model": "fast", "input": "hi"})
-    await client.aclose()
     [request] = seen
     assert str(request.url) == "http://127.0.0.1:9/v1/embeddings"
     assert request.headers["authorization"] == "Bearer sk-up"

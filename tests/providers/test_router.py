@@ -103,7 +103,7 @@ async def test_router_builds_mock_and_http_deployments_grouped_by_model_name() -
     configs = [DeploymentConfig("gpt", "openai", "gpt-4o", "gpt-0", api_base="http://10.0.0.1:8000/v1/"),
                DeploymentConfig("gpt", "azure", "dep", "gpt-1", api_base="https://x.openai.azure.com"),
                DeploymentConfig("mock", "mock", "m", "mock-0")]
-    router = ModelRouter.build(configs, client=None)  # type: ignore[arg-type]  # never used: nothing is sent
+    router = ModelRouter.build(configs, transport=None)  # type: ignore[arg-type]  # never used: nothing is sent
     assert router.names == ["gpt", "mock"]
     first, second = router.get("gpt").deployments  # type: ignore[union-attr]
     assert isinstance(first, OpenAICompatibleDeployment)
