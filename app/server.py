@@ -90,15 +90,17 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     tracer_provider = build_tracer_provider(processor, resource)
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
-    upstream = build_upstream_transport(tracer_provider)
+    registry = builtin_registry()
+    wants_child_spans = any(registry.get(name).traces for name in (*config.success_callback, *config.failure_callback)
+                            if name in registry.types)
+    upstream = build_upstream_transport(tracer_provider, instrument=wants_child_spans)
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
     build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,
                                                       limits=httpx.Limits(max_connections=64)),
                              span_log_path=config.resolved_span_log_path)
-    registry = builtin_registry()
     teams = TeamDirectory(config)
-    proxy = ProxyService(ModelRouter.build(config.deployments, upstream),
+    proxy = ProxyService(ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans),
                          tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter))
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,

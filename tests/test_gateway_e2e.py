@@ -256,15 +256,15 @@ def test_a_client_that_hangs_up_mid_stream_ends_the_span_as_disconnected(
 # --- trace context, other endpoints -------------------------------------------------------------
 
 
-def test_a_w3c_traceparent_makes_the_gateway_span_a_child_and_is_propagated_upstream(
+def test_a_w3c_traceparent_makes_the_gateway_span_a_child_and_the_upstream_its_child(
         gw: RunningGateway, client: OpenAI, upstream: FakeOpenAI, tag: str) -> None:
     client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": tag}], extra_body=tagged(tag),
                                    extra_headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
     span = span_of(gw, tag)
     assert (span["trace_id"], span["parent_span_id"]) == (TRACE_ID, PARENT_ID)
-    version, trace_id, parent_id, _flags = sent(upstream, tag).headers["traceparent"].split("-")
-    assert (version, trace_id) == ("00", TRACE_ID)
-    assert parent_id not in (PARENT_ID, span["span_id"])  # the upstream HTTP span sits between
+    version, trace_id, parent_id, flags = sent(upstream, tag).headers["traceparent"].split("-")
+    # No trace destination here, so no HTTP child span is made: the upstream's parent is the gateway span.
+    assert (version, trace_id, parent_id, flags) == ("00", TRACE_ID, span["span_id"], "01")
 
 
 @pytest.mark.parametrize("model", ["fo-500", "fo-429", "fo-refused"])
@@ -387,3 +387,6 @@ def test_an_otel_destination_gets_the_gateway_span_and_its_upstream_http_child(
     assert sc.OPERATION_NAME not in child["attributes"]
     assert [s["name"] for s in file_spans] == ["chat gpt"]  # LLM-log destinations get the call, not HTTP spans
     assert file_spans[0]["span_id"] == llm["span_id"]
+    # With a trace destination the instrumentation propagates the HTTP child span upstream.
+    version, trace_id, parent_id, _flags = sent(upstream, tag).headers["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == ("00", llm["trace_id"], child["span_id"])

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+from opentelemetry import trace
 
 from app import semconv as sc
 from app.config import DeploymentConfig
@@ -46,9 +47,13 @@ class HttpStream:
 
 
 class OpenAICompatibleDeployment:
-    def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport, *,
+                 inject_traceparent: bool = False) -> None:
         self.config = config
         self._transport = transport
+        # Without the httpx instrumentation (no trace destination) nothing else tells the upstream
+        # which trace it serves; a traceparent naming the gateway span costs one format string.
+        self._inject_traceparent = inject_traceparent
         self.provider_name = _PROVIDER_NAMES.get(config.provider, config.provider)
         base = (config.api_base or OPENAI_API_BASE).rstrip("/")
         parts = urlsplit(base)
@@ -77,8 +82,13 @@ class OpenAICompatibleDeployment:
         deployment, and the client's redirect, auth, cookie and hook layers cost ~0.2 ms a call for
         nothing a proxy wants (it must not follow redirects or keep one caller's cookies for another)."""
         payload["model"] = self.config.upstream_model
-        return httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
-                             extensions={"timeout": self._timeout})
+        request = httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
+                                extensions={"timeout": self._timeout})
+        if self._inject_traceparent:
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid:
+                request.headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        return request
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
         return map_transport_error(exc, self.config, self.server_address)

@@ -73,11 +73,13 @@ class ModelRouter:
         self.groups = dict(groups)
 
     @classmethod
-    def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport) -> ModelRouter:
+    def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport, *,
+              inject_traceparent: bool = False) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
         for config in deployments:
-            deployment: Deployment = (MockDeployment(config) if config.provider == "mock"
-                                      else OpenAICompatibleDeployment(config, transport))
+            deployment: Deployment = (
+                MockDeployment(config) if config.provider == "mock"
+                else OpenAICompatibleDeployment(config, transport, inject_traceparent=inject_traceparent))
             grouped.setdefault(config.model_name, []).append(deployment)
         return cls({name: ModelGroup(name, items) for name, items in grouped.items()})
 
