@@ -87,8 +87,10 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+        # busy_timeout first: switching a new file to WAL takes an exclusive lock, and instances
+        # starting together on an empty database otherwise fail at once with "database is locked".
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
