@@ -83,16 +83,24 @@ class TeamRouterSpanProcessor(SpanProcessor):
             route = self._table.route(attrs.get(sc.TEAM_ID))
             if route is None:
                 return
-            for sink in route.traces:
-                sink.submit(span)
+            self._submit(route.traces, span)
             if sc.OPERATION_NAME not in attrs:  # child spans go to trace destinations only
                 return
             failed = span.status.status_code is StatusCode.ERROR
-            for sink in route.failure if failed else route.success:
+            self._submit(route.failure if failed else route.success, span)
+        except Exception:  # an exception here would escape span.end()
+            self._failed()
+
+    def _submit(self, sinks: tuple[Sink, ...], span: ReadableSpan) -> None:
+        for sink in sinks:
+            try:
                 sink.submit(span)
-        except Exception:
-            self.errors += 1
-            log.exception("team router failed to route a span")
+            except Exception:  # one broken sink must not starve the others
+                self._failed()
+
+    def _failed(self) -> None:
+        self.errors += 1
+        log.exception("team router failed to route a span")
 
     def shutdown(self) -> None:
         return None
