@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporters.base import ExportFailure, failure_from_exception, failure_from_response
+from exporters.base import ExportFailure, post_batch
 from processors.delivery import DeliveryConfig, DeliveryManager
 from tests.support.sinks import HttpSink, Received, Reply
 
@@ -47,12 +47,9 @@ class IdsExporter(SpanExporter):
         self.last_failure: ExportFailure | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            response = self._client.post(self._url, json={"ids": [s.context.span_id for s in spans]})
-        except Exception as exc:
-            self.last_failure = failure_from_exception(exc)
-            return SpanExportResult.FAILURE
-        self.last_failure = failure_from_response(response)
+        ids = [s.context.span_id for s in spans]
+        self.last_failure = post_batch(self._client, self._url, lambda: json.dumps({"ids": ids}).encode(),
+                                       {"content-type": "application/json"})
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

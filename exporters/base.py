@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -65,3 +66,17 @@ def failure_from_exception(exc: Exception) -> ExportFailure:
     if isinstance(exc, httpx.TransportError):
         return ExportFailure(retryable=True, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
     return ExportFailure(retryable=False, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+
+
+def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
+               headers: Mapping[str, str]) -> ExportFailure | None:
+    """One POST of an encoded batch: ``None`` when accepted, else the failure. Never raises.
+
+    ``body`` is called inside the guard, so an encoding error is reported like a transport error
+    instead of escaping ``export``.
+    """
+    try:
+        response = client.post(url, content=body(), headers=headers)
+    except Exception as exc:
+        return failure_from_exception(exc)
+    return failure_from_response(response)

@@ -16,7 +16,7 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure, failure_from_exception, failure_from_response
+from exporters.base import ExportFailure, post_batch
 from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
 
 _PROTOCOLS = ("http/protobuf", "grpc")
@@ -77,13 +77,9 @@ class OtlpHttpSpanExporter(SpanExporter):
         self.last_failure: ExportFailure | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            body = gzip.compress(encode_otlp_traces(spans), compresslevel=GZIP_LEVEL)
-            response = self._client.post(self._config.traces_endpoint, content=body, headers=self._headers)
-        except Exception as exc:
-            self.last_failure = failure_from_exception(exc)
-            return SpanExportResult.FAILURE
-        self.last_failure = failure_from_response(response)
+        self.last_failure = post_batch(self._client, self._config.traces_endpoint,
+                                       lambda: gzip.compress(encode_otlp_traces(spans), compresslevel=GZIP_LEVEL),
+                                       self._headers)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

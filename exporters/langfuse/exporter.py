@@ -18,7 +18,7 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure, failure_from_exception, failure_from_response
+from exporters.base import ExportFailure, post_batch
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.encode import encode_langfuse
 from exporters.otlp import GZIP_LEVEL
@@ -56,12 +56,9 @@ class LangfuseSpanExporter(SpanExporter):
         if not spans:
             self.last_failure = None
             return SpanExportResult.SUCCESS
-        try:
-            body = gzip.compress(encode_langfuse(spans), compresslevel=GZIP_LEVEL)  # see exporters/otlp.py
-            response = self._client.post(self._url, content=body, headers=self._headers)
-            self.last_failure = failure_from_response(response)
-        except Exception as exc:  # export must not raise; the failure says what happened
-            self.last_failure = failure_from_exception(exc)
+        self.last_failure = post_batch(  # gzip level: see exporters/otlp.py
+            self._client, self._url, lambda: gzip.compress(encode_langfuse(spans), compresslevel=GZIP_LEVEL),
+            self._headers)
         return SpanExportResult.FAILURE if self.last_failure else SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

@@ -16,8 +16,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
-from exporters.base import ExportFailure, failure_from_exception, failure_from_response
+from exporters.base import ExportFailure, post_batch
 from tests.support.sinks import Received, Reply
+
+JSON = {"content-type": "application/json"}
 
 RESOURCE = Resource({"service.name": "spangate-test"})
 
@@ -47,12 +49,7 @@ class IdsSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.attempts += 1
         ids = [s.context.span_id for s in spans if s.context is not None]
-        try:
-            response = self._client.post(self._url, json={"ids": ids})
-        except Exception as exc:
-            self.last_failure = failure_from_exception(exc)
-            return SpanExportResult.FAILURE
-        self.last_failure = failure_from_response(response)
+        self.last_failure = post_batch(self._client, self._url, lambda: json.dumps({"ids": ids}).encode(), JSON)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
