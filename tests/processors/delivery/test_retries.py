@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any
 
 from processors.delivery import DeliveryManager
 from tests.support.sinks import HttpSink, Reply
@@ -62,10 +63,16 @@ def test_connection_refused_backs_off_instead_of_spinning(managers) -> None:
     manager = managers(initial_backoff=0.05, max_backoff=0.4)
     manager.open("global/down", team=None, name="down", factory=factory).submit(make_span(1))
     time.sleep(2.0)
-    health = health_of(manager, "global/down")
-    attempts = made[0].attempts
+    seen: list[tuple[int, Any]] = []
+
+    def between_attempts() -> bool:  # read counters while no attempt is in flight, or they race it
+        seen.append((made[0].attempts, health_of(manager, "global/down")))
+        return seen[-1][1].state == "backoff" and seen[-1][1].failed == seen[-1][0]
+
+    wait_until(between_attempts, timeout=5, what="a moment between two attempts")
+    attempts, health = seen[-1]
     # A hot loop makes thousands of attempts in 2 s; the backoff allows about a dozen.
-    assert 3 <= attempts <= 40
+    assert 3 <= attempts <= 45
     assert health.failed == health.retried == attempts
     assert (health.queued, health.delivered, health.state) == (1, 0, "backoff")
     assert "ConnectError" in health.last_error
