@@ -98,6 +98,18 @@ def _chat(base: str, key: str, n: int) -> list[str]:
     return ids
 
 
+def _wait_spooled(base: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    with _admin(base) as admin:
+        while True:
+            health = admin.get("/health/destinations").json()["destinations"]
+            mine = next(h for h in health if h["team"] == TEAM)
+            if mine["spooled"] >= count:
+                return
+            assert time.monotonic() < deadline, f"only {mine['spooled']} of {count} spans spooled"
+            time.sleep(0.02)
+
+
 class Project:
     """A Langfuse stand-in that can be down (503) or up; counts only what it accepted."""
 
@@ -125,7 +137,8 @@ def test_spans_of_completed_calls_survive_a_stop_while_the_project_is_down(tmp_p
             key = _setup_team(base, project.url)
             sent = _chat(base, key, 20)
             project.wait_for(lambda reqs: len(reqs) >= 1)  # it tried, and got 503
-            time.sleep(0.5)  # let the writer commit what it took (its group commit is ms)
+            # The writer group-commits within milliseconds; the stop comes once all 20 are spooled.
+            _wait_spooled(base, len(sent))
             if stop == "sigterm":
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)  # uvicorn re-raises SIGTERM after a graceful shutdown: the code is -15 either way
