@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
 from app.store.schema import migrate
 
@@ -90,12 +92,26 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # busy_timeout first: switching a new file to WAL takes an exclusive lock, and instances
         # starting together on an empty database otherwise fail at once with "database is locked".
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+        _enable_wal(cursor)  # readers never block the writer, nor it them
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED"))
+
+
+def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.025) -> None:
+    """Switch to WAL, retrying: SQLite answers "database is locked" at once, without its busy
+    handler, when several connections (gateway workers) open a new file together. This runs in
+    SQLAlchemy's greenlet on the event loop, so it waits with an awaited sleep, not time.sleep."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the aiosqlite adapter re-wraps sqlite3's OperationalError
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await_(asyncio.sleep(pause))
 
 
 async def prepare_schema(engines: Engines, url: str, schema: str | None) -> None:
