@@ -93,6 +93,13 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
     common = {"host": args.host, "port": args.port, "loop": "uvloop", "http": "httptools", "log_level": level,
               "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30}
+    from app.server import check_destinations, create_app
+
+    try:
+        check_destinations(config, {**os.environ, **config.environment_variables})
+    except ConfigError as exc:
+        print(f"spangate: config error: {exc}", file=sys.stderr)
+        return 2
     log.info("spangate %s on http://%s:%d with %d model(s); spans -> %s", __version__, args.host, args.port,
              len(config.deployments), ", ".join(config.success_callback) or "nowhere")
     if args.num_workers > 1:
@@ -100,8 +107,6 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
             os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
         uvicorn.run("app.server:app_from_env", factory=True, workers=args.num_workers, **common)
         return 0
-    from app.server import create_app
-
     try:
         app = create_app(config)
     except ConfigError as exc:

@@ -102,10 +102,21 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     teams = TeamDirectory(config)
     proxy = ProxyService(ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans),
                          tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter))
+    check_destinations(config, env)
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
                    routing=RoutingBuilder(delivery, build_ctx), build_ctx=build_ctx, upstream=upstream,
                    extras={"metric_reader": metric_reader, "meter_provider": meter_provider})
+
+
+def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
+    """Resolve every configured destination now, so a bad callback stops start-up with one line
+    (ConfigError) before the server binds or forks workers, instead of failing inside the lifespan."""
+    registry = builtin_registry()
+    with httpx.Client() as client:
+        global_specs(config, registry, env,
+                     BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
+    TeamDirectory(config).destination_specs(registry)
 
 
 def _delivery_config(config: GatewayConfig) -> DeliveryConfig:

@@ -42,7 +42,13 @@ def test_help_lists_the_litellm_style_options() -> None:
     ("model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_key: os.environ/SPANGATE_TEST_UNSET}\n",
      "model_list[0].litellm_params.api_key: environment variable SPANGATE_TEST_UNSET is not set"),
     ("model_list: [\n", "is not valid YAML"),
-], ids=["bad-number", "missing-env-var", "bad-yaml"])
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+     "litellm_settings: {success_callback: [datadog]}\n",
+     "litellm_settings.success_callback: datadog: unknown callback 'datadog'; supported: console, file, langfuse"),
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+     "litellm_settings: {default_team_settings: [{team_id: t, success_callback: [langfuse]}]}\n",
+     "default_team_settings[team_id=t]: langfuse: missing langfuse callback var 'langfuse_public_key'"),
+], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "team-callback-missing-var"])
 def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml: str, message: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml)
