@@ -7,26 +7,23 @@ from typing import Any
 
 import pytest
 from langfuse import Langfuse
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import semconv as sc
 from exporters.langfuse.encode import encode_langfuse, langfuse_trace_id, parse_tags, usage_details
 from tests.support.otlp import decode_otlp_traces
-
-TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
-SPAN_ID = 0x00F067AA0BA902B7
-PARENT_ID = 0x53995C3F42CD8AD8
-START = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
-END = START + 1_250_000_000
-RESOURCE = Resource({"service.name": "spangate"})
-SCOPE = InstrumentationScope("spangate", "0.1.0")
-TRACE_HEX = format(TRACE_ID, "032x")
-SPAN_HEX = format(SPAN_ID, "016x")
+from tests.support.readable_spans import (
+    END,
+    PARENT_ID,
+    RESOURCE,
+    SPAN_HEX,
+    START,
+    TRACE_HEX,
+    span,
+)
 
 
 def gateway_span(
@@ -39,18 +36,7 @@ def gateway_span(
 ) -> ReadableSpan:
     attrs = {sc.TEAM_ID: "team-a", sc.KEY_HASH: "9f86d081884c7d65", **attributes}
     attrs.update({sc.metadata_key(k): v for k, v in (metadata or {}).items()})
-    return ReadableSpan(
-        name=name,
-        context=SpanContext(TRACE_ID, SPAN_ID, is_remote=False, trace_flags=TraceFlags(1)),
-        parent=SpanContext(TRACE_ID, PARENT_ID, is_remote=True) if parent else None,
-        resource=RESOURCE,
-        attributes=attrs,
-        kind=SpanKind.CLIENT,
-        status=status or Status(StatusCode.UNSET),
-        start_time=START,
-        end_time=END,
-        instrumentation_scope=SCOPE,
-    )
+    return span(attrs, name=name, parent=parent, status=status or Status(StatusCode.UNSET))
 
 
 CHAT = {
