@@ -194,14 +194,21 @@ class ProxyService:
             payload.pop("mock_response", None)
         return deployment, payload
 
-    async def _complete(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
-                        span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+    async def _send(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
+                    span: trace.Span, *, stream: bool) -> tuple[Deployment, Any]:
+        """Try the group's deployments in order; the answer (reply or open stream) and who gave it."""
         async def attempt(deployment: Deployment) -> Any:
             target, payload = self._target(deployment, body)
-            return await target.complete(operation, payload)
+            send = target.stream if stream else target.complete
+            return await send(operation, payload)
 
-        deployment, reply = await group.call(attempt, lambda r: r.status, order=order)
+        deployment, result = await group.call(attempt, lambda r: r.status, order=order)
         self._deployment_attributes(span, deployment)
+        return deployment, result
+
+    async def _complete(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
+                        span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+        deployment, reply = await self._send(operation, body, group, order, span, stream=False)
         if reply.status >= 400:
             raise upstream_error(reply.status, reply.body, deployment)
         try:
@@ -222,12 +229,7 @@ class ProxyService:
         client_wants_usage = bool(options.get("include_usage"))
         body["stream_options"] = {**options, "include_usage": True}  # usage is recorded even if not asked
 
-        async def attempt(deployment: Deployment) -> Any:
-            target, payload = self._target(deployment, body)
-            return await target.stream(operation, payload)
-
-        deployment, handle = await group.call(attempt, lambda h: h.status, order=order)
-        self._deployment_attributes(span, deployment)
+        deployment, handle = await self._send(operation, body, group, order, span, stream=True)
         if handle.status >= 400:
             try:
                 error_body = await handle.read()
