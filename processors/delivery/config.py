@@ -44,6 +44,9 @@ class DeliveryConfig:
     # Enough for a healthy destination's queue (a few batches); a backlog beyond it (a destination
     # down) stays on disk only and is decoded when read, so memory does not grow with the backlog.
     cached_spans: int = 2048
+    # The writer commits at most once per interval: what arrives meanwhile shares the transaction.
+    # Also the longest a submitted span waits in memory before it is durable (the kill -9 bound).
+    commit_interval: float = 0.02
     max_batch: int = 512
     batch_delay: float = 0.2
     export_timeout: float = 10.0  # an export running this long is counted as timed out

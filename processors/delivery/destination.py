@@ -44,6 +44,7 @@ class Destination:
         self.wants_spool = True  # what ``open`` asked for; the lane is chosen once started
         self.closed = True  # until an exporter is attached
         self.buffer: deque[tuple[float, ReadableSpan]] = deque()
+        self.moving = 0  # taken from the buffer by the writer, not yet in the store (writer only)
         self.dirty = False
         self._buffer_size = buffer_size
         self._telemetry = telemetry
@@ -125,7 +126,7 @@ class Destination:
                 self.stored_oldest = None
 
     def queued(self) -> int:
-        return len(self.buffer) + self.stored_count
+        return len(self.buffer) + self.moving + self.stored_count
 
     def has_work(self) -> bool:
         return self.stored_count > 0 or bool(self.pending)

@@ -51,7 +51,9 @@ class DeliveryManager:
         self._lanes = self._open_lanes()
         sender = Sender(self._config, self._log, random.Random())
         self._scheduler = Scheduler(self._config, sender.run, self._log)
-        self._writer = SpoolWriter(self._telemetry, self._log, self._scheduler.notify_work)
+        self._writer = SpoolWriter(
+            self._telemetry, self._log, self._scheduler.notify_work, self._config.commit_interval
+        )
         for key, stats in (self._spool.load() if self._spool is not None else {}).items():
             dest = self._destination(key, stats.team, stats.name)
             dest.lane = self._lanes[True]  # its left-overs are in the spool: it drains from there

@@ -33,14 +33,23 @@ class _Taken:
     rows: list[tuple[float, object]] = field(default_factory=list)  # (submitted at, bytes or span)
     spans: list[ReadableSpan] = field(default_factory=list)  # the same spans, in the same order
     size: int = 0
+    moving: int = 0  # counted in ``dest.moving`` until the store holds them (or they are dropped)
 
 
 class SpoolWriter:
-    def __init__(self, telemetry: Telemetry, logger: logging.Logger, on_stored: Callable[[Destination], None]) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        logger: logging.Logger,
+        on_stored: Callable[[Destination], None],
+        commit_interval: float = 0.0,
+    ) -> None:
         self._telemetry, self._log = telemetry, logger
         self._on_stored = on_stored
+        self._commit_interval = commit_interval
         self._dirty: deque[Destination] = deque()
         self._wake = threading.Event()
+        self._hurry = threading.Event()  # cuts the commit interval short: sync() and stop()
         self._cycles = 0
         self._cond = threading.Condition()
         self._stopping = False
@@ -60,18 +69,24 @@ class SpoolWriter:
         with self._cond:
             target = self._cycles + 2  # the pass in progress may have started before the call
             self._wake.set()
+            self._hurry.set()
             return self._cond.wait_for(lambda: self._cycles >= target or self._stopping, timeout)
 
     def stop(self, timeout: float) -> None:
         self._stopping = True
         self._wake.set()
+        self._hurry.set()
         self._thread.join(timeout)
         self.drain()  # whatever arrived meanwhile still goes to the spool
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(_IDLE_WAKE)
+            if self._wake.wait(_IDLE_WAKE) and self._commit_interval > 0:
+                # Gather what arrives in the next few milliseconds into the same transaction: one
+                # wake-up and one commit per interval instead of one per request under load.
+                self._hurry.wait(self._commit_interval)
             self._wake.clear()
+            self._hurry.clear()
             self.drain()
             self._telemetry.log_drops()
             with self._cond:
@@ -100,7 +115,10 @@ class SpoolWriter:
         dest.dirty = False  # before draining, so a concurrent submit re-registers the destination
         taken = _Taken(dest)
         encodes, measure = lane.encodes, lane.store.measure
-        while dest.buffer:
+        count = len(dest.buffer)  # later submits stay for the next drain
+        dest.moving += count  # before the pops: ``queued()`` never dips to 0 while spans move
+        taken.moving = count
+        for _ in range(count):
             at, span = dest.buffer.popleft()
             item = self._encoded(span, encoded) if encodes else span
             if item is None:  # a span we cannot encode is counted, not fatal
@@ -123,7 +141,13 @@ class SpoolWriter:
         return data
 
     def _commit(self, lane: Lane, taken: list[_Taken]) -> None:
-        taken = [t for t in taken if t.rows]
+        try:
+            self._store(lane, [t for t in taken if t.rows])
+        finally:
+            for t in taken:
+                t.dest.moving -= t.moving
+
+    def _store(self, lane: Lane, taken: list[_Taken]) -> None:
         if not taken:
             return
         rows = {t.dest.key: t.rows for t in taken}

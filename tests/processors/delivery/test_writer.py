@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from processors.delivery.codec import decode_span
 from processors.delivery.destination import Destination
@@ -74,3 +76,36 @@ def test_one_commit_per_store_each_with_its_own_cap() -> None:
     kept = memory.read("local", 10)
     assert [r.span.context.span_id for r in kept] == [2, 3]  # type: ignore[union-attr]  # memory cap: 2 spans
     assert (local.dropped, local.stored_count) == ({"spool_full": 1}, 2)
+
+
+def test_spans_arriving_within_the_commit_interval_share_one_transaction() -> None:
+    telemetry, (dest,) = destinations("a")
+    store = RecordingStore()
+    dest.lane = Lane(store, 1 << 30)  # type: ignore[arg-type]
+    stored = threading.Event()
+    writer = SpoolWriter(telemetry, logging.getLogger("test"), lambda _d: stored.set(), commit_interval=0.5)
+    dest._on_dirty = writer.notify  # type: ignore[attr-defined]  # as the manager wires it
+    writer.start()
+    try:
+        for i in range(5):  # one submit every 20 ms: without the interval, each wakes its own commit
+            dest.submit(make_span(i + 1))
+            time.sleep(0.02)
+        assert stored.wait(5.0)
+    finally:
+        writer.stop(2.0)
+    assert [len(rows["a"]) for rows in store.commits] == [5]
+
+
+def test_sync_does_not_wait_out_the_commit_interval() -> None:
+    telemetry, (dest,) = destinations("a")
+    store = RecordingStore()
+    dest.lane = Lane(store, 1 << 30)  # type: ignore[arg-type]
+    writer = SpoolWriter(telemetry, logging.getLogger("test"), lambda _d: None, commit_interval=30.0)
+    dest._on_dirty = writer.notify  # type: ignore[attr-defined]
+    writer.start()
+    try:
+        dest.submit(make_span(1))
+        assert writer.sync(5.0)  # a flush (shutdown, force_flush) cuts the interval short
+        assert [len(rows["a"]) for rows in store.commits] == [1]
+    finally:
+        writer.stop(2.0)
