@@ -108,7 +108,7 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
         uvicorn.run("app.server:app_from_env", factory=True, workers=args.num_workers, **common)
         return 0
     try:
-        app = create_app(config)
+        app = create_app(config, own_process=True)
     except ConfigError as exc:
         print(f"spangate: config error: {exc}", file=sys.stderr)
         return 2
