@@ -69,12 +69,13 @@ model_list:
       api_base: "http://127.0.0.1:{upstream}/v1"
       api_key: sk-bench-upstream
 litellm_settings:
-  success_callback: ["file", "otel"]
+  success_callback: {callbacks}
 environment_variables:
   OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:{sink}"
   OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
 spangate_settings:
   data_dir: "{data_dir}"
+  durable_delivery: {durable}
 general_settings:
   master_key: "{master_key}"
 """
@@ -155,13 +156,18 @@ class Upstream:
 class Gateway:
     """`spangate --num_workers 1` pinned to the gateway core, with a generated config."""
 
-    def __init__(self, spangate: Path, upstream: Upstream, workdir: Path) -> None:
+    def __init__(self, spangate: Path, upstream: Upstream, workdir: Path, args: argparse.Namespace) -> None:
         data_dir = workdir / "gateway-data"
         data_dir.mkdir()
         config = workdir / "gateway.yaml"
         config.write_text(
             GATEWAY_CONFIG.format(
-                upstream=upstream.port, sink=upstream.otlp_port, data_dir=data_dir, master_key=MASTER_KEY
+                upstream=upstream.port,
+                sink=upstream.otlp_port,
+                data_dir=data_dir,
+                master_key=MASTER_KEY,
+                callbacks=json.dumps(args.callbacks),
+                durable="false" if args.memory_only else "true",
             )
         )
         self.port = free_port()
@@ -335,6 +341,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY))
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 8, quick 3)")
+    parser.add_argument(
+        "--callbacks", nargs="+", default=["file", "otel"], help="the gateway's success_callback (default: file otel)"
+    )
+    parser.add_argument("--memory-only", action="store_true", help="durable_delivery: false (no spool)")
     parser.add_argument("--spangate", type=Path, default=VENV_BIN / "spangate")
     args = parser.parse_args()
     args.duration = args.duration or (3.0 if args.quick else 8.0)
@@ -369,7 +379,7 @@ def main() -> None:
 
 def run_gateway(upstream: Upstream, args: argparse.Namespace, wrk: str, workdir: Path) -> list[dict[str, Any]]:
     try:
-        gateway = Gateway(args.spangate, upstream, workdir)
+        gateway = Gateway(args.spangate, upstream, workdir, args)
     except RuntimeError as exc:
         print(f"gateway rows skipped: {exc}", flush=True)
         return []
