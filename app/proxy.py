@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Response
-from litestar.background_tasks import BackgroundTask
-from litestar.response import Stream
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -44,7 +41,24 @@ from app.telemetry import GenAIMetrics
 _decode = msgspec.json.decode
 _KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
 _CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
-_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete answer: the upstream's status and body, passed through unchanged."""
+
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAnswer:
+    """An open stream: send ``events()`` as SSE, then always ``close()`` (it ends the span if the
+    stream never started or was cut short)."""
+
+    relay: _StreamRelay
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"text/event-stream"),
+                                                 (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +79,7 @@ class ProxyService:
         self._mocks: dict[str, MockDeployment] = {}
         self._deployment_attrs: dict[str, Attributes] = {}
 
-    async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Response[Any]:
+    async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:
         body: dict[str, Any] | None = None
         try:
             body = parse_body(raw)
@@ -207,7 +221,7 @@ class ProxyService:
         return deployment, result
 
     async def _complete(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
-                        span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+                        span: trace.Span, ctx: CallContext, started: float) -> Answer:
         deployment, reply = await self._send(operation, body, group, order, span, stream=False)
         if reply.status >= 400:
             raise upstream_error(reply.status, reply.body, deployment)
@@ -221,10 +235,10 @@ class ProxyService:
         if ctx.capture_content:
             attrs.update(output_content_attributes(operation, answer))
         self._finish(span, deployment, attrs, started)
-        return Response(reply.body, media_type=_JSON, status_code=reply.status)
+        return Answer(reply.status, reply.body)
 
     async def _stream(self, operation: str, body: dict[str, Any], group: Any, order: list[Deployment],
-                      span: trace.Span, ctx: CallContext, started: float) -> Response[Any]:
+                      span: trace.Span, ctx: CallContext, started: float) -> StreamAnswer:
         options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
         client_wants_usage = bool(options.get("include_usage"))
         body["stream_options"] = {**options, "include_usage": True}  # usage is recorded even if not asked
@@ -238,9 +252,7 @@ class ProxyService:
             raise upstream_error(handle.status, error_body, deployment)
         acc = StreamAccumulator(operation, keep_usage_chunk=client_wants_usage, capture_content=ctx.capture_content)
         relay = _StreamRelay(self, span, deployment, handle, acc, started)
-        return Stream(relay.events(), media_type="text/event-stream",
-                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-                      background=BackgroundTask(relay.close))
+        return StreamAnswer(relay)
 
 
 class _StreamRelay:

@@ -24,6 +24,7 @@ from app import __version__
 from app.auth import Authenticator
 from app.config import GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, error_body
+from app.front import GatewayApp
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
 from app.providers import ModelRouter
@@ -71,12 +72,12 @@ class Gateway:
 
 
 def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
-               delivery_config: DeliveryConfig | None = None, own_process: bool = False) -> Litestar:
+               delivery_config: DeliveryConfig | None = None, own_process: bool = False) -> GatewayApp:
     """``own_process``: the app is the only one in its process (the CLI's workers), so it may tune
     process-wide state such as the garbage collector; tests run many apps in one process."""
     env = dict(os.environ if env is None else env) | dict(config.environment_variables)
     gateway = build_gateway(config, env, delivery_config)
-    return Litestar(
+    litestar = Litestar(
         route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes(gateway)],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
@@ -85,6 +86,7 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
     )
+    return GatewayApp(litestar, gateway)
 
 
 def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
@@ -194,7 +196,7 @@ async def _open_store(gateway: Gateway) -> None:
     gateway.extras["watcher"] = watcher
 
 
-def app_from_env() -> Litestar:
+def app_from_env() -> GatewayApp:
     """Factory for ``uvicorn --factory`` with several workers: each worker loads the config itself."""
     path = os.environ.get(CONFIG_ENV)
     if path:

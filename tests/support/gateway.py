@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from litestar import Litestar
 
 from app.config import GatewayConfig, parse_config
+from app.front import GatewayApp
 from app.server import Gateway, create_app
 from processors.delivery import DeliveryConfig
 from tests.support.spanlog import read_spans, wait_for_spans
@@ -35,7 +35,7 @@ STOP_TIMEOUT = 15.0
 @dataclass(frozen=True)
 class RunningGateway:
     base_url: str  # http://127.0.0.1:PORT, no trailing slash
-    app: Litestar
+    app: GatewayApp
     gateway: Gateway
     config: GatewayConfig
 
