@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.resources import Resource
@@ -21,6 +20,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from app import __version__
 from app import semconv as sc
+from app.providers.http11 import Http11Transport
 
 # Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
 SPAN_LIMITS = SpanLimits(max_span_attributes=1024, max_span_attribute_length=1 << 20)
@@ -44,17 +44,15 @@ def build_upstream_transport(tracer_provider: TracerProvider, *, instrument: boo
                              max_connections: int = 1000) -> httpx.AsyncBaseTransport:
     """One pooled transport for every upstream; when instrumented, only it makes child spans.
 
-    aiohttp's transport measured flat CPU from 1 to 64 concurrent calls where httpx's default pool
-    degraded (see bench/README.md). Deployments send through it directly (no ``AsyncClient``), so
-    there is no shared cookie jar to carry one caller's cookies to another.
+    The transport is ``app.providers.http11``: httpx's interface over asyncio protocols and
+    httptools, chosen by measurement (bench/README.md: httpx's own pool degraded under concurrency,
+    httpx-aiohttp cost ~0.3 ms per call, this ~0.1 ms). Deployments send through it directly (no
+    ``AsyncClient``), so there is no shared cookie jar to carry one caller's cookies to another.
 
-    The instrumentation costs ~0.55 ms of CPU per call (bench: 1.80 -> 1.25 ms/request without it)
-    and its child span only ever reaches trace destinations (``otel``/``traceloop``); the gateway
-    instruments only when one is configured, instead of making a span nobody receives.
+    The instrumentation's child span only ever reaches trace destinations (``otel``/``traceloop``);
+    the gateway instruments only when one is configured, instead of making a span nobody receives.
     """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                          keepalive_expiry=60)
-    transport = AiohttpTransport(limits=limits, trust_env=False)
+    transport = Http11Transport(max_connections=max_connections, keepalive_expiry=60.0)
     if not instrument:
         return transport
     return AsyncOpenTelemetryTransport(transport, tracer_provider=tracer_provider)

@@ -1,0 +1,231 @@
+"""The HTTP/1.1 upstream transport against a scripted loopback server (real sockets, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from app.providers.http11 import Http11Transport
+from tests.support.upstream import closed_port
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
+
+
+class Server:
+    """Reads one request at a time per connection and lets ``handler`` answer it.
+
+    The handler gets the connection's number (0, 1, ...) and returns ``False`` to close it."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Server:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = self.connections
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                self.requests.append(head + await reader.readexactly(length))
+                if not await self.handler(reader, writer, number):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def url(self, path: str = "/v1/chat/completions") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def ok(body: bytes = b'{"ok": true}', extra: bytes = b"") -> Handler:
+    async def handler(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%b\r\n%b"
+                     % (len(body), extra, body))
+        await writer.drain()
+        return b"connection: close" not in extra.lower()
+    return handler
+
+
+def request(url: str, *, read: float | None = 5.0, pool: float | None = 5.0, connect: float | None = 5.0,
+            body: bytes = b'{"model": "m"}') -> httpx.Request:
+    return httpx.Request("POST", url, content=body, headers={"content-type": "application/json"},
+                         extensions={"timeout": {"connect": connect, "read": read, "write": 5.0, "pool": pool}})
+
+
+async def call(transport: Http11Transport, req: httpx.Request) -> tuple[int, bytes]:
+    response = await transport.handle_async_request(req)
+    try:
+        return response.status_code, await response.aread()
+    finally:
+        await response.aclose()
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[Http11Transport]:
+    t = Http11Transport()
+    yield t
+    await t.aclose()
+
+
+async def test_sends_the_request_as_httpx_prepared_it_and_reuses_the_connection(transport: Http11Transport) -> None:
+    async with Server(ok()) as server:
+        first = await call(transport, request(server.url(), body=b'{"n": 1}'))
+        second = await call(transport, request(server.url(), body=b'{"n": 2}'))
+    assert first == second == (200, b'{"ok": true}')
+    assert server.connections == 1  # keep-alive
+    line, *headers = server.requests[0].split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert line == b"POST /v1/chat/completions HTTP/1.1"
+    assert {b"host: 127.0.0.1:%d" % server.port, b"content-length: 8"} <= {h.lower() for h in headers}
+    assert server.requests[1].endswith(b'{"n": 2}')
+
+
+async def test_chunked_bodies_are_decoded_and_headers_kept(transport: Http11Transport) -> None:
+    async def chunked(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\ntransfer-encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with Server(chunked) as server:
+        response = await transport.handle_async_request(request(server.url()))
+        assert (response.status_code, response.headers["retry-after"]) == (429, "3")
+        assert await response.aread() == b"hello world"
+        await response.aclose()
+        assert await call(transport, request(server.url())) == (429, b"hello world")
+    assert server.connections == 1
+
+
+async def test_connection_close_and_server_side_idle_close_open_a_new_connection(
+        transport: Http11Transport) -> None:
+    async with Server(ok(extra=b"connection: close\r\n")) as server:
+        assert (await call(transport, request(server.url())))[0] == 200
+        assert (await call(transport, request(server.url())))[0] == 200
+    assert server.connections == 2
+
+    async def once(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
+        await ok()(_r, writer, _n)
+        return False  # keep-alive promised, then the server closes the idle connection anyway
+
+    async with Server(once) as server:
+        assert (await call(transport, request(server.url())))[0] == 200
+        await asyncio.sleep(0.05)  # the FIN arrives while the connection is idle in the pool
+        assert (await call(transport, request(server.url())))[0] == 200
+    assert server.connections == 2
+
+
+async def test_refused_connect_is_connect_error_and_zero_timeout_is_connect_timeout(
+        transport: Http11Transport) -> None:
+    with pytest.raises(httpx.ConnectError):
+        await call(transport, request(f"http://127.0.0.1:{closed_port()}/v1/embeddings"))
+    async with Server(ok()) as server:
+        with pytest.raises(httpx.ConnectTimeout):
+            await call(transport, request(server.url(), connect=0))
+
+
+async def test_read_timeout_then_the_late_answer_is_never_read_by_the_next_call(transport: Http11Transport) -> None:
+    async def slow_first(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        if number == 0:
+            await asyncio.sleep(0.5)
+        return await ok(b'{"conn": %d}' % number)(_r, writer, number)
+
+    async with Server(slow_first) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            await call(transport, request(server.url(), read=0.1))
+        assert await call(transport, request(server.url())) == (200, b'{"conn": 1}')
+
+
+async def test_truncated_body_is_a_protocol_error(transport: Http11Transport) -> None:
+    async def truncated(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
+        await writer.drain()
+        return False
+
+    async with Server(truncated) as server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await call(transport, request(server.url()))
+
+
+async def test_a_body_closed_early_drops_its_connection(transport: Http11Transport) -> None:
+    async def stream(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for i in range(3):
+            data = b"data: %d-%d\n\n" % (number, i)
+            writer.write(b"%x\r\n%b\r\n" % (len(data), data))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with Server(stream) as server:
+        response = await transport.handle_async_request(request(server.url()))
+        async for chunk in response.aiter_raw():
+            assert chunk.startswith(b"data: 0-0")
+            break
+        await response.aclose()  # the client went away mid-stream
+        response = await transport.handle_async_request(request(server.url()))
+        body = await response.aread()
+        await response.aclose()
+    assert body == b"data: 1-0\n\ndata: 1-1\n\ndata: 1-2\n\n"  # a fresh connection, no stale bytes
+    assert server.connections == 2
+
+
+async def test_pool_limit_waits_for_a_free_connection_or_times_out() -> None:
+    release = asyncio.Event()
+
+    async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        if number == 0 and not release.is_set():
+            await release.wait()
+        return await ok()(_r, writer, number)
+
+    transport = Http11Transport(max_connections=1)
+    try:
+        async with Server(held) as server:
+            first = asyncio.ensure_future(call(transport, request(server.url())))
+            await asyncio.sleep(0.05)
+            with pytest.raises(httpx.PoolTimeout):
+                await call(transport, request(server.url(), pool=0.1))
+            waiting = asyncio.ensure_future(call(transport, request(server.url(), pool=5.0)))
+            await asyncio.sleep(0.05)
+            release.set()
+            assert (await first)[0] == 200
+            assert (await waiting)[0] == 200
+        assert server.connections == 1  # the waiter got the first call's connection back
+    finally:
+        await transport.aclose()
+
+
+async def test_a_large_streamed_body_arrives_whole_when_read_slowly(transport: Http11Transport) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: well past the 64 KiB that pauses reading
+
+    async with Server(ok(payload)) as server:
+        response = await transport.handle_async_request(request(server.url()))
+        received = bytearray()
+        async for chunk in response.aiter_raw():
+            received += chunk
+            await asyncio.sleep(0)  # a slow consumer
+        await response.aclose()
+        assert bytes(received) == payload
+        assert await call(transport, request(server.url())) == (200, payload)
+    assert server.connections == 1
