@@ -143,6 +143,27 @@ def test_a_body_over_the_configured_limit_is_413(gw: RunningGateway) -> None:
     assert span["status"]["code"] == "OK"
 
 
+def _chunked(data: bytes, size: int = 512) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def test_a_chunked_body_without_content_length_is_counted_as_it_arrives(gw: RunningGateway) -> None:
+    """No Content-Length to check up front: the limit holds on the bytes received."""
+    before = len(gw.spans())
+    big = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * (2 * MAX_BODY)}]}).encode()
+    response = httpx.post(gw.base_url + CHAT_PATH, content=_chunked(big), timeout=10)
+    assert "content-length" not in response.request.headers  # sent with Transfer-Encoding: chunked
+    assert error_of(response, 413)["code"] == "request_too_large"
+    small = json.dumps({**CHAT, "model": "mock-gpt"}).encode()
+    response = httpx.post(gw.base_url + CHAT_PATH, content=_chunked(small, 16), timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"
+    spans = gw.wait_for_spans(before + 2)
+    assert_error_span(spans[before], "chat", "request_too_large", 413)
+    assert spans[before + 1]["status"]["code"] == "OK"
+
+
 def test_the_openai_sdk_raises_its_own_error_classes(gw: RunningGateway) -> None:
     before = len(gw.spans())
     with openai.OpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0) as client:
