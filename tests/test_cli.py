@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
+import yaml
 
 from app import __version__
 from app.cli import check_exposure, is_loopback
 from app.config import ConfigError, parse_config
 from tests.support.gateway import running_gateway
+from tests.support.process import gateway_process
+from tests.support.spanlog import wait_for_spans
 from tests.support.upstream import closed_port
 
 SPANGATE = str(Path(sys.executable).parent / "spangate")
@@ -102,3 +107,35 @@ def test_test_mode_reports_an_unreachable_gateway() -> None:
     result = spangate("--test", "--base-url", f"http://127.0.0.1:{closed_port()}")
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def test_num_workers_runs_that_many_gateway_processes_and_every_call_is_logged_once(tmp_path: Path) -> None:
+    """The multi-worker path builds each worker's app through the factory (``app_from_env``)."""
+    config = tmp_path / "config.yaml"
+    data = tmp_path / "data"
+    config.write_text(yaml.safe_dump({**MOCK_ONLY, "spangate_settings": {"data_dir": str(data)}}))
+    port = closed_port()  # free: nobody listens on it
+    with gateway_process(config, port, "--num_workers", "2") as proc:
+        # uvicorn spawns its workers through multiprocessing (``spawn_main``; the resource tracker is not one)
+        workers = [pid for pid in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        ids = set()
+        for i in range(30):
+            reply = client.with_options(timeout=10).chat.completions.create(
+                model="mock-gpt", messages=[{"role": "user", "content": f"call {i}"}])
+            ids.add(reply.id)
+        spans = wait_for_spans(data / "spans.jsonl", 30)
+    assert len(workers) == 2, workers
+    assert len(ids) == 30
+    assert len(spans) == 30 and len({s["span_id"] for s in spans}) == 30
+    served_by = {s["resource"]["service.instance.id"].rsplit("-", 1)[1] for s in spans}
+    assert served_by <= {str(pid) for pid in workers}  # spans come from the workers, not the supervisor

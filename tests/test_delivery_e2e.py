@@ -7,14 +7,9 @@ dir, and count spans by id at the project.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +18,7 @@ import yaml
 
 from app import semconv as sc
 from tests.support.otlp import OtlpSink, decode_otlp_traces
+from tests.support.process import gateway_process
 from tests.support.sinks import Received, Reply
 
 MASTER = "sk-test-master-0123456789abcdef"
@@ -44,31 +40,6 @@ def _config(tmp_path: Path) -> Path:
                               "team_poll_seconds": 0.2},
     }))
     return path
-
-
-@contextmanager
-def gateway_process(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--config", str(config), "--port", str(port), "--debug"],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"gateway did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def _admin(base: str) -> httpx.Client:
