@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Router, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -107,22 +107,17 @@ def require_admin(gateway: Gateway, request: ASGIConnection[Any, Any, Any, Any])
     return caller
 
 
-def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
+def admin_routes(gateway: Gateway) -> list[Router]:
     def store() -> Store:
         return gateway.extras["store"]
 
     async def refresh() -> None:
         await gateway.extras["watcher"].refresh()  # this instance sees its own write at once
 
-    def admin(request: Request[Any, Any, Any]) -> Caller:
-        return require_admin(gateway, request)
-
     def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         # Guards run before Litestar parses the body and query: without it a caller lacking the
         # master key got 400 with the admin API's validation details instead of 401/403.
         require_admin(gateway, connection)
-
-    guards = [admin_guard]
 
     async def known_team(team_id: str) -> TeamRecord | None:
         team = await store().get_team(team_id)
@@ -130,9 +125,8 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
             raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found")
         return team
 
-    @post("/team/new", status_code=200, tags=["team management"], guards=guards)
-    async def team_new(request: Request[Any, Any, Any], data: JSONBody[TeamNew]) -> dict[str, Any]:
-        admin(request)
+    @post("/team/new", status_code=200, tags=["team management"])
+    async def team_new(data: JSONBody[TeamNew]) -> dict[str, Any]:
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
         try:
@@ -143,23 +137,20 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return team_json(team)
 
-    @get("/team/info", tags=["team management"], guards=guards)
-    async def team_info(request: Request[Any, Any, Any], team_id: FromQuery[str]) -> dict[str, Any]:
-        admin(request)
+    @get("/team/info", tags=["team management"])
+    async def team_info(team_id: FromQuery[str]) -> dict[str, Any]:
         team = await known_team(team_id)
         snapshot = gateway.extras["watcher"].snapshot
         keys = [_key_json(k) for k in snapshot.keys.values() if k.team_id == team_id] if snapshot else []
         info = team_json(team) if team else {"team_id": team_id, "source": "config"}
         return {"team_id": team_id, "team_info": info, "keys": keys}
 
-    @get("/team/list", tags=["team management"], guards=guards)
-    async def team_list(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        admin(request)
+    @get("/team/list", tags=["team management"])
+    async def team_list() -> list[dict[str, Any]]:
         return [team_json(t) for t in await store().list_teams()]
 
-    @post("/team/update", status_code=200, tags=["team management"], guards=guards)
-    async def team_update(request: Request[Any, Any, Any], data: JSONBody[TeamUpdate]) -> dict[str, Any]:
-        admin(request)
+    @post("/team/update", status_code=200, tags=["team management"])
+    async def team_update(data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
                                     ("metadata", data.metadata)) if v is not None}
         try:
@@ -169,9 +160,8 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return team_json(team)
 
-    @post("/team/delete", status_code=200, tags=["team management"], guards=guards)
-    async def team_delete(request: Request[Any, Any, Any], data: JSONBody[TeamDelete]) -> dict[str, Any]:
-        admin(request)
+    @post("/team/delete", status_code=200, tags=["team management"])
+    async def team_delete(data: JSONBody[TeamDelete]) -> dict[str, Any]:
         deleted = await store().delete_teams(data.team_ids)
         missing = [t for t in data.team_ids if t not in deleted]
         if missing and not deleted:
@@ -179,9 +169,8 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"deleted_teams": deleted, "not_found": missing}
 
-    @post("/key/generate", status_code=200, tags=["key management"], guards=guards)
-    async def key_generate(request: Request[Any, Any, Any], data: JSONBody[KeyGenerate]) -> dict[str, Any]:
-        admin(request)
+    @post("/key/generate", status_code=200, tags=["key management"])
+    async def key_generate(data: JSONBody[KeyGenerate]) -> dict[str, Any]:
         if data.team_id is not None:
             await known_team(data.team_id)
         expires = utcnow() + parse_duration(data.duration) if data.duration else None
@@ -191,17 +180,15 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"key": plaintext, **_key_json(record)}
 
-    @get("/key/info", tags=["key management"], guards=guards)
-    async def key_info(request: Request[Any, Any, Any], key: FromQuery[str]) -> dict[str, Any]:
-        admin(request)
+    @get("/key/info", tags=["key management"])
+    async def key_info(key: FromQuery[str]) -> dict[str, Any]:
         record = await store().get_key(_as_hash(key))
         if record is None:
             raise NotFound("no such key", param="key", code="key_not_found")
         return {"info": _key_json(record)}
 
-    @post("/key/delete", status_code=200, tags=["key management"], guards=guards)
-    async def key_delete(request: Request[Any, Any, Any], data: JSONBody[KeyDelete]) -> dict[str, Any]:
-        admin(request)
+    @post("/key/delete", status_code=200, tags=["key management"])
+    async def key_delete(data: JSONBody[KeyDelete]) -> dict[str, Any]:
         hashes = [_as_hash(k) for k in data.keys]
         deleted = await store().delete_keys(hashes)
         if not deleted:
@@ -209,10 +196,9 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"deleted_keys": deleted}
 
-    @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"], guards=guards)
-    async def callback_set(request: Request[Any, Any, Any], team_id: FromPath[str],
+    @post("/team/{team_id:str}/callback", status_code=200, tags=["team management"])
+    async def callback_set(team_id: FromPath[str],
                            data: JSONBody[CallbackSet]) -> dict[str, Any]:
-        admin(request)
         await known_team(team_id)
         replaced = await _store_callback(gateway, team_id, data)
         await refresh()
@@ -220,17 +206,14 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return {"status": "success", "message": f"{verb} {data.callback_name} {data.callback_type} callback",
                 "replaced": replaced, "data": await _callbacks_json(gateway, team_id)}
 
-    @get("/team/{team_id:str}/callback", tags=["team management"], guards=guards)
-    async def callback_get(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
-        admin(request)
+    @get("/team/{team_id:str}/callback", tags=["team management"])
+    async def callback_get(team_id: FromPath[str]) -> dict[str, Any]:
         await known_team(team_id)
         return {"status": "success", "data": await _callbacks_json(gateway, team_id)}
 
-    @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"],
-            guards=guards)
-    async def callback_delete(request: Request[Any, Any, Any], team_id: FromPath[str],
+    @delete("/team/{team_id:str}/callback/{callback_name:str}", status_code=200, tags=["team management"])
+    async def callback_delete(team_id: FromPath[str],
                               callback_name: FromPath[str]) -> dict[str, Any]:
-        admin(request)
         await known_team(team_id)
         removed = await store().delete_callback(team_id, callback_name)
         if not removed:
@@ -250,20 +233,17 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         await refresh()
         return {"status": "success", "team_id": team.team_id, "logging_disabled": team.logging_disabled}
 
-    @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"], guards=guards)
-    async def disable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
-        admin(request)
+    @post("/team/{team_id:str}/disable_logging", status_code=200, tags=["team management"])
+    async def disable_logging(team_id: FromPath[str]) -> dict[str, Any]:
         return await set_logging(team_id, True)
 
-    @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"], guards=guards)
-    async def enable_logging(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
-        admin(request)
+    @post("/team/{team_id:str}/enable_logging", status_code=200, tags=["team management"])
+    async def enable_logging(team_id: FromPath[str]) -> dict[str, Any]:
         return await set_logging(team_id, False)
 
-    @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"], guards=guards)
-    async def callback_test(request: Request[Any, Any, Any], team_id: FromPath[str]) -> dict[str, Any]:
+    @post("/team/{team_id:str}/callback/test", status_code=200, tags=["team management"])
+    async def callback_test(team_id: FromPath[str]) -> dict[str, Any]:
         """Send one synthetic span through each of the team's destinations, now, and say how each went."""
-        admin(request)
         await known_team(team_id)
         specs = gateway.teams.destination_specs(gateway.registry).get(team_id, [])
         if not specs:
@@ -275,8 +255,10 @@ def admin_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         ok = all(r["status"] == "success" for r in results)
         return {"status": "success" if ok else "failure", "team_id": team_id, "results": results}
 
-    return [team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
-            callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test]
+    # One guard for the whole admin API, checked before Litestar parses a body or query.
+    return [Router(path="/", guards=[admin_guard], route_handlers=[
+        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
+        callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
 
 
 def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
