@@ -45,7 +45,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self.reused = False
         # The exchange in progress.
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -214,7 +213,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
             if conn.closed or now - conn.idle_since > self._expiry:
                 self._discard(conn)
                 continue
-            conn.reused = True
             return conn
         return None
 
@@ -325,11 +323,19 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._idle.clear()
 
 
+_FRAMING = (b"content-length", b"transfer-encoding")
+
+
 def _serialize(request: httpx.Request, body: bytes) -> bytes:
-    """Request line, headers as httpx prepared them (Host, Content-Length included), body."""
+    """Request line, headers as httpx prepared them (Host included), body. The body is always sent
+    whole, so its framing is always a Content-Length: a request built from a streaming body came
+    with ``Transfer-Encoding: chunked`` instead, which would not match the bytes sent."""
     parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     for name, value in request.headers.raw:
-        parts += (name, b": ", value, b"\r\n")
+        if name.lower() not in _FRAMING:
+            parts += (name, b": ", value, b"\r\n")
+    if body or request.method not in ("GET", "HEAD"):
+        parts += (b"Content-Length: ", str(len(body)).encode("ascii"), b"\r\n")
     parts.append(b"\r\n")
     parts.append(body)
     return b"".join(parts)

@@ -107,6 +107,21 @@ async def test_sends_the_request_as_httpx_prepared_it_and_reuses_the_connection(
     assert server.requests[1].endswith(b'{"n": 2}')
 
 
+async def test_a_streamed_request_body_is_sent_whole_with_its_length(transport: Http11Transport) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"model": '
+        yield b'"m"}'
+
+    req = httpx.Request("POST", "http://127.0.0.1/", content=parts(), extensions={"timeout": {"read": 5.0}})
+    assert req.headers["transfer-encoding"] == "chunked"  # what httpx prepares for a stream
+    async with Server(ok()) as server:
+        req.url = httpx.URL(server.url())
+        assert await call(transport, req) == (200, b'{"ok": true}')
+    head, body = server.requests[0].split(b"\r\n\r\n", 1)
+    assert body == b'{"model": "m"}'
+    assert b"transfer-encoding" not in head.lower() and b"content-length: 14" in head.lower()
+
+
 async def test_chunked_bodies_are_decoded_and_headers_kept(transport: Http11Transport) -> None:
     async def chunked(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
         writer.write(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\ntransfer-encoding: chunked\r\n\r\n"
