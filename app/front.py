@@ -105,25 +105,19 @@ class GatewayApp:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise _BodyTooLarge
-        message = await receive()
-        body = message.get("body", b"")
-        if not message.get("more_body", False):  # the usual case: one message
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            if len(body) > self._max_body:
-                raise _BodyTooLarge
-            return body
-        parts, size = [body], len(body)
-        while message.get("more_body", False):
+        parts: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body:
+            if size > self._max_body:  # counted as it arrives: a chunked upload declares no length
                 raise _BodyTooLarge
             parts.append(chunk)
-        return b"".join(parts)
+            if not message.get("more_body", False):
+                return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
