@@ -3,11 +3,13 @@
 import contextlib
 import os
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -82,3 +84,13 @@ def wait_for_http(url: str, timeout: float, alive: Callable[[], bool]) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM (a graceful shutdown flushes spans), then SIGKILL if it is not gone in ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from procstat import cpu_seconds, descendants, free_port, machine_busy_seconds, rss_mb, wait_for_http
+from procstat import cpu_seconds, descendants, free_port, machine_busy_seconds, rss_mb, stop_process, wait_for_http
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -189,12 +189,7 @@ class Gateway:
         return [self.proc.pid, *descendants(self.proc.pid)]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=15)
         self.log.close()
 
 

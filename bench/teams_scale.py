@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from procstat import cpu_seconds, descendants, free_port, rss_mb, wait_for_http
+from procstat import cpu_seconds, descendants, free_port, rss_mb, stop_process, wait_for_http
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -144,12 +144,7 @@ class Gateway:
         return {"processes": len(self.pids()), "threads": self.threads(), "rss_mb": round(rss_mb(self.pids()), 1)}
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=30)
         self.log.close()
 
 
