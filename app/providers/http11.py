@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 import time
 from collections import deque
@@ -37,12 +38,22 @@ _Key = tuple[bytes, bytes, int]
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection; at most one exchange at a time."""
+    """One TCP (or TLS) connection; at most one exchange at a time.
+
+    Framing follows RFC 9112 section 6: ``1xx`` interim responses are skipped (101 is an error: no
+    upgrade is ever asked for); Transfer-Encoding wins over Content-Length (the connection is then
+    never reused) and must end in ``chunked``; a body without either ends when the server closes
+    (never reused); 204/304 have no body; duplicate Content-Length is refused (the RFC allows it).
+    Bytes after a complete response, or a parse error after it, only retire the connection.
+    """
 
     def __init__(self, key: _Key) -> None:
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        # Content-Length beside Transfer-Encoding: llhttp refuses it by default, RFC 9112 says the
+        # Transfer-Encoding wins (h11 agrees); such a connection is never reused (_headers_done).
+        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
         self.closed = False
         self.idle_since = 0.0
         # The exchange in progress.
@@ -56,19 +67,26 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
+        self.in_body = False  # final head received: later on_header calls are trailers
+        self.until_close = False  # close-delimited body
+        self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.head is None:  # bytes nobody asked for: the connection is unusable
+        if self.head is None or self.complete:  # bytes nobody asked for: the connection is unusable
             self._close()
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from upstream: {exc}"))
+            if not self.complete:
+                self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from upstream: {exc}"))
+            self._close()
+            return
+        if self.complete and self.keep_alive is False and not self.closed:
             self._close()
 
     def eof_received(self) -> bool:
@@ -80,20 +98,54 @@ class _Connection(asyncio.Protocol):
 
     def _lost(self) -> None:
         self.closed = True
-        if self.head is not None and not self.complete:
-            self._fail(httpx.RemoteProtocolError("upstream closed the connection before the response was complete"))
+        if self.head is None or self.complete:
+            return
+        if self.until_close and self.error is None:  # the close is the end of this body
+            self.complete = True
+            self._wake()
+            return
+        self._fail(httpx.RemoteProtocolError("upstream closed the connection before the response was complete"))
 
     # -- httptools callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete or self.in_body:  # a second response nobody asked for
+            self.keep_alive = False
+            self._close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if self.in_body:  # a trailer: not part of the response head (h11 and httpcore drop them too)
+            return
+        if len(name) in (14, 17):
+            lower = name.lower()
+            if lower == b"content-length":
+                if self.framing & 1:
+                    self._fail(httpx.RemoteProtocolError("upstream sent more than one Content-Length"))
+                self.framing |= 1
+            elif lower == b"transfer-encoding":
+                self.framing |= 2
+                if not value.rstrip().lower().endswith(b"chunked"):
+                    self._fail(httpx.RemoteProtocolError("upstream used a Transfer-Encoding other than chunked"))
+        self.headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
+        if self.complete or self.error is not None:
+            return
+        status = self.parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                self._fail(httpx.RemoteProtocolError("upstream switched protocols without being asked"))
+            self.headers, self.framing = [], 0  # an interim response (100, 103): the real one follows
+            return
+        self.status, self.in_body = status, True
+        self.keep_alive = self.parser.should_keep_alive() and self.framing != 3
+        if not self.framing and status not in (204, 304):
+            self.until_close, self.keep_alive = True, False
         if self.head is not None and not self.head.done():
             self.head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.complete or self.error is not None:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -102,14 +154,16 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        self.complete = True
-        self._wake()
+        if self.in_body and not self.complete and self.error is None:
+            self.complete = True
+            self._wake()
 
     # -- the exchange ----------------------------------------------------------------------------
     def begin(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         self.status, self.headers, self.keep_alive = 0, [], False
         self.chunks.clear()
         self.buffered, self.complete, self.error, self.waiter = 0, False, None, None
+        self.in_body, self.until_close, self.framing = False, False, 0
         self.head = loop.create_future()
         return self.head
 
@@ -324,15 +378,30 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
 
 _FRAMING = (b"content-length", b"transfer-encoding")
+# RFC 9110 section 5.1 token characters for names; values may not hold CR, LF or NUL (section 5.5).
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_BAD_VALUE = re.compile(rb"[\r\n\0]")
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """Refuse what would split or inject headers; raised before a single byte is written."""
+    if not name or _BAD_NAME.search(name):
+        raise httpx.LocalProtocolError(f"invalid character in header name {name[:40]!r}")
+    if _BAD_VALUE.search(value):
+        raise httpx.LocalProtocolError(f"header {name.decode('ascii')!r} has a line break or NUL in its value")
 
 
 def _serialize(request: httpx.Request, body: bytes) -> bytes:
     """Request line, headers as httpx prepared them (Host included), body. The body is always sent
     whole, so its framing is always a Content-Length: a request built from a streaming body came
     with ``Transfer-Encoding: chunked`` instead, which would not match the bytes sent."""
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    target = request.url.raw_path
+    if _BAD_VALUE.search(target) or b" " in target:
+        raise httpx.LocalProtocolError("invalid character in the request target")
+    parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     for name, value in request.headers.raw:
         if name.lower() not in _FRAMING:
+            check_header(name, value)
             parts += (name, b": ", value, b"\r\n")
     if body or request.method not in ("GET", "HEAD"):
         parts += (b"Content-Length: ", str(len(body)).encode("ascii"), b"\r\n")

@@ -301,3 +301,88 @@ async def test_https_upstreams_are_verified_against_the_trust_store(tmp_path: Pa
         await trusting.aclose()
         await default.aclose()
         server.close()
+
+
+def answers(*raw: bytes, keep: bool = True) -> Handler:
+    """Answers the server's i-th request with ``raw[i]`` (the last one after that), ``%(n)d`` filled
+    with the connection number."""
+    served = iter(range(1 << 30))
+
+    async def handler(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        writer.write(raw[min(next(served), len(raw) - 1)].replace(b"%(n)d", str(number).encode()))
+        await writer.drain()
+        return keep
+    return handler
+
+
+async def test_an_interim_100_continue_is_skipped_and_never_answers_the_next_call(transport: Http11Transport) -> None:
+    # The finding of issue #8: the 100 was taken as the answer and the real 200 reached the next caller.
+    first = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+             b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\nANSWER-FOR-REQUEST-A")
+    second = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\nANSWER-FOR-REQUEST-B"
+    async with Server(answers(first, second)) as server:
+        response = await transport.handle_async_request(request(server.url()))
+        assert (response.status_code, await response.aread()) == (200, b"ANSWER-FOR-REQUEST-A")
+        assert response.headers.get("link") is None  # the interim response's headers are not the answer's
+        await response.aclose()
+        assert await call(transport, request(server.url())) == (200, b"ANSWER-FOR-REQUEST-B")
+    assert server.connections == 1
+
+
+async def test_a_close_delimited_body_is_the_answer_and_its_connection_is_not_reused(
+        transport: Http11Transport) -> None:
+    async with Server(answers(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"c\": %(n)d}",
+                              keep=False)) as server:
+        assert await call(transport, request(server.url())) == (200, b'{"c": 0}')
+        assert await call(transport, request(server.url())) == (200, b'{"c": 1}')
+    assert server.connections == 2
+
+
+async def test_content_length_with_transfer_encoding_reads_chunked_and_retires_the_connection(
+        transport: Http11Transport) -> None:
+    raw = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n5\r\nc-%(n)d-x\r\n0\r\n\r\n"
+    async with Server(answers(raw)) as server:
+        assert await call(transport, request(server.url())) == (200, b"c-0-x")
+        assert await call(transport, request(server.url())) == (200, b"c-1-x")
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nabc",
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+])
+async def test_ambiguous_or_foreign_framing_is_an_error_and_the_connection_is_dropped(
+        transport: Http11Transport, raw: bytes) -> None:
+    async with Server(answers(raw, b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext")) as server:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await call(transport, request(server.url()))
+        assert await call(transport, request(server.url())) == (200, b"next")
+    assert server.connections == 2
+
+
+async def test_bytes_after_a_complete_answer_retire_the_connection(transport: Http11Transport) -> None:
+    smuggled = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nSTOLEN"
+    async with Server(answers(b"HTTP/1.1 204 No Content\r\ncontent-length: 6\r\n\r\n" + smuggled,
+                              b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nown")) as server:
+        assert await call(transport, request(server.url())) == (204, b"")
+        assert await call(transport, request(server.url())) == (200, b"own")
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (b"authorization", b"Bearer sk-x\r\nX-Injected: 1"), (b"authorization", b"Bearer sk-x\n"),
+    (b"x-extra", b"a\x00b"), (b"bad name", b"v"), (b"x-a\r\nx-b", b"v"),
+])
+async def test_a_header_with_a_line_break_or_nul_is_refused_before_anything_is_written(
+        transport: Http11Transport, name: bytes, value: bytes) -> None:
+    async with Server(ok()) as server:
+        req = request(server.url())
+        req.headers.raw  # noqa: B018 - materialise, then smuggle the raw pair past httpx's own checks
+        req.headers._list.append((name, name.lower(), value))
+        with pytest.raises(httpx.LocalProtocolError):
+            await call(transport, req)
+        assert await call(transport, request(server.url())) == (200, b'{"ok": true}')
+    assert server.requests and all(b"sk-x" not in r and b"a\x00b" not in r for r in server.requests)
+    assert len(server.requests) == 1
