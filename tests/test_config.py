@@ -168,3 +168,37 @@ def test_load_config_reads_yaml_and_names_the_file_when_it_cannot(tmp_path: Path
         load_config(bad, environ={})
     with pytest.raises(ConfigError, match=r"cannot read config file .*missing\.yaml"):
         load_config(tmp_path / "missing.yaml", environ={})
+
+
+@pytest.mark.parametrize(("params", "env", "expected"), [
+    ({"api_key": "os.environ/K"}, {"K": "sk-x\r\nX-Injected: 1"},
+     "model_list[0].litellm_params.api_key: contains a line break"),
+    ({"api_key": "os.environ/K"}, {"K": "sk-x\n"}, "model_list[0].litellm_params.api_key: contains a line break"),
+    ({"api_key": "sk-\x00x"}, {}, "model_list[0].litellm_params.api_key: contains a NUL character"),
+    ({"extra_headers": {"x-team": "os.environ/H"}}, {"H": "a\rb"},
+     "model_list[0].litellm_params.extra_headers.x-team: contains a line break"),
+    ({"extra_headers": {"x team": "v"}}, {},
+     "model_list[0].litellm_params.extra_headers: 'x team' is not a valid header"),
+    ({"model": "azure/gpt", "api_base": "https://x.openai.azure.com", "api_version": "2024-10-21\r\nX: 1"}, {},
+     "model_list[0].litellm_params.api_version: expected a version"),
+    ({"api_base": "http://up\n.example/v1"}, {}, "model_list[0].litellm_params.api_base: contains a line break"),
+    ({"api_base": "ftp://up/v1"}, {}, "model_list[0].litellm_params.api_base: expected an http:// or https:// URL"),
+    ({"api_base": "http://up/v1?x=1"}, {}, "model_list[0].litellm_params.api_base: a base URL takes no query"),
+    ({"model": "azure/gpt 4?x", "api_base": "https://x.openai.azure.com"}, {},
+     "model_list[0].litellm_params.model: the Azure deployment name"),
+], ids=["key-crlf", "key-trailing-lf", "key-nul", "header-cr", "header-name", "api-version", "base-lf",
+        "base-scheme", "base-query", "azure-name"])
+def test_values_that_reach_the_upstream_wire_are_checked_at_start_up(params: dict[str, Any], env: dict[str, str],
+                                                                     expected: str) -> None:
+    raw = {"model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini", **params}}]}
+    with pytest.raises(ConfigError) as info:
+        parse(raw, env)
+    assert str(info.value).startswith(expected), str(info.value)
+    assert "sk-x" not in str(info.value)  # the message names the key, never its value
+
+
+def test_ordinary_wire_values_pass() -> None:
+    config = parse({"model_list": [{"model_name": "gpt", "litellm_params": {
+        "model": "azure/gpt-4o_prod.1", "api_base": "https://x.openai.azure.com/", "api_version": "2024-08-01-preview",
+        "api_key": "0123456789abcdef0123456789abcdef", "extra_headers": {"X-Org": "a b\tc"}}}]})
+    assert config.deployments[0].headers == {"X-Org": "a b\tc"}
