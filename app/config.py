@@ -39,7 +39,7 @@ _KNOWN_LITELLM = frozenset({
 _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "team_poll_seconds",
+    "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -92,6 +92,7 @@ class GatewayConfig:
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
     team_poll_seconds: float = 0.5
+    upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
     warnings: tuple[str, ...] = ()
 
     @property
@@ -160,6 +161,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         shutdown_flush_seconds=_float(spangate.get("shutdown_flush_seconds", 10.0),
                                       "spangate_settings.shutdown_flush_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
+        upstream_proxy=_proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
         warnings=tuple(warnings),
     )
 
@@ -246,6 +248,22 @@ def _check_wire_values(params: Mapping[str, Any], headers: Any, azure_deployment
             raise ConfigError(f"{at}.api_base: a base URL takes no query or fragment")
     if azure_deployment is not None and not _API_VERSION.fullmatch(azure_deployment):
         raise ConfigError(f"{at}.model: the Azure deployment name may hold only letters, digits, . _ -")
+
+
+def _proxy_url(value: Any, where: str) -> str | None:
+    if value is None or value == "direct":
+        return value
+    url = _str(value, where)
+    _header_safe(url, where)
+    try:
+        parsed = httpx.URL(url if "://" in url else f"http://{url}")
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        # The message never repeats the URL: it may hold a password.
+        raise ConfigError(f"{where}: expected an http:// or https:// proxy URL with a host, "
+                          "or 'direct' to ignore HTTP(S)_PROXY")
+    return url
 
 
 def _header_safe(value: str, where: str) -> None:

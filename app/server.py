@@ -28,6 +28,7 @@ from app.front import GatewayApp
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
 from app.providers import ModelRouter
+from app.providers.egress import ProxyRoutes, client_mounts
 from app.proxy import ProxyService
 from app.routes import health_routes, llm_routes
 from app.routes.admin import admin_routes
@@ -98,11 +99,13 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     registry = builtin_registry()
     wants_child_spans = any(registry.get(name).traces for name in (*config.success_callback, *config.failure_callback)
                             if name in registry.types)
-    upstream = build_upstream_transport(tracer_provider, instrument=wants_child_spans)
+    upstream = build_upstream_transport(tracer_provider, instrument=wants_child_spans,
+                                        proxies=ProxyRoutes.from_settings(config.upstream_proxy))
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
-    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,
-                                                      limits=httpx.Limits(max_connections=64)),
+    limits = httpx.Limits(max_connections=64)
+    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False, limits=limits,
+                                                      mounts=client_mounts(config.upstream_proxy, limits)),
                              span_log_path=config.resolved_span_log_path)
     teams = TeamDirectory(config)
     proxy = ProxyService(ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans),

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from app import __version__
 from app import semconv as sc
+from app.providers.egress import ProxyRoutes
 from app.providers.http11 import Http11Transport
 
 # Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
@@ -41,7 +42,8 @@ def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> Trace
 
 
 def build_upstream_transport(tracer_provider: TracerProvider, *, instrument: bool = True,
-                             max_connections: int = 1000) -> httpx.AsyncBaseTransport:
+                             max_connections: int = 1000, proxies: ProxyRoutes | None = None
+                             ) -> httpx.AsyncBaseTransport:
     """One pooled transport for every upstream; when instrumented, only it makes child spans.
 
     The transport is ``app.providers.http11``: httpx's interface over asyncio protocols and
@@ -52,7 +54,7 @@ def build_upstream_transport(tracer_provider: TracerProvider, *, instrument: boo
     The instrumentation's child span only ever reaches trace destinations (``otel``/``traceloop``);
     the gateway instruments only when one is configured, instead of making a span nobody receives.
     """
-    transport = Http11Transport(max_connections=max_connections, keepalive_expiry=60.0)
+    transport = Http11Transport(max_connections=max_connections, keepalive_expiry=60.0, proxies=proxies)
     if not instrument:
         return transport
     return AsyncOpenTelemetryTransport(transport, tracer_provider=tracer_provider)
