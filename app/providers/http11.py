@@ -3,8 +3,9 @@
 Deployments build ``httpx.Request`` objects and the OpenTelemetry httpx instrumentation wraps this
 transport, so httpx stays the client API. Underneath, a proxy needs far less than a general
 client: one request per connection at a time, buffered request bodies, no redirects, cookies or
-compression handling. Egress proxies (absolute-form and CONNECT) are in ``app.providers.egress``. Measured on the bench, aiohttp (through httpx-aiohttp) cost
-~0.3 ms of CPU per upstream call; this transport ~0.1 ms (see bench/README.md).
+compression handling; egress proxies (absolute form and CONNECT) are in ``app.providers.egress``.
+Measured on the bench, aiohttp (through httpx-aiohttp) cost ~0.3 ms of CPU per upstream call;
+this transport ~0.1 ms (see bench/README.md).
 
 Behaviour:
 - connections are pooled per (scheme, host, port), reused only after a complete response that
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 import time
 from collections import deque
@@ -33,7 +33,8 @@ from typing import Any
 import httptools
 import httpx
 
-from app.providers.egress import Proxy, ProxyRoutes, open_tunnel
+from app.providers.egress import ProxyRoutes, open_tunnel
+from app.providers.request_head import serialize
 
 _HIGH_WATER = 64 * 1024  # buffered body bytes before reading from the socket pauses
 _Key = tuple[bytes, bytes, int]
@@ -249,6 +250,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int = 1000, keepalive_expiry: float = 60.0,
                  ssl_context: ssl.SSLContext | None = None, proxies: ProxyRoutes | None = None) -> None:
         self._proxies = proxies
+        self._names_ok: set[bytes] = set()  # header names already checked: the same few on every call
         self._max = max_connections
         self._expiry = keepalive_expiry
         self._ssl = ssl_context
@@ -367,7 +369,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
         forward = self._proxies.for_origin(key) if self._proxies is not None and key[0] == b"http" else None
-        message = _serialize(request, body, forward)
+        message = serialize(request, body, self._names_ok, forward)
         conn = self._checkout(key) or await self._acquire(key, timeouts)
         head = conn.begin(asyncio.get_running_loop())
         try:
@@ -389,42 +391,3 @@ class Http11Transport(httpx.AsyncBaseTransport):
             while idle:
                 self._discard(idle.pop())
         self._idle.clear()
-
-
-_FRAMING = (b"content-length", b"transfer-encoding")
-# RFC 9110 section 5.1 token characters for names; values may not hold CR, LF or NUL (section 5.5).
-_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_BAD_VALUE = re.compile(rb"[\r\n\0]")
-
-
-def check_header(name: bytes, value: bytes) -> None:
-    """Refuse what would split or inject headers; raised before a single byte is written."""
-    if not name or _BAD_NAME.search(name):
-        raise httpx.LocalProtocolError(f"invalid character in header name {name[:40]!r}")
-    if _BAD_VALUE.search(value):
-        raise httpx.LocalProtocolError(f"header {name.decode('ascii')!r} has a line break or NUL in its value")
-
-
-def _serialize(request: httpx.Request, body: bytes, forward: Proxy | None = None) -> bytes:
-    """Request line, headers as httpx prepared them (Host included), body. The body is always sent
-    whole, so its framing is always a Content-Length: a request built from a streaming body came
-    with ``Transfer-Encoding: chunked`` instead, which would not match the bytes sent. Through a
-    forwarding proxy the target is the absolute URL and the proxy gets its credentials."""
-    target = request.url.raw_path
-    if _BAD_VALUE.search(target) or b" " in target:
-        raise httpx.LocalProtocolError("invalid character in the request target")
-    if forward is not None:
-        url = request.url
-        target = b"%b://%b%b" % (url.raw_scheme, url.netloc, target)
-    parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
-    if forward is not None and forward.authorization:
-        parts += (b"Proxy-Authorization: ", forward.authorization, b"\r\n")
-    for name, value in request.headers.raw:
-        if name.lower() not in _FRAMING:
-            check_header(name, value)
-            parts += (name, b": ", value, b"\r\n")
-    if body or request.method not in ("GET", "HEAD"):
-        parts += (b"Content-Length: ", str(len(body)).encode("ascii"), b"\r\n")
-    parts.append(b"\r\n")
-    parts.append(body)
-    return b"".join(parts)
