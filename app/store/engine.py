@@ -55,6 +55,16 @@ def async_url(url: str) -> URL:
     )
 
 
+def display_url(url: str) -> str:
+    """The URL for messages: the password masked, so it can be logged and shown."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: say which store without echoing what might be a secret
+        return url.split("://", 1)[0] + "://…"
+
+
 def check_schema_name(schema: str) -> str:
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ValueError(
