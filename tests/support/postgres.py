@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.support.upstream import closed_port
 
 PG_USER = "postgres"
 DATABASE = "spangate"
@@ -37,12 +38,6 @@ def pg_bin(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} not found: install Debian's postgresql package to run the outage tests")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class TemporaryPostgres:
@@ -83,7 +78,7 @@ def temporary_postgres() -> Iterator[TemporaryPostgres]:
     root = Path(tempfile.mkdtemp(prefix="spangate-pg-"))
     shutil.chown(root, PG_USER, PG_USER)
     os.chmod(root, 0o700)
-    server = TemporaryPostgres(root, free_port())
+    server = TemporaryPostgres(root, closed_port())
     try:
         server.init()
         yield server
@@ -91,3 +86,10 @@ def temporary_postgres() -> Iterator[TemporaryPostgres]:
         if (server.data / "postmaster.pid").exists():
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[TemporaryPostgres]:
+    """A fresh server per test; import it into the test module to use it."""
+    with temporary_postgres() as server:
+        yield server
