@@ -54,7 +54,8 @@ def run_server(config: ServerConfig) -> bool:
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """httptools, plus a deadline from the connection's start (or a request's first byte) to the
-    end of its header block. One timer per request: ~1 µs, next to ~600 µs of gateway CPU a call."""
+    end of its header block. One timer per request: call_later + cancel measured at 3-4 µs (uvloop,
+    asyncio), next to ~700 µs of gateway CPU per proxied call; the bench could not tell them apart."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
