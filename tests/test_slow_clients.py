@@ -66,8 +66,8 @@ def read_response(sock: socket.socket) -> bytes:
 
 
 def test_partial_headers_are_answered_408_and_closed_while_others_are_served(gw: RunningGateway) -> None:
+    started = time.monotonic()  # before connecting: the deadline runs from the connection's start
     with connect(gw.base_url) as slow, connect(gw.base_url) as silent:
-        started = time.monotonic()
         slow.sendall(PARTIAL)
         with openai_client(gw.base_url, "unused") as client:  # another connection, served meanwhile
             reply = client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
