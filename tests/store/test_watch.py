@@ -215,7 +215,7 @@ async def test_a_hung_poll_times_out_and_counts_as_a_failure():
         source.failing = True
         await eventually(lambda: watcher.consecutive_failures >= 2)
         # The admin API's refresh after a write sees the store's own error type, not TimeoutError.
-        with pytest.raises(StoreUnavailable, match="store version timed out after 0.01s"):
+        with pytest.raises(StoreUnavailable, match=r"store version timed out after 0\.01s"):
             await watcher.refresh()
     finally:
         await watcher.stop()
