@@ -178,8 +178,8 @@ def database_url(config: GatewayConfig) -> str:
     return f"sqlite:///{(config.data_dir / 'spangate.db').resolve()}"
 
 
-def _open(config: GatewayConfig, env: Mapping[str, str]) -> Any:
-    return Store.open(database_url(config), schema=env.get("SPANGATE_DB_SCHEMA") or None)
+async def _open(config: GatewayConfig, env: Mapping[str, str]) -> Store:
+    return await Store.open(database_url(config), schema=env.get("SPANGATE_DB_SCHEMA") or None)
 
 
 async def check_store(config: GatewayConfig, env: Mapping[str, str]) -> None:
@@ -236,8 +236,8 @@ STORE_RETRY_AFTER_SECONDS = 5
 def _store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Any]:
     """Every admin read and write that reaches a store that is down: one mapping, not one per handler."""
     log.warning("%s %s: %s", request.method, request.url.path, exc)
-    error = ServiceUnavailable("the team and key store is unreachable; admin changes are not possible until it "
-                               "is back (virtual keys already known keep working)", code="store_unavailable",
+    error = ServiceUnavailable("the team and key store is unreachable; the admin API answers again when it is back "
+                               "(virtual keys already known keep working)", code="store_unavailable",
                                retry_after=STORE_RETRY_AFTER_SECONDS)
     return _gateway_error(request, error)
 
