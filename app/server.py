@@ -235,7 +235,7 @@ STORE_RETRY_AFTER_SECONDS = 5
 
 def _store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Any]:
     """Every admin read and write that reaches a store that is down: one mapping, not one per handler."""
-    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    log.info("%s %s: %s", request.method, request.url.path, exc)  # the watcher warns once per outage
     error = ServiceUnavailable("the team and key store is unreachable; the admin API answers again when it is back "
                                "(virtual keys already known keep working)", code="store_unavailable",
                                retry_after=STORE_RETRY_AFTER_SECONDS)
