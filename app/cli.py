@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from app import __version__
@@ -15,6 +17,7 @@ from app.config import ConfigError, GatewayConfig, default_config, load_config
 log = logging.getLogger("spangate")
 WEAK_KEYS = frozenset({"sk-1234", "sk-12345", "sk-master", "master", "changeme", "password", "admin"})
 MIN_KEY_LENGTH = 16
+STARTUP_FAILED = 3  # as uvicorn's own start-up failure; 2 stays "fix the config"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +70,29 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
+def store_failure(config: GatewayConfig, env: Mapping[str, str]) -> tuple[int, str] | None:
+    """Exit code and the one line to print when the store cannot be opened, else None. Checked in the CLI's
+    process before uvicorn starts: otherwise each worker's lifespan fails with a 150-line traceback."""
+    from app.server import check_store, database_url
+    from app.store import StoreUnavailable
+    from app.store.engine import display_url
+
+    try:
+        asyncio.run(check_store(config, env))
+    except ValueError as exc:  # a URL the store cannot use (scheme, in-memory SQLite, schema name)
+        return 2, f"spangate: config error: general_settings.database_url: {exc}"
+    except StoreUnavailable as exc:
+        return STARTUP_FAILED, f"spangate: store unavailable: {display_url(database_url(config))}: {_root_cause(exc)}"
+    return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = " ".join(str(exc).split())[:200]  # one line, whatever the driver put in its message
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args)
@@ -88,32 +114,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
-    import uvicorn
-
     level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
-    common = {"host": args.host, "port": args.port, "loop": "uvloop", "http": "httptools", "log_level": level,
+    common = {"host": args.host, "port": args.port, "loop": "uvloop", "log_level": level,
               "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30}
     from app.server import check_destinations, create_app
+    from app.serving import run_server, server_config
 
+    env = {**os.environ, **config.environment_variables}
     try:
-        check_destinations(config, {**os.environ, **config.environment_variables})
+        check_destinations(config, env)
     except ConfigError as exc:
         print(f"spangate: config error: {exc}", file=sys.stderr)
         return 2
+    failure = store_failure(config, env)
+    if failure is not None:
+        code, line = failure
+        print(line, file=sys.stderr)
+        return code
     log.info("spangate %s on http://%s:%d with %d model(s); spans -> %s", __version__, args.host, args.port,
              len(config.deployments), ", ".join(config.success_callback) or "nowhere")
     if args.num_workers > 1:
         if args.config:
             os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
-        uvicorn.run("app.server:app_from_env", factory=True, workers=args.num_workers, **common)
+        run_server(server_config("app.server:app_from_env", config, factory=True, workers=args.num_workers,
+                                 **common))
         return 0
     try:
         app = create_app(config, own_process=True)
     except ConfigError as exc:
         print(f"spangate: config error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, **common)
-    return 0
+    return 0 if run_server(server_config(app, config, **common)) else STARTUP_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

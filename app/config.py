@@ -39,7 +39,8 @@ _KNOWN_LITELLM = frozenset({
 _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy",
+    "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy", "header_read_timeout_seconds",
+    "max_connections_per_worker",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -93,6 +94,8 @@ class GatewayConfig:
     shutdown_flush_seconds: float = 10.0
     team_poll_seconds: float = 0.5
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
+    header_read_timeout_seconds: float = 10.0
+    max_connections_per_worker: int = 2048
     warnings: tuple[str, ...] = ()
 
     @property
@@ -162,6 +165,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                       "spangate_settings.shutdown_flush_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
         upstream_proxy=_proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
+        header_read_timeout_seconds=_positive(spangate.get("header_read_timeout_seconds", 10.0),
+                                              "spangate_settings.header_read_timeout_seconds"),
+        max_connections_per_worker=_int(spangate.get("max_connections_per_worker", 2048),
+                                        "spangate_settings.max_connections_per_worker", minimum=1),
         warnings=tuple(warnings),
     )
 
@@ -362,6 +369,13 @@ def _float(value: Any, where: str) -> float:
         raise ConfigError(f"{where}: expected a number, got {_kind(value)}") from None
     if result < 0:
         raise ConfigError(f"{where}: must not be negative, got {result}")
+    return result
+
+
+def _positive(value: Any, where: str) -> float:
+    result = _float(value, where)
+    if result == 0:
+        raise ConfigError(f"{where}: must be more than 0 seconds")
     return result
 
 

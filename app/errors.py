@@ -6,11 +6,13 @@
      ├── PermissionDenied     403   model outside the key's or team's models; admin route for a virtual key
      ├── NotFound             404   unknown model, team or route
      ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes
+     ├── ServiceUnavailable   503   a dependency is down (the team and key store); sent with Retry-After
      └── UpstreamError        *     the provider answered with an error (status kept)
           ├── UpstreamUnavailable  502  connect error
           └── UpstreamTimeout      504  no answer in time
 
-Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``);
+Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``),
+the store's ``StoreUnavailable`` in one exception handler (``app.server``);
 everything that reaches the HTTP boundary is rendered by ``error_body``.
 """
 
@@ -23,6 +25,7 @@ class GatewayError(Exception):
     status = 500
     type = "internal_error"
     code: str | None = None
+    retry_after: int | None = None  # seconds; sent as the Retry-After header when set
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
                  status: int | None = None, type: str | None = None) -> None:
@@ -68,6 +71,16 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class UpstreamError(GatewayError):

@@ -23,7 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from app import __version__
 from app.auth import Authenticator
 from app.config import GatewayConfig, load_config
-from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, error_body
+from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
@@ -34,7 +34,7 @@ from app.routes import health_routes, llm_routes
 from app.routes.admin import admin_routes
 from app.routing import RoutingBuilder, global_specs
 from app.secrets import SecretBox
-from app.store import Store, StoreSnapshot, StoreWatcher
+from app.store import Store, StoreSnapshot, StoreUnavailable, StoreWatcher
 from app.teams import TeamDirectory
 from app.teamstate import TeamState
 from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
@@ -80,7 +80,8 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     gateway = build_gateway(config, env, delivery_config)
     litestar = Litestar(
         route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes(gateway)],
-        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _internal_error},
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error,
+                            StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway, tune_gc=own_process)],
         state={"gateway": gateway},
@@ -173,16 +174,27 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
     return lifespan
 
 
-def _database_url(gateway: Gateway) -> str:
-    if gateway.config.database_url:
-        return gateway.config.database_url
-    gateway.config.data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(gateway.config.data_dir / 'spangate.db').resolve()}"
+def database_url(config: GatewayConfig) -> str:
+    if config.database_url:
+        return config.database_url
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(config.data_dir / 'spangate.db').resolve()}"
+
+
+async def _open(config: GatewayConfig, env: Mapping[str, str]) -> Store:
+    return await Store.open(database_url(config), schema=env.get("SPANGATE_DB_SCHEMA") or None)
+
+
+async def check_store(config: GatewayConfig, env: Mapping[str, str]) -> None:
+    """Open (and migrate) the store once before serving: an unreachable store then stops start-up
+    with one line from the CLI, rather than a lifespan traceback from every worker."""
+    store = await _open(config, env)
+    await store.close()
 
 
 async def _open_store(gateway: Gateway) -> None:
     """Teams, keys and callbacks: loaded once, then kept current by the watcher (no DB on requests)."""
-    store = await Store.open(_database_url(gateway), schema=gateway.env.get("SPANGATE_DB_SCHEMA") or None)
+    store = await _open(gateway.config, gateway.env)
     box = SecretBox.from_keys(gateway.env.get("SPANGATE_SALT_KEY"), gateway.config.master_key)
     state = TeamState(gateway.auth, gateway.teams, gateway.registry, box,
                       global_content=not gateway.config.turn_off_message_logging)
@@ -215,7 +227,22 @@ _STATUS_ERRORS: dict[int, type[GatewayError]] = {400: InvalidRequest, 404: NotFo
 
 
 def _gateway_error(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
-    return Response(error_body(exc), status_code=exc.status, media_type=MediaType.JSON)
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return Response(error_body(exc), status_code=exc.status, media_type=MediaType.JSON, headers=headers)
+
+
+# The watcher polls every team_poll_seconds and the admin API answers again as soon as the store
+# does; a few seconds keeps clients from hammering a database that is restarting.
+STORE_RETRY_AFTER_SECONDS = 5
+
+
+def _store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[Any]:
+    """Every admin read and write that reaches a store that is down: one mapping, not one per handler."""
+    log.info("%s %s: %s", request.method, request.url.path, exc)  # the watcher warns once per outage
+    error = ServiceUnavailable("the team and key store is unreachable; the admin API answers again when it is back "
+                               "(virtual keys already known keep working)", code="store_unavailable",
+                               retry_after=STORE_RETRY_AFTER_SECONDS)
+    return _gateway_error(request, error)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

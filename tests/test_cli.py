@@ -143,3 +143,37 @@ def test_num_workers_runs_that_many_gateway_processes_and_every_call_is_logged_o
     assert len(spans) == 30 and len({s["span_id"] for s in spans}) == 30
     served_by = {s["resource"]["service.instance.id"].rsplit("-", 1)[1] for s in spans}
     assert served_by <= {str(pid) for pid in workers}  # spans come from the workers, not the supervisor
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_start_up_with_postgres_down_exits_3_with_one_line_naming_the_store(tmp_path: Path, workers: str) -> None:
+    port = closed_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**MOCK_ONLY, "general_settings": {
+        "database_url": f"postgresql://spangate:pg-secret-pw@127.0.0.1:{port}/gateway"}}))
+    result = spangate("--config", str(config), "--port", str(closed_port()), "--num_workers", workers)
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no traceback
+    assert result.stderr.startswith(f"spangate: store unavailable: postgresql://spangate:***@127.0.0.1:{port}/gateway: "
+                                    "ConnectionRefusedError: ")
+    assert "pg-secret-pw" not in result.stdout + result.stderr
+
+
+def test_start_up_with_an_unreadable_sqlite_store_exits_3_with_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    store.write_bytes(b"not a database, " * 512)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**MOCK_ONLY, "general_settings": {"database_url": f"sqlite:///{store}"}}))
+    result = spangate("--config", str(config), "--port", str(closed_port()))
+    assert result.returncode == 3
+    assert result.stderr == f"spangate: store unavailable: sqlite:///{store}: DatabaseError: file is not a database\n"
+
+
+def test_an_unusable_database_url_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**MOCK_ONLY, "general_settings": {"database_url": "mysql://u@db/gw"}}))
+    result = spangate("--config", str(config), "--port", str(closed_port()))
+    assert result.returncode == 2
+    assert result.stderr.startswith("spangate: config error: general_settings.database_url: unsupported database URL "
+                                    "scheme 'mysql'")
+    assert result.stderr.count("\n") == 1

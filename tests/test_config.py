@@ -103,6 +103,10 @@ def test_environment_variables_are_exported_into_env_references_and_kept() -> No
     (with_model(litellm_settings={"default_team_settings": [{"success_callback": ["langfuse"]}]}),
      "litellm_settings.default_team_settings[0].team_id: expected a non-empty string"),
     (with_model(spangate_settings={"durable_delivery": 3}), "spangate_settings.durable_delivery: expected true"),
+    (with_model(spangate_settings={"header_read_timeout_seconds": 0}),
+     "spangate_settings.header_read_timeout_seconds: must be more than 0 seconds"),
+    (with_model(spangate_settings={"max_connections_per_worker": 0}),
+     "spangate_settings.max_connections_per_worker: expected a whole number >= 1, got 0"),
     ([1, 2], "config: expected a mapping, got"),
 ])
 def test_a_bad_value_stops_parsing_with_its_key_path_and_what_is_allowed(raw: Any, expected: str) -> None:
@@ -152,6 +156,7 @@ def test_defaults_when_sections_are_absent() -> None:
     config = parse(with_model())
     assert (config.success_callback, config.failure_callback, config.turn_off_message_logging) == ((), (), False)
     assert (config.master_key, config.max_request_body_bytes, config.warnings) == (None, 10 * 1024 * 1024, ())
+    assert (config.header_read_timeout_seconds, config.max_connections_per_worker) == (10.0, 2048)
 
 
 def test_load_config_reads_yaml_and_names_the_file_when_it_cannot(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFo
 from app.routing import CALLBACK_TYPES, DestinationSpec
 from app.secrets import SecretBoxError, hash_key, key_display_prefix, new_virtual_key, require_box
 from app.spans import span_name
-from app.store import AlreadyExists, TeamRecord
+from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
 from exporters.base import ExportFailure
@@ -112,7 +112,10 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         return gateway.extras["store"]
 
     async def refresh() -> None:
-        await gateway.extras["watcher"].refresh()  # this instance sees its own write at once
+        # This instance sees its own write at once. The write is committed before this runs, so a
+        # store gone in between must not turn it into a 503; the watcher's next poll applies it.
+        with contextlib.suppress(StoreUnavailable):
+            await gateway.extras["watcher"].refresh()
 
     def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         # Guards run before Litestar parses the body and query: without it a caller lacking the

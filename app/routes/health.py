@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.handlers import BaseRouteHandler
 
 from app import __version__
@@ -23,11 +23,15 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         return Response('"I\'m alive!"', media_type="application/json")
 
     @get("/health/readiness", include_in_schema=False)
-    async def readiness() -> dict[str, Any]:
+    async def readiness() -> Response[dict[str, Any]]:
+        # Not ready while the store is unreachable, so a load balancer prefers instances that can
+        # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
         db = gateway.extras.get("db_status", lambda: "Not connected")()
-        return {"status": "healthy", "db": db, "version": __version__,
+        ready = db == "connected"
+        body = {"status": "healthy" if ready else "unhealthy", "db": db, "version": __version__,
                 "success_callbacks": list(gateway.config.success_callback),
                 "failure_callbacks": list(gateway.config.failure_callback)}
+        return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
 
     @get("/health/destinations", tags=["health"])
     async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:

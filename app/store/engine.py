@@ -55,6 +55,16 @@ def async_url(url: str) -> URL:
     )
 
 
+def display_url(url: str) -> str:
+    """The URL for messages: the password masked, so it can be logged and shown."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: say which store without echoing what might be a secret
+        return url.split("://", 1)[0] + "://…"
+
+
 def check_schema_name(schema: str) -> str:
     if not _SCHEMA_NAME.fullmatch(schema):
         raise ValueError(
@@ -64,7 +74,12 @@ def check_schema_name(schema: str) -> str:
     return schema
 
 
-def make_engines(url: str, *, schema: str | None = None) -> Engines:
+# asyncpg waits 60 s for a server that accepts TCP but never answers (a host gone behind a load
+# balancer or a full backlog); every admin call would hang that long before its 503.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def make_engines(url: str, *, schema: str | None = None, connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> Engines:
     target = async_url(url)
     # hide_parameters: statement values (key hashes, ciphertexts) stay out of error messages and logs.
     if target.get_backend_name() == "sqlite":
@@ -74,7 +89,7 @@ def make_engines(url: str, *, schema: str | None = None) -> Engines:
         _install_sqlite_hooks(engine)
         write = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         return Engines(base=engine, write=write, read=engine, is_postgres=False)
-    connect_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
     if schema is not None:
         connect_args["server_settings"] = {"search_path": check_schema_name(schema)}
     engine = create_async_engine(target, hide_parameters=True, pool_pre_ping=True, connect_args=connect_args)
@@ -114,10 +129,11 @@ def _enable_wal(cursor: Any, attempts: int = 200, pause: float = 0.025) -> None:
             await_(asyncio.sleep(pause))
 
 
-async def prepare_schema(engines: Engines, url: str, schema: str | None) -> None:
+async def prepare_schema(engines: Engines, url: str, schema: str | None,
+                         connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
     """Create the PostgreSQL schema if asked for, then apply pending migrations under a lock."""
     if engines.is_postgres and schema is not None:
-        await _create_pg_schema(url, schema)
+        await _create_pg_schema(url, schema, connect_timeout)
     async with engines.write.begin() as conn:
         if engines.is_postgres:
             # Transaction-scoped, so it is released by the commit even if this process dies.
@@ -128,10 +144,11 @@ async def prepare_schema(engines: Engines, url: str, schema: str | None) -> None
         await conn.run_sync(migrate)
 
 
-async def _create_pg_schema(url: str, schema: str) -> None:
+async def _create_pg_schema(url: str, schema: str, connect_timeout: float) -> None:
     # A separate, search_path-free connection: the main engine learns its default schema on its
     # first connect, which must not happen while the schema does not exist yet.
-    engine = create_async_engine(async_url(url), hide_parameters=True, poolclass=NullPool)
+    engine = create_async_engine(async_url(url), hide_parameters=True, poolclass=NullPool,
+                                 connect_args={"timeout": connect_timeout})
     try:
         async with engine.begin() as conn:
             await conn.execute(

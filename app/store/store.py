@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Row, Table, delete, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store.engine import Engines, make_engines, prepare_schema
+from app.store.engine import CONNECT_TIMEOUT_SECONDS, Engines, make_engines, prepare_schema
 from app.store.records import (
     AlreadyExists,
     CallbackRecord,
@@ -74,12 +74,13 @@ class Store:
         self._now = clock
 
     @classmethod
-    async def open(cls, url: str, *, schema: str | None = None, clock: Clock = _utcnow) -> Store:
+    async def open(cls, url: str, *, schema: str | None = None, clock: Clock = _utcnow,
+                   connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> Store:
         """Connect, create or migrate the schema, and return a ready store."""
-        engines = make_engines(url, schema=schema)
+        engines = make_engines(url, schema=schema, connect_timeout=connect_timeout)
         try:
             async with _mapped_errors("open"):
-                await prepare_schema(engines, url, schema)
+                await prepare_schema(engines, url, schema, connect_timeout)
         except BaseException:
             await engines.base.dispose()
             raise

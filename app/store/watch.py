@@ -6,8 +6,9 @@ keys up without a database round trip. Polling costs one primary-key read per in
 nothing beyond plain SQL, so it works the same on SQLite files shared by processes.
 
 When the database is unreachable the last snapshot stays in force (keys keep working, deleted
-ones stay deleted as of that snapshot) and failures are logged at most once per
-``error_log_interval`` seconds, with a count, and once more on recovery.
+ones stay deleted as of that snapshot) and the watcher keeps polling. An outage is logged once,
+when it starts, and once more on recovery with its length: a line per poll would bury the log
+(two a second by default), and readiness already reports the outage while it lasts.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from app.store.records import StoreSnapshot
+from app.store.records import StoreSnapshot, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ class StoreWatcher:
         *,
         version_timeout: float = 5.0,
         snapshot_timeout: float = 60.0,
-        error_log_interval: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -47,14 +47,12 @@ class StoreWatcher:
         self._interval = interval
         self._version_timeout = version_timeout
         self._snapshot_timeout = snapshot_timeout
-        self._error_log_interval = error_log_interval
         self._monotonic = monotonic
         self._snapshot: StoreSnapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one poll at a time, so snapshots are delivered in order
         self._failures = 0
-        self._unreported = 0
-        self._last_report: float | None = None
+        self._outage_started: float | None = None
 
     @property
     def snapshot(self) -> StoreSnapshot | None:
@@ -63,6 +61,11 @@ class StoreWatcher:
     @property
     def consecutive_failures(self) -> int:
         return self._failures
+
+    @property
+    def unreachable_for(self) -> float | None:
+        """Seconds since the first failed poll of the current outage; None while polls succeed."""
+        return None if self._outage_started is None else self._monotonic() - self._outage_started
 
     async def start(self) -> StoreSnapshot:
         """Load and deliver the first snapshot (errors propagate: do not serve blind), then poll."""
@@ -86,11 +89,11 @@ class StoreWatcher:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands
         # as the inner call finishes, and stop() would then wait for this task forever.
         async with self._lock:
-            async with asyncio.timeout(self._version_timeout):
+            async with _timeout(self._version_timeout, "version"):
                 version = await self._store.version()
             if self._snapshot is not None and version == self._snapshot.version:
                 return False
-            async with asyncio.timeout(self._snapshot_timeout):
+            async with _timeout(self._snapshot_timeout, "snapshot"):
                 snapshot = await self._store.snapshot()
             self._deliver(snapshot)
             return True
@@ -115,25 +118,26 @@ class StoreWatcher:
 
     def _poll_failed(self, exc: Exception) -> None:
         self._failures += 1
-        now = self._monotonic()
-        if self._last_report is not None and now - self._last_report < self._error_log_interval:
-            self._unreported += 1
+        if self._outage_started is not None:
             return
+        self._outage_started = self._monotonic()
         kept = self._snapshot.version if self._snapshot is not None else None
-        logger.warning(
-            "store watcher: poll failed (%s: %s); keeping snapshot version %s; "
-            "%d failure(s) not reported since the last report",
-            type(exc).__name__,
-            exc,
-            kept,
-            self._unreported,
-        )
-        self._last_report = now
-        self._unreported = 0
+        logger.warning("store watcher: store unreachable (%s: %s); keeping snapshot version %s and retrying every "
+                       "%gs; the recovery will be logged", type(exc).__name__, exc, kept, self._interval)
 
     def _poll_succeeded(self) -> None:
-        if self._failures:
-            logger.info("store watcher: store reachable again after %d failed poll(s)", self._failures)
+        if self._outage_started is not None:
+            logger.warning("store watcher: store reachable again after %.1fs (%d failed poll(s))",
+                           self._monotonic() - self._outage_started, self._failures)
         self._failures = 0
-        self._unreported = 0
-        self._last_report = None
+        self._outage_started = None
+
+
+@contextlib.asynccontextmanager
+async def _timeout(seconds: float, operation: str) -> AsyncIterator[None]:
+    """A hung database is an unavailable one: callers (the admin API) handle one error type."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise StoreUnavailable(f"store {operation} timed out after {seconds:g}s") from None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -384,3 +385,15 @@ async def test_schemas_keep_test_runs_apart():
         for name in names:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await conn.close()
+
+
+async def test_a_postgres_that_accepts_but_never_answers_is_store_unavailable_after_the_connect_timeout():
+    # A listening socket nobody accepts from: TCP connects (the kernel's backlog), no server ever speaks.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="store open failed: TimeoutError"):
+            await Store.open(f"postgresql://postgres@127.0.0.1:{port}/test", connect_timeout=0.2)
+        assert time.monotonic() - started < 2  # asyncpg's own default would have waited 60 s

@@ -25,6 +25,7 @@ import uvicorn
 from app.config import GatewayConfig, parse_config
 from app.front import GatewayApp
 from app.server import Gateway, create_app
+from app.serving import server_config
 from processors.delivery import DeliveryConfig
 from tests.support.spanlog import read_spans, wait_for_spans
 
@@ -90,8 +91,8 @@ def running_gateway(config: GatewayConfig | Mapping[str, Any], *, env: Mapping[s
     env = dict(env or {})
     parsed = gateway_config(config, env=env, data_dir=data_dir)
     app = create_app(parsed, env=env, delivery_config=delivery_config or fast_delivery(data_dir))
-    server = uvicorn.Server(uvicorn.Config(app, loop=loop, lifespan="on", log_level="warning", ws="none",
-                                           access_log=False, timeout_graceful_shutdown=5))
+    server = uvicorn.Server(server_config(app, parsed, loop=loop, lifespan="on", log_level="warning", ws="none",
+                                          access_log=False, timeout_graceful_shutdown=5))
     sock = free_socket()
     failure: list[BaseException] = []
 
