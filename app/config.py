@@ -19,6 +19,8 @@ import yaml
 ENV_PREFIX = "os.environ/"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_SSE_EVENT_BYTES = 1024 * 1024
 
 # Keys of litellm_params that configure the connection; every other key is a default request param.
 _CONNECTION_KEYS = frozenset({
@@ -37,7 +39,7 @@ _KNOWN_LITELLM = frozenset({
 _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "team_poll_seconds",
+    "shutdown_flush_seconds", "team_poll_seconds", "max_upstream_response_bytes", "max_sse_event_bytes",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -90,6 +92,8 @@ class GatewayConfig:
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
     team_poll_seconds: float = 0.5
+    max_upstream_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES
     warnings: tuple[str, ...] = ()
 
     @property
@@ -158,6 +162,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         shutdown_flush_seconds=_float(spangate.get("shutdown_flush_seconds", 10.0),
                                       "spangate_settings.shutdown_flush_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
+        max_upstream_response_bytes=_int(spangate.get("max_upstream_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+                                         "spangate_settings.max_upstream_response_bytes", minimum=1024),
+        max_sse_event_bytes=_int(spangate.get("max_sse_event_bytes", DEFAULT_MAX_SSE_EVENT_BYTES),
+                                 "spangate_settings.max_sse_event_bytes", minimum=1024),
         warnings=tuple(warnings),
     )
 
