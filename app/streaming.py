@@ -72,14 +72,20 @@ class StreamAccumulator:
             return b""
         data = self._normalise(data)
         self.scanned += len(data)
+        if data.startswith(b"\n") and self._pending and self._pending[-1].endswith(b"\n"):
+            # The blank line was split across two reads: move its first LF over to find it whole.
+            self._pending[-1] = self._pending[-1][:-1]
+            self._pending_size -= 1
+            data = b"\n" + data
         kept: list[bytes] = []
         pos = 0
-        if data.startswith(b"\n") and self._pending and self._pending[-1].endswith(b"\n"):
-            pos = 1  # the blank line was split across the two reads
-            self._event(self._take_pending(b"")[:-1], kept)
         while self.error is None and (end := data.find(b"\n\n", pos)) != -1:
-            self._event(self._take_pending(data[pos:end]), kept)
+            event = self._take_pending(data[pos:end]) if self._pending else data[pos:end]
             pos = end + 2
+            if len(event) > self.max_event_bytes:
+                self._too_large()
+            elif self._take(event):
+                kept.append(event)
         if self.error is None and pos < len(data):
             self._pending.append(data[pos:] if pos else data)
             self._pending_size += len(data) - pos
@@ -87,7 +93,7 @@ class StreamAccumulator:
                 self._too_large()
         if self.error is not None:
             self._pending.clear()
-        return b"".join(event + b"\n\n" for event in kept)
+        return b"\n\n".join(kept) + b"\n\n" if kept else b""
 
     def flush(self) -> bytes:
         """The body ended: a last event without its blank line still counts (and is terminated)."""
@@ -116,12 +122,6 @@ class StreamAccumulator:
         self._pending.clear()
         self._pending_size = 0
         return event
-
-    def _event(self, event: bytes, kept: list[bytes]) -> None:
-        if len(event) > self.max_event_bytes:
-            self._too_large()
-        elif self._take(event):
-            kept.append(event)
 
     def _too_large(self) -> None:
         self.error = UpstreamResponseTooLarge(

@@ -36,7 +36,8 @@ async def read_capped(response: httpx.Response, limit: int, where: str) -> bytes
         return response.content
     parts: list[bytes] = []
     size = 0
-    async with contextlib.aclosing(response.aiter_raw()) as body:  # type: ignore[type-var]
+    # aclosing: a read stopped at the cap closes httpx's generator now, not whenever it is collected.
+    async with contextlib.aclosing(response.aiter_raw()) as body:  # type: ignore[type-var]  # typed AsyncIterator
         async for part in body:
             size += len(part)
             if size > limit:
