@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,17 +21,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from app import semconv as sc
 from app.auth import Caller
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
-from app.errors import (
-    GatewayError,
-    InvalidRequest,
-    NotFound,
-    PermissionDenied,
-    UpstreamError,
-    UpstreamInvalidResponse,
-    error_body,
-)
+from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse, error_body
 from app.pricing import PriceBook
-from app.providers import Deployment, ModelRouter
+from app.providers import Deployment, ModelRouter, upstream_error
 from app.providers.mock import MockDeployment
 from app.spans import (
     Attributes,
@@ -50,7 +41,6 @@ from app.telemetry import GenAIMetrics
 
 _decode = msgspec.json.decode
 log = logging.getLogger("spangate")
-_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
 _CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 
 
@@ -413,28 +403,3 @@ def check_model_access(caller: Caller, model: str) -> None:
         if allowed and model not in allowed and "all-proxy-models" not in allowed:
             raise PermissionDenied(f"this {whose} is not allowed to use model {model!r}; allowed: "
                                    f"{', '.join(sorted(allowed))}", param="model", code="model_not_allowed")
-
-
-def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
-    message, kind, code, param = "", "upstream_error", None, None
-    try:
-        data = _decode(raw) if raw else None
-    except msgspec.DecodeError:
-        data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-        kind = str(error.get("type") or kind)
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        param = error.get("param") if isinstance(error.get("param"), str) else None
-    elif isinstance(error, str):
-        message = error
-    if not message:
-        message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
-    message = _KEY_PATTERN.sub(r"\1***", message)
-    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
-        message = message.replace(deployment.config.api_key, "***")
-    where = f"{deployment.config.model_name} ({deployment.server_address})"
-    return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
-                         code=code or f"upstream_http_{status}", param=param)
