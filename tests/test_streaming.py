@@ -1,9 +1,12 @@
 """StreamAccumulator: SSE bytes pass through re-cut on event boundaries; the span's facts accumulate."""
 
+import itertools
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import semconv as sc
 from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
@@ -149,6 +152,19 @@ def test_one_split_at_every_byte_position_gives_the_same_events_and_facts(framin
         acc = StreamAccumulator(sc.OP_CHAT, keep_usage_chunk=True, capture_content=True)
         out = acc.feed(data[:cut]) + acc.feed(data[cut:]) + acc.flush()
         assert (out, acc.attributes(), acc.done) == (expected, whole.attributes(), True), (framing, cut)
+
+
+@settings(max_examples=300, deadline=None)
+@given(endings=st.lists(st.sampled_from(list(FRAMINGS.values())), min_size=len(TEXT_STREAM),
+                        max_size=len(TEXT_STREAM)),
+       cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+def test_any_mix_of_line_endings_cut_anywhere_gives_the_same_events(endings: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(e.replace(b"\n", ending) for e, ending in zip(TEXT_STREAM, endings, strict=True))
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    acc = StreamAccumulator(sc.OP_CHAT, keep_usage_chunk=True, capture_content=True)
+    out = b"".join(acc.feed(data[a:b]) for a, b in itertools.pairwise(bounds)) + acc.flush()
+    assert out == b"".join(TEXT_STREAM)
+    assert acc.done and acc.usage == USAGE and acc.skipped == 0
 
 
 def test_a_last_event_without_its_blank_line_is_read_and_terminated() -> None:
