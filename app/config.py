@@ -21,6 +21,8 @@ import yaml
 ENV_PREFIX = "os.environ/"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_SSE_EVENT_BYTES = 1024 * 1024
 
 # Keys of litellm_params that configure the connection; every other key is a default request param.
 _CONNECTION_KEYS = frozenset({
@@ -40,7 +42,7 @@ _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_byte
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
     "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy", "header_read_timeout_seconds",
-    "max_connections_per_worker",
+    "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -96,6 +98,8 @@ class GatewayConfig:
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
     header_read_timeout_seconds: float = 10.0
     max_connections_per_worker: int = 2048
+    max_upstream_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES
     warnings: tuple[str, ...] = ()
 
     @property
@@ -169,6 +173,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                               "spangate_settings.header_read_timeout_seconds"),
         max_connections_per_worker=_int(spangate.get("max_connections_per_worker", 2048),
                                         "spangate_settings.max_connections_per_worker", minimum=1),
+        max_upstream_response_bytes=_int(spangate.get("max_upstream_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+                                         "spangate_settings.max_upstream_response_bytes", minimum=1024),
+        max_sse_event_bytes=_int(spangate.get("max_sse_event_bytes", DEFAULT_MAX_SSE_EVENT_BYTES),
+                                 "spangate_settings.max_sse_event_bytes", minimum=1024),
         warnings=tuple(warnings),
     )
 

@@ -9,7 +9,10 @@
      ├── ServiceUnavailable   503   a dependency is down (the team and key store); sent with Retry-After
      └── UpstreamError        *     the provider answered with an error (status kept)
           ├── UpstreamUnavailable  502  connect error
-          └── UpstreamTimeout      504  no answer in time
+          ├── UpstreamTimeout      504  no answer in time
+          └── UpstreamInvalidResponse  502  an answer the gateway cannot pass on (not JSON, wrong shape)
+               └── UpstreamResponseTooLarge  502  over spangate_settings.max_upstream_response_bytes
+                                                  or one SSE event over max_sse_event_bytes
 
 Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``),
 the store's ``StoreUnavailable`` in one exception handler (``app.server``);
@@ -95,6 +98,15 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamInvalidResponse(UpstreamError):
+    status = 502
+    code = "upstream_invalid_response"
+
+
+class UpstreamResponseTooLarge(UpstreamInvalidResponse):
+    code = "upstream_response_too_large"
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:

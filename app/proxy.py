@@ -8,7 +8,7 @@ hands the span to the router's queues; nothing here waits on an exporter.
 from __future__ import annotations
 
 import contextlib
-import re
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -20,9 +20,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app import semconv as sc
 from app.auth import Caller
-from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamError
+from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
+from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse, error_body
 from app.pricing import PriceBook
-from app.providers import Deployment, ModelRouter
+from app.providers import Deployment, ModelRouter, upstream_error
 from app.providers.mock import MockDeployment
 from app.spans import (
     Attributes,
@@ -39,7 +40,7 @@ from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
 
 _decode = msgspec.json.decode
-_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
+log = logging.getLogger("spangate")
 _CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 
 
@@ -71,8 +72,9 @@ class CallContext:
 
 class ProxyService:
     def __init__(self, router: ModelRouter, tracer: trace.Tracer, prices: PriceBook,
-                 metrics: GenAIMetrics | None) -> None:
+                 metrics: GenAIMetrics | None, *, max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES) -> None:
         self._router = router
+        self._max_sse_event_bytes = max_sse_event_bytes
         self._tracer = tracer
         self._prices = prices
         self._metrics = metrics
@@ -228,8 +230,7 @@ class ProxyService:
         try:
             answer = _decode(reply.body)
         except msgspec.DecodeError:
-            raise UpstreamError(f"model {group.name!r} answered with invalid JSON", status=502,
-                                code="upstream_invalid_response") from None
+            raise UpstreamInvalidResponse(f"model {group.name!r} answered with invalid JSON") from None
         answer = answer if isinstance(answer, dict) else {}
         attrs = embeddings_attributes(answer) if operation == sc.OP_EMBEDDINGS else response_attributes(answer)
         if ctx.capture_content:
@@ -246,11 +247,12 @@ class ProxyService:
         deployment, handle = await self._send(operation, body, group, order, span, stream=True)
         if handle.status >= 400:
             try:
-                error_body = await handle.read()
+                raw = await handle.read()
             finally:
                 await handle.aclose()
-            raise upstream_error(handle.status, error_body, deployment)
-        acc = StreamAccumulator(operation, keep_usage_chunk=client_wants_usage, capture_content=ctx.capture_content)
+            raise upstream_error(handle.status, raw, deployment)
+        acc = StreamAccumulator(operation, keep_usage_chunk=client_wants_usage, capture_content=ctx.capture_content,
+                                max_event_bytes=self._max_sse_event_bytes)
         relay = _StreamRelay(self, span, deployment, handle, acc, started)
         return StreamAnswer(relay)
 
@@ -270,6 +272,8 @@ class _StreamRelay:
         self._ended = False
 
     async def events(self) -> AsyncIterator[bytes]:
+        # Kept only when the stream stops at a ``yield``: the ASGI side closed the generator or
+        # cancelled its task because the client left. Every other way out names its own outcome.
         outcome = sc.STREAM_CLIENT_DISCONNECTED
         error: GatewayError | None = None
         try:
@@ -279,14 +283,23 @@ class _StreamRelay:
                     if self._ttfc is None:
                         self._ttfc = time.perf_counter() - self._started
                     yield out
+                if self._acc.error is not None:
+                    raise self._acc.error
             tail = self._acc.flush()
             if tail:
                 yield tail
-            outcome = sc.STREAM_COMPLETED
+            if self._acc.error is not None:
+                raise self._acc.error
+            outcome = sc.STREAM_COMPLETED if self._acc.done else sc.STREAM_ENDED_WITHOUT_DONE
         except GatewayError as exc:
-            outcome, error = sc.STREAM_UPSTREAM_ERROR, exc
-            yield b"data: " + msgspec.json.encode({"error": {"message": exc.message, "type": exc.type,
-                                                             "param": None, "code": exc.code}}) + b"\n\n"
+            outcome, error = _stream_outcome(exc), exc
+            yield _error_event(exc)
+        except Exception as exc:  # whatever else breaks, the client gets an error event, not a cut connection
+            log.error("relaying the stream of %s failed: %s", self._deployment.config.deployment_id,
+                      type(exc).__name__, exc_info=exc)
+            error = UpstreamInvalidResponse(f"relaying the upstream's stream failed ({type(exc).__name__})")
+            outcome = sc.STREAM_UPSTREAM_INVALID_RESPONSE
+            yield _error_event(error)
         finally:
             await self._end(outcome, error)
 
@@ -309,6 +322,14 @@ class _StreamRelay:
             self._service._fail(self._span, error, self._started)
         else:
             self._service._finish(self._span, self._deployment, attrs, self._started, self._ttfc)
+
+
+def _stream_outcome(exc: GatewayError) -> str:
+    return sc.STREAM_UPSTREAM_INVALID_RESPONSE if isinstance(exc, UpstreamInvalidResponse) else sc.STREAM_UPSTREAM_ERROR
+
+
+def _error_event(exc: GatewayError) -> bytes:
+    return b"data: " + msgspec.json.encode(error_body(exc)) + b"\n\n"
 
 
 def _client_context(ctx: CallContext) -> Any:
@@ -382,28 +403,3 @@ def check_model_access(caller: Caller, model: str) -> None:
         if allowed and model not in allowed and "all-proxy-models" not in allowed:
             raise PermissionDenied(f"this {whose} is not allowed to use model {model!r}; allowed: "
                                    f"{', '.join(sorted(allowed))}", param="model", code="model_not_allowed")
-
-
-def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
-    message, kind, code, param = "", "upstream_error", None, None
-    try:
-        data = _decode(raw) if raw else None
-    except msgspec.DecodeError:
-        data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-        kind = str(error.get("type") or kind)
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        param = error.get("param") if isinstance(error.get("param"), str) else None
-    elif isinstance(error, str):
-        message = error
-    if not message:
-        message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
-    message = _KEY_PATTERN.sub(r"\1***", message)
-    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
-        message = message.replace(deployment.config.api_key, "***")
-    where = f"{deployment.config.model_name} ({deployment.server_address})"
-    return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
-                         code=code or f"upstream_http_{status}", param=param)

@@ -75,12 +75,20 @@ MODEL_INFO: Final = "spangate.model_info"
 MODEL_GROUP: Final = "spangate.model_group"
 DEPLOYMENT_ID: Final = "spangate.deployment.id"
 STREAM_OUTCOME: Final = "spangate.stream.outcome"
+STREAM_SKIPPED: Final = "spangate.stream.skipped"  # events or values the gateway could not read, passed on
+OUTPUT_TRUNCATED: Final = "spangate.output.truncated"  # captured output stopped at the capture cap
 SYNTHETIC: Final = "spangate.synthetic"
 
 # Values of STREAM_OUTCOME.
 STREAM_COMPLETED: Final = "completed"
 STREAM_CLIENT_DISCONNECTED: Final = "client_disconnected"
 STREAM_UPSTREAM_ERROR: Final = "upstream_error"
+# The upstream sent what the gateway will not relay (a chunk of the wrong shape, an event over
+# max_sse_event_bytes, or relaying failed unexpectedly): the client got an error event.
+STREAM_UPSTREAM_INVALID_RESPONSE: Final = "upstream_invalid_response"
+# The body ended cleanly but without ``data: [DONE]``. OpenAI's clients take the end of the body
+# as the end of the stream, so the call is OK; the outcome says the marker was missing.
+STREAM_ENDED_WITHOUT_DONE: Final = "ended_without_done"
 
 # Request-metadata keys the seed documents; destinations map them to their own fields.
 META_GENERATION_NAME: Final = "generation_name"

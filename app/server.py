@@ -109,8 +109,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                                                       mounts=client_mounts(config.upstream_proxy, limits)),
                              span_log_path=config.resolved_span_log_path)
     teams = TeamDirectory(config)
-    proxy = ProxyService(ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans),
-                         tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter))
+    models = ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans,
+                               max_response_bytes=config.max_upstream_response_bytes)
+    proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
+                         max_sse_event_bytes=config.max_sse_event_bytes)
     check_destinations(config, env)
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,

@@ -107,6 +107,10 @@ def test_environment_variables_are_exported_into_env_references_and_kept() -> No
      "spangate_settings.header_read_timeout_seconds: must be more than 0 seconds"),
     (with_model(spangate_settings={"max_connections_per_worker": 0}),
      "spangate_settings.max_connections_per_worker: expected a whole number >= 1, got 0"),
+    (with_model(spangate_settings={"max_upstream_response_bytes": 100}),
+     "spangate_settings.max_upstream_response_bytes: expected a whole number >= 1024, got 100"),
+    (with_model(spangate_settings={"max_sse_event_bytes": "big"}),
+     "spangate_settings.max_sse_event_bytes: expected a whole number >= 1024, got 'big'"),
     ([1, 2], "config: expected a mapping, got"),
 ])
 def test_a_bad_value_stops_parsing_with_its_key_path_and_what_is_allowed(raw: Any, expected: str) -> None:
@@ -157,6 +161,13 @@ def test_defaults_when_sections_are_absent() -> None:
     assert (config.success_callback, config.failure_callback, config.turn_off_message_logging) == ((), (), False)
     assert (config.master_key, config.max_request_body_bytes, config.warnings) == (None, 10 * 1024 * 1024, ())
     assert (config.header_read_timeout_seconds, config.max_connections_per_worker) == (10.0, 2048)
+
+
+def test_upstream_answer_bounds_default_generously_and_can_be_set() -> None:
+    defaults = parse(with_model())
+    assert (defaults.max_upstream_response_bytes, defaults.max_sse_event_bytes) == (32 * 1024 * 1024, 1024 * 1024)
+    config = parse(with_model(spangate_settings={"max_upstream_response_bytes": "65536", "max_sse_event_bytes": 4096}))
+    assert (config.max_upstream_response_bytes, config.max_sse_event_bytes, config.warnings) == (65536, 4096, ())
 
 
 def test_load_config_reads_yaml_and_names_the_file_when_it_cannot(tmp_path: Path) -> None:

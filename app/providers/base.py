@@ -1,15 +1,19 @@
-"""What every deployment offers the gateway, and the one mapping of transport errors."""
+"""What every deployment offers the gateway, and the mappings of upstream failures to gateway errors."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 
 from app.config import DeploymentConfig
-from app.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +51,28 @@ def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamTimeout(f"{where} did not answer within {deployment.timeout:g}s")
     return UpstreamUnavailable(f"connection to {where} failed: {type(exc).__name__}")
+
+
+def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
+    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
+    message, kind, code, param = "", "upstream_error", None, None
+    try:
+        data = msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "")
+        kind = str(error.get("type") or kind)
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+    elif isinstance(error, str):
+        message = error
+    if not message:
+        message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
+    message = _KEY_PATTERN.sub(r"\1***", message)
+    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
+        message = message.replace(deployment.config.api_key, "***")
+    where = f"{deployment.config.model_name} ({deployment.server_address})"
+    return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
+                         code=code or f"upstream_http_{status}", param=param)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,8 @@ import msgspec
 from opentelemetry import trace
 
 from app import semconv as sc
-from app.config import DeploymentConfig
+from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
+from app.errors import UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -21,12 +23,42 @@ _PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
 _encode = msgspec.json.encode
 
 
+async def read_capped(response: httpx.Response, limit: int, where: str) -> bytes:
+    """The whole body, or ``UpstreamResponseTooLarge`` as soon as it is known to be over ``limit``
+    (a declared Content-Length before any byte is read). The caller closes the response, which
+    drops a connection whose body was not read to its end, so nothing more of it is buffered."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(where, limit)
+    if response.is_stream_consumed:  # built with its content (httpx.MockTransport in tests)
+        if len(response.content) > limit:
+            raise _too_large(where, limit)
+        return response.content
+    parts: list[bytes] = []
+    size = 0
+    # aclosing: a read stopped at the cap closes httpx's generator now, not whenever it is collected.
+    async with contextlib.aclosing(response.aiter_raw()) as body:  # type: ignore[type-var]  # typed AsyncIterator
+        async for part in body:
+            size += len(part)
+            if size > limit:
+                raise _too_large(where, limit)
+            parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _too_large(where: str, limit: int) -> UpstreamResponseTooLarge:
+    return UpstreamResponseTooLarge(f"the answer of {where} is larger than {limit} bytes "
+                                    "(spangate_settings.max_upstream_response_bytes)")
+
+
 class HttpStream:
     """An open streaming answer; ``aclose`` releases the connection whatever happened."""
 
-    def __init__(self, response: httpx.Response, on_error: Any) -> None:
+    def __init__(self, response: httpx.Response, on_error: Any, limit: int, where: str) -> None:
         self._response = response
         self._on_error = on_error
+        self._limit = limit
+        self._where = where
         self.status = response.status_code
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -38,7 +70,7 @@ class HttpStream:
 
     async def read(self) -> bytes:
         try:
-            return await self._response.aread()
+            return await read_capped(self._response, self._limit, self._where)
         except httpx.HTTPError as exc:
             raise self._on_error(exc) from exc
 
@@ -48,9 +80,10 @@ class HttpStream:
 
 class OpenAICompatibleDeployment:
     def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport, *,
-                 inject_traceparent: bool = False) -> None:
+                 inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.config = config
         self._transport = transport
+        self._max_response_bytes = max_response_bytes
         # Without the httpx instrumentation (no trace destination) nothing else tells the upstream
         # which trace it serves; a traceparent naming the gateway span costs one format string.
         self._inject_traceparent = inject_traceparent
@@ -69,6 +102,7 @@ class OpenAICompatibleDeployment:
         self._headers = httpx.Headers(headers)
         self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
         self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
+        self._where = f"model {config.model_name!r} (upstream {self.server_address})"
 
     def _url(self, operation: str) -> str:
         path = _PATHS[operation]
@@ -97,7 +131,7 @@ class OpenAICompatibleDeployment:
         try:
             response = await self._transport.handle_async_request(self._request(operation, payload))
             try:
-                body = await response.aread()
+                body = await read_capped(response, self._max_response_bytes, self._where)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
@@ -109,4 +143,4 @@ class OpenAICompatibleDeployment:
             response = await self._transport.handle_async_request(self._request(operation, payload))
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
-        return HttpStream(response, self._error)
+        return HttpStream(response, self._error, self._max_response_bytes, self._where)

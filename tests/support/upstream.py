@@ -9,6 +9,8 @@ forwarded. Answers are deterministic. Faults are queued per request with ``scrip
 
 ``Behaviour(status>=400)`` answers with an OpenAI error body whose message contains an
 ``sk-...`` key, as OpenAI's own 401 does, so tests can check that the gateway scrubs it.
+``Behaviour(body=...)`` answers with those bytes instead (``chunked`` for no Content-Length), and
+``Behaviour(events=...)`` streams those SSE writes instead of the generated ones.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Behaviour:
     delay: float = 0.0  # before the status line: longer than the deployment's timeout means 504
     chunk_delay: float = 0.0  # between SSE events of a stream
     message: str | None = None  # error message; defaults to one that leaks LEAKED_KEY
+    body: bytes | None = None  # the answer's bytes as they are, with ``status``
+    chunked: bool = False  # send ``body`` with Transfer-Encoding: chunked instead of a Content-Length
+    events: tuple[bytes, ...] | None = None  # a stream's writes (one HTTP chunk each), for stream requests
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,11 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                                               body))
             if not fake._sleep(behaviour.delay):
                 return
-            if behaviour.status >= 400:
+            if behaviour.body is not None:
+                self._raw(behaviour.status, behaviour.body, chunked=behaviour.chunked)
+            elif behaviour.events is not None and body.get("stream"):
+                self._stream(list(behaviour.events), behaviour.chunk_delay)
+            elif behaviour.status >= 400:
                 self._json(behaviour.status, error_body(behaviour))
             elif self.path.endswith("/embeddings"):
                 self._json(200, embeddings(body))
@@ -150,12 +159,22 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                                            "param": None, "code": None}})
 
         def _json(self, status: int, obj: Any) -> None:
-            data = json.dumps(obj).encode()
+            self._raw(status, json.dumps(obj).encode())
+
+        def _raw(self, status: int, data: bytes, *, chunked: bool = False) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            if not chunked:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self.wfile.write(data)
+            for i in range(0, len(data), 16384):
+                piece = data[i:i + 16384]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
 
         def _stream(self, events: list[bytes], chunk_delay: float) -> None:
             self.send_response(200)
