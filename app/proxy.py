@@ -8,7 +8,6 @@ hands the span to the router's queues; nothing here waits on an exporter.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied,
 from app.pricing import PriceBook
 from app.providers import Deployment, ModelRouter
 from app.providers.mock import MockDeployment
+from app.redact import deployment_secrets, scrub
 from app.spans import (
     Attributes,
     embeddings_attributes,
@@ -39,7 +39,6 @@ from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
 
 _decode = msgspec.json.decode
-_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
 _CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 
 
@@ -385,7 +384,8 @@ def check_model_access(caller: Caller, model: str) -> None:
 
 
 def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
+    """Keep the upstream status and its error's message/type/code; scrub the deployment's secrets
+    (whole or in part) and anything key-shaped."""
     message, kind, code, param = "", "upstream_error", None, None
     try:
         data = _decode(raw) if raw else None
@@ -401,9 +401,8 @@ def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamE
         message = error
     if not message:
         message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
-    message = _KEY_PATTERN.sub(r"\1***", message)
-    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
-        message = message.replace(deployment.config.api_key, "***")
+    config = deployment.config
+    message = scrub(message, deployment_secrets(config.api_key, config.headers))
     where = f"{deployment.config.model_name} ({deployment.server_address})"
     return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
                          code=code or f"upstream_http_{status}", param=param)
