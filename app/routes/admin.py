@@ -11,13 +11,13 @@ import contextlib
 import re
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Router, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -27,7 +27,7 @@ from app import semconv as sc
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
 from app.routing import CALLBACK_TYPES, DestinationSpec
-from app.secrets import SecretBoxError, hash_key, key_display_prefix, new_virtual_key, require_box
+from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
 from app.spans import span_name
 from app.store import AlreadyExists, TeamRecord
 from app.store import NotFound as StoreNotFound
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from app.server import Gateway
     from app.store import Store
 
-MASK = "********"
+KEY_HEADER = "x-spangate-key"  # a key to look up, kept out of the URL (and so out of access logs)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -68,6 +68,10 @@ class KeyGenerate(msgspec.Struct):
     models: list[str] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     duration: str | None = None
+
+
+class KeyInfo(msgspec.Struct):
+    key: str
 
 
 class KeyDelete(msgspec.Struct):
@@ -180,12 +184,24 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         await refresh()
         return {"key": plaintext, **_key_json(record)}
 
-    @get("/key/info", tags=["key management"])
-    async def key_info(key: FromQuery[str]) -> dict[str, Any]:
+    async def key_lookup(key: str | None) -> dict[str, Any]:
+        if not key:
+            raise InvalidRequest(f"give the key in a JSON body {{\"key\": ...}} (POST) or the {KEY_HEADER} header",
+                                 param="key", code="missing_required_parameter")
         record = await store().get_key(_as_hash(key))
         if record is None:
             raise NotFound("no such key", param="key", code="key_not_found")
         return {"info": _key_json(record)}
+
+    @get("/key/info", tags=["key management"])
+    async def key_info(key: FromQuery[str | None] = None,
+                       key_header: Annotated[str | None, HeaderParameter(name=KEY_HEADER)] = None) -> dict[str, Any]:
+        """LiteLLM's ``?key=`` form still works (the access log never shows it); prefer the header or POST."""
+        return await key_lookup(key or key_header)
+
+    @post("/key/info", status_code=200, tags=["key management"])
+    async def key_info_post(data: JSONBody[KeyInfo]) -> dict[str, Any]:
+        return await key_lookup(data.key)
 
     @post("/key/delete", status_code=200, tags=["key management"])
     async def key_delete(data: JSONBody[KeyDelete]) -> dict[str, Any]:
@@ -257,7 +273,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
 
     # One guard for the whole admin API, checked before Litestar parses a body or query.
     return [Router(path="/", guards=[admin_guard], route_handlers=[
-        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
+        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_info_post, key_delete,
         callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
 
 
@@ -312,7 +328,7 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
     if not kind.team_configurable:
         raise InvalidRequest(f"{data.callback_name!r} is gateway-wide and cannot be set per team; supported: "
                              f"{', '.join(gateway.registry.team_names)}", param="callback_name", code="invalid_value")
-    masked = [k for k, v in data.callback_vars.items() if v == MASK]
+    masked = [k for k, v in data.callback_vars.items() if is_mask(v)]
     if masked:
         raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
                              param=f"callback_vars.{masked[0]}", code="masked_value")
