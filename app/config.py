@@ -37,7 +37,7 @@ _KNOWN_LITELLM = frozenset({
 _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "team_poll_seconds",
+    "shutdown_flush_seconds", "team_poll_seconds", "allow_mock_response", "callback_allowed_hosts",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -90,6 +90,8 @@ class GatewayConfig:
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
     team_poll_seconds: float = 0.5
+    allow_mock_response: bool = False  # honour a client's mock_response on real models (LiteLLM does)
+    callback_allowed_hosts: tuple[str, ...] = ()  # when set, API-set callback URLs must be on it
     warnings: tuple[str, ...] = ()
 
     @property
@@ -158,6 +160,9 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         shutdown_flush_seconds=_float(spangate.get("shutdown_flush_seconds", 10.0),
                                       "spangate_settings.shutdown_flush_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
+        allow_mock_response=_bool(spangate.get("allow_mock_response", False), "spangate_settings.allow_mock_response"),
+        callback_allowed_hosts=_names(spangate.get("callback_allowed_hosts"),
+                                      "spangate_settings.callback_allowed_hosts"),
         warnings=tuple(warnings),
     )
 

@@ -105,7 +105,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                                                       limits=httpx.Limits(max_connections=64)),
                              span_log_path=config.resolved_span_log_path)
     teams = TeamDirectory(config)
-    proxy = ProxyService(ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans),
+    models = ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans,
+                               allow_mock_response=config.allow_mock_response)
+    proxy = ProxyService(models,
                          tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter))
     check_destinations(config, env)
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
