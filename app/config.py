@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from exporters.urlpolicy import CallbackPolicy
+
 ENV_PREFIX = "os.environ/"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -91,7 +93,7 @@ class GatewayConfig:
     shutdown_flush_seconds: float = 10.0
     team_poll_seconds: float = 0.5
     allow_mock_response: bool = False  # honour a client's mock_response on real models (LiteLLM does)
-    callback_allowed_hosts: tuple[str, ...] = ()  # when set, API-set callback URLs must be on it
+    callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)  # where API-set callbacks may connect
     warnings: tuple[str, ...] = ()
 
     @property
@@ -161,13 +163,20 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                       "spangate_settings.shutdown_flush_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
         allow_mock_response=_bool(spangate.get("allow_mock_response", False), "spangate_settings.allow_mock_response"),
-        callback_allowed_hosts=_names(spangate.get("callback_allowed_hosts"),
-                                      "spangate_settings.callback_allowed_hosts"),
+        callback_policy=_callback_policy(spangate.get("callback_allowed_hosts")),
         warnings=tuple(warnings),
     )
 
 
 # --- pieces -------------------------------------------------------------------------------------
+
+
+def _callback_policy(raw: Any) -> CallbackPolicy:
+    where = "spangate_settings.callback_allowed_hosts"
+    try:
+        return CallbackPolicy.from_allowed_hosts(_names(raw, where))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; expected host names, *.domain wildcards or CIDRs such as 10.0.0.0/8") from None
 
 
 def _deployments(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:

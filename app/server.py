@@ -38,6 +38,7 @@ from app.teams import TeamDirectory
 from app.teamstate import TeamState
 from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
+from exporters.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
 from processors.router import TeamRouterSpanProcessor
 
@@ -101,9 +102,11 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     upstream = build_upstream_transport(tracer_provider, instrument=wants_child_spans)
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
-    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False,
-                                                      limits=httpx.Limits(max_connections=64)),
-                             span_log_path=config.resolved_span_log_path)
+    limits = httpx.Limits(max_connections=64)
+    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False, limits=limits),
+                             span_log_path=config.resolved_span_log_path,
+                             api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
+                                                            limits=limits))
     teams = TeamDirectory(config)
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans,
                                allow_mock_response=config.allow_mock_response)
@@ -168,6 +171,8 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
             gateway.extras["meter_provider"].shutdown()
             gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
             gateway.build_ctx.http_client.close()
+            if gateway.build_ctx.api_http_client is not None:
+                gateway.build_ctx.api_http_client.close()
 
     return lifespan
 

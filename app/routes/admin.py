@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from app import semconv as sc
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
-from app.routing import CALLBACK_TYPES, DestinationSpec
+from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
 from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
 from app.spans import span_name
 from app.store import AlreadyExists, TeamRecord
@@ -34,6 +34,7 @@ from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
 from exporters.base import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
+from exporters.urlpolicy import url_refusal
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -291,7 +292,7 @@ def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
 
 
 def try_destination(spec: DestinationSpec, span: ReadableSpan, ctx: BuildContext) -> dict[str, Any]:
-    exporter = spec.kind.build(spec.config, ctx)
+    exporter = spec.kind.build(spec.config, build_context(spec, ctx))
     try:
         result = exporter.export([span])
     finally:
@@ -300,7 +301,7 @@ def try_destination(spec: DestinationSpec, span: ReadableSpan, ctx: BuildContext
     ok = result is SpanExportResult.SUCCESS
     return {"callback_name": spec.name, "callback_type": spec.callback_type, "status": "success" if ok else "failure",
             "http_status": None if failure is None else failure.status,
-            "detail": None if ok or failure is None else failure.detail}
+            "detail": None if ok else (failure.reason if failure and failure.reason else "export failed")}
 
 
 def _as_hash(key: str) -> str:
@@ -333,11 +334,18 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
                              param=f"callback_vars.{masked[0]}", code="masked_value")
     try:
-        kind.parse(data.callback_vars)
+        parsed = kind.parse(data.callback_vars)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
+    urls = kind.base_urls(parsed)
+    for var, url in urls.items():
+        reason = await url_refusal(gateway.config.callback_policy, url)
+        if reason is not None:
+            raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
+                                 param=f"callback_vars.{var}", code="callback_url_not_allowed")
     secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
-    plain = {k: v for k, v in data.callback_vars.items() if k not in kind.secret_vars}
+    # URLs are stored as normalised (what GET shows is what is connected to)
+    plain = {k: urls.get(k, v) for k, v in data.callback_vars.items() if k not in kind.secret_vars}
     ciphertext = None
     if secrets:
         try:
