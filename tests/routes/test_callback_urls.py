@@ -126,6 +126,27 @@ def test_callback_test_reports_a_status_code_not_the_body(admin: httpx.Client, p
     assert "hunter2" not in tested.text and "db01" not in tested.text
 
 
+def test_health_shows_the_short_reason_of_a_failing_destination(
+        gw: RunningGateway, admin: httpx.Client, project: LangfuseProject) -> None:
+    team_id = new_team(admin)
+    assert set_host(admin, team_id, project.host).status_code == 200
+    key = admin.post("/key/generate", json={"team_id": team_id}).json()["key"]
+    project.sink.respond = lambda _req: Reply(status=500, body=INTERNAL_PAGE, headers={"Content-Type": "text/html"})
+    try:
+        assert chat(gw.base_url, key, test="health-reason").status_code == 200
+        errors: list[str | None] = []
+
+        def failed() -> bool:
+            health = admin.get("/health/destinations").json()["destinations"]
+            errors[:] = [d["last_error"] for d in health if d["team"] == team_id]
+            return any(errors)
+
+        poll(failed, timeout=10)
+    finally:
+        project.sink.respond = lambda _req: Reply()
+    assert errors == ["HTTP 500"]
+
+
 def test_callback_test_names_a_refused_connection(admin: httpx.Client) -> None:
     team_id = new_team(admin)
     assert set_host(admin, team_id, f"http://127.0.0.1:{closed_port()}").status_code == 200
