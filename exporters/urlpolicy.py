@@ -197,15 +197,15 @@ class GuardedTransport(httpx.BaseTransport):
         self._inner = inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.extensions = {**request.extensions, "trace": self._tracer(request.url.host, request.extensions)}
+        host = request.url.raw_host.decode("ascii").lower().removesuffix(".")  # xn-- form, as the policy has it
+        request.extensions = {**request.extensions, "trace": self._tracer(host, request.extensions)}
         return self._inner.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
 
-    def _tracer(self, host: str, extensions: dict[str, Any]) -> Callable[[str, dict[str, Any]], None]:
+    def _tracer(self, name: str, extensions: dict[str, Any]) -> Callable[[str, dict[str, Any]], None]:
         chained = extensions.get("trace")
-        name = canonical_host(host, "host") if host else host
 
         def trace(event: str, info: dict[str, Any]) -> None:
             if event == "connection.connect_tcp.started":

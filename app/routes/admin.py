@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,7 +35,7 @@ from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
 from exporters.base import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
-from exporters.urlpolicy import url_refusal
+from exporters.urlpolicy import CallbackPolicy, url_refusal
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -337,12 +338,7 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         parsed = kind.parse(data.callback_vars)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
-    urls = kind.base_urls(parsed)
-    for var, url in urls.items():
-        reason = await url_refusal(gateway.config.callback_policy, url)
-        if reason is not None:
-            raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
-                                 param=f"callback_vars.{var}", code="callback_url_not_allowed")
+    urls = await _allowed_urls(gateway.config.callback_policy, kind.base_urls(parsed), data.callback_vars)
     secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
     # URLs are stored as normalised (what GET shows is what is connected to)
     plain = {k: urls.get(k, v) for k, v in data.callback_vars.items() if k not in kind.secret_vars}
@@ -355,6 +351,19 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         ciphertext = box.encrypt(secrets, context=secret_context(team_id, data.callback_name, data.callback_type))
     return await gateway.extras["store"].set_callback(team_id, data.callback_name, data.callback_type, ciphertext,
                                                       secrets.keys(), plain)
+
+
+async def _allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: Mapping[str, Any]) -> Mapping[str, str]:
+    """The destination's URLs (var -> normalised URL), each one the callback policy allows; else a 400
+    naming the var and why. The connection is checked again when it is made (DNS may change)."""
+    for var, url in urls.items():
+        if var not in given and not policy.restricted:
+            continue  # a built-in default (cloud.langfuse.com): nothing to look up
+        reason = await url_refusal(policy, url)
+        if reason is not None:
+            raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
+                                 param=f"callback_vars.{var}", code="callback_url_not_allowed")
+    return urls
 
 
 async def _callbacks_json(gateway: Gateway, team_id: str) -> dict[str, Any]:
