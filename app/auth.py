@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from app.errors import AuthenticationFailed
 
+ALL_MODELS = "all-proxy-models"  # LiteLLM's spelling of "no model limit" in a key's or team's models
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -25,6 +27,11 @@ class Caller:
     models: frozenset[str] = frozenset()  # empty: every model
     team_models: frozenset[str] = frozenset()
     expires_at: float | None = None  # unix seconds
+
+    def may_use(self, model: str) -> bool:
+        """Within both the key's and the team's models (empty or 'all-proxy-models': no limit)."""
+        return all(not allowed or model in allowed or ALL_MODELS in allowed
+                   for allowed in (self.models, self.team_models))
 
 
 ANONYMOUS = Caller()

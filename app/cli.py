@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from app import __version__
+from app.accesslog import uvicorn_log_config
 from app.config import ConfigError, GatewayConfig, default_config, load_config
 
 log = logging.getLogger("spangate")
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
     common = {"host": args.host, "port": args.port, "loop": "uvloop", "log_level": level,
-              "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30}
+              "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30,
+              "log_config": uvicorn_log_config()}
     from app.server import check_destinations, create_app
     from app.serving import run_server, server_config
 

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import yaml
 
+from exporters.urlpolicy import CallbackPolicy
+
 ENV_PREFIX = "os.environ/"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -42,7 +44,8 @@ _KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_byte
 _KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
     "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy", "header_read_timeout_seconds",
-    "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes",
+    "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
+    "callback_allowed_hosts",
 })
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 
@@ -100,6 +103,8 @@ class GatewayConfig:
     max_connections_per_worker: int = 2048
     max_upstream_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES
+    allow_mock_response: bool = False  # honour a client's mock_response on real models (LiteLLM does)
+    callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)  # where API-set callbacks may connect
     warnings: tuple[str, ...] = ()
 
     @property
@@ -177,11 +182,21 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                          "spangate_settings.max_upstream_response_bytes", minimum=1024),
         max_sse_event_bytes=_int(spangate.get("max_sse_event_bytes", DEFAULT_MAX_SSE_EVENT_BYTES),
                                  "spangate_settings.max_sse_event_bytes", minimum=1024),
+        allow_mock_response=_bool(spangate.get("allow_mock_response", False), "spangate_settings.allow_mock_response"),
+        callback_policy=_callback_policy(spangate.get("callback_allowed_hosts")),
         warnings=tuple(warnings),
     )
 
 
 # --- pieces -------------------------------------------------------------------------------------
+
+
+def _callback_policy(raw: Any) -> CallbackPolicy:
+    where = "spangate_settings.callback_allowed_hosts"
+    try:
+        return CallbackPolicy.from_allowed_hosts(_names(raw, where))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; expected host names, *.domain wildcards or CIDRs such as 10.0.0.0/8") from None
 
 
 def _deployments(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:

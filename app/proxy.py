@@ -92,9 +92,14 @@ class ProxyService:
             model = body["model"]
             group = self._router.get(model)
             if group is None:
-                names = ", ".join(self._router.names)
+                # Only what this caller may use: the full list would tell a restricted key what else exists.
+                names = ", ".join(n for n in self._router.names if ctx.caller.may_use(n)) or "none for this key"
                 raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
                                param="model", code="model_not_found")
+            if "mock_response" in body and not group.honours_mock_response:
+                raise InvalidRequest("'mock_response' is honoured only by mock/ models, unless the operator sets "
+                                     "spangate_settings.allow_mock_response", param="mock_response",
+                                     code="mock_response_not_allowed")
             check_model_access(ctx.caller, model)
         except GatewayError as exc:
             raise self.reject(operation, body, ctx, exc) from None

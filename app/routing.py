@@ -39,6 +39,7 @@ class DestinationSpec:
     callback_type: str = BOTH
     team: str | None = None
     usable: bool = True
+    from_api: bool = False  # set through the admin API: built with the policy-checked client
 
     @property
     def on_success(self) -> bool:
@@ -91,8 +92,15 @@ def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) 
     return out
 
 
-def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType, parsed: Any) -> DestinationSpec:
-    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id)
+def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType, parsed: Any, *,
+              from_api: bool = False) -> DestinationSpec:
+    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id,
+                           from_api=from_api)
+
+
+def build_context(spec: DestinationSpec, ctx: BuildContext) -> BuildContext:
+    """API-set destinations connect only where the callback policy allows; the config's are the operator's."""
+    return ctx.for_api() if spec.from_api else ctx
 
 
 def unusable_spec(team_id: str, name: str, callback_type: str) -> DestinationSpec:
@@ -140,7 +148,7 @@ class RoutingBuilder:
         return RoutingTable(default=default, teams=routes, disabled_teams=disabled, version=version)
 
     def _factory(self, spec: DestinationSpec) -> Any:
-        ctx = self._ctx
+        ctx = build_context(spec, self._ctx)
 
         def make() -> SpanExporter:
             return spec.kind.build(spec.config, ctx)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+MASK = "********"  # what GET shows in place of a stored callback secret
 MISSING_KEY_MESSAGE = (
     "cannot store callback secrets: no encryption key is configured; "
     "set SPANGATE_SALT_KEY or general_settings.master_key"
@@ -120,6 +121,12 @@ def require_box(box: SecretBox | None) -> SecretBox:
     if box is None:
         raise SecretsUnavailable()
     return box
+
+
+def is_mask(value: object) -> bool:
+    """A value that is the mask, give or take whitespace and the number of asterisks: a client that
+    posts back what GET showed must be refused, not have the mask stored as its secret."""
+    return isinstance(value, str) and bool(value.strip()) and not value.strip().strip(MASK[0])
 
 
 def hash_key(plaintext: str) -> str:

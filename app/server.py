@@ -39,6 +39,7 @@ from app.teams import TeamDirectory
 from app.teamstate import TeamState
 from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
+from exporters.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
 from processors.router import TeamRouterSpanProcessor
 
@@ -105,12 +106,17 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
     limits = httpx.Limits(max_connections=64)
+    # API-set destinations connect directly, never through upstream_proxy: the address policy must
+    # see the destination's own address (a proxy would resolve and connect on its behalf).
     build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False, limits=limits,
                                                       mounts=client_mounts(config.upstream_proxy, limits)),
-                             span_log_path=config.resolved_span_log_path)
+                             span_log_path=config.resolved_span_log_path,
+                             api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
+                                                            limits=limits))
     teams = TeamDirectory(config)
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans,
-                               max_response_bytes=config.max_upstream_response_bytes)
+                               max_response_bytes=config.max_upstream_response_bytes,
+                               allow_mock_response=config.allow_mock_response)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes)
     check_destinations(config, env)
@@ -172,6 +178,8 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
             gateway.extras["meter_provider"].shutdown()
             gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
             gateway.build_ctx.http_client.close()
+            if gateway.build_ctx.api_http_client is not None:
+                gateway.build_ctx.api_http_client.close()
 
     return lifespan
 

@@ -89,7 +89,7 @@ class TeamState:
         try:
             kind = self._registry.get(record.callback_name)
             spec = team_spec(record.team_id, record.callback_name, record.callback_type.value, kind,
-                             kind.parse(callback_vars(record, self._box)))
+                             kind.parse(callback_vars(record, self._box)), from_api=True)
         except (ValueError, SecretBoxError) as exc:
             # A row that cannot be used is reported, not fatal: the other teams keep logging. Its
             # entry still stands, so this team's spans do not fall back to the global destination.

@@ -11,9 +11,11 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
+
+from exporters.urlpolicy import DestinationRefused
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _EXCERPT = 300
@@ -28,6 +30,9 @@ class ExportFailure:
     status: int | None = None
     retry_after: float | None = None  # seconds, from a Retry-After header
     too_large: bool = False  # 413: split the batch and retry the halves
+    # Short and safe to show an admin ("HTTP 500", "connection refused"): ``detail`` may quote the
+    # destination's answer, which can be an internal service's page. Not part of equality.
+    reason: str = field(default="", compare=False)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -58,14 +63,32 @@ def failure_from_response(response: httpx.Response) -> ExportFailure | None:
         status=status,
         retry_after=parse_retry_after(response.headers.get("retry-after")),
         too_large=status == 413,
+        reason=f"HTTP {status}",
     )
 
 
 def failure_from_exception(exc: Exception) -> ExportFailure:
     """Transport errors (refused, reset, timeouts) are retryable; anything else is a bug, not data."""
+    detail = f"{type(exc).__name__}: {exc}"[:_EXCERPT]
+    return ExportFailure(retryable=isinstance(exc, httpx.TransportError), detail=detail, reason=short_reason(exc))
+
+
+def short_reason(exc: Exception) -> str:
+    """A few words for an admin, from the exception's type: never its text, which may quote a peer."""
+    if isinstance(exc, DestinationRefused):
+        return exc.reason
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name" in text and ("resolv" in text or "known" in text or "service" in text):
+            return "host name does not resolve"
+        return "connection failed"
     if isinstance(exc, httpx.TransportError):
-        return ExportFailure(retryable=True, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
-    return ExportFailure(retryable=False, detail=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+        return "connection lost"
+    return f"export failed ({type(exc).__name__})"
 
 
 def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,11 +31,22 @@ from exporters.otlp import OtlpConfig, build_otlp_exporter
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What exporters may be given: a background HTTP client (never the request path's) and paths."""
+    """What exporters may be given: a background HTTP client (never the request path's) and paths.
+
+    ``api_http_client`` is for destinations set through the admin API: its connections are checked
+    against the callback policy (``exporters.urlpolicy``). ``for_api()`` is the context to build
+    those with; it fails rather than fall back to the unchecked client.
+    """
 
     http_client: httpx.Client
     span_log_path: Path
     console: TextIO = field(default_factory=lambda: sys.stdout)
+    api_http_client: httpx.Client | None = None
+
+    def for_api(self) -> BuildContext:
+        if self.api_http_client is None:
+            raise ValueError("no policy-checked HTTP client to build an API-set destination with")
+        return replace(self, http_client=self.api_http_client)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class DestinationType:
     traces: bool = False  # receives every span (collector-style), not only the gateway's LLM spans
     team_configurable: bool = True
     spool: bool = True  # queue in the durable spool (see the module docstring); False: in memory
+    base_urls: Callable[[Any], Mapping[str, str]] = lambda _config: {}  # var -> the URL it connects to
 
 
 class UnknownDestination(ValueError):
@@ -101,6 +113,7 @@ def builtin_registry() -> DestinationRegistry:
         DestinationType("langfuse", langfuse.LangfuseConfig.from_vars,
                         lambda c, ctx: langfuse.LangfuseSpanExporter(c, ctx.http_client),
                         lambda env, _ctx: _env(env, langfuse.config.ENV_VARS),
-                        secret_vars=langfuse.config.SECRET_VARS),
+                        secret_vars=langfuse.config.SECRET_VARS,
+                        base_urls=lambda c: {langfuse.config.HOST_VAR: c.host}),
     ]
     return DestinationRegistry({t.name: t for t in types})

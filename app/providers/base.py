@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,8 +11,7 @@ import msgspec
 
 from app.config import DeploymentConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-
-_KEY_PATTERN = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\*\.]{4,}")
+from app.redact import deployment_secrets, scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +52,8 @@ def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host
 
 
 def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and its error's message/type/code; scrub anything key-shaped."""
+    """Keep the upstream status and its error's message/type/code; scrub the deployment's secrets
+    (whole or in part) first, then anything key-shaped (``app.redact``)."""
     message, kind, code, param = "", "upstream_error", None, None
     try:
         data = msgspec.json.decode(raw) if raw else None
@@ -70,9 +69,8 @@ def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamE
         message = error
     if not message:
         message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
-    message = _KEY_PATTERN.sub(r"\1***", message)
-    if deployment.config.api_key:  # keys without a known prefix (Azure's 32 hex digits) are only known literally
-        message = message.replace(deployment.config.api_key, "***")
+    config = deployment.config
+    message = scrub(message, deployment_secrets(config.api_key, config.headers))
     where = f"{deployment.config.model_name} ({deployment.server_address})"
     return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
                          code=code or f"upstream_http_{status}", param=param)

@@ -29,9 +29,12 @@ def _should_fail_over(status: int) -> bool:
 
 
 class ModelGroup:
-    def __init__(self, name: str, deployments: list[Deployment]) -> None:
+    def __init__(self, name: str, deployments: list[Deployment], *, allow_mock_response: bool = False) -> None:
         self.name = name
         self.deployments = deployments
+        # mock_response skips the upstream and writes whatever usage the client likes into its
+        # team's logs and costs: only mock models, or a gateway whose operator opted in, honour it.
+        self.honours_mock_response = allow_mock_response or all(isinstance(d, MockDeployment) for d in deployments)
         self._next = itertools.count()
 
     def order(self) -> list[Deployment]:
@@ -74,7 +77,8 @@ class ModelRouter:
 
     @classmethod
     def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport, *,
-              inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> ModelRouter:
+              inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+              allow_mock_response: bool = False) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
         for config in deployments:
             deployment: Deployment = (
@@ -82,7 +86,8 @@ class ModelRouter:
                 else OpenAICompatibleDeployment(config, transport, inject_traceparent=inject_traceparent,
                                                 max_response_bytes=max_response_bytes))
             grouped.setdefault(config.model_name, []).append(deployment)
-        return cls({name: ModelGroup(name, items) for name, items in grouped.items()})
+        return cls({name: ModelGroup(name, items, allow_mock_response=allow_mock_response)
+                    for name, items in grouped.items()})
 
     def get(self, name: str) -> ModelGroup | None:
         return self.groups.get(name)

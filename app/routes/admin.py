@@ -10,14 +10,15 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Router, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -26,20 +27,21 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from app import semconv as sc
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
-from app.routing import CALLBACK_TYPES, DestinationSpec
-from app.secrets import SecretBoxError, hash_key, key_display_prefix, new_virtual_key, require_box
+from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
+from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
 from app.spans import span_name
 from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
 from exporters.base import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
+from exporters.urlpolicy import CallbackPolicy, url_refusal
 
 if TYPE_CHECKING:
     from app.server import Gateway
     from app.store import Store
 
-MASK = "********"
+KEY_HEADER = "x-spangate-key"  # a key to look up, kept out of the URL (and so out of access logs)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -68,6 +70,10 @@ class KeyGenerate(msgspec.Struct):
     models: list[str] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     duration: str | None = None
+
+
+class KeyInfo(msgspec.Struct):
+    key: str
 
 
 class KeyDelete(msgspec.Struct):
@@ -183,12 +189,24 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         await refresh()
         return {"key": plaintext, **_key_json(record)}
 
-    @get("/key/info", tags=["key management"])
-    async def key_info(key: FromQuery[str]) -> dict[str, Any]:
+    async def key_lookup(key: str | None) -> dict[str, Any]:
+        if not key:
+            raise InvalidRequest(f"give the key in a JSON body {{\"key\": ...}} (POST) or the {KEY_HEADER} header",
+                                 param="key", code="missing_required_parameter")
         record = await store().get_key(_as_hash(key))
         if record is None:
             raise NotFound("no such key", param="key", code="key_not_found")
         return {"info": _key_json(record)}
+
+    @get("/key/info", tags=["key management"])
+    async def key_info(key: FromQuery[str | None] = None,
+                       key_header: Annotated[str | None, HeaderParameter(name=KEY_HEADER)] = None) -> dict[str, Any]:
+        """LiteLLM's ``?key=`` form still works (the access log never shows it); prefer the header or POST."""
+        return await key_lookup(key or key_header)
+
+    @post("/key/info", status_code=200, tags=["key management"])
+    async def key_info_post(data: JSONBody[KeyInfo]) -> dict[str, Any]:
+        return await key_lookup(data.key)
 
     @post("/key/delete", status_code=200, tags=["key management"])
     async def key_delete(data: JSONBody[KeyDelete]) -> dict[str, Any]:
@@ -260,7 +278,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
 
     # One guard for the whole admin API, checked before Litestar parses a body or query.
     return [Router(path="/", guards=[admin_guard], route_handlers=[
-        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_delete,
+        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_info_post, key_delete,
         callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
 
 
@@ -278,7 +296,7 @@ def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
 
 
 def try_destination(spec: DestinationSpec, span: ReadableSpan, ctx: BuildContext) -> dict[str, Any]:
-    exporter = spec.kind.build(spec.config, ctx)
+    exporter = spec.kind.build(spec.config, build_context(spec, ctx))
     try:
         result = exporter.export([span])
     finally:
@@ -287,7 +305,7 @@ def try_destination(spec: DestinationSpec, span: ReadableSpan, ctx: BuildContext
     ok = result is SpanExportResult.SUCCESS
     return {"callback_name": spec.name, "callback_type": spec.callback_type, "status": "success" if ok else "failure",
             "http_status": None if failure is None else failure.status,
-            "detail": None if ok or failure is None else failure.detail}
+            "detail": None if ok else (failure.reason if failure and failure.reason else "export failed")}
 
 
 def _as_hash(key: str) -> str:
@@ -315,16 +333,18 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
     if not kind.team_configurable:
         raise InvalidRequest(f"{data.callback_name!r} is gateway-wide and cannot be set per team; supported: "
                              f"{', '.join(gateway.registry.team_names)}", param="callback_name", code="invalid_value")
-    masked = [k for k, v in data.callback_vars.items() if v == MASK]
+    masked = [k for k, v in data.callback_vars.items() if is_mask(v)]
     if masked:
         raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
                              param=f"callback_vars.{masked[0]}", code="masked_value")
     try:
-        kind.parse(data.callback_vars)
+        parsed = kind.parse(data.callback_vars)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
+    urls = await _allowed_urls(gateway.config.callback_policy, kind.base_urls(parsed), data.callback_vars)
     secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
-    plain = {k: v for k, v in data.callback_vars.items() if k not in kind.secret_vars}
+    # URLs are stored as normalised (what GET shows is what is connected to)
+    plain = {k: urls.get(k, v) for k, v in data.callback_vars.items() if k not in kind.secret_vars}
     ciphertext = None
     if secrets:
         try:
@@ -334,6 +354,19 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         ciphertext = box.encrypt(secrets, context=secret_context(team_id, data.callback_name, data.callback_type))
     return await gateway.extras["store"].set_callback(team_id, data.callback_name, data.callback_type, ciphertext,
                                                       secrets.keys(), plain)
+
+
+async def _allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: Mapping[str, Any]) -> Mapping[str, str]:
+    """The destination's URLs (var -> normalised URL), each one the callback policy allows; else a 400
+    naming the var and why. The connection is checked again when it is made (DNS may change)."""
+    for var, url in urls.items():
+        if var not in given and not policy.restricted:
+            continue  # a built-in default (cloud.langfuse.com): nothing to look up
+        reason = await url_refusal(policy, url)
+        if reason is not None:
+            raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
+                                 param=f"callback_vars.{var}", code="callback_url_not_allowed")
+    return urls
 
 
 async def _callbacks_json(gateway: Gateway, team_id: str) -> dict[str, Any]:

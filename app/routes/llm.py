@@ -23,8 +23,7 @@ def llm_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     @get(["/v1/models", "/models"], include_in_schema=False)
     async def models(request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = caller_of(gateway, request)
-        allowed = caller.models or caller.team_models
-        names = [n for n in gateway.config.model_names if not allowed or n in allowed]
+        names = [n for n in gateway.config.model_names if caller.may_use(n)]
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "spangate"}
                                            for n in names]}
 

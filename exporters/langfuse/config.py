@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
+
+from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_HOST", "ENV_VARS", "NAME", "SECRET_VARS", "LangfuseConfig"]
 
@@ -97,17 +98,4 @@ def _key(var: str, value: Any) -> str:
 
 
 def _host(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{HOST_VAR} must be an http(s) URL string, not {type(value).__name__}")
-    text = value.strip().rstrip("/")
-    try:
-        parts = urlsplit(text)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        parts, port_ok = None, False
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(f"{HOST_VAR} must be an http(s) URL such as {DEFAULT_HOST}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        # The value is not echoed: a misplaced key may be what made it invalid.
-        raise ValueError(f"{HOST_VAR} must not carry credentials, a query or a fragment")
-    return text
+    return normalize_base_url(value, HOST_VAR)

@@ -101,7 +101,9 @@ class Sender:
     def _failed(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
         dest.count("failed", len(batch))
         with dest.lock:
-            dest.last_error = failure.detail
+            # Shown by /health/destinations: the short reason, never the destination's body (an
+            # API-set callback aimed at an internal service must not read its pages back).
+            dest.last_error = failure.reason or failure.detail
         if failure.too_large and len(batch) > 1:
             half = len(batch) // 2
             dest.pending[0:1] = [batch[:half], batch[half:]]

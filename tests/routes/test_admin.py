@@ -101,6 +101,7 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/delete"): {"url": "/team/delete", "json": {"team_ids": [team_id]}},
         ("POST", "/key/generate"): {"url": "/key/generate", "json": {"team_id": team_id}},
         ("GET", "/key/info"): {"url": "/key/info", "params": {"key": key}},
+        ("POST", "/key/info"): {"url": "/key/info", "json": {"key": key}},
         ("POST", "/key/delete"): {"url": "/key/delete", "json": {"keys": [key]}},
         ("POST", "/team/{team_id}/callback"): {"url": f"{team_path}/callback", "json": callback},
         ("GET", "/team/{team_id}/callback"): {"url": f"{team_path}/callback"},
