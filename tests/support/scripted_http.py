@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 FIRST = "/first"
 OWN_PREFIX = b"own:"
 READ_LIMIT = 1 << 20
+YIELDS_PER_PIECE = 3
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,11 @@ class ScriptedServer:
             for piece in self.play.pieces:
                 writer.write(piece)
                 await writer.drain()
-                # A turn of the loop for the client (same loop) to read this piece on its own, so that
-                # the split points reach its parser; a best effort that no assertion depends on.
-                await asyncio.sleep(0)
+                # A few turns of the loop for the client (same loop) to read this piece on its own, so that
+                # the split points reach its parser: one turn for select to see the bytes, one for the
+                # reader's callback, one for a task woken by it. A best effort no assertion depends on.
+                for _ in range(YIELDS_PER_PIECE):
+                    await asyncio.sleep(0)
             if self.play.close:
                 writer.close()
                 with contextlib.suppress(ConnectionError):
