@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -108,3 +109,18 @@ async def test_each_caller_gets_its_own_answer_alone_and_concurrently(
         await one(client, gw, kind, f"{call}-{kind}-{secrets.token_hex(6)}")
     markers = [f"{call}-{kind}-{secrets.token_hex(6)}" for _ in range(CONCURRENT)]
     await asyncio.gather(*(one(client, gw, kind, marker) for marker in markers))
+
+
+def test_the_close_delimited_route_answers_without_length_and_closes(upstreams: dict[str, str]) -> None:
+    """The framing the close-delimited deployment relies on, read off the wire."""
+    base = upstreams["http.server-close-delimited"]
+    host, port = base.split("//")[1].split("/")[0].split(":")
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "wire"}]}).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST %b/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%b"
+                     % (base.split(port, 1)[1].encode(), len(body), body))
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))  # until the server closes
+    head, payload = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.0 200")
+    assert b"content-length" not in head.lower() and b"transfer-encoding" not in head.lower()
+    assert json.loads(payload)["choices"][0]["message"]["content"] == "fake says: wire"

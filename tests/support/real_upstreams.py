@@ -7,7 +7,8 @@ builders of ``tests/support/upstream.py``; each server only frames it its own wa
 - ``aiohttp_upstream``: aiohttp's web server (``StreamResponse``: chunked);
 - ``http_server_upstream``: ``http.server.ThreadingHTTPServer``, HTTP/1.1 with keep-alive
   (Content-Length, streams chunked by hand); under ``/close/`` it answers as an HTTP/1.0 server
-  would: no Content-Length, no chunking, the body ends when the connection closes.
+  would: an HTTP/1.0 status line, no Content-Length, no chunking, the body ends when the
+  connection closes.
 
 Embedding vectors echo their input (one float per character code), so a caller can tell that the
 vector it got was computed for its own text.
@@ -169,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         close_delimited = self.path.startswith(CLOSE_PREFIX + "/")
         answer = reply(self.path, raw)
+        if close_delimited:
+            self.protocol_version = "HTTP/1.0"  # this answer's status line
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         if close_delimited:
