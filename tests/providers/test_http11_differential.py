@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 
 from app.providers.http11 import Http11Transport
 from tests.support.raw_answers import (
@@ -156,9 +156,14 @@ def collapsed(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, byt
     return out
 
 
+def kind(outcome: Outcome) -> str:
+    return outcome.kind if isinstance(outcome, Failed) else "answer"
+
+
 def check(case: Case, reference: Run, ours: Run) -> None:
     ref, got = reference.first, ours.first
     both_said = f"reference: {ref!r}\nHttp11Transport: {got!r}"
+    event(f"reference {kind(ref)}, Http11Transport {kind(got)}")  # pytest --hypothesis-show-statistics
     if isinstance(ref, Answer) and isinstance(got, Answer):
         same = (got.status, collapsed(got.headers), got.body) == (ref.status, collapsed(ref.headers), ref.body)
         assert same, both_said
