@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,15 @@ class Processes:
 # --- the calls -----------------------------------------------------------------------------------
 
 
-async def one_call(client: Any, kind: str) -> tuple[str, float]:
-    """One call of ``kind``; returns the response id the caller got and its latency."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class Call:
+    reply_id: str | None  # the id the caller got, None when the call failed
+    error: str | None
+    latency: float
+
+
+async def one_call(client: Any, kind: str) -> str:
+    """One call of ``kind``, its answer checked; returns the response id the caller got."""
     if kind == "stream":
         stream = await client.chat.completions.create(model="via-nginx", messages=MESSAGES, stream=True,
                                                       stream_options={"include_usage": True})
@@ -168,42 +175,48 @@ async def one_call(client: Any, kind: str) -> tuple[str, float]:
         reply = await client.chat.completions.create(model=model, messages=MESSAGES)
         text, reply_id = reply.choices[0].message.content, reply.id
     assert text == EXPECTED_TEXT, f"{kind}: {text!r}"
-    return reply_id, time.perf_counter() - start
+    return reply_id
 
 
-async def run_calls(base_url: str, calls: int, concurrency: int) -> dict[str, list[tuple[str, float]]]:
+async def run_calls(base_url: str, calls: int, concurrency: int) -> dict[str, list[Call]]:
     from openai import AsyncOpenAI
 
     gate = asyncio.Semaphore(concurrency)
 
-    async def limited(client: Any, kind: str) -> tuple[str, float]:
+    async def limited(client: Any, kind: str) -> Call:
         async with gate:
-            return await one_call(client, kind)
+            start = time.perf_counter()
+            try:
+                reply_id = await one_call(client, kind)
+            except Exception as exc:  # counted and shown in the summary; the run goes on
+                return Call(None, f"{type(exc).__name__}: {exc}"[:200], time.perf_counter() - start)
+            return Call(reply_id, None, time.perf_counter() - start)
 
-    results: dict[str, list[tuple[str, float]]] = {}
+    results: dict[str, list[Call]] = {}
     async with AsyncOpenAI(base_url=base_url + "/v1", api_key="anything", max_retries=0, timeout=30) as client:
         for kind in ("chat", "chat-chunked", "stream"):
             results[kind] = await asyncio.gather(*(limited(client, kind) for _ in range(calls)))
     return results
 
 
-def check_spans(spans_path: Path, results: dict[str, list[tuple[str, float]]]) -> list[str]:
-    """Problems found: every call has one OK span carrying the id its caller got."""
+def check(spans_path: Path, results: dict[str, list[Call]]) -> list[str]:
+    """Problems found: every call answered right, with one OK span carrying the id its caller got."""
     spans = [json.loads(line) for line in spans_path.read_text().splitlines() if line.strip()]
     by_id = {s["attributes"].get(sc.RESPONSE_ID): s for s in spans}
-    ids = [rid for kind in results.values() for rid, _ in kind]
-    problems = []
+    ids = [call.reply_id for kind in results.values() for call in kind if call.reply_id is not None]
+    problems = [f"{kind}: {len(errors)} calls failed, e.g. {errors[0]}" for kind, rows in results.items()
+                if (errors := [call.error for call in rows if call.error])]
     if len(set(ids)) != len(ids):
         problems.append(f"{len(ids) - len(set(ids))} callers got an id another caller got too")
-    if len(spans) != len(ids):
-        problems.append(f"{len(spans)} spans for {len(ids)} calls")
+    if len(spans) != sum(len(rows) for rows in results.values()):
+        problems.append(f"{len(spans)} spans for {sum(len(rows) for rows in results.values())} calls")
     missing = [rid for rid in ids if rid not in by_id]
     if missing:
         problems.append(f"{len(missing)} calls have no span with their id, e.g. {missing[:3]}")
     not_ok = [s["status"] for s in spans if s["status"]["code"] != "OK"]
     if not_ok:
         problems.append(f"{len(not_ok)} spans not OK, e.g. {not_ok[:3]}")
-    streams = [by_id[rid] for rid, _ in results["stream"] if rid in by_id]
+    streams = [by_id[call.reply_id] for call in results["stream"] if call.reply_id in by_id]
     unfinished = [s for s in streams if s["attributes"].get(sc.STREAM_OUTCOME) != sc.STREAM_COMPLETED]
     if unfinished:
         problems.append(f"{len(unfinished)} stream spans not completed")
@@ -233,15 +246,16 @@ def main() -> int:
             wall = time.perf_counter() - started
             status = nginx_status(nginx_port)
             procs.stop_last()  # the gateway: a graceful stop flushes every span to the file
-            problems = check_spans(Path(tmp) / "gateway-data" / "spans.jsonl", results)
+            problems = check(Path(tmp) / "gateway-data" / "spans.jsonl", results)
         finally:
             procs.stop_all()
     total = sum(len(r) for r in results.values())
     print(f"nginx reverse proxy, {args.calls} calls per kind, concurrency {args.concurrency}: "
           f"{total} calls in {wall:.2f} s ({total / wall:.0f} calls/s)")
     for kind, rows in results.items():
-        latencies = sorted(latency for _, latency in rows)
-        print(f"  {kind:13s} {len(rows)} answers checked, p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        latencies = sorted(call.latency for call in rows)
+        right = sum(call.error is None for call in rows)
+        print(f"  {kind:13s} {right}/{len(rows)} answers right, p50 {statistics.median(latencies) * 1000:.1f} ms, "
               f"max {latencies[-1] * 1000:.1f} ms")
     print(f"  nginx stub_status (gateway -> nginx connections vs requests): {status}")
     print("  spans: " + ("one OK span per call, each with its caller's id" if not problems else "; ".join(problems)))
