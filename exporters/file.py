@@ -12,7 +12,7 @@ import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure
+from contracts.failures import ExportFailure
 from exporters.span_json import span_to_dict
 
 _encode = msgspec.json.Encoder()

@@ -16,7 +16,8 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure, post_batch
+from contracts.failures import ExportFailure
+from exporters.base import post_batch
 from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
 
 _PROTOCOLS = ("http/protobuf", "grpc")

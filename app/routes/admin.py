@@ -33,7 +33,7 @@ from app.spans import span_name
 from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
-from exporters.base import ExportFailure
+from contracts.failures import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
 from exporters.urlpolicy import CallbackPolicy, url_refusal
 

@@ -18,7 +18,8 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure, post_batch
+from contracts.failures import ExportFailure
+from exporters.base import post_batch
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.encode import encode_langfuse
 from exporters.otlp import GZIP_LEVEL

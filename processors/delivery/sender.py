@@ -3,10 +3,10 @@
 Success acknowledges the batch in the store. A retryable failure keeps the batch in flight and
 asks for a backoff (full jitter, never shorter than Retry-After). A 413 splits the batch in
 halves that are sent next; a single span still too large, or a permanent failure, goes to the
-dead-letter store. An exporter that raises instead of returning FAILURE is judged by
-``failure_from_exception``: transport errors are retried, anything else is dead-lettered (the
-spans stay in the dead-letter table, so a buggy exporter cannot spin on them forever). The pool
-guarantees one run at a time per destination.
+dead-letter store. An exporter that raises instead of returning FAILURE is retried with backoff
+and logged with its traceback (``contracts.failures.unrecognised``): an error nobody understood
+must not send spans to the dead-letter table unseen. The pool guarantees one run at a time per
+destination.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporters.base import ExportFailure, failure_from_exception
+from contracts.failures import ExportFailure, unrecognised
 
 from .codec import CorruptRecord, decode_span
 from .config import DROP_CORRUPT, DeliveryConfig
@@ -38,7 +38,7 @@ class Sender:
             return None
         try:
             batch = self._next_batch(dest)
-            failure = self._export(exporter, batch) if batch else None
+            failure = self._export(exporter, batch, dest.key) if batch else None
         finally:
             if dest.return_exporter(exporter):
                 retire(exporter, self._log)  # replaced or closed while its batch was in flight
@@ -75,12 +75,14 @@ class Sender:
             self._log.error("destination %s: %d corrupt spool records quarantined", dest.key, len(bad))
         return [r for r in records if r.span is not None]
 
-    def _export(self, exporter: SpanExporter, batch: list[Record]) -> ExportFailure | None:
+    def _export(self, exporter: SpanExporter, batch: list[Record], key: str) -> ExportFailure | None:
         started = time.monotonic()
         try:
             result = exporter.export([r.span for r in batch])  # type: ignore[misc]
-        except Exception as exc:  # exporters must not raise; if one does, it is data
-            return failure_from_exception(exc)
+        except Exception as exc:  # exporters must not raise; one that does is retried, and said so
+            self._log.warning("destination %s: its exporter raised %s instead of returning FAILURE; retrying",
+                              key, type(exc).__name__, exc_info=True)
+            return unrecognised(exc)
         if result == SpanExportResult.SUCCESS:
             return None
         failure = getattr(exporter, "last_failure", None) or _UNKNOWN

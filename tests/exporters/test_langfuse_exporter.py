@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from app import semconv as sc
-from exporters.base import ExportFailure
+from contracts.failures import ExportFailure
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.exporter import LangfuseSpanExporter
 from tests.exporters.test_langfuse_encode import CHAT, SPAN_HEX, gateway_span

@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
-from exporters.base import ExportFailure, post_batch
+from contracts.failures import ExportFailure
+from exporters.base import post_batch
 from tests.support.sinks import Received, Reply
 
 JSON = {"content-type": "application/json"}

@@ -113,3 +113,29 @@ def test_permanent_4xx_is_dead_lettered_with_status_and_excerpt_and_not_retried(
     assert sorted(d.span_id for d in letters) == [1, 2, 3, 4, 5]
     assert {d.status for d in letters} == {401}
     assert "invalid api key" in letters[0].detail
+
+
+def test_an_exporter_that_raises_something_unknown_is_retried_and_logged_not_dead_lettered(managers, caplog) -> None:
+    class FlakyClientError(Exception):
+        """What a client library might raise that no destination mapping knows."""
+
+    ledger = Ledger(lambda _ids: Reply(200))
+    with HttpSink(ledger) as sink:
+        real = ids_exporter(sink.url)
+        calls = {"n": 0}
+
+        class Flaky(IdsSpanExporter):
+            def export(self, spans):  # type: ignore[no-untyped-def]
+                calls["n"] += 1
+                if calls["n"] <= 2:
+                    raise FlakyClientError("socket wrapper gave up")
+                return real.export(spans)
+
+        manager = managers(initial_backoff=0.01, max_backoff=0.02)
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=lambda: Flaky(real._client, sink.url))
+        submit_all(dest, [1, 2, 3])
+        wait_until(lambda: health_of(manager, "team/a/sink").delivered == 3, what="delivery after two raises")
+        health = health_of(manager, "team/a/sink")
+    assert (health.dead_lettered, health.retried) == (0, 6)
+    assert sorted(ledger.accepted) == [1, 2, 3]
+    assert sum("raised FlakyClientError" in r.getMessage() for r in caplog.records) == 2
