@@ -86,6 +86,7 @@ class GatewayConfig:
     success_callback: tuple[str, ...] = ()
     failure_callback: tuple[str, ...] = ()
     turn_off_message_logging: bool = False
+    callback_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)  # *_params
     default_team_settings: tuple[TeamSettingsConfig, ...] = ()
     master_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
@@ -148,7 +149,11 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
     litellm = _mapping(top.get("litellm_settings") or {}, "litellm_settings")
     general = _mapping(top.get("general_settings") or {}, "general_settings")
     spangate = _mapping(top.get("spangate_settings") or {}, "spangate_settings")
-    warnings += _unknown(litellm, _KNOWN_LITELLM, "litellm_settings.")
+    # Destinations' own sections (``s3_callback_params``, ``azure_content_safety_params``) are read by
+    # the destination that declares one; the registry says which are known (check_destinations).
+    callback_settings = {str(k): v for k, v in litellm.items() if str(k).endswith("_params")}
+    warnings += _unknown({k: v for k, v in litellm.items() if k not in callback_settings}, _KNOWN_LITELLM,
+                         "litellm_settings.")
     warnings += _unknown(general, _KNOWN_GENERAL, "general_settings.")
     warnings += _unknown(spangate, _KNOWN_SPANGATE, "spangate_settings.")
     both = _names(litellm.get("callbacks"), "litellm_settings.callbacks")
@@ -157,6 +162,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         deployments=_deployments(top.get("model_list"), litellm.get("request_timeout")),
         success_callback=_dedupe(_names(litellm.get("success_callback"), "litellm_settings.success_callback") + both),
         failure_callback=_dedupe(_names(litellm.get("failure_callback"), "litellm_settings.failure_callback") + both),
+        callback_settings={k: _mapping(v, f"litellm_settings.{k}") for k, v in callback_settings.items()},
         turn_off_message_logging=_bool(litellm.get("turn_off_message_logging", False),
                                        "litellm_settings.turn_off_message_logging"),
         default_team_settings=_team_settings(litellm.get("default_team_settings")),

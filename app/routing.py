@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.config import ConfigError, GatewayConfig, TeamSettingsConfig
-from exporters.registry import BuildContext, DestinationRegistry, DestinationType, UnknownDestination
+from exporters.registry import BuildContext, DestinationRegistry, DestinationType, GlobalInputs, UnknownDestination
 from processors.router import Route, RoutingTable, Sink
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
         for name in names:
             try:
                 kind = registry.get(name)
-                parsed = kind.parse(kind.global_vars(env, ctx))
+                own_settings = config.callback_settings.get(kind.settings_section or "", {})
+                parsed = kind.parse(kind.global_vars(GlobalInputs(env, own_settings, ctx)))
             except (UnknownDestination, ValueError) as exc:
                 raise ConfigError(f"litellm_settings.{section}: {name}: {exc}") from None
             both = name in config.success_callback and name in config.failure_callback

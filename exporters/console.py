@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from app import semconv as sc
+from exporters.plugin import DestinationType
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +58,9 @@ class ConsoleSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+DESTINATIONS = (
+    DestinationType("console", ConsoleConfig.from_vars, lambda config, ctx: ConsoleSpanExporter(config, ctx.console),
+                    lambda _inputs: {}, team_configurable=False, spool=False),
+)

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
+from exporters.plugin import DestinationType
 from exporters.span_json import span_to_dict
 
 _encode = msgspec.json.Encoder()
@@ -61,3 +62,9 @@ class FileSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+DESTINATIONS = (
+    DestinationType("file", FileConfig.from_vars, lambda config, _ctx: FileSpanExporter(config),
+                    lambda inputs: {"path": str(inputs.ctx.span_log_path)}, team_configurable=False, spool=False),
+)

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from contracts.failures import ExportFailure
 from exporters.base import post_batch
 from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
+from exporters.plugin import DestinationType, from_env
 
 _PROTOCOLS = ("http/protobuf", "grpc")
 # OTLP protobuf of our spans compresses ~14x at level 1 already: at a 512-span batch level 1 took
@@ -98,3 +99,17 @@ def build_otlp_exporter(config: OtlpConfig, client: httpx.Client) -> SpanExporte
         return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"),
                                 headers=dict(config.headers))
     return OtlpHttpSpanExporter(config, client)
+
+
+# Gateway-wide trace destinations: every span, the upstream HTTP child span included.
+DESTINATIONS = (
+    DestinationType("otel", OtlpConfig.from_vars, lambda config, ctx: build_otlp_exporter(config, ctx.http_client),
+                    from_env({"traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                              "endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT", "headers": "OTEL_EXPORTER_OTLP_HEADERS",
+                              "protocol": "OTEL_EXPORTER_OTLP_PROTOCOL"}),
+                    traces=True, team_configurable=False),
+    DestinationType("traceloop", OtlpConfig.from_vars,
+                    lambda config, ctx: build_otlp_exporter(config, ctx.http_client),
+                    from_env({"endpoint": "TRACELOOP_BASE_URL", "headers": "TRACELOOP_HEADERS"}),
+                    traces=True, team_configurable=False),
+)

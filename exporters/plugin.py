@@ -1,0 +1,96 @@
+"""What a destination module declares about itself, and what it is given to build its exporter.
+
+A destination is one module (or package) under ``exporters/`` that exports ``DESTINATIONS``: a
+tuple of ``DestinationType``, each saying
+
+- its callback name and aliases (``generic`` / ``generic_api``),
+- how its vars become a typed config (``parse``: a ``ValueError`` names the var), in the team form
+  (``callback_vars`` as LiteLLM users know them) and the global form (``global_vars``: from the
+  environment and, when it has one, its own ``litellm_settings`` section such as
+  ``s3_callback_params``, with ``os.environ/`` references already resolved),
+- which vars are secret (encrypted at rest, masked by GET) and which are URLs (normalised,
+  checked against the callback policy, and bound to the secrets sent with them),
+- how its exporter is built (``build``: the exporter owns whatever client it makes and closes it
+  in ``shutdown``; HTTP destinations take the shared, pooled client from ``BuildContext``),
+- whether its spans wait in the durable spool, and whether it receives every span (``traces``).
+
+``exporters/registry.py`` lists the modules; nothing in ``app/`` or ``processors/`` names one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+from opentelemetry.sdk.trace.export import SpanExporter
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What exporters may be given: a background HTTP client (never the request path's) and paths.
+
+    ``api_http_client`` is for destinations set through the admin API: its connections are checked
+    against the callback policy (``exporters.urlpolicy``). ``for_api()`` is the context to build
+    those with; it fails rather than fall back to the unchecked client.
+    """
+
+    http_client: httpx.Client
+    span_log_path: Path
+    console: TextIO = field(default_factory=lambda: sys.stdout)
+    api_http_client: httpx.Client | None = None
+
+    def for_api(self) -> BuildContext:
+        if self.api_http_client is None:
+            raise ValueError("no policy-checked HTTP client to build an API-set destination with")
+        return replace(self, http_client=self.api_http_client)
+
+
+@dataclass(frozen=True)
+class GlobalInputs:
+    """Where a gateway-wide destination's vars come from."""
+
+    env: Mapping[str, str]
+    settings: Mapping[str, Any]  # its litellm_settings section (``settings_section``), else empty
+    ctx: BuildContext
+
+
+def _no_urls(_config: Any) -> Mapping[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class DestinationType:
+    name: str
+    parse: Callable[[Mapping[str, Any]], Any]  # vars -> typed config; ValueError names the var
+    build: Callable[[Any, BuildContext], SpanExporter]
+    global_vars: Callable[[GlobalInputs], dict[str, Any]]  # env and settings -> vars, global form
+    aliases: tuple[str, ...] = ()
+    settings_section: str | None = None  # its own litellm_settings key, e.g. "s3_callback_params"
+    secret_vars: frozenset[str] = frozenset()
+    traces: bool = False  # receives every span (collector-style), not only the gateway's LLM spans
+    team_configurable: bool = True
+    spool: bool = True  # queue in the durable spool; False: in memory (a local file is its own log)
+    base_urls: Callable[[Any], Mapping[str, str]] = _no_urls  # var -> the URL it connects to
+
+
+class UnknownDestination(ValueError):
+    pass
+
+
+def env_vars(env: Mapping[str, str], mapping: Mapping[str, str]) -> dict[str, Any]:
+    """``{var: env[NAME]}`` for each ``var -> NAME`` that is set and non-empty."""
+    return {var: env[name] for var, name in mapping.items() if env.get(name)}
+
+
+def from_env(mapping: Mapping[str, str]) -> Callable[[GlobalInputs], dict[str, Any]]:
+    """A ``global_vars`` for destinations configured by environment variables (and, when they have
+    a settings section, by its keys, which win over the environment)."""
+
+    def read(inputs: GlobalInputs) -> dict[str, Any]:
+        return {**env_vars(inputs.env, mapping), **{k: v for k, v in inputs.settings.items() if v is not None}}
+
+    return read
