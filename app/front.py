@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 
-from app import semconv as sc
 from app.auth import bearer_token
 from app.errors import GatewayError, PayloadTooLarge, error_body
 from app.proxy import Answer, CallContext, ProxyService, StreamAnswer
+from contracts import semconv as sc
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

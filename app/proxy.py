@@ -18,7 +18,6 @@ import msgspec
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from app import semconv as sc
 from app.auth import Caller
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse, error_body
@@ -38,6 +37,7 @@ from app.spans import (
 )
 from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
+from contracts import semconv as sc
 
 _decode = msgspec.json.decode
 log = logging.getLogger("spangate")

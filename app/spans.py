@@ -1,7 +1,7 @@
 """Pure functions from OpenAI request/response bodies to GenAI span attributes.
 
 Nothing here touches a tracer, a client or the environment, so tests call these directly on plain
-dicts. Attribute names come from ``app.semconv``; content attributes are JSON strings in the v1.41
+dicts. Attribute names come from ``contracts.semconv``; content attributes are JSON strings in the v1.41
 message shape ``{role, parts: [{type, ...}]}``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from app import semconv as sc
+from contracts import semconv as sc
 
 Attributes = dict[str, Any]
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import msgspec
 
-from app import semconv as sc
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.spans import Attributes, to_json, usage_attributes
+from contracts import semconv as sc
 
 _decode = msgspec.json.decode
 _DONE = b"[DONE]"

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from app import __version__
-from app import semconv as sc
 from app.providers.egress import ProxyRoutes
 from app.providers.http11 import Http11Transport
+from contracts import semconv as sc
 
 # Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
 SPAN_LIMITS = SpanLimits(max_span_attributes=1024, max_span_attribute_length=1 << 20)

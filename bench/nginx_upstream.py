@@ -35,7 +35,7 @@ from procstat import free_port, stop_process, wait_for_http
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
-from app import semconv as sc  # noqa: E402  (the repo root is only importable after the line above)
+from contracts import semconv as sc  # noqa: E402  (the repo root is only importable after the line above)
 
 EXPECTED_TEXT = "".join(CONTENT_WORDS)
 MESSAGES = [{"role": "user", "content": "Say hello to the benchmark in one short sentence."}]

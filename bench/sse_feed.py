@@ -16,8 +16,8 @@ import json
 import time
 from collections.abc import Callable
 
-from app import semconv as sc
 from app.streaming import StreamAccumulator
+from contracts import semconv as sc
 
 READ = 64 * 1024
 TOTAL = 20 * 1024 * 1024

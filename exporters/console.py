@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from app import semconv as sc
+from contracts import semconv as sc
 from exporters.plugin import DestinationType
 
 

@@ -18,7 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode, get_current_span
 
-from app import semconv as sc
+from contracts import semconv as sc
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.upstream import LEAKED_KEY, Behaviour, FakeOpenAI, closed_port
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.otlp import OtlpSink, decode_otlp_traces
 from tests.support.process import gateway_process
 from tests.support.sinks import Received, Reply

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, AuthenticationError, OpenAI
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.otlp import OtlpSink
 from tests.support.spanlog import only

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.teams import MASTER_KEY, admin_client, database, gateway_settings, mock_models, openai_client
 from tests.support.upstream import FakeOpenAI

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.semconv import TEAM_ID
+from contracts.semconv import TEAM_ID
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "otel-collector.yaml"
 ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")

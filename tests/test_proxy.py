@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from app import semconv as sc
 from app.auth import Caller
 from app.config import DeploymentConfig
 from app.pricing import PriceBook
 from app.providers import ModelGroup, ModelRouter
 from app.proxy import CallContext, ProxyService, StreamAnswer
+from contracts import semconv as sc
 
 OK_CHUNK = b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 DONE = b"data: [DONE]\n\n"

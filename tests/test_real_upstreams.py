@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.real_upstreams import (
     CLOSE_PREFIX,

@@ -2,7 +2,6 @@
 
 import json
 
-from app import semconv as sc
 from app.spans import (
     embeddings_attributes,
     input_content_attributes,
@@ -13,6 +12,7 @@ from app.spans import (
     span_name,
     usage_attributes,
 )
+from contracts import semconv as sc
 
 CHAT_ANSWER = {
     "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",

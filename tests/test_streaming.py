@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import semconv as sc
 from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.streaming import MAX_CAPTURED_CHARS, StreamAccumulator
+from contracts import semconv as sc
 
 BASE = {"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,

@@ -6,10 +6,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app import semconv as sc
 from app.config import DeploymentConfig
 from app.providers.openai_compat import OpenAICompatibleDeployment
 from app.telemetry import build_upstream_transport
+from contracts import semconv as sc
 from tests.support.sinks import HttpSink, Reply
 
 

@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app import semconv as sc
+from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.spanlog import only
 from tests.support.upstream import Behaviour, FakeOpenAI, chat

@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
-from app import semconv as sc
 from app.config import DeploymentConfig
 from app.providers.base import UpstreamReply
+from contracts import semconv as sc
 
 _encode = msgspec.json.encode
 _CREATED = 1_700_000_000  # fixed so answers are byte-for-byte repeatable

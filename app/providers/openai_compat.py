@@ -11,10 +11,10 @@ import httpx
 import msgspec
 from opentelemetry import trace
 
-from app import semconv as sc
 from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
 from app.errors import UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
+from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _PATHS = {sc.OP_CHAT: "/chat/completions", sc.OP_TEXT_COMPLETION: "/completions", sc.OP_EMBEDDINGS: "/embeddings"}

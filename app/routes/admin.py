@@ -24,7 +24,6 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from app import semconv as sc
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
 from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
@@ -33,6 +32,7 @@ from app.spans import span_name
 from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
+from contracts import semconv as sc
 from contracts.failures import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
 from exporters.urlpolicy import CallbackPolicy, url_refusal

@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
-from app import semconv
+from contracts import semconv
 from exporters.otlp_encode import copy_span, encode_otlp_traces
 
 __all__ = ["encode_langfuse", "langfuse_trace_id", "to_langfuse_span"]

@@ -5,7 +5,7 @@ import io
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from app import semconv as sc
+from contracts import semconv as sc
 from exporters.console import ConsoleConfig, ConsoleSpanExporter, summary_line
 from tests.support.readable_spans import CHAT_OK, error_span, span
 

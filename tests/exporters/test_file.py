@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from app import semconv as sc
+from contracts import semconv as sc
 from exporters.file import FileConfig, FileSpanExporter
 from exporters.span_json import span_to_dict
 from tests.support.readable_spans import (

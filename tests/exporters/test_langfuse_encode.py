@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from app import semconv as sc
+from contracts import semconv as sc
 from exporters.langfuse.encode import encode_langfuse, langfuse_trace_id, parse_tags, usage_details
 from tests.support.otlp import decode_otlp_traces
 from tests.support.readable_spans import (

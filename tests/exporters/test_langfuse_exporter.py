@@ -11,7 +11,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from app import semconv as sc
+from contracts import semconv as sc
 from contracts.failures import ExportFailure
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.exporter import LangfuseSpanExporter

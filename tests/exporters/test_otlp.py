@@ -7,7 +7,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from app import semconv as sc
+from contracts import semconv as sc
 from exporters.otlp import OtlpConfig, OtlpHttpSpanExporter, build_otlp_exporter, parse_headers
 from tests.support.otlp import OtlpSink
 from tests.support.readable_spans import CHAT_OK, END, PARENT_HEX, SPAN_HEX, START, TRACE_HEX, error_span, span

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import Status, StatusCode, Tracer, use_span
 
-from app import semconv as sc
+from contracts import semconv as sc
 from processors.router import Route, RoutingTable, TeamRouterSpanProcessor
 
 

@@ -3,9 +3,9 @@
 import json
 from typing import Any
 
-from app import semconv as sc
 from app.config import DeploymentConfig
 from app.providers.mock import MockDeployment, count_tokens
+from contracts import semconv as sc
 
 CONFIG = DeploymentConfig("mock-gpt", "mock", "mock-gpt", "mock-gpt-0")
 CHAT = {"model": "mock-gpt", "messages": [{"role": "system", "content": "Be nice."},

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app import semconv as sc
 from app.config import DeploymentConfig
 from app.errors import UpstreamResponseTooLarge
 from app.providers.openai_compat import OpenAICompatibleDeployment
+from contracts import semconv as sc
 
 
 def _capture() -> tuple[list[httpx.Request], httpx.MockTransport]:
