@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from .config import DeadLetter, DeliveryConfig, DestinationHealth
 from .destination import Destination
+from .lazy import LazySpanExporter
 from .scheduler import Scheduler
 from .sender import Sender, retire
 from .spool import SqliteSpool, claim_slot, release_slot
@@ -151,8 +152,9 @@ class DeliveryManager:
         ``durable=False`` queues this destination's spans in memory even when the manager spools
         (for destinations that are their own durable log, like a local file); ``None`` or ``True``
         follow the manager, which has no spool to offer when it was configured memory-only.
+        The exporter is built on first use, on a delivery thread (``LazySpanExporter``).
         """
-        exporter = factory()
+        exporter = LazySpanExporter(factory, key, self._log)
         dest = self._destination(key, team, name)
         dest.team, dest.name = team, name
         dest.wants_spool = durable is not False

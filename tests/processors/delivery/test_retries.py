@@ -139,3 +139,28 @@ def test_an_exporter_that_raises_something_unknown_is_retried_and_logged_not_dea
     assert (health.dead_lettered, health.retried) == (0, 6)
     assert sorted(ledger.accepted) == [1, 2, 3]
     assert sum("raised FlakyClientError" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_exporters_are_built_lazily_on_a_delivery_thread_and_a_failing_build_is_retried(managers, caplog) -> None:
+    import threading
+
+    built_on: list[str] = []
+    builds = {"n": 0}
+    ledger = Ledger(lambda _ids: Reply(200))
+    with HttpSink(ledger) as sink:
+        def factory() -> IdsSpanExporter:
+            builds["n"] += 1
+            built_on.append(threading.current_thread().name)
+            if builds["n"] == 1:
+                raise RuntimeError("credential chain not ready")
+            return ids_exporter(sink.url)
+
+        manager = managers(initial_backoff=0.01, max_backoff=0.02)
+        idle = manager.open("team/b/idle", team="b", name="sink", factory=lambda: factory())
+        dest = manager.open("team/a/sink", team="a", name="sink", factory=factory)
+        assert builds["n"] == 0  # open() builds nothing: a table swap on the event loop stays cheap
+        submit_all(dest, [1, 2])
+        wait_until(lambda: health_of(manager, "team/a/sink").delivered == 2, what="delivery after a failed build")
+    assert builds["n"] == 2 and threading.current_thread().name not in built_on
+    assert health_of(manager, "team/a/sink").dead_lettered == 0
+    assert idle is not None and any("building its exporter failed" in r.getMessage() for r in caplog.records)
