@@ -15,6 +15,9 @@ One event per call that reports usage:
   instead of counting a false zero.
 
 Spans without usage (failed calls, bad input) produce no event: there is nothing to bill.
+The admin API's synthetic test span (``POST /team/{id}/callback/test``) is sent with its own type,
+``spangate_callback_test``: the test reaches OpenMeter with the real key and endpoint, but no meter
+of the configured type bills its tokens to the team.
 ``spangate.key.hash`` and request content never leave; an event holds only the fields above.
 """
 
@@ -30,12 +33,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from contracts import semconv
 
-__all__ = ["BATCH_CONTENT_TYPE", "SOURCE", "encode_openmeter", "openmeter_events", "to_cloudevent"]
+__all__ = ["BATCH_CONTENT_TYPE", "SOURCE", "TEST_EVENT_TYPE", "encode_openmeter", "openmeter_events", "to_cloudevent"]
 
 BATCH_CONTENT_TYPE: Final = "application/cloudevents-batch+json"
 SPEC_VERSION: Final = "1.0"
 SOURCE: Final = "spangate"
 ANONYMOUS: Final = "anonymous"
+TEST_EVENT_TYPE: Final = "spangate_callback_test"
 
 
 def encode_openmeter(events: Sequence[Mapping[str, Any]]) -> bytes:
@@ -54,6 +58,8 @@ def to_cloudevent(span: ReadableSpan, event_type: str) -> dict[str, Any] | None:
     data = _usage(attributes)
     if data is None:
         return None
+    if attributes.get(semconv.SYNTHETIC) is True:
+        event_type = TEST_EVENT_TYPE
     event: dict[str, Any] = {"specversion": SPEC_VERSION, "id": format(span.get_span_context().span_id, "016x"),
                              "source": SOURCE, "type": event_type, "subject": _subject(attributes)}
     when = span.end_time or span.start_time

@@ -95,6 +95,11 @@ def test_event_type_is_the_configured_one():
     assert only["type"] == "litellm_tokens"
 
 
+def test_the_admin_apis_synthetic_test_span_goes_out_under_its_own_type_so_no_meter_bills_it():
+    (only,) = openmeter_events([gateway_span({**CHAT_OK, sc.SYNTHETIC: True})], TYPE)
+    assert only == {**event(**CHAT_DATA), "type": "spangate_callback_test"}
+
+
 def test_body_is_a_compact_json_array_without_key_hash_or_content():
     body = encode_openmeter(openmeter_events([gateway_span(CHAT_OK), gateway_span(CHAT_OK, span_id=7)], TYPE))
     assert json.loads(body) == [event(**CHAT_DATA), event(span_id="0000000000000007", **CHAT_DATA)]
