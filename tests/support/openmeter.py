@@ -69,6 +69,10 @@ class OpenMeterSink:
     def requests(self) -> list[Received]:
         return self.sink.requests
 
+    def statuses(self) -> list[int]:
+        """The status answered to each request, in arrival order."""
+        return [self._statuses[id(request)] for request in list(self.sink.requests)]
+
     def events(self) -> list[dict[str, Any]]:
         """Every event of every request, resent ones included, in arrival order."""
         return [event for request in list(self.sink.requests) for event in cloudevents(request)]
