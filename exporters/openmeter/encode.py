@@ -23,12 +23,12 @@ of the configured type bills its tokens to the team.
 
 from __future__ import annotations
 
-import json
 import math
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 
 from contracts import semconv
@@ -43,8 +43,9 @@ TEST_EVENT_TYPE: Final = "spangate_callback_test"
 
 
 def encode_openmeter(events: Sequence[Mapping[str, Any]]) -> bytes:
-    """The JSON batch body; ``ValueError`` for a value JSON cannot carry (never a NaN on the wire)."""
-    return json.dumps(events, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The JSON batch body, compact UTF-8. msgspec rather than ``json``: 0.3 against 5-9 us per event
+    (bench/encode_openmeter.py); ``openmeter_events`` never puts a NaN or infinity in an event."""
+    return msgspec.json.encode(events)
 
 
 def openmeter_events(spans: Sequence[ReadableSpan], event_type: str) -> list[dict[str, Any]]:
@@ -92,9 +93,9 @@ def _subject(attributes: Mapping[str, Any]) -> str:
 
 
 def _rfc3339(nanoseconds: int) -> str:
+    """UTC with microseconds; ``gmtime`` + ``strftime`` cost a third of ``datetime.isoformat`` here."""
     seconds, rest = divmod(nanoseconds, 10**9)
-    when = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
-    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{rest // 1000:06d}Z"
 
 
 def _text(value: Any) -> str | None:

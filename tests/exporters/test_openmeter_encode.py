@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 
 from contracts import semconv as sc
 from exporters.openmeter.encode import encode_openmeter, openmeter_events, to_cloudevent
-from tests.support.readable_spans import CHAT_OK, SPAN_HEX, error_span, span
+from tests.support.readable_spans import CHAT_OK, SPAN_HEX, START, error_span, span
 
 TYPE = "spangate_tokens"
 END_TIME = "2026-01-01T00:00:01.250000Z"  # readable_spans.END
@@ -109,6 +110,7 @@ def test_body_is_a_compact_json_array_without_key_hash_or_content():
     assert encode_openmeter([]) == b"[]"
 
 
-def test_a_value_json_cannot_carry_is_an_error_not_a_nan_on_the_wire():
-    with pytest.raises(ValueError):
-        encode_openmeter([{"data": {"cost": float("nan")}}])
+def test_time_is_utc_rfc3339_with_microseconds():
+    context = SpanContext(1, 2, is_remote=False)
+    late = ReadableSpan("chat", context, attributes=CHAT_OK, start_time=START, end_time=START + 86_399_999_999_999)
+    assert to_cloudevent(late, TYPE)["time"] == "2026-01-01T23:59:59.999999Z"
