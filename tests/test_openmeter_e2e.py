@@ -116,7 +116,7 @@ def team_callback(sink: OpenMeterSink, **extra: str) -> dict[str, Any]:
             "callback_vars": {"openmeter_api_key": sink.api_key, "openmeter_api_endpoint": sink.url, **extra}}
 
 
-def test_per_team_openmeter_through_the_admin_api(tmp_path: Path) -> None:
+def test_per_team_openmeter_through_the_admin_api(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     with database("sqlite", tmp_path) as db, OpenMeterSink() as team_meter, OpenMeterSink() as operator:
         config = {**gateway_settings(db, success_callback=["openmeter", "file"]), "model_list": models()}
         env = {**global_env(operator), "SPANGATE_SALT_KEY": SALT_KEY}
@@ -145,6 +145,26 @@ def test_per_team_openmeter_through_the_admin_api(tmp_path: Path) -> None:
     assert [(e["type"], e["subject"]) for e in operator.events()] == [("spangate_tokens", "u-9")]
     assert team_meter.url in dump, "the dump must see the callback row, or the next check proves nothing"
     assert team_meter.api_key not in dump and team_meter.api_key.encode() not in db.raw_bytes()
+    # The app's log handler (a queue listener writing to stderr) replaces pytest's caplog handler once the
+    # gateway starts, so the log lines are read from the process's stderr.
+    out, err = capfd.readouterr()
+    assert "/api/v1/events" in err, "no log lines captured: the next check would prove nothing"
+    assert team_meter.api_key not in out + err
+
+
+def test_config_form_default_team_settings(tmp_path: Path) -> None:
+    """The seed's ``default_team_settings`` entry with ``os.environ/`` values, as for Langfuse."""
+    with database("sqlite", tmp_path) as db, OpenMeterSink() as team_meter:
+        entry = {"team_id": "billing-team", "success_callback": ["openmeter"],
+                 "openmeter_api_key": "os.environ/TEAM_OPENMETER_KEY", "openmeter_api_endpoint": team_meter.url}
+        config = {**gateway_settings(db, default_team_settings=[entry]), "model_list": models()}
+        env = {"TEAM_OPENMETER_KEY": team_meter.api_key, "SPANGATE_SALT_KEY": SALT_KEY}
+        with running_gateway(config, data_dir=tmp_path, env=env) as gw, admin_client(gw.base_url) as admin:
+            key = admin.post("/key/generate", json={"team_id": "billing-team"}).json()["key"]
+            assert chat(gw.base_url, key).status_code == 200
+            team_meter.wait_for(lambda events: len(events) == 1)
+    team_meter.assert_wire_format()
+    assert [(e["type"], e["subject"]) for e in team_meter.events()] == [("spangate_tokens", "billing-team")]
 
 
 @pytest.mark.parametrize(("callback_vars", "param", "named"), [
