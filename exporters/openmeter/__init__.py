@@ -1,0 +1,16 @@
+"""OpenMeter destination: usage events for billing. Settings (``config``), pure span mapping
+(``encode``), transport (``exporter``)."""
+
+from exporters.openmeter import config
+from exporters.openmeter.config import OpenMeterConfig
+from exporters.openmeter.encode import encode_openmeter, openmeter_events
+from exporters.openmeter.exporter import OpenMeterSpanExporter
+from exporters.plugin import DestinationType, from_env
+
+__all__ = ["DESTINATIONS", "OpenMeterConfig", "OpenMeterSpanExporter", "encode_openmeter", "openmeter_events"]
+
+DESTINATIONS = (
+    DestinationType("openmeter", OpenMeterConfig.from_vars, lambda c, ctx: OpenMeterSpanExporter(c, ctx.http_client),
+                    from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
+                    base_urls=lambda c: {config.ENDPOINT_VAR: c.api_endpoint}),
+)

@@ -1,0 +1,88 @@
+"""Typed, validated settings for one OpenMeter instance (cloud or self-hosted).
+
+A team's ``callback_vars`` and the global ``success_callback: ["openmeter"]`` form (its vars read
+from the environment named in ``ENV_VARS`` by the config layer, never here) both go through
+``from_vars``; every problem raises ``ValueError`` naming the var, so the admin API answers 400 and
+start-up stops with a useful message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from exporters.urlpolicy import normalize_base_url
+
+__all__ = ["ALLOWED_VARS", "DEFAULT_ENDPOINT", "DEFAULT_EVENT_TYPE", "ENV_VARS", "SECRET_VARS", "OpenMeterConfig"]
+
+DEFAULT_ENDPOINT: Final = "https://openmeter.cloud"
+DEFAULT_EVENT_TYPE: Final = "spangate_tokens"
+EVENTS_PATH: Final = "/api/v1/events"
+MAX_EVENT_TYPE = 256  # a meter's event type is a short name; a longer value is a pasted mistake
+
+API_KEY_VAR: Final = "openmeter_api_key"
+ENDPOINT_VAR: Final = "openmeter_api_endpoint"
+EVENT_TYPE_VAR: Final = "openmeter_event_type"
+ALLOWED_VARS: Final = (API_KEY_VAR, ENDPOINT_VAR, EVENT_TYPE_VAR)
+SECRET_VARS: Final = frozenset({API_KEY_VAR})
+ENV_VARS: Final = {
+    API_KEY_VAR: "OPENMETER_API_KEY",
+    ENDPOINT_VAR: "OPENMETER_API_ENDPOINT",
+    EVENT_TYPE_VAR: "OPENMETER_EVENT_TYPE",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenMeterConfig:
+    """API key, endpoint and CloudEvents ``type`` of one destination; ``repr`` never shows the key."""
+
+    api_key: str
+    api_endpoint: str = DEFAULT_ENDPOINT
+    event_type: str = DEFAULT_EVENT_TYPE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_key", _token(API_KEY_VAR, self.api_key))
+        object.__setattr__(self, "api_endpoint", normalize_base_url(self.api_endpoint, ENDPOINT_VAR))
+        object.__setattr__(self, "event_type", _event_type(self.event_type))
+
+    def __repr__(self) -> str:
+        return (f"OpenMeterConfig(api_key='****', api_endpoint={self.api_endpoint!r}, "
+                f"event_type={self.event_type!r})")
+
+    @property
+    def events_url(self) -> str:
+        """OpenMeter's ingest endpoint (single events and batches alike)."""
+        return self.api_endpoint + EVENTS_PATH
+
+    @classmethod
+    def from_vars(cls, vars: Mapping[str, Any]) -> OpenMeterConfig:
+        allowed = ", ".join(ALLOWED_VARS)
+        for name in vars:
+            if name not in ALLOWED_VARS:
+                raise ValueError(f"unknown openmeter callback var {name!r}; allowed: {allowed}")
+        if vars.get(API_KEY_VAR) is None:
+            raise ValueError(f"missing openmeter callback var {API_KEY_VAR!r}; allowed: {allowed}")
+        endpoint, event_type = vars.get(ENDPOINT_VAR), vars.get(EVENT_TYPE_VAR)
+        return cls(api_key=vars[API_KEY_VAR],
+                   api_endpoint=DEFAULT_ENDPOINT if endpoint is None else endpoint,
+                   event_type=DEFAULT_EVENT_TYPE if event_type is None else event_type)
+
+
+def _token(var: str, value: Any) -> str:
+    """A header-safe credential: a newline in it would let the value inject another header."""
+    if not isinstance(value, str):
+        raise ValueError(f"{var} must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{var} must not be empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError(f"{var} must not contain whitespace or control characters")
+    return text
+
+
+def _event_type(value: Any) -> str:
+    text = _token(EVENT_TYPE_VAR, value)
+    if len(text) > MAX_EVENT_TYPE:
+        raise ValueError(f"{EVENT_TYPE_VAR} must be at most {MAX_EVENT_TYPE} characters")
+    return text
