@@ -93,7 +93,7 @@ def last_user_text(messages: Any) -> str | None:
     if isinstance(messages, str):
         return messages
     for message in reversed(messages or []):
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
+        if isinstance(message, Mapping) and message.get("role") == "user" and isinstance(message.get("content"), str):
             return message["content"]
     return None
 
