@@ -82,15 +82,17 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
 
 
 def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) -> list[DestinationSpec]:
-    """A ``default_team_settings`` entry: its vars are shared, each callback takes the ``<name>_*`` ones."""
+    """A ``default_team_settings`` entry: its vars are shared, each callback takes the ``<type>_*`` ones
+    (by the type's own name: ``generic_api`` takes the ``generic_logger_*`` vars as ``generic`` does)."""
     where = f"litellm_settings.default_team_settings[team_id={entry.team_id}]"
     out = []
     for name in dict.fromkeys(entry.success_callback + entry.failure_callback):
         both = name in entry.success_callback and name in entry.failure_callback
         callback_type = BOTH if both else (SUCCESS if name in entry.success_callback else FAILURE)
-        values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{name}_")}
         try:
-            kind, parsed = parse_destination(registry, name, values)
+            kind = registry.get(name)
+            values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{kind.name}_")}
+            parsed = kind.parse(values)
         except (UnknownDestination, ValueError) as exc:
             raise ConfigError(f"{where}: {name}: {exc}") from None
         if not kind.team_configurable:

@@ -9,8 +9,17 @@ from typing import Any
 
 import httpx
 
-from app.config import default_config
-from app.routing import SUCCESS, DestinationSpec, RoutingBuilder, global_specs, team_route, team_spec, unusable_spec
+from app.config import TeamSettingsConfig, default_config
+from app.routing import (
+    SUCCESS,
+    DestinationSpec,
+    RoutingBuilder,
+    config_team_specs,
+    global_specs,
+    team_route,
+    team_spec,
+    unusable_spec,
+)
 from exporters.registry import BuildContext, builtin_registry
 
 
@@ -58,3 +67,11 @@ def test_a_team_entry_replaces_the_global_one_whichever_alias_either_used() -> N
     # An entry that cannot be used (its secret no longer decrypts) still keeps the operator's webhook out.
     broken = unusable_spec("t", "generic_api", SUCCESS, registry.get("generic_api"))
     assert team_route([broken], globals_, sinks).success == ("global/athina",)
+
+
+def test_default_team_settings_give_an_alias_its_types_vars() -> None:
+    entry = TeamSettingsConfig(team_id="t", success_callback=("generic_api",), failure_callback=(),
+                               callback_vars={"generic_logger_endpoint": "http://127.0.0.1:9/x",
+                                              "langfuse_public_key": "pk"})
+    (spec,) = config_team_specs(entry, builtin_registry())
+    assert (spec.name, spec.type_name, spec.config.endpoint) == ("generic_api", "generic", "http://127.0.0.1:9/x")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -46,11 +46,15 @@ class LogFormat(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class GenericConfig:
     endpoint: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] | tuple[tuple[str, str], ...] = ()  # kept as sorted pairs: hashable, immutable
     format: LogFormat = LogFormat.SINGLE
 
+    def __post_init__(self) -> None:
+        pairs = self.headers.items() if isinstance(self.headers, Mapping) else self.headers
+        object.__setattr__(self, "headers", tuple(sorted(pairs)))
+
     def __repr__(self) -> str:  # header values are secrets; their names are not
-        return (f"GenericConfig(endpoint={self.endpoint!r}, headers={sorted(self.headers)!r}, "
+        return (f"GenericConfig(endpoint={self.endpoint!r}, headers={[name for name, _ in self.headers]!r}, "
                 f"format={self.format.value!r})")
 
     @classmethod

@@ -33,7 +33,7 @@ class GenericSpanExporter(SpanExporter):
     def __init__(self, config: GenericConfig, client: httpx.Client) -> None:
         self._config = config
         self._client = client
-        self._headers = {**config.headers, "Content-Type": _CONTENT_TYPES[config.format]}
+        self._headers = {**dict(config.headers), "Content-Type": _CONTENT_TYPES[config.format]}
         self._poster = SpanPoster(client, config.endpoint, self._headers, encode_single,
                                   idempotency_header=IDEMPOTENCY_HEADER)
         self._shut_down = False

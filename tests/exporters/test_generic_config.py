@@ -19,6 +19,7 @@ def test_seed_env_form_with_headers():
 def test_headers_as_an_object_and_batch_formats():
     config = GenericConfig.from_vars({"generic_logger_endpoint": "https://HOOKS.example.com/in/",
                                       "generic_logger_headers": {"X-Token": "t"}, "generic_logger_format": "NDJSON"})
+    assert hash(config) == hash(GenericConfig(config.endpoint, {"X-Token": "t"}, LogFormat.NDJSON))
     assert (config.endpoint, dict(config.headers), config.format) == (
         "https://hooks.example.com/in/", {"X-Token": "t"}, LogFormat.NDJSON)
     assert GenericConfig.from_vars({"generic_logger_endpoint": "http://h/x",
