@@ -73,6 +73,10 @@ def test_team_key_is_masked_encrypted_and_used_and_bad_vars_are_400(tmp_path: Pa
         shown = admin.get(f"/team/{team_id}/callback").json()["data"]
         assert shown["callback_vars"] == {"athina_api_key": MASK, "athina_base_url": athina.url}
         assert TEAM_KEY not in db.raw_dump()
+        tested = admin.post(f"/team/{team_id}/callback/test").json()
+        assert (tested["status"], tested["results"][0]["callback_name"]) == ("success", "athina")
+        athina.wait_for(lambda reqs: len(reqs) >= 1)
+        athina.requests.clear()  # the synthetic span: only the calls below are counted
         with openai_client(gw.base_url, key) as client:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         athina.wait_for(lambda reqs: len(reqs) >= 1)

@@ -121,11 +121,16 @@ def test_a_new_endpoint_without_the_headers_does_not_get_the_stored_token(tmp_pa
                 "callback_vars": {"generic_logger_endpoint": sink.url + "/in", **extra}}).raise_for_status()
         shown = admin.get(f"/team/{team_id}/callback").json()["data"]["callback_vars"]
         assert shown == {"generic_logger_endpoint": second.url + "/in"}
+        tested = admin.post(f"/team/{team_id}/callback/test").json()
+        assert [(r["callback_name"], r["status"]) for r in tested["results"]] == [("generic", "success")]
         with openai_client(gw.base_url, key) as client:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-        second.wait_for(lambda reqs: len(reqs) >= 1)
+        second.wait_for(lambda reqs: len(reqs) >= 2)
     assert first.requests == []
     assert all("x-hook-token" not in r.headers for r in second.requests)
+    synthetic, call = records(second)
+    assert (synthetic["model"], synthetic["messages"], call["messages"]) == (
+        "spangate-callback-test", None, [{"role": "user", "content": "hi"}])
 
 
 @pytest.mark.parametrize(("callback_vars", "param", "names"), [
