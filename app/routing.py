@@ -42,6 +42,12 @@ class DestinationSpec:
     from_api: bool = False  # set through the admin API: built with the policy-checked client
 
     @property
+    def type_name(self) -> str:
+        """The destination type's own name, aliases resolved (``generic_api`` is ``generic``): a team
+        entry replaces the global one of the same type, whichever of its names either was given by."""
+        return self.kind.name if self.kind is not None else self.name
+
+    @property
     def on_success(self) -> bool:
         return self.callback_type in (SUCCESS, BOTH)
 
@@ -76,15 +82,17 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
 
 
 def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) -> list[DestinationSpec]:
-    """A ``default_team_settings`` entry: its vars are shared, each callback takes the ``<name>_*`` ones."""
+    """A ``default_team_settings`` entry: its vars are shared, each callback takes the ``<type>_*`` ones
+    (by the type's own name: ``generic_api`` takes the ``generic_logger_*`` vars as ``generic`` does)."""
     where = f"litellm_settings.default_team_settings[team_id={entry.team_id}]"
     out = []
     for name in dict.fromkeys(entry.success_callback + entry.failure_callback):
         both = name in entry.success_callback and name in entry.failure_callback
         callback_type = BOTH if both else (SUCCESS if name in entry.success_callback else FAILURE)
-        values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{name}_")}
         try:
-            kind, parsed = parse_destination(registry, name, values)
+            kind = registry.get(name)
+            values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{kind.name}_")}
+            parsed = kind.parse(values)
         except (UnknownDestination, ValueError) as exc:
             raise ConfigError(f"{where}: {name}: {exc}") from None
         if not kind.team_configurable:
@@ -104,19 +112,20 @@ def build_context(spec: DestinationSpec, ctx: BuildContext) -> BuildContext:
     return ctx.for_api() if spec.from_api else ctx
 
 
-def unusable_spec(team_id: str, name: str, callback_type: str) -> DestinationSpec:
+def unusable_spec(team_id: str, name: str, callback_type: str,
+                  kind: DestinationType | None = None) -> DestinationSpec:
     """A team entry that cannot be built (say its secret no longer decrypts after a key change).
     It still replaces the global destination of the same name: the team's spans then go nowhere,
     which is recoverable, instead of to the operator's project, which is a leak."""
-    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, None, None, callback_type, team_id,
+    return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, None, callback_type, team_id,
                            usable=False)
 
 
 def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpec], sinks: Mapping[str, Sink]) -> Route:
     """The team's own destinations, plus the global ones it has no entry of the same name for."""
     own = list(own)
-    replaced = {spec.name for spec in own}
-    chosen = [s for s in own if s.usable] + [g for g in globals_ if g.name not in replaced and not g.kind.traces]
+    replaced = {spec.type_name for spec in own}
+    chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced and not g.kind.traces]
     traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
     return Route(success=tuple(sinks[s.key] for s in chosen if s.on_success and not s.kind.traces),
                  failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),

@@ -86,6 +86,7 @@ class TeamState:
         if cached is not None and cached[0] == record.updated_at:
             return cached[1]
         spec: DestinationSpec
+        kind = None
         try:
             kind = self._registry.get(record.callback_name)
             spec = team_spec(record.team_id, record.callback_name, record.callback_type.value, kind,
@@ -95,7 +96,7 @@ class TeamState:
             # entry still stands, so this team's spans do not fall back to the global destination.
             log.error("team %s callback %s/%s unusable, its spans are not sent to it nor to the global %s: %s",
                       record.team_id, record.callback_name, record.callback_type.value, record.callback_name, exc)
-            spec = unusable_spec(record.team_id, record.callback_name, record.callback_type.value)
+            spec = unusable_spec(record.team_id, record.callback_name, record.callback_type.value, kind)
         self._spec_cache[cache_key] = (record.updated_at, spec)
         return spec
 

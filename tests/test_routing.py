@@ -9,8 +9,17 @@ from typing import Any
 
 import httpx
 
-from app.config import default_config
-from app.routing import RoutingBuilder, global_specs
+from app.config import TeamSettingsConfig, default_config
+from app.routing import (
+    SUCCESS,
+    DestinationSpec,
+    RoutingBuilder,
+    config_team_specs,
+    global_specs,
+    team_route,
+    team_spec,
+    unusable_spec,
+)
 from exporters.registry import BuildContext, builtin_registry
 
 
@@ -40,5 +49,29 @@ def test_local_destinations_are_opened_without_the_spool_remote_ones_with_it(tmp
 def test_registry_spools_every_type_but_the_local_ones() -> None:
     registry = builtin_registry()
     assert {name: registry.get(name).spool for name in registry.names} == {
-        "console": False, "file": False, "langfuse": True, "otel": True, "traceloop": True,
+        "athina": True, "console": False, "file": False, "generic": True, "generic_api": True, "langfuse": True,
+        "otel": True, "traceloop": True,
     }
+
+
+def test_a_team_entry_replaces_the_global_one_whichever_alias_either_used() -> None:
+    registry = builtin_registry()
+    generic = registry.get("generic")
+    config = generic.parse({"generic_logger_endpoint": "http://127.0.0.1:9/x"})
+    globals_ = [DestinationSpec(f"global/{name}", name, registry.get(name), config, SUCCESS)
+                for name in ("generic", "athina")]
+    sinks: dict[str, Any] = {spec.key: spec.key for spec in globals_}
+    own = team_spec("t", "generic_api", SUCCESS, registry.get("generic_api"), config)
+    sinks[own.key] = own.key
+    assert team_route([own], globals_, sinks).success == ("team/t/generic_api/success", "global/athina")
+    # An entry that cannot be used (its secret no longer decrypts) still keeps the operator's webhook out.
+    broken = unusable_spec("t", "generic_api", SUCCESS, registry.get("generic_api"))
+    assert team_route([broken], globals_, sinks).success == ("global/athina",)
+
+
+def test_default_team_settings_give_an_alias_its_types_vars() -> None:
+    entry = TeamSettingsConfig(team_id="t", success_callback=("generic_api",), failure_callback=(),
+                               callback_vars={"generic_logger_endpoint": "http://127.0.0.1:9/x",
+                                              "langfuse_public_key": "pk"})
+    (spec,) = config_team_specs(entry, builtin_registry())
+    assert (spec.name, spec.type_name, spec.config.endpoint) == ("generic_api", "generic", "http://127.0.0.1:9/x")

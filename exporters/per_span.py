@@ -1,0 +1,60 @@
+"""One POST per span, for destinations whose API takes one record per request (Athina, the generic
+webhook in its default form).
+
+The delivery layer retries a failed batch whole. Sent one span at a time, a batch that fails at its
+tenth span has already delivered nine; ``SpanPoster`` remembers those (by span id, at most one
+batch of them) and skips them on the retry, so a destination that has no idempotency key of its own
+sees each call once. What it remembers is forgotten when a batch succeeds or is given up on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import httpx
+from opentelemetry.sdk.trace import ReadableSpan
+
+from contracts.failures import ExportFailure
+from exporters.base import encoding_failure, post_batch
+
+__all__ = ["SpanPoster", "span_hex"]
+
+
+def span_hex(span: ReadableSpan) -> str:
+    return format(span.get_span_context().span_id, "016x")
+
+
+class SpanPoster:
+    """POSTs each span of a batch in order; stops at the first failure and returns it."""
+
+    def __init__(self, client: httpx.Client, url: str, headers: Mapping[str, str],
+                 encode: Callable[[ReadableSpan], bytes], *, idempotency_header: str | None = None) -> None:
+        self._client = client
+        self._url = url
+        self._headers = dict(headers)
+        self._encode = encode
+        self._idempotency_header = idempotency_header
+        self._accepted: set[str] = set()  # span ids of the batch being retried that already got a 2xx
+
+    def post_each(self, spans: Sequence[ReadableSpan]) -> ExportFailure | None:
+        for span in spans:
+            try:
+                key = span_hex(span)
+            except Exception as exc:  # not a span: the batch cannot be encoded
+                self._accepted.clear()
+                return encoding_failure(exc)
+            if key in self._accepted:
+                continue
+            failure = post_batch(self._client, self._url, lambda s=span: self._encode(s), self._headers_for(key))
+            if failure is not None:
+                if not failure.retryable and not failure.too_large:
+                    self._accepted.clear()  # the delivery layer dead-letters this batch: no retry to skip for
+                return failure
+            self._accepted.add(key)
+        self._accepted.clear()
+        return None
+
+    def _headers_for(self, key: str) -> Mapping[str, str]:
+        if self._idempotency_header is None:
+            return self._headers
+        return {**self._headers, self._idempotency_header: key}
