@@ -73,9 +73,8 @@ def to_log_item(span: ReadableSpan, labels: LogLabels) -> dict[str, Any]:
     """One span as one Datadog log item (plain JSON values)."""
     attributes = {k: v for k, v in (span.attributes or {}).items() if k not in _DROPPED}
     item = _log_item(span, labels, attributes)
-    excess = len(json.dumps(item)) - MAX_LOG_BYTES
-    if excess > 0:
-        item = _log_item(span, labels, _shortened(attributes, excess))
+    if len(json.dumps(item)) > MAX_LOG_BYTES:
+        item = _log_item(span, labels, _shortened(span, labels, attributes))
     return item
 
 
@@ -140,17 +139,19 @@ def _json_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _shortened(attributes: Mapping[str, Any], excess: int) -> dict[str, Any]:
-    """The attributes with captured content cut by at least ``excess`` bytes of JSON, largest first.
-    Each character is at least one byte of JSON, so cutting ``n`` characters saves ``n`` bytes or more."""
-    out = dict(attributes)
-    excess += 64  # room for the truncation flag
-    for name in sorted((n for n in _CONTENT if isinstance(out.get(n), str)), key=lambda n: -len(out[n])):
-        text = out[name]
-        cut = min(len(text), excess)
-        out[name] = text[: len(text) - cut]
-        excess -= cut
-        if excess <= 0:
-            break
-    out[semconv.DATADOG_CONTENT_TRUNCATED] = True
+def _shortened(span: ReadableSpan, labels: LogLabels, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes with captured content cut until the log fits in ``MAX_LOG_BYTES``, largest field
+    first. The cut is proportional to the field's JSON size (non-ASCII text escapes to 6 bytes a
+    character), re-measured a few times; only logs over 1 MB pay for it."""
+    out = {**attributes, semconv.DATADOG_CONTENT_TRUNCATED: True}
+    fields = sorted((n for n in _CONTENT if isinstance(out.get(n), str)), key=lambda n: -len(json.dumps(out[n])))
+    for name in fields:
+        for _ in range(4):
+            excess = len(json.dumps(_log_item(span, labels, out))) - MAX_LOG_BYTES
+            text = out[name]
+            if excess <= 0 or not text:
+                break
+            field_bytes = len(json.dumps(text))
+            keep = max(0, len(text) * (field_bytes - excess) // field_bytes - 16)
+            out[name] = text[:keep]
     return out
