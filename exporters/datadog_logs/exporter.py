@@ -73,7 +73,7 @@ class DatadogSpanExporter(SpanExporter):
         if self._shut_down:
             return ExportFailure(retryable=False, detail="exporter is shut down")
         try:
-            bodies = [HTTPLog([HTTPLogItem(**item) for item in chunk]) for chunk in encode_datadog(spans, self._labels)]
+            bodies = [_http_log(chunk) for chunk in encode_datadog(spans, self._labels)]
         except Exception as exc:
             return encoding_failure(exc)
         for body in bodies:
@@ -90,6 +90,12 @@ class DatadogSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # nothing is buffered here
+
+
+def _http_log(items: list[dict[str, Any]]) -> HTTPLog:
+    # The encoder's output is plain JSON values already; the models' own type check of every nested
+    # value doubled the CPU per span (bench/datadog_encode.py: ~100 us of ~240 us), for nothing.
+    return HTTPLog([HTTPLogItem(**item, _check_type=False) for item in items], _check_type=False)
 
 
 def failure_from_exception(exc: Exception) -> ExportFailure:
