@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
 
 import pytest
 from datadog_api_client.exceptions import ApiException
@@ -88,6 +89,27 @@ def test_connection_refused_is_retryable_and_does_not_show_the_key():
     assert failure is not None
     assert (failure.retryable, failure.status, failure.reason) == (True, None, "connection refused")
     assert KEY not in failure.detail
+
+
+def test_a_connection_closed_without_an_answer_is_retryable():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def hang_up() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        exporter = exporter_for(f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.FAILURE
+        thread.join(5)
+    failure = exporter.last_failure
+    assert failure is not None
+    assert (failure.retryable, failure.reason) == (True, "connection lost")
+    assert failure.detail.startswith("ProtocolError:")
 
 
 def test_a_slow_answer_times_out_and_is_retryable():
