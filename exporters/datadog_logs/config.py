@@ -97,7 +97,8 @@ class DatadogConfig:
             if name not in ALLOWED_VARS and name != BASE_URL_VAR:
                 raise ValueError(f"unknown datadog callback var {name!r}; allowed: {allowed}")
         if vars.get(API_KEY_VAR) is None:
-            raise ValueError(f"missing datadog callback var {API_KEY_VAR!r}; allowed: {allowed}")
+            raise ValueError(f"missing datadog callback var {API_KEY_VAR!r} ({ENV_VARS[API_KEY_VAR]} in the global "
+                             f"form); allowed: {allowed}")
         base_url = vars.get(BASE_URL_VAR)
         return cls(
             api_key=_key(vars[API_KEY_VAR]),

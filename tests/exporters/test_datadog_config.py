@@ -62,7 +62,8 @@ def test_known_sites_are_the_libraries_logs_sites():
 @pytest.mark.parametrize(
     ("vars", "message"),
     [
-        ({"dd_site": "datadoghq.com"}, f"missing datadog callback var 'dd_api_key'; allowed: {ALLOWED}"),
+        ({"dd_site": "datadoghq.com"},
+         f"missing datadog callback var 'dd_api_key' (DD_API_KEY in the global form); allowed: {ALLOWED}"),
         ({"dd_api_key": "k", "dd_app_key": "a"}, f"unknown datadog callback var 'dd_app_key'; allowed: {ALLOWED}"),
         ({"dd_api_key": "  "}, "dd_api_key must not be empty"),
         ({"dd_api_key": 7}, "dd_api_key must be a string, not int"),
