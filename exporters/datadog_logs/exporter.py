@@ -2,9 +2,9 @@
 
 ``LogsApi.submit_log`` with gzip, one request per chunk of ``encode_datadog``. Retries, back-off and
 splitting belong to the delivery layer, which reads ``last_failure`` after a ``FAILURE``. A batch
-is reported as failed when any chunk fails; Datadog has no idempotency key, so a retried batch
-whose first chunks were accepted sends those again (only batches over 1,000 logs or 5 MB have
-more than one chunk).
+is reported as failed when any chunk fails. Datadog has no idempotency key, so the exporter
+remembers the spans of the chunks it did get accepted (only batches over 1,000 logs or 5 MB have
+more than one) and leaves them out when the delivery layer retries the batch.
 
 The ``ApiClient`` is the exporter's own (``new_api_client``), closed in ``shutdown``. It is built so
 that nothing outside the config decides where the key goes: the library's own reading of
@@ -16,7 +16,7 @@ on a cross-host redirect, not ``DD-API-KEY``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import urllib3
@@ -37,6 +37,7 @@ from exporters.datadog_logs.encode import LogLabels, encode_datadog
 __all__ = ["DatadogSpanExporter", "failure_from_exception", "new_api_client"]
 
 TIMEOUT = (5.0, 30.0)  # connect, read: seconds
+MAX_REMEMBERED = 20_000  # accepted spans of failed batches kept for their retry (a few MB at most)
 
 
 def new_api_client(config: DatadogConfig) -> ApiClient:
@@ -60,6 +61,7 @@ class DatadogSpanExporter(SpanExporter):
         self._client = client
         self._logs = LogsApi(client)
         self._shut_down = False
+        self._accepted_of_failed: set[str] = set()  # span ids (hex) sent in batches that then failed
         self.last_failure: ExportFailure | None = None
 
     def __repr__(self) -> str:  # the client holds the key; say only where data goes
@@ -73,15 +75,34 @@ class DatadogSpanExporter(SpanExporter):
         if self._shut_down:
             return ExportFailure(retryable=False, detail="exporter is shut down")
         try:
-            bodies = [_http_log(chunk) for chunk in encode_datadog(spans, self._labels)]
+            chunks = encode_datadog(self._not_yet_accepted(spans), self._labels)
+            bodies = [_http_log(chunk) for chunk in chunks]
         except Exception as exc:
             return encoding_failure(exc)
-        for body in bodies:
+        for n, body in enumerate(bodies):
             try:
                 self._logs.submit_log(body=body, content_encoding=ContentEncoding.GZIP)
             except Exception as exc:
+                self._remember(item["span_id"] for chunk in chunks[:n] for item in chunk)
                 return failure_from_exception(exc)
         return None
+
+    def _not_yet_accepted(self, spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
+        if not self._accepted_of_failed:
+            return spans
+        out = []
+        for span in spans:
+            span_id = format(span.get_span_context().span_id, "016x")
+            if span_id in self._accepted_of_failed:
+                self._accepted_of_failed.discard(span_id)  # its retry has come: forget it
+            else:
+                out.append(span)
+        return out
+
+    def _remember(self, span_ids: Iterable[str]) -> None:
+        if len(self._accepted_of_failed) > MAX_REMEMBERED:
+            self._accepted_of_failed.clear()  # batches dead-lettered long ago: a duplicate at worst
+        self._accepted_of_failed.update(span_ids)
 
     def shutdown(self) -> None:
         if not self._shut_down:

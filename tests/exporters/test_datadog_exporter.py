@@ -57,6 +57,20 @@ def test_more_than_1000_spans_go_in_two_requests():
     assert [len(json.loads(r.body)) for r in sink.requests] == [1000, 1]
 
 
+def test_a_retried_batch_does_not_resend_the_chunks_datadog_accepted():
+    replies = iter([Reply(202), Reply(500), Reply(202), Reply(202), Reply(202)])
+    spans = [span(CHAT_OK, span_id=i + 1) for i in range(1001)]
+    with HttpSink(lambda _req: next(replies)) as sink:
+        exporter = exporter_for(sink.url)
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert exporter.export(spans) is SpanExportResult.SUCCESS  # the delivery layer's retry
+        assert exporter.export(spans) is SpanExportResult.SUCCESS  # remembered only until that retry
+        exporter.shutdown()
+    sent = [[log["span_id"] for log in json.loads(r.body)] for r in sink.requests]
+    assert [len(ids) for ids in sent] == [1000, 1, 1, 1000, 1]
+    assert sent[1] == sent[2] == [format(1001, "016x")]
+
+
 @pytest.mark.parametrize(
     ("reply", "failure"),
     [
