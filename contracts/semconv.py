@@ -119,3 +119,8 @@ LANGFUSE_OBSERVATION_COMPLETION_START_TIME: Final = "langfuse.observation.comple
 # Values of LANGFUSE_OBSERVATION_TYPE.
 LANGFUSE_TYPE_GENERATION: Final = "generation"
 LANGFUSE_TYPE_EMBEDDING: Final = "embedding"
+
+# --- Datadog (destination-specific) --------------------------------------------------------------
+# Written only by exporters/datadog_logs, into a log item (never on a span): the captured content
+# was cut so the log stays under Datadog's 1 MB per log.
+DATADOG_CONTENT_TRUNCATED: Final = "spangate.content.truncated"

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporters import athina, console, file, generic, langfuse, openmeter, otlp
+from exporters import athina, console, datadog_logs, file, generic, langfuse, openmeter, otlp
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
 
 __all__ = ["BuildContext", "DestinationRegistry", "DestinationType", "GlobalInputs", "UnknownDestination",
@@ -33,6 +33,7 @@ _MODULES = (
     openmeter,
     generic,
     athina,
+    datadog_logs,
 )
 
 

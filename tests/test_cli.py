@@ -48,16 +48,19 @@ def test_help_lists_the_litellm_style_options() -> None:
      "model_list[0].litellm_params.api_key: environment variable SPANGATE_TEST_UNSET is not set"),
     ("model_list: [\n", "is not valid YAML"),
     ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+     "litellm_settings: {success_callback: [braintrust-logs]}\n",
+     "litellm_settings.success_callback: braintrust-logs: unknown callback 'braintrust-logs'; supported: "),
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
      "litellm_settings: {success_callback: [datadog]}\n",
-     "litellm_settings.success_callback: datadog: unknown callback 'datadog'; supported: athina, console, file, "
-     "generic, generic_api, langfuse"),
+     "litellm_settings.success_callback: datadog: missing datadog callback var 'dd_api_key' (DD_API_KEY in the global"),
     ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
      "litellm_settings: {default_team_settings: [{team_id: t, success_callback: [langfuse]}]}\n",
      "default_team_settings[team_id=t]: langfuse: missing langfuse callback var 'langfuse_public_key'"),
     ("model_list:\n  - model_name: m\n    litellm_params: {model: azure/d, api_base: 'https://a.example',"
      " api_version: \"2024-10-21\\nX: y\"}\n",
      "model_list[0].litellm_params.api_version: expected a version such as 2024-10-21"),
-], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "team-callback-missing-var",
+], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "datadog-without-key",
+         "team-callback-missing-var",
         "api-version-line-break"])
 def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml: str, message: str) -> None:
     config = tmp_path / "config.yaml"
