@@ -119,3 +119,10 @@ LANGFUSE_OBSERVATION_COMPLETION_START_TIME: Final = "langfuse.observation.comple
 # Values of LANGFUSE_OBSERVATION_TYPE.
 LANGFUSE_TYPE_GENERATION: Final = "generation"
 LANGFUSE_TYPE_EMBEDDING: Final = "embedding"
+
+# --- Sentry (destination-specific) ---------------------------------------------------------------
+# Sentry's AI monitoring names a span's op ``gen_ai.<operation>``; exporters/sentry_events puts it in
+# an error event's trace context so the event sits beside the AI spans of the same trace.
+SENTRY_OPS: Final = {OP_CHAT: "gen_ai.chat", OP_TEXT_COMPLETION: "gen_ai.text_completion",
+                     OP_EMBEDDINGS: "gen_ai.embeddings"}
+SENTRY_OP_DEFAULT: Final = "gen_ai.request"

@@ -1,0 +1,34 @@
+"""Sentry destination: settings (``config``), pure span -> event mapping (``encode``), transport (``exporter``).
+
+``failure_callback: ["sentry"]`` with ``SENTRY_DSN``, or a team's ``sentry_dsn``: each failed call is
+one Sentry error event. The package is not called ``sentry`` so that it never shadows ``sentry_sdk``'s
+own imports of that name.
+"""
+
+from importlib import metadata
+
+from exporters.plugin import DestinationType, from_env
+from exporters.sentry_events import config
+from exporters.sentry_events.config import SentryConfig
+from exporters.sentry_events.encode import encode_sentry
+from exporters.sentry_events.exporter import SentrySpanExporter
+
+__all__ = ["DESTINATIONS", "RELEASE", "SentryConfig", "SentrySpanExporter", "encode_sentry"]
+
+
+def _release() -> str:
+    # Set explicitly: left unset, sentry-sdk reads SENTRY_RELEASE and runs ``git`` to find one.
+    try:
+        return f"spangate@{metadata.version('spangate')}"
+    except metadata.PackageNotFoundError:
+        return "spangate"
+
+
+RELEASE = _release()
+
+DESTINATIONS = (
+    DestinationType(config.NAME, SentryConfig.from_vars,
+                    lambda c, ctx: SentrySpanExporter(c, ctx.http_client, release=RELEASE),
+                    from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
+                    base_urls=lambda c: {config.DSN_VAR: c.base_url}),
+)
