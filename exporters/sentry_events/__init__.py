@@ -7,10 +7,10 @@ own imports of that name.
 
 from importlib import metadata
 
-from exporters.plugin import DestinationType, from_env
+from exporters.plugin import BuildContext, DestinationType, from_env
 from exporters.sentry_events import config
 from exporters.sentry_events.config import SentryConfig
-from exporters.sentry_events.encode import encode_sentry
+from exporters.sentry_events.encode import encode_sentry, startup_event
 from exporters.sentry_events.exporter import SentrySpanExporter
 
 __all__ = ["DESTINATIONS", "RELEASE", "SentryConfig", "SentrySpanExporter", "encode_sentry"]
@@ -26,9 +26,18 @@ def _release() -> str:
 
 RELEASE = _release()
 
+
+def startup_alert(config: SentryConfig, ctx: BuildContext, error_type: str, message: str) -> str | None:
+    exporter = SentrySpanExporter(config, ctx.http_client, release=RELEASE)
+    try:
+        failure = exporter.send_events([startup_event(error_type, message)])
+    finally:
+        exporter.shutdown()
+    return None if failure is None else (failure.reason or failure.detail)
+
 DESTINATIONS = (
     DestinationType(config.NAME, SentryConfig.from_vars,
                     lambda c, ctx: SentrySpanExporter(c, ctx.http_client, release=RELEASE),
                     from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
-                    base_urls=lambda c: {config.DSN_VAR: c.base_url}),
+                    base_urls=lambda c: {config.DSN_VAR: c.base_url}, startup_alert=startup_alert),
 )

@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 
 from contracts import semconv as sc
 
-__all__ = ["encode_sentry", "event_id", "to_sentry_event"]
+__all__ = ["encode_sentry", "event_id", "startup_event", "to_sentry_event"]
 
 LOGGER = "spangate"
 _TAG_MAX = 200  # Sentry truncates longer tag values; cut them here so what is shown is what was sent
@@ -50,6 +50,14 @@ def encode_sentry(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
     """One event per failed span, in order; successful spans are skipped."""
     return [to_sentry_event(span) for span in spans
             if span.status is not None and span.status.status_code is StatusCode.ERROR]
+
+
+def startup_event(error_type: str, message: str) -> dict[str, Any]:
+    """The gateway could not start: one fatal event, grouped by its kind (config, store, ...)."""
+    return {"level": "fatal", "logger": LOGGER, "transaction": "startup",
+            "exception": {"values": [{"type": error_type, "value": message,
+                                      "mechanism": {"type": LOGGER, "handled": False}}]},
+            "fingerprint": [LOGGER, "startup", error_type], "tags": {"phase": "startup"}}
 
 
 def event_id(span: ReadableSpan) -> str:

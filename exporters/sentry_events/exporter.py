@@ -89,17 +89,10 @@ class SentrySpanExporter(SpanExporter):
         self.last_failure = self._send(spans)
         return SpanExportResult.FAILURE if self.last_failure else SpanExportResult.SUCCESS
 
-    def send_event(self, event: dict[str, Any]) -> ExportFailure | None:
-        """One hand-built event (a start-up failure), sent now; ``None`` when Sentry accepted it."""
+    def send_events(self, events: list[dict[str, Any]]) -> ExportFailure | None:
+        """Hand-built events (a start-up failure), sent now; ``None`` when Sentry accepted them all."""
         try:
-            envelopes = self._envelopes([event])
-        except Exception as exc:
-            return encoding_failure(exc)
-        return next(filter(None, map(self._post, envelopes)), None)
-
-    def _send(self, spans: Sequence[ReadableSpan]) -> ExportFailure | None:
-        try:
-            envelopes = self._envelopes(encode_sentry(spans))
+            envelopes = self._envelopes(events)
         except Exception as exc:
             return encoding_failure(exc)
         for envelope in envelopes:
@@ -108,6 +101,12 @@ class SentrySpanExporter(SpanExporter):
                 return failure
         return None
 
+    def _send(self, spans: Sequence[ReadableSpan]) -> ExportFailure | None:
+        try:
+            events = encode_sentry(spans)
+        except Exception as exc:
+            return encoding_failure(exc)
+        return self.send_events(events)
     def _envelopes(self, events: list[dict[str, Any]]) -> list[Envelope]:
         with self._lock:
             for event in events:
