@@ -170,3 +170,15 @@ def test_a_failing_sentry_breaks_no_request_and_no_other_destination(gw, upstrea
     (event,) = {e["event_id"]: e for e in projects[status].events()}.values()
     assert {parse_envelope(r.body).headers["event_id"] for r in sent} == {event["event_id"]}  # Sentry dedupes
     assert event["contexts"]["spangate"]["metadata"]["test"] == tag
+
+
+def test_the_callback_test_route_reaches_the_teams_sentry(admin, projects):
+    team_id = ok(admin.post("/team/new", json={}))["team_id"]
+    project = projects["team"]
+    body = {"callback_name": "sentry", "callback_type": "failure", "callback_vars": {"sentry_dsn": project.dsn}}
+    ok(admin.post(f"/team/{team_id}/callback", json=body))
+    tested = ok(admin.post(f"/team/{team_id}/callback/test"))
+    assert tested["status"] == "success" and tested["results"][0]["callback_name"] == "sentry"
+    (event,) = project.wait_for_events(1, lambda e: e["tags"].get("team_id") == team_id)
+    assert (event["level"], event["message"]) == ("info", {"formatted": "spangate callback test: chat "
+                                                                        "spangate-callback-test"})

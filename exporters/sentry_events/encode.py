@@ -2,6 +2,8 @@
 
 Only spans whose status is ERROR become events: Sentry is where failures are triaged, and a
 successful call has nothing to triage (``success_callback: ["sentry"]`` therefore sends nothing).
+The one exception is the admin API's synthetic span (``POST /team/{id}/callback/test``): it becomes an
+``info`` event, so the test reaches Sentry and proves the DSN instead of succeeding without sending.
 
 - ``event_id`` is derived from the span id and trace id, so a batch the delivery layer retries
   carries the same ids and Sentry drops the copies it already has.
@@ -48,8 +50,7 @@ _TRACE_STATUS = {400: "invalid_argument", 401: "unauthenticated", 403: "permissi
 
 def encode_sentry(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
     """One event per failed span, in order; successful spans are skipped."""
-    return [to_sentry_event(span) for span in spans
-            if span.status is not None and span.status.status_code is StatusCode.ERROR]
+    return [to_sentry_event(span) for span in spans if _failed(span) or (span.attributes or {}).get(sc.SYNTHETIC)]
 
 
 def startup_event(error_type: str, message: str) -> dict[str, Any]:
@@ -68,16 +69,11 @@ def event_id(span: ReadableSpan) -> str:
 
 def to_sentry_event(span: ReadableSpan) -> dict[str, Any]:
     attributes = span.attributes or {}
-    error_type = str(attributes.get(sc.ERROR_TYPE) or "error")
-    model = str(attributes.get(sc.REQUEST_MODEL) or attributes.get(sc.MODEL_GROUP) or "unknown")
     event: dict[str, Any] = {
         "event_id": event_id(span),
-        "level": "error",
         "logger": LOGGER,
         "transaction": span.name,
-        "exception": {"values": [{"type": error_type, "value": (span.status.description or error_type),
-                                  "mechanism": {"type": LOGGER, "handled": True}}]},
-        "fingerprint": [LOGGER, error_type, model],
+        **(_error(span, attributes) if _failed(span) else _test_message(span)),
         "tags": {tag: _tag(attributes[name]) for tag, name in _TAGS if attributes.get(name) is not None},
         "contexts": {"trace": _trace_context(span, attributes), "llm": _pick(attributes, _LLM),
                      "spangate": _spangate_context(attributes)},
@@ -90,6 +86,24 @@ def to_sentry_event(span: ReadableSpan) -> dict[str, Any]:
     if end_user is not None:
         event["user"] = {"id": str(end_user)}
     return event
+
+
+def _failed(span: ReadableSpan) -> bool:
+    return span.status is not None and span.status.status_code is StatusCode.ERROR
+
+
+def _error(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    error_type = str(attributes.get(sc.ERROR_TYPE) or "error")
+    model = str(attributes.get(sc.REQUEST_MODEL) or attributes.get(sc.MODEL_GROUP) or "unknown")
+    return {"level": "error",
+            "exception": {"values": [{"type": error_type, "value": (span.status.description or error_type),
+                                      "mechanism": {"type": LOGGER, "handled": True}}]},
+            "fingerprint": [LOGGER, error_type, model]}
+
+
+def _test_message(span: ReadableSpan) -> dict[str, Any]:
+    return {"level": "info", "message": {"formatted": f"spangate callback test: {span.name}"},
+            "fingerprint": [LOGGER, "callback-test"]}
 
 
 def _trace_context(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.trace import Status, StatusCode
 
 from contracts import semconv as sc
-from exporters.sentry_events.encode import encode_sentry, event_id
+from exporters.sentry_events.encode import encode_sentry, event_id, startup_event
 from tests.support.readable_spans import CHAT_ERROR, CHAT_OK, PARENT_HEX, SPAN_HEX, TRACE_HEX, error_span, span
 
 EVENT_ID = SPAN_HEX + TRACE_HEX[16:]
@@ -88,3 +88,21 @@ def test_long_tag_values_are_cut_to_what_sentry_keeps():
     (event,) = encode_sentry([failed({**CHAT_ERROR, sc.KEY_ALIAS: "k" * 300})])
     assert event["tags"]["key_alias"] == "k" * 200
     assert event["contexts"]["spangate"]["key_alias"] == "k" * 300
+
+
+def test_the_admin_test_span_is_an_info_event_so_the_test_reaches_sentry():
+    (event,) = encode_sentry([span({sc.OPERATION_NAME: sc.OP_CHAT, sc.REQUEST_MODEL: "spangate-callback-test",
+                                    sc.SYNTHETIC: True, sc.TEAM_ID: "t"}, name="chat spangate-callback-test")])
+    assert {k: event[k] for k in ("level", "message", "fingerprint", "tags")} == {
+        "level": "info", "message": {"formatted": "spangate callback test: chat spangate-callback-test"},
+        "fingerprint": ["spangate", "callback-test"],
+        "tags": {"model": "spangate-callback-test", "operation": "chat", "team_id": "t"}}
+    assert "exception" not in event
+
+
+def test_a_start_up_failure_event():
+    assert startup_event("ConfigError", "spangate: config error: x") == {
+        "level": "fatal", "logger": "spangate", "transaction": "startup",
+        "exception": {"values": [{"type": "ConfigError", "value": "spangate: config error: x",
+                                  "mechanism": {"type": "spangate", "handled": False}}]},
+        "fingerprint": ["spangate", "startup", "ConfigError"], "tags": {"phase": "startup"}}
