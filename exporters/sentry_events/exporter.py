@@ -13,6 +13,11 @@ Failures: 429 waits for what ``X-Sentry-Rate-Limits`` says about error events (e
 else 60 s, as sentry-sdk does); 413 is too large; other statuses and transport errors as
 ``contracts.failures`` maps them. A retried batch re-sends envelopes Sentry already has: event ids are
 derived from the span, so it discards the copies.
+
+Cost (``python -m bench.sentry_encode``): ~15 us per failed span for the pure encoder, ~0.4 ms with
+sentry-sdk's event processing (its serializer is most of it) and gzip, on the delivery thread, per
+failed call only. Building the envelope here instead would save that, at the price of tracking Sentry's
+event schema by hand; the SDK keeps the payload what Sentry expects.
 """
 
 from __future__ import annotations
