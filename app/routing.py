@@ -123,7 +123,8 @@ def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpe
     replaced = {spec.name for spec in own}
     chosen = [s for s in own if s.usable] + [g for g in globals_ if g.name not in replaced and not g.kind.traces]
     traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
-    return Route(success=tuple(sinks[s.key] for s in chosen if s.on_success and not s.kind.traces),
+    return Route(success=tuple(sinks[s.key] for s in chosen
+                               if s.on_success and not s.kind.traces and not s.kind.failures_only),
                  failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),
                  traces=traces)
 

@@ -82,6 +82,9 @@ class DestinationType:
     spool: bool = True  # queue in the durable spool; False: in memory (a local file is its own log)
     base_urls: Callable[[Any], Mapping[str, str]] = _no_urls  # var -> the URL it connects to
     startup_alert: StartupAlert | None = None  # for a failure_callback destination, when start-up fails
+    # An error tracker (Sentry) has nothing to do with a successful call: it is never queued for one,
+    # even when named in success_callback or callbacks.
+    failures_only: bool = False
 
 
 class UnknownDestination(ValueError):

@@ -42,3 +42,20 @@ def test_registry_spools_every_type_but_the_local_ones() -> None:
     assert {name: registry.get(name).spool for name in registry.names} == {
         "console": False, "file": False, "langfuse": True, "otel": True, "sentry": True, "traceloop": True,
     }
+
+
+def test_a_failures_only_destination_is_never_routed_successes(tmp_path: Path) -> None:
+    registry = builtin_registry()
+    with httpx.Client() as client:
+        ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
+        config = replace(default_config(tmp_path), success_callback=("file", "sentry"),
+                         failure_callback=("file", "sentry"))
+        specs = global_specs(config, registry, {"SENTRY_DSN": "http://k@127.0.0.1:9/1"}, ctx)
+        table = RoutingBuilder(NamedSinks(), ctx).build(specs, {}, frozenset(), 1)
+    assert (table.default.success, table.default.failure) == (("global/file",), ("global/file", "global/sentry"))
+
+
+class NamedSinks(RecordingSinks):
+    def open(self, key: str, *, team: str | None, name: str, factory: Any, durable: bool | None = None) -> Any:
+        super().open(key, team=team, name=name, factory=factory, durable=durable)
+        return key

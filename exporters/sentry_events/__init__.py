@@ -39,5 +39,6 @@ DESTINATIONS = (
     DestinationType(config.NAME, SentryConfig.from_vars,
                     lambda c, ctx: SentrySpanExporter(c, ctx.http_client, release=RELEASE),
                     from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
-                    base_urls=lambda c: {config.DSN_VAR: c.base_url}, startup_alert=startup_alert),
+                    base_urls=lambda c: {config.DSN_VAR: c.base_url}, startup_alert=startup_alert,
+                    failures_only=True),
 )
