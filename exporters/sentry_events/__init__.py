@@ -11,7 +11,7 @@ from exporters.plugin import BuildContext, DestinationType, from_env
 from exporters.sentry_events import config
 from exporters.sentry_events.config import SentryConfig
 from exporters.sentry_events.encode import encode_sentry, startup_event
-from exporters.sentry_events.exporter import SentrySpanExporter
+from exporters.sentry_events.exporter import SentrySender, SentrySpanExporter
 
 __all__ = ["DESTINATIONS", "RELEASE", "SentryConfig", "SentrySpanExporter", "encode_sentry"]
 
@@ -28,11 +28,11 @@ RELEASE = _release()
 
 
 def startup_alert(config: SentryConfig, ctx: BuildContext, error_type: str, message: str) -> str | None:
-    exporter = SentrySpanExporter(config, ctx.http_client, release=RELEASE)
+    sender = SentrySender(config, ctx.http_client, release=RELEASE)
     try:
-        failure = exporter.send_events([startup_event(error_type, message)])
+        failure = sender.send([startup_event(error_type, message)])
     finally:
-        exporter.shutdown()
+        sender.close()
     return None if failure is None else (failure.reason or failure.detail)
 
 DESTINATIONS = (

@@ -43,7 +43,7 @@ from exporters.base import encoding_failure, failure_from_exception, failure_fro
 from exporters.sentry_events.config import SentryConfig
 from exporters.sentry_events.encode import encode_sentry
 
-__all__ = ["SentrySpanExporter", "rate_limit_seconds"]
+__all__ = ["SentrySender", "SentrySpanExporter", "rate_limit_seconds"]
 
 ENVELOPE_CONTENT_TYPE = "application/x-sentry-envelope"
 DEFAULT_RATE_LIMIT_SECONDS = 60.0  # sentry-sdk's own wait after a 429 that names no time
@@ -65,8 +65,8 @@ class _EnvelopeCatcher(Transport):
         return caught
 
 
-class SentrySpanExporter(SpanExporter):
-    """One Sentry project; the httpx client is the caller's (shared, pooled) and is not closed here."""
+class SentrySender:
+    """Events -> envelopes (sentry-sdk) -> synchronous POSTs; the httpx client is the caller's and stays open."""
 
     def __init__(self, config: SentryConfig, client: httpx.Client, *, release: str) -> None:
         self._http = client
@@ -79,23 +79,10 @@ class SentrySpanExporter(SpanExporter):
         self._url = auth.get_api_url(EndpointType.ENVELOPE)
         self._headers = {"X-Sentry-Auth": auth.to_header(), "User-Agent": str(auth.client),
                          "Content-Type": ENVELOPE_CONTENT_TYPE, "Content-Encoding": "gzip"}
-        self._where = f"{config.base_url} project {config.project_id}"
         self._lock = threading.Lock()  # the catcher holds one capture at a time
-        self._shut_down = False
-        self.last_failure: ExportFailure | None = None
 
-    def __repr__(self) -> str:  # the auth header holds the DSN's key
-        return f"SentrySpanExporter({self._where})"
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shut_down:
-            self.last_failure = ExportFailure(retryable=False, detail="exporter is shut down")
-            return SpanExportResult.FAILURE
-        self.last_failure = self._send(spans)
-        return SpanExportResult.FAILURE if self.last_failure else SpanExportResult.SUCCESS
-
-    def send_events(self, events: list[dict[str, Any]]) -> ExportFailure | None:
-        """Hand-built events (a start-up failure), sent now; ``None`` when Sentry accepted them all."""
+    def send(self, events: list[dict[str, Any]]) -> ExportFailure | None:
+        """``None`` once Sentry accepted every event; the first failure stops the rest. Never raises."""
         try:
             envelopes = self._envelopes(events)
         except Exception as exc:
@@ -106,12 +93,9 @@ class SentrySpanExporter(SpanExporter):
                 return failure
         return None
 
-    def _send(self, spans: Sequence[ReadableSpan]) -> ExportFailure | None:
-        try:
-            events = encode_sentry(spans)
-        except Exception as exc:
-            return encoding_failure(exc)
-        return self.send_events(events)
+    def close(self) -> None:
+        self._sentry.close(timeout=0)
+
     def _envelopes(self, events: list[dict[str, Any]]) -> list[Envelope]:
         with self._lock:
             for event in events:
@@ -119,7 +103,10 @@ class SentrySpanExporter(SpanExporter):
             return self._catcher.take()
 
     def _post(self, envelope: Envelope) -> ExportFailure | None:
-        body = gzip.compress(envelope.serialize(), compresslevel=6)
+        try:
+            body = gzip.compress(envelope.serialize(), compresslevel=6)
+        except Exception as exc:
+            return encoding_failure(exc)
         try:
             response = self._http.post(self._url, content=body, headers=self._headers)
         except Exception as exc:
@@ -129,9 +116,34 @@ class SentrySpanExporter(SpanExporter):
             failure = dataclasses.replace(failure, retry_after=rate_limit_seconds(response.headers))
         return failure
 
+
+class SentrySpanExporter(SpanExporter):
+    """One Sentry project; the httpx client is the caller's (shared, pooled) and is not closed here."""
+
+    def __init__(self, config: SentryConfig, client: httpx.Client, *, release: str) -> None:
+        self._sender = SentrySender(config, client, release=release)
+        self._where = f"{config.base_url} project {config.project_id}"
+        self._shut_down = False
+        self.last_failure: ExportFailure | None = None
+
+    def __repr__(self) -> str:  # the sender's auth header holds the DSN's key
+        return f"SentrySpanExporter({self._where})"
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shut_down:
+            self.last_failure = ExportFailure(retryable=False, detail="exporter is shut down")
+            return SpanExportResult.FAILURE
+        try:
+            events = encode_sentry(spans)
+        except Exception as exc:
+            self.last_failure = encoding_failure(exc)
+        else:
+            self.last_failure = self._sender.send(events)
+        return SpanExportResult.FAILURE if self.last_failure else SpanExportResult.SUCCESS
+
     def shutdown(self) -> None:
         self._shut_down = True
-        self._sentry.close(timeout=0)
+        self._sender.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # nothing is buffered here
