@@ -103,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_test(args.base_url or f"http://127.0.0.1:{args.port}", args.api_key, args.model)
     try:
         config = load_config(args.config) if args.config else default_config()
-        check_exposure(config, args.host)
     except ConfigError as exc:
         print(f"spangate: config error: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_exposure(config, args.host)
+    except ConfigError as exc:
+        return fail_startup(config, {**os.environ, **config.environment_variables}, 2, f"spangate: config error: {exc}")
     for warning in config.warnings:
         log.warning("config: %s", warning)
     # As LiteLLM does: environment_variables are exported for the process (and SDKs that read env).
@@ -126,13 +129,10 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     try:
         check_destinations(config, env)
     except ConfigError as exc:
-        print(f"spangate: config error: {exc}", file=sys.stderr)
-        return 2
+        return fail_startup(config, env, 2, f"spangate: config error: {exc}")
     failure = store_failure(config, env)
     if failure is not None:
-        code, line = failure
-        print(line, file=sys.stderr)
-        return code
+        return fail_startup(config, env, *failure)
     log.info("spangate %s on http://%s:%d with %d model(s); spans -> %s", __version__, args.host, args.port,
              len(config.deployments), ", ".join(config.success_callback) or "nowhere")
     if args.num_workers > 1:
@@ -144,9 +144,20 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     try:
         app = create_app(config, own_process=True)
     except ConfigError as exc:
-        print(f"spangate: config error: {exc}", file=sys.stderr)
-        return 2
-    return 0 if run_server(server_config(app, config, **common)) else STARTUP_FAILED
+        return fail_startup(config, env, 2, f"spangate: config error: {exc}")
+    if run_server(server_config(app, config, **common)):
+        return 0
+    return fail_startup(config, env, STARTUP_FAILED, f"spangate: the server did not start on {args.host}:{args.port}")
+
+
+def fail_startup(config: GatewayConfig, env: Mapping[str, str], code: int, line: str) -> int:
+    """Print why start-up failed, tell the failure destinations that take alerts (Sentry), and return the exit
+    code. The line names keys, never secret values (database URLs are shown with the password masked)."""
+    from app.startup_alerts import send_startup_alerts
+
+    print(line, file=sys.stderr)
+    send_startup_alerts(config, env, "ConfigError" if code == 2 else "StartupFailure", line)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

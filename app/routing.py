@@ -71,14 +71,19 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
         for name in names:
             try:
                 kind = registry.get(name)
-                own_settings = config.callback_settings.get(kind.settings_section or "", {})
-                parsed = kind.parse(kind.global_vars(GlobalInputs(env, own_settings, ctx)))
+                parsed = global_config(kind, config, env, ctx)
             except (UnknownDestination, ValueError) as exc:
                 raise ConfigError(f"litellm_settings.{section}: {name}: {exc}") from None
             both = name in config.success_callback and name in config.failure_callback
             kind_type = BOTH if both else (SUCCESS if section == "success_callback" else FAILURE)
             specs[name] = DestinationSpec(f"global/{name}", name, kind, parsed, kind_type)
     return list(specs.values())
+
+
+def global_config(kind: DestinationType, config: GatewayConfig, env: Mapping[str, str], ctx: BuildContext) -> Any:
+    """A destination's typed config in the global form (its settings section and the environment)."""
+    own_settings = config.callback_settings.get(kind.settings_section or "", {})
+    return kind.parse(kind.global_vars(GlobalInputs(env, own_settings, ctx)))
 
 
 def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) -> list[DestinationSpec]:
@@ -127,7 +132,8 @@ def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpe
     replaced = {spec.type_name for spec in own}
     chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced and not g.kind.traces]
     traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
-    return Route(success=tuple(sinks[s.key] for s in chosen if s.on_success and not s.kind.traces),
+    return Route(success=tuple(sinks[s.key] for s in chosen
+                               if s.on_success and not s.kind.traces and not s.kind.failures_only),
                  failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),
                  traces=traces)
 

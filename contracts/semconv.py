@@ -124,3 +124,10 @@ LANGFUSE_TYPE_EMBEDDING: Final = "embedding"
 # Written only by exporters/datadog_logs, into a log item (never on a span): the captured content
 # was cut so the log stays under Datadog's 1 MB per log.
 DATADOG_CONTENT_TRUNCATED: Final = "spangate.content.truncated"
+
+# --- Sentry (destination-specific) ---------------------------------------------------------------
+# Sentry's AI monitoring names a span's op ``gen_ai.<operation>``; exporters/sentry_events puts it in
+# an error event's trace context so the event sits beside the AI spans of the same trace.
+SENTRY_OPS: Final = {OP_CHAT: "gen_ai.chat", OP_TEXT_COMPLETION: "gen_ai.text_completion",
+                     OP_EMBEDDINGS: "gen_ai.embeddings"}
+SENTRY_OP_DEFAULT: Final = "gen_ai.request"

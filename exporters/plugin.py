@@ -12,7 +12,9 @@ tuple of ``DestinationType``, each saying
   checked against the callback policy, and bound to the secrets sent with them),
 - how its exporter is built (``build``: the exporter owns whatever client it makes and closes it
   in ``shutdown``; HTTP destinations take the shared, pooled client from ``BuildContext``),
-- whether its spans wait in the durable spool, and whether it receives every span (``traces``).
+- whether its spans wait in the durable spool, and whether it receives every span (``traces``),
+- optionally, how it is told that the gateway failed to start (``startup_alert``: Sentry), sent at
+  once on the caller's client because the process exits right after.
 
 ``exporters/registry.py`` lists the modules; nothing in ``app/`` or ``processors/`` names one.
 """
@@ -58,6 +60,10 @@ class GlobalInputs:
     ctx: BuildContext
 
 
+# (config, ctx, error type, message) -> None once the destination accepted the alert, else why not.
+StartupAlert = Callable[[Any, BuildContext, str, str], str | None]
+
+
 def _no_urls(_config: Any) -> Mapping[str, str]:
     return {}
 
@@ -75,6 +81,10 @@ class DestinationType:
     team_configurable: bool = True
     spool: bool = True  # queue in the durable spool; False: in memory (a local file is its own log)
     base_urls: Callable[[Any], Mapping[str, str]] = _no_urls  # var -> the URL it connects to
+    startup_alert: StartupAlert | None = None  # for a failure_callback destination, when start-up fails
+    # An error tracker (Sentry) has nothing to do with a successful call: it is never queued for one,
+    # even when named in success_callback or callbacks.
+    failures_only: bool = False
 
 
 class UnknownDestination(ValueError):

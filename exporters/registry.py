@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporters import athina, console, datadog_logs, file, generic, langfuse, openmeter, otlp
+from exporters import athina, console, datadog_logs, file, generic, langfuse, openmeter, otlp, sentry_events
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
 
 __all__ = ["BuildContext", "DestinationRegistry", "DestinationType", "GlobalInputs", "UnknownDestination",
@@ -34,6 +34,7 @@ _MODULES = (
     generic,
     athina,
     datadog_logs,
+    sentry_events,
 )
 
 

@@ -49,9 +49,8 @@ def test_local_destinations_are_opened_without_the_spool_remote_ones_with_it(tmp
 def test_registry_spools_every_type_but_the_local_ones() -> None:
     registry = builtin_registry()
     assert {name: registry.get(name).spool for name in registry.names} == {
-        "athina": True, "console": False, "file": False, "generic": True, "generic_api": True, "langfuse": True,
-        "otel": True, "traceloop": True,
-    }
+        name: name not in ("console", "file") for name in registry.names}
+    assert {"langfuse", "otel", "generic", "datadog", "sentry", "openmeter"} <= set(registry.names)
 
 
 def test_a_team_entry_replaces_the_global_one_whichever_alias_either_used() -> None:
@@ -75,3 +74,20 @@ def test_default_team_settings_give_an_alias_its_types_vars() -> None:
                                               "langfuse_public_key": "pk"})
     (spec,) = config_team_specs(entry, builtin_registry())
     assert (spec.name, spec.type_name, spec.config.endpoint) == ("generic_api", "generic", "http://127.0.0.1:9/x")
+
+
+def test_a_failures_only_destination_is_never_routed_successes(tmp_path: Path) -> None:
+    registry = builtin_registry()
+    with httpx.Client() as client:
+        ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
+        config = replace(default_config(tmp_path), success_callback=("file", "sentry"),
+                         failure_callback=("file", "sentry"))
+        specs = global_specs(config, registry, {"SENTRY_DSN": "http://k@127.0.0.1:9/1"}, ctx)
+        table = RoutingBuilder(NamedSinks(), ctx).build(specs, {}, frozenset(), 1)
+    assert (table.default.success, table.default.failure) == (("global/file",), ("global/file", "global/sentry"))
+
+
+class NamedSinks(RecordingSinks):
+    def open(self, key: str, *, team: str | None, name: str, factory: Any, durable: bool | None = None) -> Any:
+        super().open(key, team=team, name=name, factory=factory, durable=durable)
+        return key

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import URL, event, make_url, text
@@ -39,6 +40,11 @@ class Engines:
 def async_url(url: str) -> URL:
     """``sqlite:///path`` or a plain path -> aiosqlite; ``postgresql://`` / ``postgres://`` -> asyncpg."""
     if "://" not in url:
+        if "/" not in url and "\\" not in url and not PurePath(url).suffix and url != ":memory:":
+            # A bare word ("my-bad-url", LiteLLM's example of a broken URL) is a mistake far more often
+            # than a SQLite file meant to be created, without an extension, in the working directory.
+            raise ValueError("neither a database URL nor a file path: use sqlite:///path/to/file.db, "
+                             "a file path such as ./spangate.db, or postgresql://user@host/db")
         url = f"sqlite:///{url}"
     parsed = make_url(url)
     backend = parsed.get_backend_name()

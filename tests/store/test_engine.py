@@ -25,6 +25,12 @@ def test_memory_databases_are_refused(given):
         async_url(given)
 
 
+@pytest.mark.parametrize("given", ["my-bad-url", "spangate"])
+def test_a_bare_word_is_refused_not_taken_for_a_new_sqlite_file(given):
+    with pytest.raises(ValueError, match="neither a database URL nor a file path: use sqlite:///"):
+        async_url(given)
+
+
 def test_unknown_scheme_is_refused_naming_what_works():
     with pytest.raises(ValueError, match="postgresql://") as info:
         async_url("mysql://root:hunter2@db/gw")
