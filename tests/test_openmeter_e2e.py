@@ -9,7 +9,9 @@ delivery, so a stray or duplicate event would be there by then).
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,8 +149,16 @@ def test_per_team_openmeter_through_the_admin_api(tmp_path: Path, capfd: pytest.
     assert team_meter.api_key not in dump and team_meter.api_key.encode() not in db.raw_bytes()
     # The app's log handler (a queue listener writing to stderr) replaces pytest's caplog handler once the
     # gateway starts, so the log lines are read from the process's stderr.
-    out, err = capfd.readouterr()
-    assert "/api/v1/events" in err, "no log lines captured: the next check would prove nothing"
+    # Whatever level earlier tests left: a warning of our own shows the handler writes to stderr. It
+    # goes through the app's queue listener, so wait for it rather than read once.
+    logging.getLogger("spangate").warning("openmeter-e2e-sentinel")
+    out = err = ""
+    deadline = time.monotonic() + 5
+    while "openmeter-e2e-sentinel" not in err and time.monotonic() < deadline:
+        more_out, more_err = capfd.readouterr()
+        out, err = out + more_out, err + more_err
+        time.sleep(0.02)
+    assert "openmeter-e2e-sentinel" in err, "no log lines captured: the next check would prove nothing"
     assert team_meter.api_key not in out + err
 
 
