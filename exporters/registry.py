@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporters import console, file, langfuse, langsmith, otlp
+from exporters import console, file, langfuse, langsmith, otlp, otlp_backend
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
 
 __all__ = ["BuildContext", "DestinationRegistry", "DestinationType", "GlobalInputs", "UnknownDestination",
            "builtin_registry", "registry_of"]
 
 # One line per destination module: adding a destination is its module, its tests and a line here.
-_MODULES = (file, console, otlp, langfuse, langsmith)
+_MODULES = (file, console, otlp, langfuse, langsmith, otlp_backend)
 
 
 @dataclass(frozen=True)
