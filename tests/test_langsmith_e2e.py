@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import RateLimitError
 
 from app.routes.admin import MASK
 from tests.support.gateway import running_gateway
@@ -31,6 +32,7 @@ from tests.support.teams import (
     mock_models,
     openai_client,
 )
+from tests.support.upstream import Behaviour, FakeOpenAI
 
 TEAM = "spangate.team.id"
 TRACES_PATH = "/otel/v1/traces"
@@ -182,3 +184,23 @@ def test_a_failing_langsmith_breaks_no_request_and_no_other_destination(tmp_path
         other.wait_for_spans(3)
         found["broken"].sink.wait_for(lambda reqs: len(reqs) >= 1)  # it was tried, and refused
     assert [s["name"] for s in other.spans()] == ["chat gpt-4"] * 3
+
+
+def test_a_failed_call_is_an_errored_run(tmp_path: Path) -> None:
+    with projects("ops") as found, FakeOpenAI() as upstream:
+        upstream.script(Behaviour(status=429))
+        config = {"model_list": [{"model_name": "gpt", "litellm_params": {
+                      "model": "openai/gpt-4o-mini", "api_base": upstream.api_base, "api_key": "sk-up"}}],
+                  "litellm_settings": {"success_callback": ["langsmith"], "failure_callback": ["langsmith"]}}
+        with running_gateway(config, data_dir=tmp_path, env=found["ops"].env()) as gw, \
+                openai_client(gw.base_url, "anything") as client:
+            with pytest.raises(RateLimitError):
+                client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "one"}])
+            assert client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "two"}])
+            found["ops"].sink.wait_for_spans(2)
+    failed, ok = sorted(found["ops"].spans(), key=lambda s: s["status"]["code"])
+    assert (failed["status"]["code"], ok["status"]["code"]) == ("ERROR", "OK")
+    assert failed["attributes"]["error.type"] == "rate_limit_exceeded"
+    (event,) = failed["events"]
+    assert (event["name"], event["attributes"]["exception.type"]) == ("exception", "rate_limit_exceeded")
+    assert ok["events"] == [] and ok["attributes"]["langsmith.span.kind"] == "llm"
