@@ -21,7 +21,6 @@ twice), and ``spangate.key.hash`` is never sent (it identifies a credential and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,8 +28,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from contracts import semconv
-from exporters.langfuse.encode import parse_tags
 from exporters.otlp_encode import copy_span, encode_otlp_traces
+from exporters.request_metadata import metadata_text, parse_tags, pop_metadata
 
 __all__ = ["encode_langsmith", "to_langsmith_span"]
 
@@ -57,8 +56,8 @@ def encode_langsmith(spans: Sequence[ReadableSpan]) -> bytes:
 def to_langsmith_span(span: ReadableSpan) -> ReadableSpan:
     """A copy of one gateway span carrying the LangSmith attributes (the original is untouched)."""
     attributes = {k: v for k, v in (span.attributes or {}).items() if k not in _DROPPED}
-    metadata = _pop_metadata(attributes)
-    name = _text(metadata.get(semconv.META_GENERATION_NAME)) or span.name
+    metadata = pop_metadata(attributes)
+    name = metadata_text(metadata.get(semconv.META_GENERATION_NAME)) or span.name
     attributes[semconv.LANGSMITH_TRACE_NAME] = name
     kind = _SPAN_KINDS.get(attributes.get(semconv.OPERATION_NAME, ""))
     if kind is not None:
@@ -66,12 +65,6 @@ def to_langsmith_span(span: ReadableSpan) -> ReadableSpan:
     attributes.update(_model_attributes(attributes))
     attributes.update(_metadata_attributes(metadata, attributes))
     return copy_span(span, name=name, attributes=attributes, events=_events(span, attributes))
-
-
-def _pop_metadata(attributes: dict[str, Any]) -> dict[str, Any]:
-    prefix = semconv.METADATA_PREFIX
-    keys = [k for k in attributes if k.startswith(prefix) and len(k) > len(prefix)]
-    return {k[len(prefix):]: attributes.pop(k) for k in keys}
 
 
 def _model_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,7 +90,7 @@ def _metadata_attributes(metadata: Mapping[str, Any], attributes: Mapping[str, A
     for attribute, key in _CONTEXT_METADATA:
         if attribute in attributes:
             out[_meta(key)] = attributes[attribute]
-    user_id = _text(metadata.get(semconv.META_TRACE_USER_ID)) or _text(attributes.get(semconv.END_USER))
+    user_id = metadata_text(metadata.get(semconv.META_TRACE_USER_ID)) or metadata_text(attributes.get(semconv.END_USER))
     if user_id is not None:
         out[_meta(USER_ID_KEY)] = user_id
     tags = parse_tags(metadata.get(semconv.META_TAGS))
@@ -115,7 +108,7 @@ def _events(span: ReadableSpan, attributes: Mapping[str, Any]) -> tuple[Event, .
         return None
     if any(event.name == semconv.EXCEPTION_EVENT for event in span.events):
         return None
-    error_type = _text(attributes.get(semconv.ERROR_TYPE)) or "error"
+    error_type = metadata_text(attributes.get(semconv.ERROR_TYPE)) or "error"
     message = span.status.description or error_type
     event = Event(semconv.EXCEPTION_EVENT, {semconv.EXCEPTION_TYPE: error_type, semconv.EXCEPTION_MESSAGE: message},
                   timestamp=span.end_time)
@@ -124,10 +117,3 @@ def _events(span: ReadableSpan, attributes: Mapping[str, Any]) -> tuple[Event, .
 
 def _meta(key: str) -> str:
     return semconv.LANGSMITH_METADATA_PREFIX + key
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text or None
