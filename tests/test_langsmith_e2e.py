@@ -19,6 +19,7 @@ import pytest
 from openai import RateLimitError
 
 from app.routes.admin import MASK
+from contracts import semconv as sc
 from tests.support.gateway import running_gateway
 from tests.support.otlp import OtlpSink
 from tests.support.sinks import Reply
@@ -34,7 +35,7 @@ from tests.support.teams import (
 )
 from tests.support.upstream import Behaviour, FakeOpenAI
 
-TEAM = "spangate.team.id"
+TEAM = sc.TEAM_ID
 TRACES_PATH = "/otel/v1/traces"
 
 

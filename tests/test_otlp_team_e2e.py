@@ -17,12 +17,13 @@ import pytest
 from openai import OpenAI
 
 from app.routes.admin import MASK
+from contracts import semconv as sc
 from tests.support.gateway import running_gateway
 from tests.support.otlp import OtlpSink
 from tests.support.teams import SALT_KEY, admin_client, database, error_of, gateway_settings, loopback_client
 from tests.support.upstream import FakeOpenAI
 
-TEAM = "spangate.team.id"
+TEAM = sc.TEAM_ID
 TOKEN = "phoenix-token-5b2e"
 PHOENIX_PATH = "/v1/traces"
 JSON_PATH = "/api/v1/private/otel/v1/traces"
