@@ -148,7 +148,7 @@ def test_team_3_logs_to_langsmith_and_teams_never_cross(tmp_path: Path) -> None:
         assert {s["attributes"]["langsmith.metadata.team_alias"] for s in project.spans()} == {name}
     assert shown == {"langsmith_api_key": MASK, "langsmith_project": "A", "langsmith_base_url": found["A"].sink.url}
     assert found["A"].sink.url in dump, "the dump must see the callback row, or the next check proves nothing"
-    assert found["A"].api_key not in dump
+    assert found["A"].api_key not in dump and found["A"].api_key.encode() not in db.raw_bytes()
 
 
 @pytest.mark.parametrize(("vars", "named"), [

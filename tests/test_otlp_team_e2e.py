@@ -101,7 +101,7 @@ def test_each_team_gets_its_own_call_trees_and_no_other_teams(tmp_path: Path) ->
     assert shown == {"otlp_endpoint": phoenix.url + PHOENIX_PATH, "otlp_headers": MASK,
                      "otlp_resource_attributes": "openinference.project.name=team-a"}
     assert phoenix.url in dump, "the dump must see the callback row, or the next check proves nothing"
-    assert TOKEN not in dump
+    assert TOKEN not in dump and TOKEN.encode() not in db.raw_bytes()
     # Each traced call told the upstream its child span; team c's calls still carry a traceparent.
     parents = Counter(r.headers["traceparent"].split("-")[2] for r in upstream.requests)
     a_children = {s["span_id"] for s in a_spans if s["name"] == "POST"}
