@@ -45,7 +45,9 @@ def test_repr_hides_the_key():
 
 
 def inputs(env: dict[str, str]) -> GlobalInputs:
-    return GlobalInputs(env, {}, BuildContext(http_client=httpx.Client(), span_log_path=None, console=io.StringIO()))
+    # global_vars reads only the environment; the client is never used, so it opens no connection.
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(500)))
+    return GlobalInputs(env, {}, BuildContext(http_client=client, span_log_path=None, console=io.StringIO()))
 
 
 def test_global_form_reads_lang_smiths_names_first_then_langchains():
