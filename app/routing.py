@@ -127,15 +127,21 @@ def unusable_spec(team_id: str, name: str, callback_type: str,
 
 
 def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpec], sinks: Mapping[str, Sink]) -> Route:
-    """The team's own destinations, plus the global ones it has no entry of the same name for."""
+    """The team's own destinations, plus the global ones it has no entry of the same name for.
+
+    A trace destination (``otel``, ``otlp``) takes every span of the team, the upstream child included.
+    A team's own trace destination set for one outcome only takes that outcome's gateway spans, as an
+    LLM log does (a child span ends before the call's outcome is known, so it cannot be sorted by it);
+    the global ones keep LiteLLM's reading of ``success_callback: ["otel"]``: trace everything.
+    """
     own = list(own)
     replaced = {spec.type_name for spec in own}
-    chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced and not g.kind.traces]
-    traces = tuple(sinks[g.key] for g in globals_ if g.kind.traces)
-    return Route(success=tuple(sinks[s.key] for s in chosen
-                               if s.on_success and not s.kind.traces and not s.kind.failures_only),
-                 failure=tuple(sinks[s.key] for s in chosen if s.on_failure and not s.kind.traces),
-                 traces=traces)
+    chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced]
+    every_span = [s for s in chosen if s.kind.traces and (s.team is None or s.callback_type == BOTH)]
+    logs = [s for s in chosen if s not in every_span]
+    return Route(success=tuple(sinks[s.key] for s in logs if s.on_success and not s.kind.failures_only),
+                 failure=tuple(sinks[s.key] for s in logs if s.on_failure),
+                 traces=tuple(sinks[s.key] for s in every_span))
 
 
 class RoutingBuilder:

@@ -99,9 +99,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
-    wants_child_spans = any(registry.get(name).traces for name in (*config.success_callback, *config.failure_callback)
-                            if name in registry.types)
-    upstream = build_upstream_transport(tracer_provider, instrument=wants_child_spans,
+    upstream = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
                                         proxies=ProxyRoutes.from_settings(config.upstream_proxy))
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
@@ -114,7 +112,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                              api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
                                                             limits=limits))
     teams = TeamDirectory(config)
-    models = ModelRouter.build(config.deployments, upstream, inject_traceparent=not wants_child_spans,
+    # Each request names the gateway span as its parent; a traced call's instrumentation replaces that
+    # traceparent with its own child span's.
+    models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),

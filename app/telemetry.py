@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -41,23 +41,44 @@ def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> Trace
     return provider
 
 
-def build_upstream_transport(tracer_provider: TracerProvider, *, instrument: bool = True,
+def build_upstream_transport(tracer_provider: TracerProvider, *, child_spans: Callable[[], bool] | None = None,
                              max_connections: int = 1000, proxies: ProxyRoutes | None = None
                              ) -> httpx.AsyncBaseTransport:
-    """One pooled transport for every upstream; when instrumented, only it makes child spans.
+    """One pooled transport for every upstream; only it makes child spans, and only when asked.
 
     The transport is ``app.providers.http11``: httpx's interface over asyncio protocols and
     httptools, chosen by measurement (bench/README.md: httpx's own pool degraded under concurrency,
     httpx-aiohttp cost ~0.3 ms per call, this ~0.1 ms). Deployments send through it directly (no
     ``AsyncClient``), so there is no shared cookie jar to carry one caller's cookies to another.
 
-    The instrumentation's child span only ever reaches trace destinations (``otel``/``traceloop``);
-    the gateway instruments only when one is configured, instead of making a span nobody receives.
+    The instrumentation's child span only ever reaches trace destinations (``otel``, a team's
+    ``otlp``). ``child_spans`` says, per call, whether the call's route has one (``None``: always);
+    a call nobody traces gets no span, instead of a span nobody receives.
     """
     transport = Http11Transport(max_connections=max_connections, keepalive_expiry=60.0, proxies=proxies)
-    if not instrument:
-        return transport
-    return AsyncOpenTelemetryTransport(transport, tracer_provider=tracer_provider)
+    instrumented = AsyncOpenTelemetryTransport(transport, tracer_provider=tracer_provider)
+    return instrumented if child_spans is None else ChildSpanSwitch(transport, instrumented, child_spans)
+
+
+class ChildSpanSwitch(httpx.AsyncBaseTransport):
+    """Sends through the instrumented transport when ``wanted()`` says the call is traced, else directly.
+
+    Both share one connection pool. Teams gain and lose trace destinations at run time (the admin
+    API), so this is decided per call, from the router's current table: one dictionary look-up.
+    """
+
+    def __init__(self, plain: httpx.AsyncBaseTransport, instrumented: httpx.AsyncBaseTransport,
+                 wanted: Callable[[], bool]) -> None:
+        self._plain = plain
+        self._instrumented = instrumented
+        self._wanted = wanted
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._instrumented if self._wanted() else self._plain
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._plain.aclose()  # the instrumented transport wraps this same one
 
 
 class GenAIMetrics:

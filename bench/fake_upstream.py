@@ -160,7 +160,8 @@ class FakeOpenAI:
     def handle(self, method: bytes, path: bytes, body: bytes, keep_alive: bool) -> bytes:
         route = (method, path.split(b"?", 1)[0])
         self.stats[f"{route[0].decode()} {route[1].decode()}"] += 1
-        if route[0] == b"POST" and route[1] in (b"/v1/traces", b"/v1/metrics", b"/v1/logs"):
+        # Any path ending in an OTLP signal's: LangSmith's is /otel/v1/traces, Langfuse's /api/public/otel/v1/traces.
+        if route[0] == b"POST" and route[1].endswith((b"/v1/traces", b"/v1/metrics", b"/v1/logs")):
             self.stats["otlp_bytes"] += len(body)
             return _response(b"200 OK", PROTOBUF, b"", keep_alive)
         if route == (b"POST", b"/v1/chat/completions"):

@@ -73,6 +73,8 @@ litellm_settings:
 environment_variables:
   OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:{sink}"
   OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
+  LANGSMITH_ENDPOINT: "http://127.0.0.1:{sink}"
+  LANGSMITH_API_KEY: "lsv2-bench"
 spangate_settings:
   data_dir: "{data_dir}"
   durable_delivery: {durable}

@@ -54,6 +54,11 @@ USER_ID: Final = "user.id"
 SESSION_ID: Final = "session.id"
 CLIENT_ADDRESS: Final = "client.address"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
+# The exception event (``exception`` with these attributes) is how OTLP backends without a status
+# model of their own (LangSmith) learn that a span failed and why.
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
 
 # --- Metrics -------------------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
@@ -131,3 +136,21 @@ DATADOG_CONTENT_TRUNCATED: Final = "spangate.content.truncated"
 SENTRY_OPS: Final = {OP_CHAT: "gen_ai.chat", OP_TEXT_COMPLETION: "gen_ai.text_completion",
                      OP_EMBEDDINGS: "gen_ai.embeddings"}
 SENTRY_OP_DEFAULT: Final = "gen_ai.request"
+
+# --- LangSmith (destination-specific) ------------------------------------------------------------
+# Read by LangSmith's OTLP endpoint (/otel/v1/traces); only exporters/langsmith writes them, on its own
+# copy of a span. ``langsmith.trace.session_id`` is deliberately absent: in LangSmith a "session" is a
+# tracing project, so a conversation id goes in ``langsmith.metadata.session_id`` (its threads key).
+LANGSMITH_SPAN_KIND: Final = "langsmith.span.kind"
+LANGSMITH_TRACE_NAME: Final = "langsmith.trace.name"
+LANGSMITH_SPAN_TAGS: Final = "langsmith.span.tags"
+LANGSMITH_METADATA_PREFIX: Final = "langsmith.metadata."
+# GenAI names LangSmith reads that the gateway span does not carry itself: the deprecated system name
+# (its ``ls_provider``), the total, and its own spelling of reasoning tokens.
+LANGSMITH_GEN_AI_SYSTEM: Final = "gen_ai.system"
+LANGSMITH_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
+LANGSMITH_USAGE_REASONING_TOKENS: Final = "gen_ai.usage.details.reasoning_tokens"
+
+# Values of LANGSMITH_SPAN_KIND.
+LANGSMITH_KIND_LLM: Final = "llm"
+LANGSMITH_KIND_EMBEDDING: Final = "embedding"

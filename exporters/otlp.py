@@ -7,7 +7,7 @@ HTTP/protobuf goes through our own small exporter so the delivery layer sees sta
 from __future__ import annotations
 
 import gzip
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -71,16 +71,27 @@ class OtlpConfig:
         return cls(endpoint, protocol, parse_headers(values.get("headers")))
 
 
+Encoder = Callable[[Sequence[ReadableSpan]], bytes]
+
+
 class OtlpHttpSpanExporter(SpanExporter):
-    def __init__(self, config: OtlpConfig, client: httpx.Client) -> None:
+    """POSTs one gzipped batch to ``traces_endpoint``; ``encode`` and ``content_type`` let a destination
+    change the payload (a resource of its own, OTLP/JSON) without a transport of its own."""
+
+    def __init__(self, config: OtlpConfig, client: httpx.Client, *, encode: Encoder = encode_otlp_traces,
+                 content_type: str = PROTOBUF_CONTENT_TYPE) -> None:
         self._config = config
         self._client = client
-        self._headers = {"content-type": PROTOBUF_CONTENT_TYPE, "content-encoding": "gzip", **config.headers}
+        self._encode = encode
+        self._headers = {"content-type": content_type, "content-encoding": "gzip", **config.headers}
         self.last_failure: ExportFailure | None = None
+
+    def __repr__(self) -> str:  # the headers may hold credentials; say only where data goes
+        return f"OtlpHttpSpanExporter(url={self._config.traces_endpoint!r})"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.last_failure = post_batch(self._client, self._config.traces_endpoint,
-                                       lambda: gzip.compress(encode_otlp_traces(spans), compresslevel=GZIP_LEVEL),
+                                       lambda: gzip.compress(self._encode(spans), compresslevel=GZIP_LEVEL),
                                        self._headers)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 

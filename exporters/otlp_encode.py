@@ -232,6 +232,8 @@ def copy_span(
     context: SpanContext | None = None,
     parent: SpanContext | None = _UNSET,
     attributes: Mapping[str, Any] | None = None,
+    events: Sequence[Any] | None = None,
+    resource: Any = None,
 ) -> ReadableSpan:
     """A new ``ReadableSpan`` equal to ``span`` except for the given fields.
 
@@ -242,9 +244,9 @@ def copy_span(
         name=span.name if name is None else name,
         context=span.get_span_context() if context is None else context,
         parent=span.parent if parent is _UNSET else parent,
-        resource=span.resource,
+        resource=span.resource if resource is None else resource,
         attributes=dict(span.attributes or {}) if attributes is None else dict(attributes),
-        events=span.events,
+        events=span.events if events is None else tuple(events),
         links=span.links,
         kind=span.kind,
         status=span.status,

@@ -18,7 +18,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporters import athina, console, datadog_logs, file, generic, langfuse, openmeter, otlp, sentry_events
+from exporters import (
+    athina,
+    console,
+    datadog_logs,
+    file,
+    generic,
+    langfuse,
+    langsmith,
+    openmeter,
+    otlp,
+    otlp_backend,
+    sentry_events,
+)
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
 
 __all__ = ["BuildContext", "DestinationRegistry", "DestinationType", "GlobalInputs", "UnknownDestination",
@@ -35,6 +47,8 @@ _MODULES = (
     athina,
     datadog_logs,
     sentry_events,
+    langsmith,
+    otlp_backend,
 )
 
 

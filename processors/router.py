@@ -65,6 +65,17 @@ class TeamRouterSpanProcessor(SpanProcessor):
     def update(self, table: RoutingTable) -> None:
         self._table = table
 
+    def traces_current_call(self) -> bool:
+        """Whether the current span's team routes to a trace destination, so an upstream call made
+        under it is worth a child span. O(1); never raises (a wrong guess costs one span, not a call)."""
+        try:
+            attrs = getattr(get_current_span(), "attributes", None) or {}
+            route = self._table.route(attrs.get(sc.TEAM_ID))
+            return route is not None and bool(route.traces)
+        except Exception:
+            self.errors += 1
+            return False
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Child spans (the upstream HTTP call) inherit the team so routing and collectors see it."""
         try:

@@ -189,6 +189,11 @@ def test_reference_config_covers_the_documented_parts() -> None:
     assert langfuse["traces_endpoint"] == "https://cloud.langfuse.com/api/public/otel/v1/traces"
     assert langfuse["headers"]["x-langfuse-ingestion-version"] == "4"
     assert langfuse["headers"]["Authorization"].startswith("Basic ${env:")
+    langsmith = config["exporters"]["otlp_http/langsmith_gamma"]
+    assert langsmith["traces_endpoint"] == "https://api.smith.langchain.com/otel/v1/traces"
+    assert langsmith["headers"]["x-api-key"].startswith("${env:")
+    assert set(langsmith["headers"]) == {"x-api-key", "Langsmith-Project"}
+    assert _pipelines(config)["traces/gamma"]["exporters"] == ["otlp_http/langsmith_gamma"]
     kinds = {name.split("/")[0] for name in config["exporters"]}
     assert {"otlp_http", "awss3", "file"} <= kinds
     assert {"region", "s3_bucket", "s3_prefix"} <= set(config["exporters"]["awss3/archive"]["s3uploader"])

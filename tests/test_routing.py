@@ -91,3 +91,23 @@ class NamedSinks(RecordingSinks):
     def open(self, key: str, *, team: str | None, name: str, factory: Any, durable: bool | None = None) -> Any:
         super().open(key, team=team, name=name, factory=factory, durable=durable)
         return key
+
+
+def spec(name: str, key: str, callback_type: str = "success_and_failure", team: str | None = None) -> Any:
+    return DestinationSpec(key, name, builtin_registry().get(name), None, callback_type, team)
+
+
+def test_a_teams_otlp_takes_every_span_of_the_team_or_one_outcomes_gateway_spans() -> None:
+    sinks = {k: k for k in ("global/otel", "global/otlp", "global/langfuse", "team/a/otlp", "team/b/otlp",
+                            "team/c/langsmith")}
+    globals_ = [spec("otel", "global/otel", "success"), spec("otlp", "global/otlp"),
+                spec("langfuse", "global/langfuse")]
+    every = team_route([spec("otlp", "team/a/otlp", team="a")], globals_, sinks)
+    assert (every.traces, every.success, every.failure) == (
+        ("team/a/otlp", "global/otel"), ("global/langfuse",), ("global/langfuse",))
+    failures = team_route([spec("otlp", "team/b/otlp", "failure", team="b")], globals_, sinks)
+    assert (failures.traces, failures.success, failures.failure) == (
+        ("global/otel",), ("global/langfuse",), ("team/b/otlp", "global/langfuse"))
+    untouched = team_route([spec("langsmith", "team/c/langsmith", team="c")], globals_, sinks)
+    assert (untouched.traces, untouched.success) == (("global/otel", "global/otlp"),
+                                                     ("team/c/langsmith", "global/langfuse"))

@@ -84,8 +84,9 @@ class OpenAICompatibleDeployment:
         self.config = config
         self._transport = transport
         self._max_response_bytes = max_response_bytes
-        # Without the httpx instrumentation (no trace destination) nothing else tells the upstream
-        # which trace it serves; a traceparent naming the gateway span costs one format string.
+        # Without the httpx instrumentation (a call no trace destination receives) nothing else tells
+        # the upstream which trace it serves; a traceparent naming the gateway span costs one format
+        # string, and the instrumentation, when it runs, replaces it with its child span's.
         self._inject_traceparent = inject_traceparent
         self.provider_name = _PROVIDER_NAMES.get(config.provider, config.provider)
         base = (config.api_base or OPENAI_API_BASE).rstrip("/")

@@ -39,6 +39,7 @@ from opentelemetry.trace import SpanContext
 
 from contracts import semconv
 from exporters.otlp_encode import copy_span, encode_otlp_traces
+from exporters.request_metadata import metadata_text, parse_tags, pop_metadata
 
 __all__ = ["encode_langfuse", "langfuse_trace_id", "to_langfuse_span"]
 
@@ -83,10 +84,10 @@ def langfuse_trace_id(value: str) -> int:
 def to_langfuse_span(span: ReadableSpan) -> ReadableSpan:
     """A copy of one gateway span carrying the Langfuse attributes (the original is untouched)."""
     attributes = {k: v for k, v in (span.attributes or {}).items() if k not in _DROPPED}
-    metadata = _pop_metadata(attributes)
-    name = _text(metadata.get(semconv.META_GENERATION_NAME)) or span.name
+    metadata = pop_metadata(attributes)
+    name = metadata_text(metadata.get(semconv.META_GENERATION_NAME)) or span.name
     context, parent = span.get_span_context(), span.parent
-    trace_seed = _text(metadata.get(semconv.META_TRACE_ID))
+    trace_seed = metadata_text(metadata.get(semconv.META_TRACE_ID))
     if trace_seed is not None:
         new_trace_id = langfuse_trace_id(trace_seed)
         if new_trace_id != context.trace_id:
@@ -98,13 +99,6 @@ def to_langfuse_span(span: ReadableSpan) -> ReadableSpan:
     attributes.update(_metadata_attributes(metadata))
     attributes.update(_observation_attributes(span, attributes))
     return copy_span(span, name=name, context=context, parent=parent, attributes=attributes)
-
-
-def _pop_metadata(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Remove the ``spangate.metadata.*`` attributes and return them keyed by metadata key."""
-    prefix = semconv.METADATA_PREFIX
-    keys = [k for k in attributes if k.startswith(prefix) and len(k) > len(prefix)]
-    return {k[len(prefix) :]: attributes.pop(k) for k in keys}
 
 
 def _in_trace(context: SpanContext, trace_id: int) -> SpanContext:
@@ -119,13 +113,13 @@ def _in_trace(context: SpanContext, trace_id: int) -> SpanContext:
 
 def _trace_attributes(metadata: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    user_id = _text(metadata.get(semconv.META_TRACE_USER_ID))
+    user_id = metadata_text(metadata.get(semconv.META_TRACE_USER_ID))
     if user_id is None and semconv.USER_ID not in attributes:
         # The OpenAI ``user`` field names the end user, which is what Langfuse's users view is for.
-        user_id = _text(attributes.get(semconv.END_USER))
+        user_id = metadata_text(attributes.get(semconv.END_USER))
     if user_id is not None:
         out[semconv.USER_ID] = user_id
-    session_id = _text(metadata.get(semconv.META_SESSION_ID))
+    session_id = metadata_text(metadata.get(semconv.META_SESSION_ID))
     if session_id is not None:
         out[semconv.SESSION_ID] = session_id
     tags = parse_tags(metadata.get(semconv.META_TAGS))
@@ -136,7 +130,7 @@ def _trace_attributes(metadata: Mapping[str, Any], attributes: Mapping[str, Any]
 
 def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    generation_id = _text(metadata.get(semconv.META_GENERATION_ID))
+    generation_id = metadata_text(metadata.get(semconv.META_GENERATION_ID))
     if generation_id is not None:
         out[_observation_meta(semconv.META_GENERATION_ID)] = generation_id
     for key, value in metadata.items():
@@ -191,22 +185,6 @@ def usage_details(attributes: Mapping[str, Any]) -> dict[str, int] | None:
     return details
 
 
-def parse_tags(value: Any) -> list[str]:
-    """Tags as stored by the gateway: a JSON array string, a list of strings, or one string."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                return [text]
-        else:
-            return [text] if text else []
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [tag if isinstance(tag, str) else json.dumps(tag) for tag in value if tag is not None]
-    return []
-
-
 def _completion_start_time(span: ReadableSpan, attributes: Mapping[str, Any]) -> str | None:
     seconds = attributes.get(semconv.RESPONSE_TIME_TO_FIRST_CHUNK)
     if span.start_time is None or isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
@@ -218,14 +196,6 @@ def _completion_start_time(span: ReadableSpan, attributes: Mapping[str, Any]) ->
 
 def _observation_meta(key: str) -> str:
     return semconv.LANGFUSE_OBSERVATION_METADATA_PREFIX + key
-
-
-def _text(value: Any) -> str | None:
-    """A metadata value as a non-empty string, or ``None``."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text or None
 
 
 def _count(value: Any) -> int | None:

@@ -95,3 +95,19 @@ def test_update_swaps_the_whole_table(tracer: Tracer, sinks: dict[str, Recorder]
     router.update(RoutingTable(default=Route(success=(sinks["a_ok"],)), version=7))
     call(tracer, "n1", None)
     assert (router.table.version, sinks["a_ok"].names, sinks["ops_ok"].names) == (7, ["n1"], [])
+
+
+def test_an_upstream_call_is_traced_only_when_its_team_routes_to_a_trace_destination(
+        tracer: Tracer, router: TeamRouterSpanProcessor, sinks: dict[str, Recorder]) -> None:
+    team_b_untraced = Route(success=(sinks["ops_ok"],))
+    router.update(RoutingTable(default=Route(success=(sinks["ops_ok"],)),
+                               teams={"a": Route(traces=(sinks["otel"],)), "b": team_b_untraced},
+                               disabled_teams=frozenset({"quiet"})))
+    seen = {}
+    for team in ("a", "b", None, "quiet"):
+        span = tracer.start_span("call", attributes={sc.TEAM_ID: team} if team else {})
+        with use_span(span, end_on_exit=True):
+            seen[team] = router.traces_current_call()
+    assert seen == {"a": True, "b": False, None: False, "quiet": False}
+    assert router.traces_current_call() is False  # no current span at all
+    assert router.errors == 0

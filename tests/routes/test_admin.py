@@ -255,7 +255,7 @@ def test_models_allowed_by_key_and_by_team(gw: RunningGateway, admin: httpx.Clie
 
 
 @pytest.mark.parametrize(("body", "param", "named"), [
-    ({"callback_name": "langsmith"}, "callback_name", "langfuse"),
+    ({"callback_name": "helicone"}, "callback_name", "langfuse"),
     ({"callback_vars": {"langfuse_public_key": "pk-1"}}, "callback_vars", "langfuse_secret_key"),
     ({"callback_vars": {"langfuse_public_key": "pk-1", "langfuse_secret_key": "sk-1", "langfuse_region": "eu"}},
      "callback_vars", "langfuse_region"),
