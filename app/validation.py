@@ -43,6 +43,9 @@ ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer
 TOOL_CHOICES = ("none", "auto", "required")
 ENCODING_FORMATS = ("float", "base64")
 MAX_STOP = 4
+MAX_CHOICES = 128  # OpenAI's limits for n and best_of
+MAX_BEST_OF = 20
+MAX_DIMENSIONS = 16384  # OpenAI's largest model has 3072; a mock or a small upstream would build any size asked
 
 _decode = msgspec.json.decode
 
@@ -351,7 +354,7 @@ def _check_tokens(tokens: list[Any], param: str) -> None:
 
 _SAMPLING: dict[str, Check] = {
     "stream": boolean, "stream_options": check_stream_options, "user": string, "metadata": obj,
-    "n": integer(1), "max_tokens": integer(0), "temperature": number(0, 2), "top_p": number(0, 1),
+    "n": integer(1, MAX_CHOICES), "max_tokens": integer(0), "temperature": number(0, 2), "top_p": number(0, 1),
     "presence_penalty": number(-2, 2), "frequency_penalty": number(-2, 2), "logit_bias": check_logit_bias,
     "seed": integer(-INT64_MAX - 1), "stop": check_stop,
 }
@@ -363,11 +366,11 @@ CHAT_CHECKS: dict[str, Check] = {
 }
 COMPLETION_CHECKS: dict[str, Check] = {
     **_SAMPLING, "prompt": texts_or_tokens(allow_empty=True), "logprobs": integer(0, 5), "echo": boolean,
-    "best_of": integer(1), "suffix": string,
+    "best_of": integer(1, MAX_BEST_OF), "suffix": string,
 }
 EMBEDDING_CHECKS: dict[str, Check] = {
-    "input": texts_or_tokens(allow_empty=False), "dimensions": integer(1), "encoding_format": one_of(*ENCODING_FORMATS),
-    "user": string, "metadata": obj,
+    "input": texts_or_tokens(allow_empty=False), "dimensions": integer(1, MAX_DIMENSIONS),
+    "encoding_format": one_of(*ENCODING_FORMATS), "user": string, "metadata": obj,
 }
 _REQUIRED = {sc.OP_CHAT: "messages", sc.OP_TEXT_COMPLETION: "prompt", sc.OP_EMBEDDINGS: "input"}
 _CHECKS: dict[str, dict[str, Check]] = {sc.OP_CHAT: CHAT_CHECKS, sc.OP_TEXT_COMPLETION: COMPLETION_CHECKS,
