@@ -26,44 +26,46 @@ def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.mark.parametrize("duration", ["99999999999999d", "36501d", "9" * 5000 + "s"])
-def test_a_duration_longer_than_a_century_is_a_400_naming_it(admin: httpx.Client, duration: str) -> None:
+@pytest.mark.parametrize("duration", ["99999999999999d", "9" * 5000 + "s"])
+def test_a_duration_too_long_for_a_date_is_a_400_naming_it(admin: httpx.Client, duration: str) -> None:
     error = error_of(admin.post("/key/generate", json={"duration": duration}), 400)
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", "duration", "invalid_value")
     assert "omit duration for a key that never expires" in error["message"]
     assert len(error["message"]) < 200
 
 
-def test_a_century_is_still_a_duration(admin: httpx.Client) -> None:
+def test_a_duration_is_bounded_at_a_century(admin: httpx.Client) -> None:
     response = admin.post("/key/generate", json={"duration": "36500d"})
     assert response.status_code == 200, response.text
     assert datetime.fromisoformat(response.json()["expires"]).year >= 2126
+    assert error_of(admin.post("/key/generate", json={"duration": "36501d"}), 400)["param"] == "duration"
 
 
 def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+def post_json(client: httpx.Client, path: str, body: bytes) -> httpx.Response:
+    return client.post(path, content=body, headers={"content-type": "application/json"})
+
+
 @pytest.mark.parametrize(("path", "body"), [
     ("/key/generate", b'{"metadata": {"a": ' + nested(990) + b"}}"),
     ("/team/new", b'{"team_alias": "deep", "metadata": ' + nested(5000) + b"}"),
-    ("/team/update", b'{"team_id": "t", "models": ' + nested(MAX_DEPTH) + b"}"),
     ("/key/delete", nested(990)),
-], ids=["key-generate-990", "team-new-5000", "team-update-one-past-the-limit", "key-delete-top-level-990"])
-def test_a_deeply_nested_admin_body_is_a_400(admin: httpx.Client, path: str, body: bytes) -> None:
-    error = error_of(admin.post(path, content=body, headers={"content-type": "application/json"}), 400)
+], ids=["key-generate-990", "team-new-5000", "key-delete-top-level-990"])
+def test_a_deeply_nested_admin_body_is_a_400_once_the_master_key_is_checked(
+        gw: RunningGateway, admin: httpx.Client, path: str, body: bytes) -> None:
+    error = error_of(post_json(admin, path, body), 400)
     assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_value")
     assert error["message"] == f"request body is nested more than {MAX_DEPTH} levels deep"
-
-
-def test_nesting_up_to_the_limit_is_still_accepted(admin: httpx.Client) -> None:
-    metadata = b'{"a": ' + nested(MAX_DEPTH - 3) + b"}"  # body, metadata and "a": the limit exactly
-    response = admin.post("/team/new", content=b'{"team_alias": "nested", "metadata": ' + metadata + b"}",
-                          headers={"content-type": "application/json"})
-    assert response.status_code == 200, response.text
-
-
-def test_the_master_key_is_checked_before_the_body(gw: RunningGateway) -> None:
     with admin_client(gw.base_url, key=None) as anonymous:
-        response = anonymous.post("/key/generate", content=nested(5000), headers={"content-type": "application/json"})
-    assert error_of(response, 401)["code"] == "invalid_api_key"
+        assert error_of(post_json(anonymous, path, body), 401)["code"] == "invalid_api_key"
+
+
+def test_nesting_is_limited_at_64_levels(admin: httpx.Client) -> None:
+    def team(depth: int) -> bytes:  # the body, metadata and "a" are three of the levels
+        return b'{"team_alias": "nested", "metadata": {"a": ' + nested(depth - 3) + b"}}"
+
+    assert post_json(admin, "/team/new", team(MAX_DEPTH)).status_code == 200
+    assert error_of(post_json(admin, "/team/new", team(MAX_DEPTH + 1)), 400)["code"] == "invalid_value"
