@@ -64,8 +64,8 @@ def test_a_deeply_nested_admin_body_is_a_400_once_the_master_key_is_checked(
 
 
 def test_nesting_is_limited_at_64_levels(admin: httpx.Client) -> None:
-    def team(depth: int) -> bytes:  # the body, metadata and "a" are three of the levels
-        return b'{"team_alias": "nested", "metadata": {"a": ' + nested(depth - 3) + b"}}"
+    def team(depth: int) -> bytes:  # the body and metadata are two of the levels
+        return b'{"team_alias": "nested", "metadata": {"a": ' + nested(depth - 2) + b"}}"
 
     assert post_json(admin, "/team/new", team(MAX_DEPTH)).status_code == 200
     assert error_of(post_json(admin, "/team/new", team(MAX_DEPTH + 1)), 400)["code"] == "invalid_value"
