@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import semconv as sc
 from app.errors import InvalidRequest
 from app.spans import input_content_attributes, request_attributes
 from app.validation import MAX_DEPTH, check_json_depth, nested_deeper, parse_body, validate
+from tests.support.openai_bodies import chat_body, embeddings_body, encode, mutate
 
 USER = {"role": "user", "content": "hi"}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
@@ -254,3 +255,29 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | tricky_te
 def test_nested_deeper_agrees_with_a_recursive_reference(value: Any, ascii_only: bool, limit: int) -> None:
     raw = json.dumps(value, ensure_ascii=ascii_only).encode()
     assert nested_deeper(raw, limit) == (reference_depth(value) > limit)
+
+
+
+
+def test_a_generated_body_is_rejected_cleanly_or_safe_for_the_span_builders() -> None:
+    accepted: list[str] = []
+
+    @settings(max_examples=600, database=None, derandomize=True, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.one_of(chat_body.map(lambda b: (sc.OP_CHAT, b)), embeddings_body.map(lambda b: (sc.OP_EMBEDDINGS, b))),
+           st.data())
+    def check(case: tuple[str, dict[str, Any]], data: st.DataObject) -> None:
+        operation, body = case
+        try:
+            parsed = parse_body(encode(mutate(body, data)))
+            validate(operation, parsed)
+        except InvalidRequest as exc:
+            assert exc.status == 400 and exc.code in ("invalid_json", "invalid_type", "invalid_value",
+                                                      "missing_required_parameter")
+            return
+        accepted.append(operation)
+        request_attributes(parsed)
+        input_content_attributes(operation, parsed)
+
+    check()
+    assert accepted.count(sc.OP_CHAT) > 50 and accepted.count(sc.OP_EMBEDDINGS) > 50  # both halves are exercised
