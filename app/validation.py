@@ -81,7 +81,7 @@ def nested_deeper(raw: bytes, limit: int) -> bool:
 
     Without recursion, and in C but for one loop step per level. Depth is at most the number of
     opening brackets, so counting them (~0.2 us) spares almost every request the rest. Measured
-    against walking the decoded value: 10 tools (2 KB) ~10 us vs ~15 us, a 30 KB token array
+    against walking the decoded value: 10 tools (2 KB) ~7 us vs ~15 us, a 30 KB token array
     ~15 us vs ~300 us (timeit, process time, loaded 2-core machine).
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:
@@ -111,7 +111,7 @@ _BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 def validate(operation: str, body: Mapping[str, Any]) -> None:
     """Every known field of ``body`` for ``operation``; raises ``InvalidRequest`` at the first fault.
 
-    Measured on a 3-message chat request with temperature and max_tokens: ~2-3 us (timeit, 2 cores).
+    Measured (timeit, process time): a 3-message chat ~2 us, with 10 tools and a tool call ~7 us.
     """
     model = body.get("model")
     if model is None:
@@ -204,10 +204,17 @@ def check_file(value: Any, param: str) -> None:
 
 
 def check_tool_call(value: Any, param: str) -> None:
+    if type(value) is dict and type(value.get("id")) is str and value.get("type") == "function" \
+            and _is_call(value.get("function")):
+        return  # the common case without building a path per field; the checks below name a fault
     obj(value, param)
     field(value, "id", param, string)
-    field(value, "type", param, one_of("function"))
+    field(value, "type", param, _function_type)
     field(value, "function", param, check_function_call)
+
+
+def _is_call(value: Any) -> bool:
+    return type(value) is dict and type(value.get("name")) is str and type(value.get("arguments")) is str
 
 
 def check_function_call(value: Any, param: str) -> None:
@@ -227,6 +234,8 @@ _MESSAGE_FIELDS: dict[str, Check] = {"name": string, "tool_call_id": string, "re
 
 
 def check_tool(value: Any, param: str) -> None:
+    if type(value) is dict and value.get("type") == "function" and _is_definition(value.get("function")):
+        return  # as in check_tool_call: ~1 us a tool saved
     obj(value, param)
     field(value, "type", param, string)
     if value["type"] == "function":  # other tool types (OpenAI's custom tools, providers' own) pass through
@@ -239,6 +248,14 @@ def check_function_definition(value: Any, param: str) -> None:
     optional(value, "description", param, string)
     optional(value, "parameters", param, obj)
     optional(value, "strict", param, boolean)
+
+
+def _is_definition(value: Any) -> bool:
+    if type(value) is not dict or type(value.get("name")) is not str:
+        return False
+    description, parameters, strict = value.get("description"), value.get("parameters"), value.get("strict")
+    return (description is None or type(description) is str) and (parameters is None or type(parameters) is dict) \
+        and (strict is None or type(strict) is bool)
 
 
 def check_named_function(value: Any, param: str) -> None:
@@ -291,6 +308,7 @@ def check_stream_options(value: Any, param: str) -> None:
     optional(value, "include_usage", param, boolean)
 
 
+_function_type = one_of("function")
 _tool_choice_name = one_of(*TOOL_CHOICES)
 _function_choice_name = one_of("none", "auto")
 _stop_list = list_of(string, max_items=MAX_STOP, expected="a string or an array of strings")
