@@ -1,4 +1,4 @@
-"""The LLM call: validate, pick a deployment, forward, and record exactly one GenAI span.
+"""The LLM call: validate (``app.validation``), pick a deployment, forward, and record exactly one GenAI span.
 
 The span starts before the upstream call (so the upstream HTTP span is its child) and ends when
 the answer is complete: for streams, when the stream ends or the client goes away. Span end only
@@ -37,6 +37,7 @@ from app.spans import (
 )
 from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
+from app.validation import parse_body, validate
 from contracts import semconv as sc
 
 _decode = msgspec.json.decode
@@ -82,42 +83,51 @@ class ProxyService:
         self._deployment_attrs: dict[str, Attributes] = {}
 
     async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:
+        """One call, one span, whatever happens: bad input and bugs included (a bug is a 500
+        ``internal_error`` span; the exception goes on to the front door, which logs it)."""
         body: dict[str, Any] | None = None
+        span: trace.Span | None = None
+        started = 0.0
         try:
             body = parse_body(raw)
             validate(operation, body)
-            metadata = body.pop("metadata", None)
-            if metadata is not None and not isinstance(metadata, dict):
-                raise InvalidRequest("'metadata' must be an object", param="metadata", code="invalid_type")
+            metadata = body.pop("metadata", None) or {}
             model = body["model"]
-            group = self._router.get(model)
-            if group is None:
-                # Only what this caller may use: the full list would tell a restricted key what else exists.
-                names = ", ".join(n for n in self._router.names if ctx.caller.may_use(n)) or "none for this key"
-                raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
-                               param="model", code="model_not_found")
+            group = self._group(model, ctx)
             if "mock_response" in body and not group.honours_mock_response:
                 raise InvalidRequest("'mock_response' is honoured only by mock/ models, unless the operator sets "
                                      "spangate_settings.allow_mock_response", param="mock_response",
                                      code="mock_response_not_allowed")
-            check_model_access(ctx.caller, model)
-        except GatewayError as exc:
-            raise self.reject(operation, body, ctx, exc) from None
-        order = group.order()
-        stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
-        span = self._start_span(operation, model, order[0], body, metadata or {}, ctx)
-        started = time.perf_counter()
-        try:
+            order = group.order()
+            stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
+            span = self._start_span(operation, model, order[0], body, metadata, ctx)
+            started = time.perf_counter()
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 if stream:
                     return await self._stream(operation, body, group, order, span, ctx, started)
                 return await self._complete(operation, body, group, order, span, ctx, started)
         except GatewayError as exc:
+            if span is None:
+                raise self.reject(operation, body, ctx, exc) from None
             self._fail(span, exc, started)
             raise
-        except BaseException as exc:
-            self._fail(span, GatewayError(f"internal error: {type(exc).__name__}"), started)
+        except BaseException as exc:  # a bug, or the client went away (CancelledError) mid-call
+            internal = GatewayError(f"internal error: {type(exc).__name__}", code="internal_error")
+            if span is None:
+                self.reject(operation, body, ctx, internal)
+            else:
+                self._fail(span, internal, started)
             raise
+
+    def _group(self, model: str, ctx: CallContext) -> Any:
+        group = self._router.get(model)
+        if group is None:
+            # Only what this caller may use: the full list would tell a restricted key what else exists.
+            names = ", ".join(n for n in self._router.names if ctx.caller.may_use(n)) or "none for this key"
+            raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
+                           param="model", code="model_not_found")
+        check_model_access(ctx.caller, model)
+        return group
 
     def reject(self, operation: str, body: Mapping[str, Any] | None, ctx: CallContext,
                exc: GatewayError) -> GatewayError:
@@ -354,53 +364,7 @@ def _caller_attributes(ctx: CallContext) -> Attributes:
     return attrs
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-def parse_body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise InvalidRequest("request body is empty; expected a JSON object", code="invalid_json")
-    try:
-        body = _decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
-    return body
-
-
-_REQUIRED = {sc.OP_CHAT: ("messages", list), sc.OP_TEXT_COMPLETION: ("prompt", (str, list)),
-             sc.OP_EMBEDDINGS: ("input", (str, list))}
-_TYPED = (("stream", bool), ("temperature", (int, float)), ("top_p", (int, float)), ("max_tokens", int),
-          ("n", int), ("user", str), ("stream_options", dict))
-
-
-def validate(operation: str, body: Mapping[str, Any]) -> None:
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("missing required field 'model'", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' must be a non-empty string", param="model", code="invalid_type")
-    field, kinds = _REQUIRED[operation]
-    if field not in body:
-        raise InvalidRequest(f"missing required field {field!r}", param=field, code="missing_required_parameter")
-    if not isinstance(body[field], kinds) or isinstance(body[field], bool):
-        raise InvalidRequest(f"{field!r} has the wrong type", param=field, code="invalid_type")
-    if operation == sc.OP_CHAT:
-        _validate_messages(body["messages"])
-    for name, kind in _TYPED:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
-            raise InvalidRequest(f"{name!r} has the wrong type", param=name, code="invalid_type")
-
-
-def _validate_messages(messages: list[Any]) -> None:
-    if not messages:
-        raise InvalidRequest("'messages' must contain at least one message", param="messages", code="invalid_value")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(f"messages[{i}] must be an object with a string 'role'",
-                                 param=f"messages[{i}]", code="invalid_type")
+# --- access and upstream errors ---------------------------------------------------------------
 
 
 def check_model_access(caller: Caller, model: str) -> None:

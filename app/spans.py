@@ -27,6 +27,7 @@ _REQUEST_PARAMS = (
     ("n", sc.REQUEST_CHOICE_COUNT, int),
 )
 _json = msgspec.json.Encoder()
+_INT64 = 2**63
 
 
 def to_json(value: Any) -> str:
@@ -42,7 +43,7 @@ def request_attributes(body: Mapping[str, Any]) -> Attributes:
     attrs: Attributes = {}
     for key, name, kind in _REQUEST_PARAMS:
         value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if _fits(value):
             attrs[name] = kind(value)
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -63,7 +64,7 @@ def metadata_attributes(metadata: Mapping[str, Any]) -> Attributes:
     for key, value in metadata.items():
         if value is None:
             continue
-        if isinstance(value, str | bool | int | float):
+        if isinstance(value, str | bool | float) or _fits(value):
             attrs[sc.metadata_key(str(key))] = value
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             attrs[sc.metadata_key(str(key))] = tuple(value)
@@ -179,9 +180,11 @@ def _parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
         parts.append({"type": "reasoning", "content": reasoning})
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
         if isinstance(call, Mapping):
-            function = call.get("function") or {}
+            function = call.get("function")
+            function = function if isinstance(function, Mapping) else {}
             parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
                           "arguments": function.get("arguments")})
     return parts
@@ -195,8 +198,15 @@ def _content_part(part: Any) -> dict[str, Any]:
 
 
 def _put_int(attrs: Attributes, name: str, value: Any) -> None:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _fits(value) and isinstance(value, int):
         attrs[name] = value
+
+
+def _fits(value: Any) -> bool:
+    """A number an attribute can hold: OTLP ints are int64 and float(10**400) overflows; not a bool."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, int) and -_INT64 <= value < _INT64) or isinstance(value, float)
 
 
 def finish_reasons(reasons: Sequence[str | None]) -> tuple[str, ...]:

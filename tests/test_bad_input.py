@@ -89,8 +89,8 @@ BAD_REQUESTS = [
     ("missing-messages", CHAT_PATH, {"model": "gpt"}, 400, "messages", "missing_required_parameter", "chat gpt"),
     ("messages-string", CHAT_PATH, {"model": "gpt", "messages": "hi"}, 400, "messages", "invalid_type", "chat gpt"),
     ("messages-empty", CHAT_PATH, {"model": "gpt", "messages": []}, 400, "messages", "invalid_value", "chat gpt"),
-    ("message-without-role", CHAT_PATH, {"model": "gpt", "messages": [{"content": "x"}]}, 400, "messages[0]",
-     "invalid_type", "chat gpt"),
+    ("message-without-role", CHAT_PATH, {"model": "gpt", "messages": [{"content": "x"}]}, 400, "messages[0].role",
+     "missing_required_parameter", "chat gpt"),
     ("temperature-string", CHAT_PATH, {**CHAT, "temperature": "hot"}, 400, "temperature", "invalid_type",
      "chat gpt"),
     ("temperature-bool", CHAT_PATH, {**CHAT, "temperature": True}, 400, "temperature", "invalid_type", "chat gpt"),
@@ -101,6 +101,35 @@ BAD_REQUESTS = [
      "embeddings gpt"),
     ("completion-prompt-number", "/v1/completions", {"model": "gpt", "prompt": 5}, 400, "prompt", "invalid_type",
      "text_completion gpt"),
+    # issue #9: each of these was a 500 with no span
+    ("tool-calls-a-number", CHAT_PATH, {"model": "gpt", "messages": [{"role": "assistant", "content": "x",
+                                                                      "tool_calls": 5}]},
+     400, "messages[0].tool_calls", "invalid_type", "chat gpt"),
+    ("tool-call-without-id", CHAT_PATH, {"model": "gpt", "messages": [{"role": "assistant", "content": "x",
+                                                                       "tool_calls": [{"function": "f"}]}]},
+     400, "messages[0].tool_calls[0].id", "missing_required_parameter", "chat gpt"),
+    ("tool-call-function-a-string", CHAT_PATH, {"model": "gpt", "messages": [
+        {"role": "assistant", "content": "x", "tool_calls": [{"id": "c1", "type": "function", "function": "f"}]}]},
+     400, "messages[0].tool_calls[0].function", "invalid_type", "chat gpt"),
+    ("temperature-10e400", CHAT_PATH, b'{"model": "gpt", "messages": [{"role": "user", "content": "hi"}], '
+                                      b'"temperature": 1' + b"0" * 400 + b"}", 400, "temperature", "invalid_value",
+     "chat gpt"),
+    ("chat-nested-990", CHAT_PATH, b'{"model": "gpt", "messages": ' + b"[" * 990 + b"]" * 990 + b"}", 400, None,
+     "invalid_value", "chat"),
+    ("embeddings-nested-990", "/v1/embeddings", b'{"model": "gpt", "input": ' + b"[" * 990 + b"]" * 990 + b"}", 400,
+     None, "invalid_value", "embeddings"),
+    # and the rest of the body's shape
+    ("max-tokens-negative", CHAT_PATH, {**CHAT, "max_tokens": -1}, 400, "max_tokens", "invalid_value", "chat gpt"),
+    ("n-zero", CHAT_PATH, {**CHAT, "n": 0}, 400, "n", "invalid_value", "chat gpt"),
+    ("stop-five", CHAT_PATH, {**CHAT, "stop": list("abcde")}, 400, "stop", "invalid_value", "chat gpt"),
+    ("content-part-without-type", CHAT_PATH, {**CHAT, "messages": [{"role": "user", "content": [{"text": "x"}]}]},
+     400, "messages[0].content[0].type", "missing_required_parameter", "chat gpt"),
+    ("tools-function-nameless", CHAT_PATH, {**CHAT, "tools": [{"type": "function", "function": {}}]}, 400,
+     "tools[0].function.name", "missing_required_parameter", "chat gpt"),
+    ("response-format-string", CHAT_PATH, {**CHAT, "response_format": "json"}, 400, "response_format",
+     "invalid_type", "chat gpt"),
+    ("embeddings-input-empty", "/v1/embeddings", {"model": "gpt", "input": []}, 400, "input", "invalid_value",
+     "embeddings gpt"),
 ]
 
 
@@ -176,6 +205,31 @@ def test_the_openai_sdk_raises_its_own_error_classes(gw: RunningGateway) -> None
     assert (bad.value.param, bad.value.code) == ("temperature", "invalid_type")
     assert [s["attributes"][sc.ERROR_TYPE] for s in gw.wait_for_spans(before + 2)[before:]] == [
         "model_not_found", "invalid_type"]  # and later tests count from here
+
+
+def test_the_openai_sdk_gets_the_param_of_a_bad_tool_call(gw: RunningGateway) -> None:
+    before = len(gw.spans())
+    with (openai.OpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0) as client,
+          pytest.raises(openai.BadRequestError) as bad):
+        client.chat.completions.create(model="gpt", messages=[
+            {"role": "assistant", "content": "x", "tool_calls": 5}])  # type: ignore[list-item]
+    assert (bad.value.param, bad.value.code) == ("messages[0].tool_calls", "invalid_type")
+    assert_error_span(gw.wait_for_spans(before + 1)[before], "chat gpt", "invalid_type", 400)
+
+
+@pytest.mark.parametrize("broken", ["_start_span", "_complete"], ids=["before-the-span", "after-the-span"])
+def test_a_bug_is_a_500_in_openai_error_json_and_one_error_span(gw: RunningGateway, monkeypatch: pytest.MonkeyPatch,
+                                                                broken: str) -> None:
+    """A bug stands in for any exception the proxy does not expect, whether or not its span had started."""
+    def bug(*_args: Any, **_kwargs: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(gw.gateway.proxy, broken, bug)  # this gateway's own service, restored after the test
+    response, span = post(gw, CHAT_PATH, {**CHAT, "model": "mock-gpt"})
+    error = error_of(response, 500)
+    assert (error["type"], error["code"]) == ("internal_error", "internal_error")
+    assert_error_span(span, "chat mock-gpt", "internal_error", 500)
+    assert span["status"]["description"] == "internal error: ZeroDivisionError"
 
 
 # --- upstream failures ----------------------------------------------------------------------------

@@ -123,3 +123,20 @@ def test_output_content_has_one_message_per_choice_with_tool_calls_and_finish_re
     assert json.loads(output_content_attributes(sc.OP_TEXT_COMPLETION, completion)[sc.OUTPUT_MESSAGES]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "upon a time"}], "finish_reason": "length"}]
     assert output_content_attributes(sc.OP_EMBEDDINGS, {"data": []}) == {}
+
+
+def test_malformed_tool_calls_and_numbers_never_raise() -> None:
+    """Validation rejects these first; the span builders must not raise on them anyway (issue #9: a
+    raise here was a 500 with no span)."""
+    messages = [{"role": "assistant", "content": "x", "tool_calls": 5},
+                {"role": "assistant", "content": "x", "tool_calls": [{"id": "c", "function": "f"}, "g"]}]
+    parts = [m["parts"] for m in json.loads(input_content_attributes(sc.OP_CHAT, {"messages": messages})[
+        sc.INPUT_MESSAGES])]
+    assert parts == [[{"type": "text", "content": "x"}],
+                     [{"type": "text", "content": "x"},
+                      {"type": "tool_call", "id": "c", "name": None, "arguments": None}]]
+    assert request_attributes({"temperature": 10**400, "max_tokens": 2**63, "seed": -(2**63)}) == {
+        sc.REQUEST_SEED: -(2**63)}
+    assert metadata_attributes({"big": 10**30, "ok": 7}) == {
+        sc.metadata_key("big"): "1000000000000000000000000000000", sc.metadata_key("ok"): 7}
+    assert usage_attributes({"prompt_tokens": 2**64, "completion_tokens": 3}) == {sc.USAGE_OUTPUT_TOKENS: 3}

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from litestar import Router, delete, get, post
+from litestar import Request, Router, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
@@ -32,6 +32,7 @@ from app.spans import span_name
 from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
 from app.teamstate import secret_context, utcnow
+from app.validation import check_json_depth
 from contracts import semconv as sc
 from contracts.failures import ExportFailure
 from exporters.registry import BuildContext, UnknownDestination
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 KEY_HEADER = "x-spangate-key"  # a key to look up, kept out of the URL (and so out of access logs)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_DURATION = timedelta(days=36500)
 
 
 class TeamNew(msgspec.Struct, forbid_unknown_fields=False):
@@ -89,9 +92,15 @@ class CallbackSet(msgspec.Struct):
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
-        raise InvalidRequest(f"duration {text!r} is not like '30d', '12h', '15m' or '45s'", param="duration",
+        raise InvalidRequest(f"duration {text[:40]!r} is not like '30d', '12h', '15m' or '45s'", param="duration",
                              code="invalid_value")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    digits = match.group(1).lstrip("0") or "0"
+    amount = int(digits) if len(digits) <= 12 else None  # int() refuses over 4300 digits: never try
+    # Checked here: timedelta() and the expiry date overflow (a 500) long before an int does.
+    if amount is None or amount * _UNIT_SECONDS[match.group(2)] > _MAX_DURATION.total_seconds():
+        raise InvalidRequest(f"duration {text[:40]!r} is longer than {_MAX_DURATION.days}d (100 years); omit duration "
+                             "for a key that never expires", param="duration", code="invalid_value")
+    return timedelta(**{_UNITS[match.group(2)]: amount})
 
 
 def team_json(team: TeamRecord) -> dict[str, Any]:
@@ -276,10 +285,16 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         ok = all(r["status"] == "success" for r in results)
         return {"status": "success" if ok else "failure", "team_id": team_id, "results": results}
 
-    # One guard for the whole admin API, checked before Litestar parses a body or query.
-    return [Router(path="/", guards=[admin_guard], route_handlers=[
+    # One guard for the whole admin API, checked before Litestar parses a body or query; then the
+    # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500).
+    return [Router(path="/", guards=[admin_guard], before_request=_limit_depth, route_handlers=[
         team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_info_post, key_delete,
         callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
+
+
+async def _limit_depth(request: Request[Any, Any, Any]) -> None:
+    if request.method in ("POST", "PUT", "PATCH"):
+        check_json_depth(await request.body())
 
 
 def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
