@@ -65,7 +65,8 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
         for name in names:
             try:
                 kind = registry.get(name)
-                own_settings = config.callback_settings.get(kind.settings_section or "", {})
+                own_settings = {**config.callback_settings.get(kind.settings_section or "", {}),
+                                **{k: config.callback_keys[k] for k in kind.settings_keys if k in config.callback_keys}}
                 parsed = kind.parse(kind.global_vars(GlobalInputs(env, own_settings, ctx)))
             except (UnknownDestination, ValueError) as exc:
                 raise ConfigError(f"litellm_settings.{section}: {name}: {exc}") from None

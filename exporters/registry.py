@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporters import console, file, langfuse, otlp
+from exporters import console, dynamodb, file, langfuse, otlp, s3
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
 
 __all__ = ["BuildContext", "DestinationRegistry", "DestinationType", "GlobalInputs", "UnknownDestination",
            "builtin_registry", "registry_of"]
 
 # One line per destination module: adding a destination is its module, its tests and a line here.
-_MODULES = (file, console, otlp, langfuse)
+_MODULES = (file, console, otlp, langfuse, s3, dynamodb)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class DestinationRegistry:
     @property
     def settings_sections(self) -> frozenset[str]:
         return frozenset(t.settings_section for t in self.types.values() if t.settings_section)
+
+    @property
+    def settings_keys(self) -> frozenset[str]:
+        return frozenset(k for t in self.types.values() for k in t.settings_keys)
 
 
 def builtin_registry() -> DestinationRegistry:
