@@ -80,9 +80,9 @@ def _value_size(value: Any) -> int:
 def _fit(item: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     item = {**item, "truncated": []}
     for field in sorted((f for f in _TRUNCATABLE if f in item), key=lambda f: -len(item[f].encode())):
-        excess = item_size(item) + len(field) + 1 - max_bytes  # the name joins the ``truncated`` list
-        if excess <= 0:
+        if item_size(item) <= max_bytes:
             break
+        excess = item_size(item) + len(field) + 1 - max_bytes  # the name joins the ``truncated`` list
         item["truncated"] = [*item["truncated"], field]
         item[field] = _shortened(item[field], len(item[field].encode()) - excess)
     return item
