@@ -8,7 +8,7 @@ throttled table, a slow-down from S3) and forwards every other request to moto u
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,10 +83,13 @@ def s3_error(code: str, status: int, headers: dict[str, str] | None = None) -> R
     return Reply(status=status, body=body.encode(), headers={"Content-Type": "application/xml", **(headers or {})})
 
 
-class FaultyAws(HttpSink):
-    """Answers ``faults`` in order (one per request), then forwards to ``target``."""
+Fault = Reply | Callable[[Received], Reply]
 
-    def __init__(self, target: str, faults: list[Reply] | None = None) -> None:
+
+class FaultyAws(HttpSink):
+    """Answers ``faults`` in order (one per request; a callable sees the request), then forwards to ``target``."""
+
+    def __init__(self, target: str, faults: list[Fault] | None = None) -> None:
         self.faults = list(faults or [])
         self._target = target
         self._forward = httpx.Client(base_url=target, trust_env=False, timeout=10)
@@ -94,7 +97,8 @@ class FaultyAws(HttpSink):
 
     def _answer(self, req: Received) -> Reply:
         if self.faults:
-            return self.faults.pop(0)
+            fault = self.faults.pop(0)
+            return fault if isinstance(fault, Reply) else fault(req)
         headers = {k: v for k, v in req.headers.items() if k not in ("host", "content-length", "connection")}
         answer = self._forward.request(req.method, req.path, content=req.raw_body, headers=headers)
         return Reply(status=answer.status_code, body=answer.content,
