@@ -49,7 +49,7 @@ def test_help_lists_the_litellm_style_options() -> None:
     ("model_list: [\n", "is not valid YAML"),
     ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
      "litellm_settings: {success_callback: [datadog]}\n",
-     "litellm_settings.success_callback: datadog: unknown callback 'datadog'; supported: console, file, langfuse"),
+     "litellm_settings.success_callback: datadog: unknown callback 'datadog'; supported: console, dynamodb, file,"),
     ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
      "litellm_settings: {default_team_settings: [{team_id: t, success_callback: [langfuse]}]}\n",
      "default_team_settings[team_id=t]: langfuse: missing langfuse callback var 'langfuse_public_key'"),

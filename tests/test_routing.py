@@ -40,5 +40,6 @@ def test_local_destinations_are_opened_without_the_spool_remote_ones_with_it(tmp
 def test_registry_spools_every_type_but_the_local_ones() -> None:
     registry = builtin_registry()
     assert {name: registry.get(name).spool for name in registry.names} == {
-        "console": False, "file": False, "langfuse": True, "otel": True, "traceloop": True,
+        "console": False, "file": False, "langfuse": True, "otel": True, "traceloop": True, "s3": True,
+        "dynamodb": True,
     }
