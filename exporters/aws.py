@@ -104,7 +104,7 @@ def make_client(service: str, access: AwsAccess) -> Any:
                                     aws_secret_access_key=access.secret_access_key,
                                     aws_session_token=access.session_token, region_name=access.region_name)
     options: dict[str, Any] = {"retries": {"total_max_attempts": 1, "mode": "standard"},
-                               "connect_timeout": 5, "read_timeout": 15, "max_pool_connections": 4}
+                               "connect_timeout": 5, "read_timeout": 15, "max_pool_connections": 8}
     if access.endpoint_url is not None:
         # S3-compatible stores (MinIO, Ceph, Backblaze) want path-style URLs, and many reject the
         # CRC checksums botocore adds by default since 1.36.

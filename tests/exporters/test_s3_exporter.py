@@ -56,6 +56,14 @@ def test_one_json_object_per_call_read_back_whole_and_signed_with_the_destinatio
     assert exporter.puts == 3
 
 
+def test_a_large_batch_is_written_whole_with_puts_in_parallel(moto: str) -> None:
+    bucket = new_bucket(moto)
+    exporter = S3SpanExporter(config(moto, bucket))
+    assert exporter.export([span(CHAT_OK, span_id=i + 1) for i in range(40)]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert exporter.puts == 40 and len(s3_objects(moto, bucket)) == 40
+
+
 def test_ndjson_mode_writes_one_gzipped_object_per_partition(moto: str) -> None:
     bucket = new_bucket(moto)
     batch = spans()
@@ -77,6 +85,7 @@ def test_slow_down_is_retried_with_its_retry_after_and_nothing_is_lost(moto: str
     with FaultyAws(moto, [s3_error("SlowDown", 503, {"Retry-After": "3"})]) as front:
         exporter = S3SpanExporter(config(front.url, bucket))
         assert exporter.export(spans()) is SpanExportResult.FAILURE
+        assert len(front.requests) == 1  # the first PUT probes: a throttled bucket is not sent the rest
         failure = exporter.last_failure
         assert failure is not None and (failure.retryable, failure.retry_after, failure.status) == (True, 3.0, 503)
         assert exporter.export(spans()) is SpanExportResult.SUCCESS  # what the delivery layer does next
