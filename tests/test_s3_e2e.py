@@ -149,3 +149,20 @@ def test_a_bucket_that_always_fails_breaks_no_request_and_no_other_destination(m
         broken.wait_for(lambda reqs: len(reqs) >= 2)
     assert sorted(r["messages"][0]["parts"][0]["content"] for r in records(s3_objects(moto, good))) == [
         "plain #0", "plain #1"]
+
+
+def test_callback_test_writes_one_synthetic_object_and_reports_a_denied_bucket(moto: str, tmp_path: Path) -> None:
+    bucket = new_bucket(moto)
+    with (database("sqlite", tmp_path) as db, FaultyAws(moto, [s3_error("AccessDenied", 403)]) as denied,
+          running_gateway(gateway_settings(db), data_dir=tmp_path, env={"SPANGATE_SALT_KEY": SALT_KEY}) as gw,
+          admin_client(gw.base_url) as admin):
+        results = {}
+        for name, endpoint, target in (("ok", moto, bucket), ("denied", denied.url, "denied-bucket")):
+            team_id = admin.post("/team/new", json={}).json()["team_id"]
+            body = {"callback_name": "s3", "callback_type": "success", "callback_vars": team_vars(endpoint, target)}
+            assert admin.post(f"/team/{team_id}/callback", json=body).status_code == 200
+            [results[name]] = admin.post(f"/team/{team_id}/callback/test").json()["results"]
+    assert (results["ok"]["status"], results["denied"]["status"]) == ("success", "failure")
+    assert (results["denied"]["http_status"], results["denied"]["detail"]) == (403, "AWS AccessDenied")
+    [record] = records(s3_objects(moto, bucket))
+    assert record["model"] == "spangate-callback-test"

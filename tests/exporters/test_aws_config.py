@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.config import parse_config
-from app.routing import global_specs
+from app.routing import config_team_specs, global_specs
 from contracts.failures import ExportFailure
 from exporters.aws import AwsAccess, GatewayVars, failure_from_aws
 from exporters.dynamodb import DynamoDBConfig
@@ -118,3 +118,22 @@ def test_botocore_errors_map_onto_the_delivery_contract(exc: Exception, retryabl
 def test_retry_after_and_the_status_are_kept() -> None:
     failure = failure_from_aws(client_error("SlowDown", 503, {"retry-after": "7"}))
     assert (failure.status, failure.retry_after, failure.reason) == (503, 7.0, "AWS SlowDown")
+
+
+def test_default_team_settings_take_the_same_vars_and_still_need_the_teams_own_keys() -> None:
+    entry = {"team_id": "t", "success_callback": ["s3", "dynamodb"], "s3_bucket_name": "team-logs",
+             "s3_aws_access_key_id": "os.environ/K", "s3_aws_secret_access_key": "os.environ/S",
+             "dynamodb_table_name": "calls", "dynamodb_aws_access_key_id": "os.environ/K",
+             "dynamodb_aws_secret_access_key": "os.environ/S", "dynamodb_region_name": "eu-west-1"}
+    config = parse_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m"}}],
+                           "litellm_settings": {"default_team_settings": [entry]}}, environ={"K": "AKIA1", "S": "s1"})
+    [team] = config.default_team_settings
+    got = {s.name: s.config for s in config_team_specs(team, builtin_registry())}
+    keys = AwsAccess(None, None, "AKIA1", "s1")
+    assert got == {"s3": S3Config("team-logs", keys),
+                   "dynamodb": DynamoDBConfig("calls", AwsAccess("eu-west-1", None, "AKIA1", "s1"))}
+    del entry["s3_aws_access_key_id"], entry["s3_aws_secret_access_key"]
+    config = parse_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m"}}],
+                           "litellm_settings": {"default_team_settings": [entry]}}, environ={"K": "AKIA1", "S": "s1"})
+    with pytest.raises(ValueError, match="s3: missing var 's3_aws_access_key_id'"):
+        config_team_specs(config.default_team_settings[0], builtin_registry())
