@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -139,3 +143,30 @@ def test_the_client_is_made_on_the_exporting_thread_and_closed_at_shutdown(moto:
     assert made_on == ["delivery-0"]
     exporter.shutdown()
     assert exporter.export(spans()) is SpanExportResult.FAILURE and not exporter.last_failure.retryable
+
+
+CHAIN_SCRIPT = """
+import sys
+from exporters.aws import GatewayVars
+from exporters.s3 import S3Config, S3SpanExporter
+from tests.support.readable_spans import CHAT_OK, span
+exporter = S3SpanExporter(S3Config.from_vars(GatewayVars(s3_bucket_name=sys.argv[1], s3_endpoint_url=sys.argv[2],
+                                                         s3_region_name="eu-west-1")))
+ok = exporter.export([span(CHAT_OK)])
+print(ok.name, exporter.last_failure)
+"""
+
+
+def test_without_keys_the_gateway_wide_form_uses_boto3s_credential_chain(moto: str, tmp_path: Path) -> None:
+    """A profile in the shared credentials file (a subprocess: the chain reads the process environment)."""
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIAFROMPROFILE01\n"
+                                          "aws_secret_access_key = from-the-profile\n")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.getcwd(), "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    bucket = new_bucket(moto)
+    with FaultyAws(moto) as front:
+        run = subprocess.run([sys.executable, "-c", CHAIN_SCRIPT, bucket, front.url], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.stdout.strip() == "SUCCESS None", run.stderr
+    assert "Credential=AKIAFROMPROFILE01/" in front.requests[0].headers["authorization"]
+    assert len(s3_objects(moto, bucket)) == 1
