@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+from exporters.registry import builtin_registry
 from exporters.urlpolicy import CallbackPolicy
 
 ENV_PREFIX = "os.environ/"
@@ -87,6 +88,7 @@ class GatewayConfig:
     failure_callback: tuple[str, ...] = ()
     turn_off_message_logging: bool = False
     callback_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)  # *_params
+    callback_keys: Mapping[str, Any] = field(default_factory=dict, repr=False)  # destinations' plain keys
     default_team_settings: tuple[TeamSettingsConfig, ...] = ()
     master_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
@@ -152,7 +154,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
     # Destinations' own sections (``s3_callback_params``, ``azure_content_safety_params``) are read by
     # the destination that declares one; the registry says which are known (check_destinations).
     callback_settings = {str(k): v for k, v in litellm.items() if str(k).endswith("_params")}
-    warnings += _unknown({k: v for k, v in litellm.items() if k not in callback_settings}, _KNOWN_LITELLM,
+    # ... and the plain keys a destination declares (``dynamodb_table_name``), as LiteLLM spells them.
+    callback_keys = {str(k): v for k, v in litellm.items() if k in builtin_registry().settings_keys}
+    warnings += _unknown({k: v for k, v in litellm.items() if k not in callback_settings and k not in callback_keys},
+                         _KNOWN_LITELLM,
                          "litellm_settings.")
     warnings += _unknown(general, _KNOWN_GENERAL, "general_settings.")
     warnings += _unknown(spangate, _KNOWN_SPANGATE, "spangate_settings.")
@@ -163,6 +168,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         success_callback=_dedupe(_names(litellm.get("success_callback"), "litellm_settings.success_callback") + both),
         failure_callback=_dedupe(_names(litellm.get("failure_callback"), "litellm_settings.failure_callback") + both),
         callback_settings={k: _mapping(v, f"litellm_settings.{k}") for k, v in callback_settings.items()},
+        callback_keys=callback_keys,
         turn_off_message_logging=_bool(litellm.get("turn_off_message_logging", False),
                                        "litellm_settings.turn_off_message_logging"),
         default_team_settings=_team_settings(litellm.get("default_team_settings")),

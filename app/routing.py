@@ -82,7 +82,8 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
 
 def global_config(kind: DestinationType, config: GatewayConfig, env: Mapping[str, str], ctx: BuildContext) -> Any:
     """A destination's typed config in the global form (its settings section and the environment)."""
-    own_settings = config.callback_settings.get(kind.settings_section or "", {})
+    own_settings = {**config.callback_settings.get(kind.settings_section or "", {}),
+                    **{k: config.callback_keys[k] for k in kind.settings_keys if k in config.callback_keys}}
     return kind.parse(kind.global_vars(GlobalInputs(env, own_settings, ctx)))
 
 

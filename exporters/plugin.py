@@ -56,7 +56,7 @@ class GlobalInputs:
     """Where a gateway-wide destination's vars come from."""
 
     env: Mapping[str, str]
-    settings: Mapping[str, Any]  # its litellm_settings section (``settings_section``), else empty
+    settings: Mapping[str, Any]  # its litellm_settings section (``settings_section``) and keys, else empty
     ctx: BuildContext
 
 
@@ -76,6 +76,7 @@ class DestinationType:
     global_vars: Callable[[GlobalInputs], dict[str, Any]]  # env and settings -> vars, global form
     aliases: tuple[str, ...] = ()
     settings_section: str | None = None  # its own litellm_settings key, e.g. "s3_callback_params"
+    settings_keys: frozenset[str] = frozenset()  # plain litellm_settings keys it reads ("dynamodb_table_name")
     secret_vars: frozenset[str] = frozenset()
     traces: bool = False  # receives every span (collector-style), not only the gateway's LLM spans
     team_configurable: bool = True

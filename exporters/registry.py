@@ -22,6 +22,7 @@ from exporters import (
     athina,
     console,
     datadog_logs,
+    dynamodb,
     file,
     generic,
     langfuse,
@@ -29,6 +30,7 @@ from exporters import (
     openmeter,
     otlp,
     otlp_backend,
+    s3,
     sentry_events,
 )
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs, UnknownDestination
@@ -49,6 +51,8 @@ _MODULES = (
     sentry_events,
     langsmith,
     otlp_backend,
+    s3,
+    dynamodb,
 )
 
 
@@ -73,6 +77,10 @@ class DestinationRegistry:
     @property
     def settings_sections(self) -> frozenset[str]:
         return frozenset(t.settings_section for t in self.types.values() if t.settings_section)
+
+    @property
+    def settings_keys(self) -> frozenset[str]:
+        return frozenset(k for t in self.types.values() for k in t.settings_keys)
 
 
 def builtin_registry() -> DestinationRegistry:
