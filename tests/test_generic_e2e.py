@@ -110,27 +110,35 @@ def test_team_callback_batches_masks_and_encrypts_its_headers(tmp_path: Path) ->
     assert {r["team_id"] for r in records(hook)} == {team_id}
 
 
-def test_a_new_endpoint_without_the_headers_does_not_get_the_stored_token(tmp_path: Path) -> None:
+def test_a_stored_token_is_only_sent_where_it_was_stored(tmp_path: Path) -> None:
+    """Moving a callback to another endpoint must bring its secret headers again (issue #10: a
+    stored secret is only sent where it was sent when stored); resent, they go to the new one."""
     with (database("sqlite", tmp_path) as db, HttpSink() as first, HttpSink() as second,
           running_gateway(settings(db), data_dir=tmp_path, env={"SPANGATE_SALT_KEY": SALT_KEY}) as gw,
           admin_client(gw.base_url) as admin):
         team_id, key = team_with_key(admin, "movers")
-        for sink, extra in ((first, {"generic_logger_headers": f"X-Hook-Token={HOOK_TOKEN}"}), (second, {})):
-            admin.post(f"/team/{team_id}/callback", json={
+
+        def post(sink: HttpSink, **extra: str) -> Any:
+            return admin.post(f"/team/{team_id}/callback", json={
                 "callback_name": "generic", "callback_type": "success",
-                "callback_vars": {"generic_logger_endpoint": sink.url + "/in", **extra}}).raise_for_status()
+                "callback_vars": {"generic_logger_endpoint": sink.url + "/in", **extra}})
+
+        post(first, generic_logger_headers=f"X-Hook-Token={HOOK_TOKEN}").raise_for_status()
+        moved = post(second)
+        assert moved.status_code == 400, moved.text
+        assert moved.json()["error"]["param"] == "callback_vars.generic_logger_endpoint"
+        assert moved.json()["error"]["code"] == "secret_must_be_resent"
+        assert "generic_logger_headers" in moved.json()["error"]["message"]
         shown = admin.get(f"/team/{team_id}/callback").json()["data"]["callback_vars"]
-        assert shown == {"generic_logger_endpoint": second.url + "/in"}
-        tested = admin.post(f"/team/{team_id}/callback/test").json()
-        assert [(r["callback_name"], r["status"]) for r in tested["results"]] == [("generic", "success")]
+        assert shown["generic_logger_endpoint"] == first.url + "/in"  # nothing changed
+        # The same endpoint without the headers is a plain replacement: nothing is sent anywhere new.
+        assert post(first, generic_logger_format="ndjson").status_code == 200
+        post(second, generic_logger_headers=f"X-Hook-Token={HOOK_TOKEN}").raise_for_status()
         with openai_client(gw.base_url, key) as client:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-        second.wait_for(lambda reqs: len(reqs) >= 2)
+        second.wait_for(lambda reqs: len(reqs) >= 1)
     assert first.requests == []
-    assert all("x-hook-token" not in r.headers for r in second.requests)
-    synthetic, call = records(second)
-    assert (synthetic["model"], synthetic["messages"], call["messages"]) == (
-        "spangate-callback-test", None, [{"role": "user", "content": "hi"}])
+    assert all(r.headers["x-hook-token"] == HOOK_TOKEN for r in second.requests)
 
 
 @pytest.mark.parametrize(("callback_vars", "param", "names"), [

@@ -358,6 +358,7 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
     urls = await _allowed_urls(gateway.config.callback_policy, kind.base_urls(parsed), data.callback_vars)
     secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
+    await _secrets_follow_their_urls(gateway.extras["store"], team_id, data, urls, secrets)
     # URLs are stored as normalised (what GET shows is what is connected to)
     plain = {k: urls.get(k, v) for k, v in data.callback_vars.items() if k not in kind.secret_vars}
     ciphertext = None
@@ -369,6 +370,23 @@ async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> 
         ciphertext = box.encrypt(secrets, context=secret_context(team_id, data.callback_name, data.callback_type))
     return await gateway.extras["store"].set_callback(team_id, data.callback_name, data.callback_type, ciphertext,
                                                       secrets.keys(), plain)
+
+
+async def _secrets_follow_their_urls(store: Store, team_id: str, data: CallbackSet, urls: Mapping[str, str],
+                                     secrets: Mapping[str, Any]) -> None:
+    """A stored secret is only ever sent where it was sent when stored: an entry that moves to another
+    host or endpoint must bring its secrets again, so an admin who can change URLs but never saw the
+    secrets cannot redirect them (the replaced entry's secrets are dropped either way)."""
+    previous = [r for r in await store.list_callbacks(team_id) if r.callback_name == data.callback_name
+                and str(r.callback_type) == data.callback_type and r.secret_var_names]
+    for record in previous:
+        given = {var: urls[var] if var in data.callback_vars else None for var in urls}
+        moved = [var for var, url in given.items() if url != record.plain_vars.get(var)]
+        missing = [name for name in record.secret_var_names if name not in secrets]
+        if moved and missing:
+            raise InvalidRequest(f"callback_vars.{moved[0]} changes where {data.callback_name} sends its stored "
+                                 f"secret; send {', '.join(sorted(missing))} again with it (or delete the callback "
+                                 "first)", param=f"callback_vars.{moved[0]}", code="secret_must_be_resent")
 
 
 async def _allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: Mapping[str, Any]) -> Mapping[str, str]:
