@@ -3,12 +3,20 @@ httpx exception mapped onto ``ExportFailure``, and one guarded POST for every HT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gzip
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import EXCERPT, ExportFailure, failure_from_status, unrecognised
 from exporters.urlpolicy import DestinationRefused
+
+# OTLP protobuf of our spans compresses ~14x at level 1 already: at a 512-span batch level 1 took
+# 1.4 ms for 25.8 KB, level 5 3.2 ms for 25.2 KB, level 9 4.4 ms for 25.2 KB. 2 % more bytes for
+# less than half the CPU; the export threads share the gateway's core, the network is not scarce.
+GZIP_LEVEL = 1
 
 
 def failure_from_response(response: httpx.Response) -> ExportFailure | None:
@@ -72,3 +80,44 @@ def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
     except Exception as exc:
         return failure_from_exception(exc)
     return failure_from_response(response)
+
+
+class GzipPostSpanExporter(SpanExporter):
+    """One gzipped POST of one encoded batch, never raising: what every OTLP/HTTP destination does
+    (OTLP, Langfuse, LangSmith); a destination supplies its URL, headers and encoder.
+
+    Batching, retries, back-off and 413 splits belong to the delivery layer, which reads
+    ``last_failure`` after a ``FAILURE``. The httpx client is injected (shared and pooled); whoever
+    built it closes it, unless ``owns_client`` hands it to ``shutdown``.
+    """
+
+    def __init__(self, client: httpx.Client, url: str, headers: Mapping[str, str],
+                 encode: Callable[[Sequence[ReadableSpan]], bytes], *, owns_client: bool = False) -> None:
+        self._client, self._url, self._encode = client, url, encode
+        self._headers = {"Content-Encoding": "gzip", **headers}
+        self._owns_client = owns_client
+        self._shut_down = False
+        self.last_failure: ExportFailure | None = None
+
+    def __repr__(self) -> str:  # the headers may hold credentials: say only where data goes
+        return f"{type(self).__name__}(url={self._url!r})"
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shut_down:
+            self.last_failure = ExportFailure(retryable=False, detail="exporter is shut down")
+            return SpanExportResult.FAILURE
+        if not spans:
+            self.last_failure = None
+            return SpanExportResult.SUCCESS
+        self.last_failure = post_batch(self._client, self._url,
+                                       lambda: gzip.compress(self._encode(spans), compresslevel=GZIP_LEVEL),
+                                       self._headers)
+        return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self._shut_down = True
+        if self._owns_client:
+            self._client.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # nothing is buffered here
