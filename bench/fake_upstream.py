@@ -11,6 +11,8 @@ Routes (on every port it listens on):
 - ``POST /v1/embeddings``: one vector per input, as floats or base64 (``encoding_format``).
 - ``GET /v1/models``.
 - ``POST /v1/traces|metrics|logs``: OTLP/HTTP sink, 200 with an empty protobuf response.
+- ``POST /sink/...`` and ``/api/v2/logs``: the JSON destinations' sink (webhooks, Athina, OpenMeter,
+  Datadog), 200 ``{}``.
 - ``GET /stats``: request counters, so the bench can see that spans reached the sink.
 
 Run alone: ``python bench/fake_upstream.py --port 0 --otlp-port 0`` prints one ``READY {json}``
@@ -164,6 +166,10 @@ class FakeOpenAI:
         if route[0] == b"POST" and route[1].endswith((b"/v1/traces", b"/v1/metrics", b"/v1/logs")):
             self.stats["otlp_bytes"] += len(body)
             return _response(b"200 OK", PROTOBUF, b"", keep_alive)
+        # The JSON destinations' stand-ins: webhooks, Athina and OpenMeter under /sink/, Datadog's intake.
+        if route[0] == b"POST" and (route[1].startswith(b"/sink/") or route[1] == b"/api/v2/logs"):
+            self.stats["sink_bytes"] += len(body)
+            return _response(b"200 OK", JSON, b"{}", keep_alive)
         if route == (b"POST", b"/v1/chat/completions"):
             return self._chat(body, keep_alive)
         if route == (b"POST", b"/v1/embeddings"):

@@ -75,6 +75,16 @@ environment_variables:
   OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
   LANGSMITH_ENDPOINT: "http://127.0.0.1:{sink}"
   LANGSMITH_API_KEY: "lsv2-bench"
+  LANGFUSE_HOST: "http://127.0.0.1:{sink}"
+  LANGFUSE_PUBLIC_KEY: "pk-lf-bench"
+  LANGFUSE_SECRET_KEY: "sk-lf-bench"
+  GENERIC_LOGGER_ENDPOINT: "http://127.0.0.1:{sink}/sink/generic"
+  DD_API_KEY: "dd-bench"
+  DD_BASE_URL: "http://127.0.0.1:{sink}"
+  ATHINA_API_KEY: "athina-bench"
+  ATHINA_BASE_URL: "http://127.0.0.1:{sink}/sink"
+  OPENMETER_API_KEY: "om-bench"
+  OPENMETER_API_ENDPOINT: "http://127.0.0.1:{sink}/sink"
 spangate_settings:
   data_dir: "{data_dir}"
   durable_delivery: {durable}
@@ -384,9 +394,9 @@ def run_gateway(upstream: Upstream, args: argparse.Namespace, wrk: str, workdir:
         print(f"gateway on {gateway.url}, idle RSS {rss_mb(gateway.pids()):.1f} MB", flush=True)
         rows = bench_target(Target("gateway", gateway.url, gateway.pids, upstream.pids), args, wrk, workdir)
         time.sleep(1)  # let the span batch in flight reach the sink before reading its counters
-        otlp = ("POST /v1/traces", "POST /v1/metrics", "POST /v1/logs", "otlp_bytes")
-        sink = {k: v for k, v in upstream.stats().items() if k in otlp}
-        print(f"OTLP sink received: {sink or 'nothing (is the otel destination on?)'}", flush=True)
+        sink = {k: v for k, v in upstream.stats().items()
+                if k.endswith(("/v1/traces", "/v1/metrics", "/v1/logs", "_bytes", "/api/v2/logs")) or "/sink/" in k}
+        print(f"sinks received: {sink or 'nothing (is a remote destination on?)'}", flush=True)
         if args.profile:
             profile_gateway(gateway, args, wrk, workdir)
         return rows
