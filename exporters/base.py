@@ -57,18 +57,22 @@ def encoding_failure(exc: Exception) -> ExportFailure:
 
 
 def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
-               headers: Mapping[str, str]) -> ExportFailure | None:
+               headers: Mapping[str, str], timeout: float | None = None) -> ExportFailure | None:
     """One POST of an encoded batch: ``None`` when accepted, else the failure. Never raises.
 
     An encoding error is permanent (``encoding_failure``); what the client raises is mapped by
     ``failure_from_exception`` (transport errors retried, unknown ones retried and logged).
+    ``timeout`` (seconds) replaces the client's own for this POST; ``None`` keeps the client's.
     """
     try:
         content = body()
     except Exception as exc:
         return encoding_failure(exc)
     try:
-        response = client.post(url, content=content, headers=headers)
+        if timeout is None:
+            response = client.post(url, content=content, headers=headers)
+        else:
+            response = client.post(url, content=content, headers=headers, timeout=timeout)
     except Exception as exc:
         return failure_from_exception(exc)
     return failure_from_response(response)
