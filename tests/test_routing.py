@@ -116,7 +116,7 @@ def test_a_teams_otlp_takes_every_span_of_the_team_or_one_outcomes_gateway_spans
 def test_traceloop_with_only_its_api_key_resolves_to_traceloop_cloud(tmp_path: Path) -> None:
     with httpx.Client() as client:
         ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
-        config = replace(default_config(tmp_path), success_callback=("traceloop",))
+        config = replace(default_config(tmp_path), success_callback=("traceloop",), failure_callback=())
         [spec] = global_specs(config, builtin_registry(), {"TRACELOOP_API_KEY": "tl-123"}, ctx)
     assert (spec.config.traces_endpoint, dict(spec.config.headers)) == (
         "https://api.traceloop.com/v1/traces", {"authorization": "Bearer tl-123"})
