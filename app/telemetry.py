@@ -17,9 +17,10 @@ from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMo
 from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 from opentelemetry.instrumentation.httpx.version import __version__ as _httpx_version
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.resources import _DEFAULT_RESOURCE, Resource
+from opentelemetry.sdk.resources import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.version import __version__ as _sdk_version
 
 from app import __version__
 from app.config import ConfigError
@@ -42,13 +43,15 @@ def build_resource(env: Mapping[str, str]) -> Resource:
     word beats the code's). ``Resource.create`` is not used: it reads the process environment, and
     then passes the code's ``service.name`` over the operator's.
     """
-    attributes: dict[str, Any] = {sc.SERVICE_NAME: "spangate", sc.SERVICE_VERSION: __version__,
+    attributes: dict[str, Any] = {TELEMETRY_SDK_LANGUAGE: "python", TELEMETRY_SDK_NAME: "opentelemetry",
+                                  TELEMETRY_SDK_VERSION: _sdk_version, sc.SERVICE_NAME: "spangate",
+                                  sc.SERVICE_VERSION: __version__,
                                   sc.SERVICE_INSTANCE_ID: f"{socket.gethostname()}-{os.getpid()}"}
     attributes.update(parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
     service_name = env.get("OTEL_SERVICE_NAME", "").strip()
     if service_name:
         attributes[sc.SERVICE_NAME] = service_name
-    return _DEFAULT_RESOURCE.merge(Resource(attributes))
+    return Resource(attributes)
 
 
 def parse_resource_attributes(value: str) -> dict[str, str]:
