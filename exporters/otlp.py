@@ -92,7 +92,8 @@ def _compression(value: Any) -> str:
     # stays what it was before the variable was read, although the SDK's own default is none.
     compression = str(value or "gzip").strip().lower()
     if compression not in _COMPRESSIONS:
-        raise ValueError(f"var 'compression' must be one of {', '.join(_COMPRESSIONS)}, got {value!r}")
+        raise ValueError(f"var 'compression' (OTEL_EXPORTER_OTLP_COMPRESSION) must be one of "
+                         f"{', '.join(_COMPRESSIONS)}, got {value!r}")
     return compression
 
 
@@ -105,7 +106,8 @@ def _timeout(value: Any) -> float | None:
     except (TypeError, ValueError):
         millis = -1.0
     if not millis > 0:
-        raise ValueError(f"var 'timeout' must be a positive number of milliseconds, got {value!r}")
+        raise ValueError(f"var 'timeout' (OTEL_EXPORTER_OTLP_TIMEOUT) must be a positive number of milliseconds, "
+                         f"got {value!r}")
     return millis / 1000.0
 
 
@@ -145,8 +147,9 @@ Encoder = Callable[[Sequence[ReadableSpan]], bytes]
 
 
 class OtlpHttpSpanExporter(SpanExporter):
-    """POSTs one gzipped batch to ``traces_endpoint``; ``encode`` and ``content_type`` let a destination
-    change the payload (a resource of its own, OTLP/JSON) without a transport of its own."""
+    """POSTs one batch (gzipped unless ``compression`` is ``none``) to ``traces_endpoint``; ``encode``
+    and ``content_type`` let a destination change the payload (a resource of its own, OTLP/JSON)
+    without a transport of its own."""
 
     def __init__(self, config: OtlpConfig, client: httpx.Client, *, encode: Encoder = encode_otlp_traces,
                  content_type: str = PROTOBUF_CONTENT_TYPE) -> None:

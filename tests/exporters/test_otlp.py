@@ -150,9 +150,11 @@ def test_the_traces_specific_variables_win_over_the_general_ones() -> None:
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"compression": "zstd"}, "var 'compression' must be one of gzip, none, got 'zstd'"),
-    ({"timeout": "10s"}, "var 'timeout' must be a positive number of milliseconds, got '10s'"),
-    ({"timeout": "0"}, "var 'timeout' must be a positive number of milliseconds"),
+    ({"compression": "zstd"}, "var 'compression' (OTEL_EXPORTER_OTLP_COMPRESSION) must be one of gzip, none, "
+                              "got 'zstd'"),
+    ({"timeout": "10s"}, "var 'timeout' (OTEL_EXPORTER_OTLP_TIMEOUT) must be a positive number of milliseconds, "
+                         "got '10s'"),
+    ({"timeout": "0"}, "var 'timeout' (OTEL_EXPORTER_OTLP_TIMEOUT) must be a positive number of milliseconds"),
 ])
 def test_bad_compression_or_timeout_names_the_var(values: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as info:
