@@ -4,10 +4,13 @@ import gzip
 import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from contracts import semconv as sc
@@ -189,3 +192,33 @@ def test_the_timeout_bounds_one_export_below_the_clients_own(client: httpx.Clien
     assert exporter.last_failure is not None and exporter.last_failure.retryable
     assert "Timeout" in exporter.last_failure.detail
     assert elapsed < 2.0
+
+
+class _Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A loopback OTLP/gRPC receiver that keeps each call's metadata and remaining deadline."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, str], float | None]] = []
+
+    def Export(self, request: object, context: grpc.ServicerContext) -> object:  # the service's own method name
+        self.calls.append((dict(context.invocation_metadata()), context.time_remaining()))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_grpc_sends_the_headers_with_the_timeout_as_its_deadline(client: httpx.Client) -> None:
+    collector = _Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        config = OtlpConfig.from_vars({"endpoint": f"http://127.0.0.1:{port}", "protocol": "grpc", "timeout": "1500",
+                                       "compression": "none", "headers": "x-tenant=alpha"})
+        exporter = build_otlp_exporter(config, client)  # gRPC makes its own channel; the client is unused
+        assert exporter.export([span(CHAT_OK)]) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        server.stop(None)
+    [(metadata, remaining)] = collector.calls
+    assert metadata["x-tenant"] == "alpha"
+    assert remaining is not None and 1.0 < remaining <= 1.5  # the SDK's own default deadline is 10 s
