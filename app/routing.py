@@ -145,16 +145,26 @@ def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpe
                  traces=tuple(sinks[s.key] for s in every_span))
 
 
+def _is_trace(spec: DestinationSpec) -> bool:
+    return spec.kind is not None and spec.kind.traces
+
+
 class RoutingBuilder:
     """Keeps the open destinations in step with the specs; builds each exporter once per config."""
 
-    def __init__(self, manager: SinkFactory, ctx: BuildContext) -> None:
+    def __init__(self, manager: SinkFactory, ctx: BuildContext, *, export_traces: bool = True) -> None:
         self._manager = manager
         self._ctx = ctx
+        # False under OTEL_SDK_DISABLED: trace destinations are left out of every table, so none is
+        # opened, no span is queued for one and the upstream transport makes no child spans.
+        self._export_traces = export_traces
         self._open: dict[str, tuple[DestinationSpec, Sink]] = {}
 
     def build(self, globals_: list[DestinationSpec], teams: Mapping[str, list[DestinationSpec]],
               disabled: frozenset[str], version: int) -> RoutingTable:
+        if not self._export_traces:
+            globals_ = [s for s in globals_ if not _is_trace(s)]
+            teams = {team: [s for s in specs if not _is_trace(s)] for team, specs in teams.items()}
         wanted = {s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs if s.usable}
         for key in [k for k in self._open if k not in wanted]:
             self._manager.close(key)

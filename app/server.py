@@ -37,7 +37,14 @@ from app.secrets import SecretBox
 from app.store import Store, StoreSnapshot, StoreUnavailable, StoreWatcher
 from app.teams import TeamDirectory
 from app.teamstate import TeamState
-from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
+from app.telemetry import (
+    GenAIMetrics,
+    build_resource,
+    build_tracer_provider,
+    build_upstream_transport,
+    http_semconv_mode,
+    sdk_disabled,
+)
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from exporters.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
@@ -94,13 +101,14 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
 
 def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
     processor = TeamRouterSpanProcessor()
-    resource = build_resource()
+    resource = build_resource(env)
     tracer_provider = build_tracer_provider(processor, resource)
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
     upstream = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
-                                        proxies=ProxyRoutes.from_settings(config.upstream_proxy))
+                                        proxies=ProxyRoutes.from_settings(config.upstream_proxy),
+                                        http_semconv=http_semconv_mode(env))
     delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
                                logger=logging.getLogger("spangate.delivery"))
     limits = httpx.Limits(max_connections=64)
@@ -120,15 +128,26 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes)
     check_destinations(config, env)
+    routing = RoutingBuilder(delivery, build_ctx, export_traces=_export_traces(env))
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
-                   routing=RoutingBuilder(delivery, build_ctx), build_ctx=build_ctx, upstream=upstream,
+                   routing=routing, build_ctx=build_ctx, upstream=upstream,
                    extras={"metric_reader": metric_reader, "meter_provider": meter_provider})
 
 
+def _export_traces(env: Mapping[str, str]) -> bool:
+    if not sdk_disabled(env):
+        return True
+    log.warning("OTEL_SDK_DISABLED=true: trace destinations (otel, traceloop, teams' otlp) get no spans; "
+                "call logs (langfuse, s3, ...) are not OpenTelemetry export and keep running")
+    return False
+
+
 def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
-    """Resolve every configured destination now, so a bad callback stops start-up with one line
-    (ConfigError) before the server binds or forks workers, instead of failing inside the lifespan."""
+    """Resolve every configured destination (and the resource they all export) now, so a bad callback
+    stops start-up with one line (ConfigError) before the server binds or forks workers, instead of
+    failing inside the lifespan."""
+    build_resource(env)
     registry = builtin_registry()
     with httpx.Client() as client:
         global_specs(config, registry, env,

@@ -59,8 +59,20 @@ def request_attributes(body: Mapping[str, Any]) -> Attributes:
 
 
 def metadata_attributes(metadata: Mapping[str, Any]) -> Attributes:
-    """Request ``metadata`` as ``spangate.metadata.<key>``: scalars kept, string lists kept, rest JSON."""
+    """Request ``metadata`` as ``spangate.metadata.<key>``: scalars kept, string lists kept, rest JSON.
+
+    The user and the session also go under the general names every OTLP backend reads (Phoenix,
+    Honeycomb, Langfuse, a collector's filters): ``user.id``, ``session.id`` and the GenAI
+    ``gen_ai.conversation.id``. The ``spangate.metadata.*`` copies stay for the encoders that map
+    the seed's keys onto fields of their own.
+    """
     attrs: Attributes = {}
+    user_id = _identifier(metadata.get(sc.META_TRACE_USER_ID))
+    if user_id is not None:
+        attrs[sc.USER_ID] = user_id
+    session_id = _identifier(metadata.get(sc.META_SESSION_ID))
+    if session_id is not None:
+        attrs[sc.SESSION_ID] = attrs[sc.CONVERSATION_ID] = session_id
     for key, value in metadata.items():
         if value is None:
             continue
@@ -71,6 +83,15 @@ def metadata_attributes(metadata: Mapping[str, Any]) -> Attributes:
         else:
             attrs[sc.metadata_key(str(key))] = to_json(value)
     return attrs
+
+
+def _identifier(value: Any) -> str | None:
+    """A user or session id as the conventions want it: a non-empty string (a number is spelled out)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def usage_attributes(usage: Mapping[str, Any] | None) -> Attributes:

@@ -35,6 +35,7 @@ INPUT_MESSAGES: Final = "gen_ai.input.messages"
 OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+CONVERSATION_ID: Final = "gen_ai.conversation.id"
 
 # Operation names (values of OPERATION_NAME).
 OP_CHAT: Final = "chat"
@@ -54,6 +55,14 @@ USER_ID: Final = "user.id"
 SESSION_ID: Final = "session.id"
 CLIENT_ADDRESS: Final = "client.address"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
+# Stable HTTP client names (semconv 1.23+), written by the httpx instrumentation on the upstream child
+# span once app/telemetry.py opts it in; named here so tests and readers spell them once.
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+URL_FULL: Final = "url.full"
+# Resource attributes the gateway sets itself (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES may replace them).
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
 # The exception event (``exception`` with these attributes) is how OTLP backends without a status
 # model of their own (LangSmith) learn that a span failed and why.
 EXCEPTION_EVENT: Final = "exception"

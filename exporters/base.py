@@ -65,26 +65,30 @@ def encoding_failure(exc: Exception) -> ExportFailure:
 
 
 def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
-               headers: Mapping[str, str]) -> ExportFailure | None:
+               headers: Mapping[str, str], timeout: float | None = None) -> ExportFailure | None:
     """One POST of an encoded batch: ``None`` when accepted, else the failure. Never raises.
 
     An encoding error is permanent (``encoding_failure``); what the client raises is mapped by
     ``failure_from_exception`` (transport errors retried, unknown ones retried and logged).
+    ``timeout`` (seconds) replaces the client's own for this POST; ``None`` keeps the client's.
     """
     try:
         content = body()
     except Exception as exc:
         return encoding_failure(exc)
     try:
-        response = client.post(url, content=content, headers=headers)
+        if timeout is None:
+            response = client.post(url, content=content, headers=headers)
+        else:
+            response = client.post(url, content=content, headers=headers, timeout=timeout)
     except Exception as exc:
         return failure_from_exception(exc)
     return failure_from_response(response)
 
 
 class GzipPostSpanExporter(SpanExporter):
-    """One gzipped POST of one encoded batch, never raising: what every OTLP/HTTP destination does
-    (OTLP, Langfuse, LangSmith); a destination supplies its URL, headers and encoder.
+    """One gzipped (unless ``compress=False``) POST of one encoded batch, never raising: what every
+    OTLP/HTTP destination does (OTLP, Langfuse, LangSmith); a destination supplies URL, headers, encoder.
 
     Batching, retries, back-off and 413 splits belong to the delivery layer, which reads
     ``last_failure`` after a ``FAILURE``. The httpx client is injected (shared and pooled); whoever
@@ -92,9 +96,11 @@ class GzipPostSpanExporter(SpanExporter):
     """
 
     def __init__(self, client: httpx.Client, url: str, headers: Mapping[str, str],
-                 encode: Callable[[Sequence[ReadableSpan]], bytes], *, owns_client: bool = False) -> None:
+                 encode: Callable[[Sequence[ReadableSpan]], bytes], *, owns_client: bool = False,
+                 compress: bool = True, timeout: float | None = None) -> None:
         self._client, self._url, self._encode = client, url, encode
-        self._headers = {"Content-Encoding": "gzip", **headers}
+        self._compress, self._timeout = compress, timeout
+        self._headers = {"Content-Encoding": "gzip", **headers} if compress else dict(headers)
         self._owns_client = owns_client
         self._shut_down = False
         self.last_failure: ExportFailure | None = None
@@ -109,10 +115,13 @@ class GzipPostSpanExporter(SpanExporter):
         if not spans:
             self.last_failure = None
             return SpanExportResult.SUCCESS
-        self.last_failure = post_batch(self._client, self._url,
-                                       lambda: gzip.compress(self._encode(spans), compresslevel=GZIP_LEVEL),
-                                       self._headers)
+        self.last_failure = post_batch(self._client, self._url, lambda: self._body(spans), self._headers,
+                                       self._timeout)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
+
+    def _body(self, spans: Sequence[ReadableSpan]) -> bytes:
+        body = self._encode(spans)
+        return gzip.compress(body, compresslevel=GZIP_LEVEL) if self._compress else body
 
     def shutdown(self) -> None:
         self._shut_down = True

@@ -59,9 +59,12 @@ def test_help_lists_the_litellm_style_options() -> None:
     ("model_list:\n  - model_name: m\n    litellm_params: {model: azure/d, api_base: 'https://a.example',"
      " api_version: \"2024-10-21\\nX: y\"}\n",
      "model_list[0].litellm_params.api_version: expected a version such as 2024-10-21"),
+    ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
+     "environment_variables: {OTEL_RESOURCE_ATTRIBUTES: 'team=a,oops'}\n",
+     "OTEL_RESOURCE_ATTRIBUTES: 'oops' is not key=value"),
 ], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "datadog-without-key",
          "team-callback-missing-var",
-        "api-version-line-break"])
+        "api-version-line-break", "bad-resource-attributes"])
 def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml: str, message: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml)

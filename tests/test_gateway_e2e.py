@@ -381,9 +381,10 @@ def test_an_otel_destination_gets_the_gateway_span_and_its_upstream_http_child(
     [child] = [s for s in spans if s is not llm]
     assert llm["attributes"][TAG] == tag
     assert (child["trace_id"], child["parent_span_id"], child["kind"]) == (llm["trace_id"], llm["span_id"], "CLIENT")
-    http = child["attributes"]  # the instrumentation's default (pre-stable) HTTP names
-    assert (http["http.method"], http["http.status_code"]) == ("POST", 200)
-    assert http["http.url"] == f"{upstream.api_base}/chat/completions"
+    http = child["attributes"]  # the stable HTTP names, which collectors' HTTP dashboards now read
+    assert (http[sc.HTTP_REQUEST_METHOD], http[sc.HTTP_STATUS_CODE]) == ("POST", 200)
+    assert http[sc.URL_FULL] == f"{upstream.api_base}/chat/completions"
+    assert "http.method" not in http
     assert sc.OPERATION_NAME not in child["attributes"]
     assert [s["name"] for s in file_spans] == ["chat gpt"]  # LLM-log destinations get the call, not HTTP spans
     assert file_spans[0]["span_id"] == llm["span_id"]

@@ -11,6 +11,7 @@ import httpx
 
 from app.config import TeamSettingsConfig, default_config
 from app.routing import (
+    BOTH,
     SUCCESS,
     DestinationSpec,
     RoutingBuilder,
@@ -111,3 +112,28 @@ def test_a_teams_otlp_takes_every_span_of_the_team_or_one_outcomes_gateway_spans
     untouched = team_route([spec("langsmith", "team/c/langsmith", team="c")], globals_, sinks)
     assert (untouched.traces, untouched.success) == (("global/otel", "global/otlp"),
                                                      ("team/c/langsmith", "global/langfuse"))
+
+
+def test_traceloop_with_only_its_api_key_resolves_to_traceloop_cloud(tmp_path: Path) -> None:
+    with httpx.Client() as client:
+        ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
+        config = replace(default_config(tmp_path), success_callback=("traceloop",), failure_callback=())
+        [spec] = global_specs(config, builtin_registry(), {"TRACELOOP_API_KEY": "tl-123"}, ctx)
+    assert (spec.config.traces_endpoint, dict(spec.config.headers)) == (
+        "https://api.traceloop.com/v1/traces", {"authorization": "Bearer tl-123"})
+    assert "tl-123" not in repr(spec.config)
+
+
+def test_with_the_sdk_disabled_no_trace_destination_is_opened_and_call_logs_stay(tmp_path: Path) -> None:
+    registry = builtin_registry()
+    with httpx.Client() as client:
+        ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
+        config = replace(default_config(tmp_path), success_callback=("file", "otel"), failure_callback=())
+        specs = global_specs(config, registry, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, ctx)
+        otlp = registry.get("otlp")
+        team = team_spec("a", "otlp", BOTH, otlp, otlp.parse({"otlp_endpoint": "http://127.0.0.1:4318/v1/traces"}))
+        sinks = RecordingSinks()
+        table = RoutingBuilder(sinks, ctx, export_traces=False).build(specs, {"a": [team]}, frozenset(), 1)
+    assert sinks.opened == {"global/file": False}
+    assert (table.default.traces, table.teams["a"].traces) == ((), ())
+    assert len(table.teams["a"].success) == 1  # the file log still gets the team's calls

@@ -76,11 +76,25 @@ def test_metadata_keeps_scalars_and_string_lists_and_encodes_the_rest_as_json() 
     metadata = {"generation_name": "greet", "trace_user_id": "u-1", "tags": ["a", "b"], "retries": 2,
                 "nested": {"k": [1, 2]}, "mixed": [1, "x"], "skipped": None, "flag": False}
     assert metadata_attributes(metadata) == {
+        sc.USER_ID: "u-1",  # under the general name too: see the next test
         "spangate.metadata.generation_name": "greet", "spangate.metadata.trace_user_id": "u-1",
         "spangate.metadata.tags": ("a", "b"), "spangate.metadata.retries": 2,
         "spangate.metadata.nested": '{"k":[1,2]}', "spangate.metadata.mixed": '[1,"x"]',
         "spangate.metadata.flag": False,
     }
+
+
+def test_the_user_and_session_also_go_under_the_general_otel_names() -> None:
+    attrs = metadata_attributes({"trace_user_id": "u-7", "session_id": "conv-9", "other": "x"})
+    assert {k: v for k, v in attrs.items() if not k.startswith(sc.METADATA_PREFIX)} == {
+        sc.USER_ID: "u-7", sc.SESSION_ID: "conv-9", sc.CONVERSATION_ID: "conv-9"}
+    assert attrs[sc.metadata_key("session_id")] == "conv-9"
+    numeric = metadata_attributes({"trace_user_id": 42, "session_id": 7})
+    assert (numeric[sc.USER_ID], numeric[sc.SESSION_ID]) == ("42", "7")
+    # Not an id: an empty string, a bool, a structure. They stay metadata only.
+    odd = metadata_attributes({"trace_user_id": "", "session_id": {"a": 1}})
+    assert not {sc.USER_ID, sc.SESSION_ID, sc.CONVERSATION_ID} & set(odd)
+    assert sc.USER_ID not in metadata_attributes({"trace_user_id": True})
 
 
 def test_chat_input_content_splits_system_instructions_and_maps_tool_turns() -> None:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from app.spans import metadata_attributes
 from contracts import semconv as sc
 from exporters.langfuse.encode import encode_langfuse, langfuse_trace_id, parse_tags, usage_details
 from tests.support.otlp import decode_otlp_traces
@@ -36,6 +37,8 @@ def gateway_span(
 ) -> ReadableSpan:
     attrs = {sc.TEAM_ID: "team-a", sc.KEY_HASH: "9f86d081884c7d65", **attributes}
     attrs.update({sc.metadata_key(k): v for k, v in (metadata or {}).items()})
+    # The general names the gateway writes beside the metadata (user.id, session.id, ...), as it writes them.
+    attrs.update({k: v for k, v in metadata_attributes(metadata or {}).items() if not k.startswith(sc.METADATA_PREFIX)})
     return span(attrs, name=name, parent=parent, status=status or Status(StatusCode.UNSET))
 
 
@@ -100,6 +103,7 @@ def test_chat_with_the_seed_metadata_maps_every_key():
             "langfuse.trace.name": "ishaan-test-generation",
             "user.id": "user-id2",
             "session.id": "sess-1",
+            sc.CONVERSATION_ID: "sess-1",  # written by the gateway, passed through
             "langfuse.trace.tags": ["prod", "beta"],
             "langfuse.observation.type": "generation",
             "langfuse.observation.usage_details": json.dumps(

@@ -40,6 +40,8 @@ def test_chat_with_the_seed_metadata_maps_every_key():
         {
             sc.TEAM_ID: "team-a", **CHAT, sc.USAGE_REASONING_OUTPUT_TOKENS: 10, sc.TEAM_ALIAS: "search",
             sc.KEY_ALIAS: "ci",
+            # The general names the gateway span now carries pass through beside LangSmith's own.
+            sc.USER_ID: "user-id2", sc.SESSION_ID: "sess-1", sc.CONVERSATION_ID: "sess-1",
             "langsmith.trace.name": "ishaan-test-generation",
             "langsmith.span.kind": "llm",
             **COMMON,
