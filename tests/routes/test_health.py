@@ -1,0 +1,73 @@
+"""``GET /health`` (LiteLLM's model check) and who may scrape ``/metrics``, on the real server."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import running_gateway
+from tests.support.teams import MASTER_KEY, admin_client, error_of, loopback_client, mock_models
+from tests.support.upstream import closed_port
+
+SCRAPE_TOKEN = "scrape-7c1e90d4b2a6f358"
+
+
+def test_health_reports_each_deployment_by_a_connection_not_an_api_call(tmp_path: Path) -> None:
+    with socket.socket() as listening:  # accepts connections, never answers: a paid API must not be called
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        port, dead = listening.getsockname()[1], closed_port()
+        config = {"general_settings": {"master_key": MASTER_KEY}, "model_list": [
+            *mock_models("mock-gpt"),
+            {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-upstream-secret",
+                                                        "api_base": f"http://127.0.0.1:{port}/v1"}},
+            {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o",
+                                                        "api_base": f"http://127.0.0.1:{dead}/v1"}}]}
+        with running_gateway(config, data_dir=tmp_path) as gw, admin_client(gw.base_url) as admin, \
+                loopback_client() as nobody:
+            body = admin.get("/health").json()
+            only_mock = admin.get("/health", params={"model": "mock-gpt"}).json()
+            anonymous = nobody.get(f"{gw.base_url}/health")
+    assert body == {
+        "healthy_endpoints": [
+            {"model": "mock-gpt", "deployment_id": "mock-gpt-0", "provider": "mock", "address": "mock"},
+            {"model": "gpt-4o", "deployment_id": "gpt-4o-0", "provider": "openai", "address": f"127.0.0.1:{port}"}],
+        "unhealthy_endpoints": [{"model": "gpt-4o", "deployment_id": "gpt-4o-1", "provider": "openai",
+                                 "address": f"127.0.0.1:{dead}", "error": "connection refused"}],
+        "healthy_count": 2, "unhealthy_count": 1}
+    assert (only_mock["healthy_count"], only_mock["unhealthy_count"]) == (1, 0)
+    assert error_of(anonymous, 401)["type"] == "authentication_error"
+
+
+def metrics_status(base_url: str, headers: dict[str, str]) -> int:
+    with loopback_client(headers=headers) as client:
+        return client.get(f"{base_url}/metrics").status_code
+
+
+@pytest.mark.parametrize(("metrics_auth", "expected"), [
+    (None, {"none": 401, "token": 401, "master": 200}),
+    ("master_key", {"none": 401, "token": 401, "master": 200}),
+    ("none", {"none": 200, "token": 200, "master": 200}),
+    (SCRAPE_TOKEN, {"none": 401, "token": 200, "master": 200}),
+])
+def test_metrics_scraping_follows_metrics_auth(tmp_path: Path, metrics_auth: str | None,
+                                               expected: dict[str, int]) -> None:
+    settings: dict[str, Any] = {} if metrics_auth is None else {"metrics_auth": metrics_auth}
+    config = {"model_list": mock_models(), "general_settings": {"master_key": MASTER_KEY},
+              "spangate_settings": settings}
+    with running_gateway(config, data_dir=tmp_path) as gw:
+        seen = {"none": metrics_status(gw.base_url, {}),
+                "token": metrics_status(gw.base_url, {"Authorization": f"Bearer {SCRAPE_TOKEN}"}),
+                "master": metrics_status(gw.base_url, {"Authorization": f"Bearer {MASTER_KEY}"})}
+    assert seen == expected
+
+
+def test_a_scrape_token_guards_metrics_even_without_a_master_key(tmp_path: Path) -> None:
+    config = {"model_list": mock_models(), "spangate_settings": {"metrics_auth": SCRAPE_TOKEN}}
+    with running_gateway(config, data_dir=tmp_path) as gw:
+        without = metrics_status(gw.base_url, {})
+        scraped = metrics_status(gw.base_url, {"x-litellm-api-key": SCRAPE_TOKEN})
+    assert (without, scraped) == (401, 200)
