@@ -38,7 +38,11 @@ KNOWN_SPANGATE = frozenset({
     "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth",
 })
 # Ignoring a misspelling of these loses authentication, the store, or every span: refuse to start.
-CRITICAL = frozenset({"master_key", "database_url", "success_callback", "failure_callback", "callbacks"})
+# Each with the section it belongs to, since one put in another section would be ignored just the same.
+CRITICAL_HOME = {"master_key": "general_settings", "database_url": "general_settings",
+                 "success_callback": "litellm_settings", "failure_callback": "litellm_settings",
+                 "callbacks": "litellm_settings"}
+CRITICAL = frozenset(CRITICAL_HOME)
 SUGGEST_CUTOFF = 0.82  # server_settings scores 0.80 against router_settings, api_bsae 0.88 against api_base
 STOP_CUTOFF = 0.85  # master_ky 0.95, success_callbacks 0.97, callback 0.94, database_uri 0.92
 
@@ -53,6 +57,10 @@ def unknown_keys(section: Mapping[Any, Any], known: frozenset[str], prefix: str)
         if guess in CRITICAL and score >= STOP_CUTOFF:
             raise ConfigError(f"{prefix}{key}: unknown key; did you mean {guess}? Spangate will not start with "
                               f"{guess} possibly misspelt, as ignoring it would leave it unset")
+        misplaced, score = closest(str(key), CRITICAL)
+        if misplaced is not None and score >= STOP_CUTOFF:
+            raise ConfigError(f"{prefix}{key}: unknown key here; {misplaced} belongs under "
+                              f"{CRITICAL_HOME[misplaced]}, and Spangate will not start with it ignored")
         hint = f"; did you mean {guess}?" if guess else ", ignored"
         warnings.append(f"{prefix}{key}: unknown key{hint}")
     return warnings

@@ -278,3 +278,17 @@ def test_a_metrics_auth_that_is_neither_keyword_nor_a_long_token_stops_start_up(
     with pytest.raises(ConfigError, match=r"^spangate_settings\.metrics_auth: expected none, master_key, or a scrape "
                                           r"token of at least 16 characters$"):
         parse(with_model(spangate_settings={"metrics_auth": value}))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (with_model(litellm_settings={"master_key": "sk-" + "x" * 30}),
+     "litellm_settings.master_key: unknown key here; master_key belongs under general_settings"),
+    ({**with_model(), "master_key": "sk-" + "x" * 30},
+     "master_key: unknown key here; master_key belongs under general_settings"),
+    (with_model(general_settings={"success_callback": ["file"]}),
+     "general_settings.success_callback: unknown key here; success_callback belongs under litellm_settings"),
+])
+def test_a_key_that_guards_calls_in_the_wrong_section_stops_start_up(raw: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(raw)
+    assert str(info.value).startswith(expected), str(info.value)
