@@ -6,8 +6,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.gateway import running_gateway
 from tests.support.teams import MASTER_KEY, admin_client, error_of, loopback_client, mock_models
 from tests.support.upstream import closed_port
@@ -47,22 +45,19 @@ def metrics_status(base_url: str, headers: dict[str, str]) -> int:
         return client.get(f"{base_url}/metrics").status_code
 
 
-@pytest.mark.parametrize(("metrics_auth", "expected"), [
-    (None, {"none": 401, "token": 401, "master": 200}),
-    ("master_key", {"none": 401, "token": 401, "master": 200}),
-    ("none", {"none": 200, "token": 200, "master": 200}),
-    (SCRAPE_TOKEN, {"none": 401, "token": 200, "master": 200}),
-])
-def test_metrics_scraping_follows_metrics_auth(tmp_path: Path, metrics_auth: str | None,
-                                               expected: dict[str, int]) -> None:
-    settings: dict[str, Any] = {} if metrics_auth is None else {"metrics_auth": metrics_auth}
-    config = {"model_list": mock_models(), "general_settings": {"master_key": MASTER_KEY},
-              "spangate_settings": settings}
-    with running_gateway(config, data_dir=tmp_path) as gw:
-        seen = {"none": metrics_status(gw.base_url, {}),
-                "token": metrics_status(gw.base_url, {"Authorization": f"Bearer {SCRAPE_TOKEN}"}),
-                "master": metrics_status(gw.base_url, {"Authorization": f"Bearer {MASTER_KEY}"})}
-    assert seen == expected
+def test_metrics_scraping_follows_metrics_auth(tmp_path: Path) -> None:
+    seen = {}
+    for metrics_auth in (None, "master_key", "none", SCRAPE_TOKEN):
+        settings: dict[str, Any] = {} if metrics_auth is None else {"metrics_auth": metrics_auth}
+        config = {"model_list": mock_models(), "general_settings": {"master_key": MASTER_KEY},
+                  "spangate_settings": settings}
+        with running_gateway(config, data_dir=tmp_path / str(len(seen))) as gw:
+            seen[metrics_auth] = (metrics_status(gw.base_url, {}),
+                                  metrics_status(gw.base_url, {"Authorization": f"Bearer {SCRAPE_TOKEN}"}),
+                                  metrics_status(gw.base_url, {"Authorization": f"Bearer {MASTER_KEY}"}))
+    # (no key, scrape token, master key)
+    assert seen == {None: (401, 401, 200), "master_key": (401, 401, 200), "none": (200, 200, 200),
+                    SCRAPE_TOKEN: (401, 200, 200)}
 
 
 def test_a_scrape_token_guards_metrics_even_without_a_master_key(tmp_path: Path) -> None:
