@@ -14,6 +14,7 @@ from app import __version__
 from app.auth import bearer_token
 from app.errors import AuthenticationFailed
 from app.metrics import CONTENT_TYPE, render_prometheus
+from app.providers.egress import ProxyRoutes
 from app.providers.reachability import Reachability, check_all
 from app.routes.admin import require_admin
 from app.routes.llm import caller_of
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 
 def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
+    proxies = ProxyRoutes.from_settings(gateway.config.upstream_proxy)  # read once, as the upstream transport does
     @get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
     async def liveliness() -> Response[str]:
         # LiteLLM answers a JSON string; probes and scripts written for it parse that.
@@ -52,7 +54,7 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         caller = caller_of(gateway, request)
         wanted = [d for d in gateway.config.deployments
                   if caller.may_use(d.model_name) and (model is None or d.model_name == model)]
-        results = await check_all(wanted)
+        results = await check_all(wanted, proxies)
         healthy = [_endpoint(r) for r in results if r.error is None]
         unhealthy = [_endpoint(r) for r in results if r.error is not None]
         return {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,

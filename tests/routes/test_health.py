@@ -40,6 +40,23 @@ def test_health_reports_each_deployment_by_a_connection_not_an_api_call(tmp_path
     assert error_of(anonymous, 401)["type"] == "authentication_error"
 
 
+def test_behind_an_egress_proxy_health_checks_the_proxy_the_calls_go_through(tmp_path: Path) -> None:
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(8)
+        proxy_port, origin_port = proxy.getsockname()[1], closed_port()  # the origin is unreachable directly
+        config = {"general_settings": {"master_key": MASTER_KEY}, "model_list": [
+            {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o",
+                                                        "api_base": f"http://127.0.0.1:{origin_port}/v1"}}],
+            "spangate_settings": {"upstream_proxy": f"http://user:proxy-pw@127.0.0.1:{proxy_port}"}}
+        with running_gateway(config, data_dir=tmp_path) as gw, admin_client(gw.base_url) as admin:
+            response = admin.get("/health")
+    assert response.json()["healthy_endpoints"] == [
+        {"model": "gpt-4o", "deployment_id": "gpt-4o-0", "provider": "openai",
+         "address": f"127.0.0.1:{origin_port} via proxy 127.0.0.1:{proxy_port}"}]
+    assert "proxy-pw" not in response.text
+
+
 def metrics_status(base_url: str, headers: dict[str, str]) -> int:
     with loopback_client(headers=headers) as client:
         return client.get(f"{base_url}/metrics").status_code
