@@ -41,12 +41,22 @@ def key_hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def bearer_token(authorization: str | None, api_key_header: str | None) -> str | None:
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return api_key_header.strip() if api_key_header else None
+LITELLM_KEY_HEADER = "x-litellm-api-key"  # LiteLLM's own header, for clients whose Authorization is taken
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The caller's key, from the one place every route reads it. ``x-litellm-api-key`` wins over
+    ``Authorization`` because clients send it precisely when Authorization carries another key;
+    LiteLLM's docs show it both with and without the ``Bearer`` scheme."""
+    return (_token(headers.get(LITELLM_KEY_HEADER), bare=True) or _token(headers.get("authorization"), bare=False)
+            or _token(headers.get("api-key"), bare=True))  # api-key: Azure OpenAI clients' header
+
+
+def _token(value: str | None, *, bare: bool) -> str | None:
+    scheme, _, token = (value or "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip() or None
+    return scheme if bare and scheme and not token else None
 
 
 class Authenticator:

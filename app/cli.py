@@ -21,19 +21,30 @@ MIN_KEY_LENGTH = 16
 STARTUP_FAILED = 3  # as uvicorn's own start-up failure; 2 stays "fix the config"
 
 
+README_CONFIG = "README.md, section 'Configuration (LiteLLM's config.yaml)'"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="spangate", description="OpenAI-compatible LLM gateway; every call is "
-                                     "one OpenTelemetry GenAI span, routed to each team's own destinations.")
-    parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: built-in mock models)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4000)
-    parser.add_argument("--num_workers", "--num-workers", type=int, default=1, dest="num_workers")
-    parser.add_argument("--debug", action="store_true", help="log at INFO")
+    parser = argparse.ArgumentParser(
+        prog="spangate", epilog=f"Models, destinations, keys and every setting live in the config file: see "
+                                f"{README_CONFIG}.",
+        description="OpenAI-compatible LLM gateway; every call is one OpenTelemetry GenAI span, routed to each team's "
+                    "own destinations.")
+    parser.add_argument("--config", "-c", help="LiteLLM-style config.yaml (default: two built-in mock models, spans "
+                        "to spangate-data/spans.jsonl and the console)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s); any other "
+                        "than loopback needs general_settings.master_key")
+    parser.add_argument("--port", type=int, default=4000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--num_workers", "--num-workers", type=int, default=1, dest="num_workers",
+                        help="worker processes sharing the port (default: %(default)s)")
+    parser.add_argument("--debug", action="store_true", help="log at INFO, with an access log (default: WARNING)")
     parser.add_argument("--detailed_debug", "--detailed-debug", action="store_true", dest="detailed_debug",
-                        help="log at DEBUG")
-    parser.add_argument("--test", action="store_true", help="send one chat request to a running gateway")
-    parser.add_argument("--base-url", "--base_url", dest="base_url", default=None)
-    parser.add_argument("--api-key", "--api_key", dest="api_key", default=None)
+                        help="log at DEBUG (default: off)")
+    parser.add_argument("--test", action="store_true", help="send one chat request to a running gateway and exit")
+    parser.add_argument("--base-url", "--base_url", dest="base_url", default=None,
+                        help="gateway for --test (default: http://127.0.0.1:<--port>)")
+    parser.add_argument("--api-key", "--api_key", dest="api_key", default=None,
+                        help="key for --test (default: none, for a gateway without a master key)")
     parser.add_argument("--model", default=None, help="model for --test (default: the first listed)")
     parser.add_argument("--version", action="version", version=f"spangate {__version__}")
     return parser.parse_args(argv)
@@ -53,9 +64,19 @@ def weak_master_key(key: str) -> bool:
 
 
 def check_exposure(config: GatewayConfig, host: str) -> None:
-    """A guessable master key is tolerated on loopback only; anywhere else it would hand out admin."""
+    """Off loopback, a missing or guessable master key would hand out every model (and admin) to anyone."""
     key = config.master_key
-    if key is None or not weak_master_key(key):
+    if key is None:
+        if is_loopback(host):
+            return
+        if not config.allow_unauthenticated:
+            raise ConfigError(f"general_settings.master_key: not set, so anyone who reaches {host} could call every "
+                              "model at your cost; set a master key, listen on 127.0.0.1, or set "
+                              "spangate_settings.allow_unauthenticated: true")
+        log.warning("no master key: serving %s without authentication (spangate_settings.allow_unauthenticated)",
+                    host)
+        return
+    if not weak_master_key(key):
         return
     if not is_loopback(host):
         raise ConfigError(f"general_settings.master_key: too weak to serve on {host} (fewer than {MIN_KEY_LENGTH} "
@@ -133,8 +154,8 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     failure = store_failure(config, env)
     if failure is not None:
         return fail_startup(config, env, *failure)
-    log.info("spangate %s on http://%s:%d with %d model(s); spans -> %s", __version__, args.host, args.port,
-             len(config.deployments), ", ".join(config.success_callback) or "nowhere")
+    log.info("spangate %s on http://%s:%d with %d model(s); %s", __version__, args.host, args.port,
+             len(config.deployments), describe_destinations(config))
     if args.num_workers > 1:
         if args.config:
             os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
@@ -148,6 +169,19 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     if run_server(server_config(app, config, **common)):
         return 0
     return fail_startup(config, env, STARTUP_FAILED, f"spangate: the server did not start on {args.host}:{args.port}")
+
+
+def describe_destinations(config: GatewayConfig) -> str:
+    """Where spans go and where teams are kept, for the start-up line (never a password)."""
+    from app.server import database_url
+    from app.store.engine import display_url
+
+    success, failure = config.success_callback, config.failure_callback
+    spans = ", ".join(success) if success == failure else \
+        f"{', '.join(success) or 'none'} (success), {', '.join(failure) or 'none'} (failure)"
+    teams = sum(1 for t in config.default_team_settings if t.success_callback or t.failure_callback)
+    return (f"spans -> {spans or 'no global destination'}; {teams} team(s) with destinations in the config, more "
+            f"may be set through the admin API; store: {display_url(database_url(config))}")
 
 
 def fail_startup(config: GatewayConfig, env: Mapping[str, str], code: int, line: str) -> int:

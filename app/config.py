@@ -1,8 +1,8 @@
 """LiteLLM-style ``config.yaml``, resolved once at start-up into typed, frozen settings.
 
 ``os.environ/NAME`` references are resolved here and nowhere else; a bad value raises
-``ConfigError`` whose message names the key path and what is allowed. Unknown keys are collected
-as warnings, not errors, so a LiteLLM config with options Spangate does not use still starts.
+``ConfigError`` whose message names the key path and what is allowed. Unknown keys are warnings
+with a did-you-mean, except likely misspellings of the keys that guard calls (``app.config_keys``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ from typing import Any
 import httpx
 import yaml
 
+from app.config_keys import (
+    CONNECTION_KEYS,
+    KNOWN_GENERAL,
+    KNOWN_LITELLM,
+    KNOWN_SPANGATE,
+    KNOWN_TOP,
+    ConfigError,
+    misspelt_params,
+    unknown_keys,
+)
 from exporters.registry import builtin_registry
 from exporters.urlpolicy import CallbackPolicy
 
@@ -27,32 +37,16 @@ DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_SSE_EVENT_BYTES = 1024 * 1024
 
-# Keys of litellm_params that configure the connection; every other key is a default request param.
-_CONNECTION_KEYS = frozenset({
-    "model", "api_base", "base_url", "api_key", "api_version", "timeout", "stream_timeout",
-    "max_retries", "organization", "headers", "extra_headers", "rpm", "tpm", "weight",
-    "input_cost_per_token", "output_cost_per_token",
-})
-_KNOWN_TOP = frozenset({
-    "model_list", "litellm_settings", "general_settings", "environment_variables", "spangate_settings",
-    "router_settings",
-})
-_KNOWN_LITELLM = frozenset({
-    "success_callback", "failure_callback", "callbacks", "turn_off_message_logging",
-    "default_team_settings", "drop_params", "set_verbose", "request_timeout",
-})
-_KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
-_KNOWN_SPANGATE = frozenset({
-    "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "team_poll_seconds", "upstream_proxy", "header_read_timeout_seconds",
-    "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
-    "callback_allowed_hosts",
-})
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
+MIN_TOKEN_LENGTH = 16
 
 
-class ConfigError(ValueError):
-    """A configuration value that stops start-up; the message names the key path."""
+@dataclass(frozen=True, slots=True)
+class MetricsAuth:
+    """Who may scrape ``/metrics``: anyone, or the master key and, if set, a scrape token."""
+
+    open: bool = False
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +102,8 @@ class GatewayConfig:
     max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES
     allow_mock_response: bool = False  # honour a client's mock_response on real models (LiteLLM does)
     callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)  # where API-set callbacks may connect
+    allow_unauthenticated: bool = False  # serve off loopback with no master key (the operator said so)
+    metrics_auth: MetricsAuth = field(default_factory=MetricsAuth)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -143,7 +139,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(".")) -> GatewayConfig:
     """Turn the YAML document into ``GatewayConfig``. Env references see ``environment_variables`` too."""
     top = _mapping(raw, "config")
-    warnings = _unknown(top, _KNOWN_TOP, "")
+    warnings = unknown_keys(top, KNOWN_TOP, "")
     env_vars = {str(k): str(v) for k, v in _mapping(top.get("environment_variables") or {},
                                                     "environment_variables").items()}
     env = {**environ, **env_vars}
@@ -156,11 +152,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
     callback_settings = {str(k): v for k, v in litellm.items() if str(k).endswith("_params")}
     # ... and the plain keys a destination declares (``dynamodb_table_name``), as LiteLLM spells them.
     callback_keys = {str(k): v for k, v in litellm.items() if k in builtin_registry().settings_keys}
-    warnings += _unknown({k: v for k, v in litellm.items() if k not in callback_settings and k not in callback_keys},
-                         _KNOWN_LITELLM,
-                         "litellm_settings.")
-    warnings += _unknown(general, _KNOWN_GENERAL, "general_settings.")
-    warnings += _unknown(spangate, _KNOWN_SPANGATE, "spangate_settings.")
+    plain = {k: v for k, v in litellm.items() if k not in callback_settings and k not in callback_keys}
+    warnings += unknown_keys(plain, KNOWN_LITELLM, "litellm_settings.")
+    warnings += unknown_keys(general, KNOWN_GENERAL, "general_settings.")
+    warnings += unknown_keys(spangate, KNOWN_SPANGATE, "spangate_settings.")
     both = _names(litellm.get("callbacks"), "litellm_settings.callbacks")
     data_dir = _path(spangate.get("data_dir"), "spangate_settings.data_dir", base_dir) or base_dir / "spangate-data"
     return GatewayConfig(
@@ -196,7 +191,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                  "spangate_settings.max_sse_event_bytes", minimum=1024),
         allow_mock_response=_bool(spangate.get("allow_mock_response", False), "spangate_settings.allow_mock_response"),
         callback_policy=_callback_policy(spangate.get("callback_allowed_hosts")),
-        warnings=tuple(warnings),
+        allow_unauthenticated=_bool(spangate.get("allow_unauthenticated", False),
+                                    "spangate_settings.allow_unauthenticated"),
+        metrics_auth=_metrics_auth(spangate.get("metrics_auth", "master_key")),
+        warnings=tuple(warnings + misspelt_params(top["model_list"])),
     )
 
 
@@ -209,6 +207,16 @@ def _callback_policy(raw: Any) -> CallbackPolicy:
         return CallbackPolicy.from_allowed_hosts(_names(raw, where))
     except ValueError as exc:
         raise ConfigError(f"{exc}; expected host names, *.domain wildcards or CIDRs such as 10.0.0.0/8") from None
+
+
+def _metrics_auth(raw: Any) -> MetricsAuth:
+    value = _str(raw, "spangate_settings.metrics_auth")
+    if value in ("none", "master_key"):
+        return MetricsAuth(open=value == "none")
+    if len(value) < MIN_TOKEN_LENGTH:  # also what a misspelt "master-key" or "None" would become
+        raise ConfigError(f"spangate_settings.metrics_auth: expected none, master_key, or a scrape token of at least "
+                          f"{MIN_TOKEN_LENGTH} characters")
+    return MetricsAuth(token=value)
 
 
 def _deployments(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:
@@ -253,7 +261,7 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         api_version=_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version"),
         timeout=_float(params.get("timeout", default_timeout), f"{where}.litellm_params.timeout"),
         headers={str(k): str(v) for k, v in _mapping(headers, f"{where}.litellm_params.extra_headers").items()},
-        default_params={k: v for k, v in params.items() if k not in _CONNECTION_KEYS},
+        default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS},
         model_info=model_info,
     )
 
@@ -348,10 +356,6 @@ def _resolve_env(value: Any, env: Mapping[str, str], where: str) -> Any:
     if isinstance(value, list):
         return [_resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-def _unknown(section: Mapping[str, Any], known: frozenset[str], prefix: str) -> list[str]:
-    return [f"{prefix}{key}: unknown key, ignored" for key in section if key not in known]
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:

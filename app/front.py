@@ -91,7 +91,7 @@ class GatewayApp:
     async def _answer(self, operation: str, scope: Scope, receive: Receive) -> Answer | StreamAnswer:
         headers = _headers(scope)
         gateway = self._gateway
-        caller = gateway.auth.authenticate(bearer_token(headers.get("authorization"), headers.get("api-key")))
+        caller = gateway.auth.authenticate(bearer_token(headers))
         client = scope.get("client")
         ctx = CallContext(caller=caller, headers=headers, client_ip=client[0] if client else None,
                           capture_content=gateway.teams.capture_content(caller.team_id))

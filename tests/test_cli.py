@@ -33,12 +33,18 @@ def test_version() -> None:
     assert (result.returncode, result.stdout) == (0, f"spangate {__version__}\n")
 
 
-def test_help_lists_the_litellm_style_options() -> None:
+def test_help_lists_the_litellm_style_options_each_with_its_default() -> None:
     result = spangate("--help")
     assert result.returncode == 0
     for option in ("--config", "--host", "--port", "--num_workers", "--debug", "--detailed_debug", "--test",
                    "--base-url", "--api-key", "--version"):
         assert option in result.stdout, option
+    text = " ".join(result.stdout.split())  # argparse wraps to the terminal's width
+    for documented in ("(default: 127.0.0.1)", "(default: 4000)", "processes sharing the port (default: 1)",
+                       "log at INFO, with an access log (default: WARNING)", "log at DEBUG (default: off)",
+                       "(default: two built-in mock models", "model for --test (default: the first listed)"):
+        assert documented in text, documented
+    assert text.endswith("see README.md, section 'Configuration (LiteLLM's config.yaml)'.")
 
 
 @pytest.mark.parametrize(("yaml", "message"), [
@@ -83,6 +89,61 @@ def test_a_weak_master_key_is_refused_off_loopback(tmp_path: Path) -> None:
     result = spangate("--config", str(config), "--host", "0.0.0.0", "--port", str(closed_port()))
     assert result.returncode == 2
     assert result.stderr.startswith("spangate: config error: general_settings.master_key: too weak to serve on 0.0.0.0")
+
+
+def test_no_master_key_off_loopback_is_refused_with_one_line_saying_why(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(MOCK_ONLY))
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: nothing is exposed even where the check is missing
+    result = spangate("--config", str(config), "--host", "192.0.2.1", "--port", str(closed_port()))
+    assert result.returncode == 2
+    assert result.stderr == ("spangate: config error: general_settings.master_key: not set, so anyone who reaches "
+                             "192.0.2.1 could call every model at your cost; set a master key, listen on 127.0.0.1, or "
+                             "set spangate_settings.allow_unauthenticated: true\n")
+
+
+def test_no_master_key_is_allowed_off_loopback_only_when_the_operator_says_so() -> None:
+    closed = parse_config(MOCK_ONLY, environ={})
+    opened = parse_config({**MOCK_ONLY, "spangate_settings": {"allow_unauthenticated": True}}, environ={})
+    check_exposure(closed, "127.0.0.1")
+    check_exposure(opened, "10.1.2.3")
+    with pytest.raises(ConfigError, match=r"^general_settings\.master_key: not set, so anyone who reaches 10\.1\.2\.3"):
+        check_exposure(closed, "10.1.2.3")
+
+
+def test_a_misspelt_master_key_stops_start_up_instead_of_serving_without_authentication(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**MOCK_ONLY, "general_settings": {"master_ky": "sk-" + "q7" * 16}}))
+    result = spangate("--config", str(config), "--port", str(closed_port()))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("spangate: config error: general_settings.master_ky: unknown key; did you mean "
+                                    "master_key? Spangate will not start")
+
+
+def test_the_start_up_line_says_where_spans_go_and_which_store_and_warns_of_typos(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    langfuse = {"langfuse_public_key": "pk-lf-1", "langfuse_secret_key": "sk-lf-1",
+                "langfuse_host": f"http://127.0.0.1:{closed_port()}"}
+    config.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "mock-gpt", "litellm_params": {"model": "mock/mock-gpt", "api_bsae": "x"}}],
+        "litellm_settings": {"callbacks": ["file"], "cach": True, "default_team_settings": [
+            {"team_id": "a", "success_callback": ["langfuse"], **langfuse}, {"team_id": "b"}]},
+        "spangate_settings": {"data_dir": str(tmp_path / "data")}}))
+    port = closed_port()
+    with gateway_process(config, port) as proc:
+        assert proc.stdout is not None
+        lines = []  # warnings come before the start-up line, which is printed before the port answers
+        while not lines or " on http://" not in lines[-1]:
+            lines.append(proc.stdout.readline().decode())
+            assert lines[-1] and len(lines) < 20, lines
+    text = "".join(lines)
+    assert "config: litellm_settings.cach: unknown key, ignored" in text
+    assert ("config: model_list[0].litellm_params.api_bsae: not a connection setting, so it is sent upstream as a "
+            "request parameter; did you mean api_base?") in text
+    store = (tmp_path / "data" / "spangate.db").resolve()
+    assert (f"on http://127.0.0.1:{port} with 1 model(s); spans -> file; 1 team(s) with destinations in the config, "
+            f"more may be set through the admin API; store: sqlite:///{store}") in text
 
 
 def test_check_exposure_allows_weak_keys_on_loopback_only() -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, DeploymentConfig, TeamSettingsConfig, load_config, parse_config
+from app.config import ConfigError, DeploymentConfig, MetricsAuth, TeamSettingsConfig, load_config, parse_config
 
 MODEL = {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini"}}
 
@@ -218,3 +218,71 @@ def test_ordinary_wire_values_pass() -> None:
         "model": "azure/gpt-4o_prod.1", "api_base": "https://x.openai.azure.com/", "api_version": "2024-08-01-preview",
         "api_key": "0123456789abcdef0123456789abcdef", "extra_headers": {"X-Org": "a b\tc"}}}]})
     assert config.deployments[0].headers == {"X-Org": "a b\tc"}
+
+
+def test_an_unknown_key_close_to_a_known_one_says_which_was_meant() -> None:
+    config = parse(with_model(general_settings={"max_request_body_byte": 2048, "master_key_hash": "abc"},
+                              spangate_settings={"data-dir": "d", "allow_unauthenticted": True}))
+    assert config.warnings == (
+        "general_settings.max_request_body_byte: unknown key; did you mean max_request_body_bytes?",
+        "general_settings.master_key_hash: unknown key, ignored",  # a real LiteLLM key: no guess, no stop
+        "spangate_settings.data-dir: unknown key; did you mean data_dir?",
+        "spangate_settings.allow_unauthenticted: unknown key; did you mean allow_unauthenticated?")
+
+
+@pytest.mark.parametrize(("section", "key", "meant"), [
+    ("general_settings", "master_ky", "master_key"),
+    ("general_settings", "MASTER-KEY", "master_key"),
+    ("general_settings", "database_uri", "database_url"),
+    ("litellm_settings", "success_callbacks", "success_callback"),
+    ("litellm_settings", "failure_calback", "failure_callback"),
+    ("litellm_settings", "callback", "callbacks"),
+])
+def test_a_likely_misspelling_of_a_key_that_guards_calls_stops_start_up(section: str, key: str, meant: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(with_model(**{section: {key: "sk-" + "x" * 30 if meant == "master_key" else ["file"]}}))
+    assert str(info.value).startswith(f"{section}.{key}: unknown key; did you mean {meant}? Spangate will not start")
+
+
+def test_a_litellm_params_key_like_a_connection_setting_is_warned_about_and_still_sent() -> None:
+    config = parse({"model_list": [{"model_name": "gpt", "litellm_params": {
+        "model": "openai/gpt-4o", "api_bsae": "http://127.0.0.1:9/v1", "temperature": 0.2, "api_keys": "k"}}]})
+    assert config.warnings == (
+        "model_list[0].litellm_params.api_bsae: not a connection setting, so it is sent upstream as a request "
+        "parameter; did you mean api_base?",
+        "model_list[0].litellm_params.api_keys: not a connection setting, so it is sent upstream as a request "
+        "parameter; did you mean api_key?")
+    assert config.deployments[0].default_params == {"api_bsae": "http://127.0.0.1:9/v1", "temperature": 0.2,
+                                                    "api_keys": "k"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, MetricsAuth()),
+    ("master_key", MetricsAuth()),
+    ("none", MetricsAuth(open=True)),
+    ("scrape-" + "t" * 20, MetricsAuth(token="scrape-" + "t" * 20)),
+])
+def test_metrics_auth_is_resolved_once(value: str | None, expected: MetricsAuth) -> None:
+    settings = {} if value is None else {"metrics_auth": value}
+    assert parse(with_model(spangate_settings=settings)).metrics_auth == expected
+
+
+@pytest.mark.parametrize("value", ["master-key", "None", "short-token"])
+def test_a_metrics_auth_that_is_neither_keyword_nor_a_long_token_stops_start_up(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^spangate_settings\.metrics_auth: expected none, master_key, or a scrape "
+                                          r"token of at least 16 characters$"):
+        parse(with_model(spangate_settings={"metrics_auth": value}))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (with_model(litellm_settings={"master_key": "sk-" + "x" * 30}),
+     "litellm_settings.master_key: unknown key here; master_key belongs under general_settings"),
+    ({**with_model(), "master_key": "sk-" + "x" * 30},
+     "master_key: unknown key here; master_key belongs under general_settings"),
+    (with_model(general_settings={"success_callback": ["file"]}),
+     "general_settings.success_callback: unknown key here; success_callback belongs under litellm_settings"),
+])
+def test_a_key_that_guards_calls_in_the_wrong_section_stops_start_up(raw: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(raw)
+    assert str(info.value).startswith(expected), str(info.value)

@@ -1,4 +1,4 @@
-"""``mock/<name>``: answers without network, deterministically, with realistic usage and real SSE.
+"""``mock/<name>``: answers without network, deterministically (but for a random response id), with real SSE.
 
 Also serves any request that carries ``mock_response`` (as LiteLLM does), so demos and tests run
 offline. Token counts approximate a BPE tokenizer (about four characters a token) so cost and
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import struct
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -50,9 +51,10 @@ def _answer_text(model: str, texts: list[str], mock_response: Any) -> str:
     return f"This is a mock response from {model}. You said: {last[:200]}"
 
 
-def _request_id(prefix: str, payload: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(_encode(payload)).hexdigest()[:24]
-    return f"{prefix}-mock{digest}"
+def _request_id(prefix: str) -> str:
+    # Random, unlike the rest of the mock: trace backends (Langfuse, Phoenix) key calls by
+    # gen_ai.response.id, and a digest of the prompt merged every repeat of a prompt into one call.
+    return f"{prefix}-mock{secrets.token_hex(12)}"
 
 
 class MockStream:
@@ -108,7 +110,7 @@ class MockDeployment:
         else:
             choice = {"index": 0, "text": answer, "finish_reason": "stop", "logprobs": None}
             kind, prefix = "text_completion", "cmpl"
-        return {"id": _request_id(prefix, payload), "object": kind, "created": _CREATED,
+        return {"id": _request_id(prefix), "object": kind, "created": _CREATED,
                 "model": self.config.upstream_model, "choices": [choice], "usage": usage}
 
     def _events(self, operation: str, payload: Mapping[str, Any]) -> list[bytes]:

@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from app.auth import Caller, bearer_token
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
+from app.routes.admin_fields import refuse_unimplemented
 from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
 from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
 from app.spans import span_name
@@ -49,7 +50,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_DURATION = timedelta(days=36500)
 
 
-class TeamNew(msgspec.Struct, forbid_unknown_fields=False):
+class TeamNew(msgspec.Struct):
     team_id: str | None = None
     team_alias: str | None = None
     models: list[str] = msgspec.field(default_factory=list)
@@ -113,7 +114,7 @@ def require_admin(gateway: Gateway, request: ASGIConnection[Any, Any, Any, Any])
     if gateway.config.master_key is None:
         raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
     headers = request.headers
-    token = bearer_token(headers.get("authorization"), headers.get("api-key"))
+    token = bearer_token(headers)
     if token is None:
         raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
     caller = gateway.auth.authenticate(token)
@@ -143,7 +144,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
             raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found")
         return team
 
-    @post("/team/new", status_code=200, tags=["team management"])
+    @post("/team/new", status_code=200, tags=["team management"], opt={"body": TeamNew})
     async def team_new(data: JSONBody[TeamNew]) -> dict[str, Any]:
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
@@ -167,7 +168,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
     async def team_list() -> list[dict[str, Any]]:
         return [team_json(t) for t in await store().list_teams()]
 
-    @post("/team/update", status_code=200, tags=["team management"])
+    @post("/team/update", status_code=200, tags=["team management"], opt={"body": TeamUpdate})
     async def team_update(data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
                                     ("metadata", data.metadata)) if v is not None}
@@ -187,7 +188,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         await refresh()
         return {"deleted_teams": deleted, "not_found": missing}
 
-    @post("/key/generate", status_code=200, tags=["key management"])
+    @post("/key/generate", status_code=200, tags=["key management"], opt={"body": KeyGenerate})
     async def key_generate(data: JSONBody[KeyGenerate]) -> dict[str, Any]:
         if data.team_id is not None:
             await known_team(data.team_id)
@@ -286,15 +287,20 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         return {"status": "success" if ok else "failure", "team_id": team_id, "results": results}
 
     # One guard for the whole admin API, checked before Litestar parses a body or query; then the
-    # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500).
-    return [Router(path="/", guards=[admin_guard], before_request=_limit_depth, route_handlers=[
+    # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500), and
+    # LiteLLM fields msgspec would otherwise drop without a word.
+    return [Router(path="/", guards=[admin_guard], before_request=_check_body, route_handlers=[
         team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_info_post, key_delete,
         callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
 
 
-async def _limit_depth(request: Request[Any, Any, Any]) -> None:
+async def _check_body(request: Request[Any, Any, Any]) -> None:
     if request.method in ("POST", "PUT", "PATCH"):
-        check_json_depth(await request.body())
+        raw = await request.body()
+        check_json_depth(raw)
+        struct = request.route_handler.opt.get("body")
+        if struct is not None:
+            refuse_unimplemented(raw, struct)
 
 
 def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:

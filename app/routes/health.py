@@ -1,22 +1,30 @@
-"""Liveness and readiness, as LiteLLM users' probes expect them."""
+"""Liveness, readiness, model reachability and metrics, as LiteLLM users' probes and scrapers expect them."""
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromQuery
 
 from app import __version__
+from app.auth import bearer_token
+from app.errors import AuthenticationFailed
 from app.metrics import CONTENT_TYPE, render_prometheus
+from app.providers.egress import ProxyRoutes
+from app.providers.reachability import Reachability, check_all
 from app.routes.admin import require_admin
+from app.routes.llm import caller_of
 
 if TYPE_CHECKING:
     from app.server import Gateway
 
 
 def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
+    proxies = ProxyRoutes.from_settings(gateway.config.upstream_proxy)  # read once, as the upstream transport does
     @get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
     async def liveliness() -> Response[str]:
         # LiteLLM answers a JSON string; probes and scripts written for it parse that.
@@ -39,11 +47,44 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
         require_admin(gateway, request)
         return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()]}
 
+    @get("/health", tags=["health"])
+    async def models_health(request: Request[Any, Any, Any], model: FromQuery[str | None] = None) -> dict[str, Any]:
+        """LiteLLM's model check: each deployment the caller may use, healthy when its upstream accepts a
+        TCP connection (no API call, nothing billed); mocks are always healthy."""
+        caller = caller_of(gateway, request)
+        wanted = [d for d in gateway.config.deployments
+                  if caller.may_use(d.model_name) and (model is None or d.model_name == model)]
+        results = await check_all(wanted, proxies)
+        healthy = [_endpoint(r) for r in results if r.error is None]
+        unhealthy = [_endpoint(r) for r in results if r.error is not None]
+        return {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
+                "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}
+
     @get("/metrics", include_in_schema=False)
     async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-        if gateway.config.master_key is not None:  # spend and team names are not for anonymous scrapers
-            require_admin(gateway, request)
+        check_scraper(gateway, request)
         text = render_prometheus(gateway.extras["metric_reader"].get_metrics_data())
         return Response(text, media_type=CONTENT_TYPE)
 
-    return [liveliness, readiness, destinations, metrics]
+    return [liveliness, readiness, destinations, models_health, metrics]
+
+
+def check_scraper(gateway: Gateway, request: Request[Any, Any, Any]) -> None:
+    """``spangate_settings.metrics_auth``: spend and team names are not for anonymous scrapers unless the
+    operator opens them; a scrape token spares Prometheus the master key."""
+    auth, master_key = gateway.config.metrics_auth, gateway.config.master_key
+    if auth.open or (master_key is None and auth.token is None):
+        return
+    token = bearer_token(request.headers)
+    if auth.token is not None and token is not None and hmac.compare_digest(token.encode(), auth.token.encode()):
+        return
+    if master_key is None:
+        raise AuthenticationFailed("missing or wrong scrape token: send 'Authorization: Bearer <metrics_auth token>'")
+    require_admin(gateway, request)
+
+
+def _endpoint(result: Reachability) -> dict[str, Any]:
+    config = result.deployment
+    shown = {"model": config.model_name, "deployment_id": config.deployment_id, "provider": config.provider,
+             "address": result.address}
+    return shown if result.error is None else {**shown, "error": result.error}

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def caller_of(gateway: Gateway, request: Request[Any, Any, Any]) -> Caller:
     headers = request.headers
-    return gateway.auth.authenticate(bearer_token(headers.get("authorization"), headers.get("api-key")))
+    return gateway.auth.authenticate(bearer_token(headers))
 
 
 def llm_routes(gateway: Gateway) -> list[BaseRouteHandler]:

@@ -69,3 +69,32 @@ def test_nesting_is_limited_at_64_levels(admin: httpx.Client) -> None:
 
     assert post_json(admin, "/team/new", team(MAX_DEPTH)).status_code == 200
     assert error_of(post_json(admin, "/team/new", team(MAX_DEPTH + 1)), 400)["code"] == "invalid_value"
+
+
+@pytest.mark.parametrize(("path", "body", "named"), [
+    ("/team/new", {"team_alias": "capped", "max_budget": 10, "budget_duration": "30d", "tpm_limit": 1000,
+                   "members_with_roles": [{"role": "admin", "user_id": "u"}],
+                   # LiteLLM's SDK defaults ask for nothing, so they are not named
+                   "rpm_limit": None, "tags": [], "model_aliases": {}},
+     ["max_budget", "budget_duration", "tpm_limit", "members_with_roles"]),
+    ("/key/generate", {"key_alias": "capped", "max_budget": 1.5, "rpm_limit": 10, "soft_budget": 1,
+                       "max_parallel_requests": 2, "model_max_budget": {"mock-gpt": 1}, "permissions": {"a": 1}},
+     ["max_budget", "rpm_limit", "soft_budget", "max_parallel_requests", "model_max_budget", "permissions"]),
+], ids=["team-new", "key-generate"])
+def test_litellm_limits_spangate_does_not_enforce_are_a_400_naming_each_and_create_nothing(
+        admin: httpx.Client, path: str, body: dict[str, object], named: list[str]) -> None:
+    teams_before = admin.get("/team/list").json()
+    error = error_of(admin.post(path, json=body), 400)
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", named[0], "unsupported_field")
+    assert error["message"].startswith(f"not implemented by Spangate, so not accepted: {', '.join(named)}; remove them")
+    assert admin.get("/team/list").json() == teams_before
+
+
+def test_team_update_refuses_a_budget_and_leaves_the_team_as_it_was(admin: httpx.Client) -> None:
+    team = admin.post("/team/new", json={"team_alias": "before"}).json()
+    error = error_of(admin.post("/team/update", json={"team_id": team["team_id"], "team_alias": "after",
+                                                      "budget_id": "b1"}), 400)
+    assert (error["param"], error["code"]) == ("budget_id", "unsupported_field")
+    info = admin.get("/team/info", params={"team_id": team["team_id"]}).json()
+    assert info["team_info"]["team_alias"] == "before"
+
