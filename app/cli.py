@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from app import __version__
-from app.accesslog import uvicorn_log_config
+from app.accesslog import log_config
 from app.config import ConfigError, GatewayConfig, default_config, load_config
 
 log = logging.getLogger("spangate")
@@ -63,12 +64,12 @@ def check_exposure(config: GatewayConfig, host: str) -> None:
     log.warning("general_settings.master_key is weak; accepted only because the gateway listens on loopback")
 
 
+def log_level(args: argparse.Namespace) -> int:
+    return logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
+
+
 def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("spangate").setLevel(min(level, logging.INFO))
-    # httpx logs every request URL at INFO; exporters' traffic is accounted for by delivery metrics.
-    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    logging.config.dictConfig(log_config(log_level(args)))
 
 
 def store_failure(config: GatewayConfig, env: Mapping[str, str]) -> tuple[int, str] | None:
@@ -121,7 +122,7 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
     common = {"host": args.host, "port": args.port, "loop": "uvloop", "log_level": level,
               "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30,
-              "log_config": uvicorn_log_config()}
+              "log_config": log_config(log_level(args))}
     from app.server import check_destinations, create_app
     from app.serving import run_server, server_config
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,3 +40,44 @@ def gateway_process(config: Path, port: int, *extra: str) -> Iterator[subprocess
         proc.wait(10)
         if proc.stdout:
             proc.stdout.close()
+
+
+class OutputLines:
+    """A child's merged output read line by line on a thread, so a test can wait for a line with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._done = False
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us by gateway_process's exit
+            for raw in proc.stdout:
+                with self._changed:
+                    self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                    self._changed.notify_all()
+        with self._changed:
+            self._done = True
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, timeout: float = 20.0) -> str:
+        """The first line containing ``needle``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = next((line for line in self.lines if needle in line), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self._done:
+                    raise AssertionError(f"no line with {needle!r} in:\n" + "\n".join(self.lines))
+                self._changed.wait(left)
+
+    def close(self, timeout: float = 10.0) -> list[str]:
+        """Every line, once the child closed its output."""
+        self._thread.join(timeout)
+        with self._changed:
+            return list(self.lines)
