@@ -22,7 +22,7 @@ from litestar.openapi import OpenAPIConfig
 
 from app import __version__
 from app.auth import Authenticator
-from app.config import GatewayConfig, load_config
+from app.config import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
 from app.metrics import build_meter_provider
@@ -38,6 +38,7 @@ from app.store import Store, StoreSnapshot, StoreUnavailable, StoreWatcher
 from app.teams import TeamDirectory
 from app.teamstate import TeamState
 from app.telemetry import GenAIMetrics, build_resource, build_tracer_provider, build_upstream_transport
+from exporters.file import FileConfig, create_span_log
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from exporters.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
@@ -88,6 +89,9 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
         state={"gateway": gateway},
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
+        # Litestar's default config takes over the root logger in each process it starts in (its own
+        # "INFO - time - ..." format); the CLI's one logging config (app.accesslog.log_config) rules instead.
+        logging_config=None,
     )
     return GatewayApp(litestar, gateway)
 
@@ -131,9 +135,16 @@ def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
     (ConfigError) before the server binds or forks workers, instead of failing inside the lifespan."""
     registry = builtin_registry()
     with httpx.Client() as client:
-        global_specs(config, registry, env,
-                     BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
+        specs = global_specs(config, registry, env,
+                             BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
     TeamDirectory(config).destination_specs(registry)
+    for spec in specs:
+        if isinstance(spec.config, FileConfig):  # the local span log: there from the start
+            try:
+                create_span_log(spec.config)
+            except OSError as exc:
+                raise ConfigError(f"spangate_settings.span_log_path: cannot create {spec.config.path}: "
+                                  f"{exc.strerror or exc}") from None
 
 
 def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
@@ -224,6 +235,9 @@ async def _open_store(gateway: Gateway) -> None:
 
 def app_from_env() -> GatewayApp:
     """Factory for ``uvicorn --factory`` with several workers: each worker loads the config itself."""
+    from app.serving import exit_with_supervisor
+
+    exit_with_supervisor(os.environ)
     path = os.environ.get(CONFIG_ENV)
     if path:
         return create_app(load_config(Path(path)), own_process=True)
