@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -43,25 +42,35 @@ def gateway_process(config: Path, port: int, *extra: str) -> Iterator[subprocess
 
 
 class OutputLines:
-    """A child's merged output read line by line on a thread, so a test can wait for a line with a deadline."""
+    """A child's merged output read line by line on a thread, so a test can wait for a line with a deadline.
+
+    It reads its own duplicate of the pipe with ``os.read``: closing the child's buffered ``stdout`` while a
+    thread blocks in its ``read`` would wait on that read, for ever if a leaked grandchild holds the pipe.
+    """
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._done = False
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(os.dup(proc.stdout.fileno()),), daemon=True)
         self._thread.start()
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us by gateway_process's exit
-            for raw in proc.stdout:
+    def _read(self, fd: int) -> None:
+        pending = b""
+        try:
+            while chunk := os.read(fd, 65536):
+                *complete, pending = (pending + chunk).split(b"\n")
                 with self._changed:
-                    self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                    self.lines.extend(line.decode(errors="replace") for line in complete)
                     self._changed.notify_all()
-        with self._changed:
-            self._done = True
-            self._changed.notify_all()
+        finally:
+            os.close(fd)
+            with self._changed:
+                if pending:
+                    self.lines.append(pending.decode(errors="replace"))
+                self._done = True
+                self._changed.notify_all()
 
     def wait_for(self, needle: str, timeout: float = 20.0) -> str:
         """The first line containing ``needle``."""
