@@ -39,8 +39,9 @@ class StatusLog:
         outage = dest.outage
         if outage is None:
             dest.outage = Outage(now, now, dest.delivered, dest.retried, dest.dead_lettered)
-            self._log.warning("destination %s: failing: %s; %d spans queued, retried with backoff",
-                              dest.key, _reason(failure), dest.queued())
+            then = "retried with backoff" if failure.retryable else "refused spans are dead-lettered"
+            self._log.warning("destination %s: failing: %s; %d spans queued, %s", dest.key, _reason(failure),
+                              dest.queued(), then)
             return
         outage.attempts += 1
         if now - outage.logged_at >= self._interval:
