@@ -25,7 +25,7 @@ from .destination import Destination
 from .status import StatusLog
 from .store import Record, Store
 
-_UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why")
+_UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why", reason="export failed")
 
 
 class Sender:
@@ -90,7 +90,8 @@ class Sender:
         failure = getattr(exporter, "last_failure", None) or _UNKNOWN
         elapsed = time.monotonic() - started
         if failure.status is None and elapsed >= self._config.export_timeout:
-            return ExportFailure(retryable=True, detail=f"timed out after {elapsed:.1f}s: {failure.detail}")
+            return ExportFailure(retryable=True, detail=f"timed out after {elapsed:.1f}s: {failure.detail}",
+                                 reason=f"timed out after {elapsed:.1f}s")
         return failure
 
     def _delivered(self, dest: Destination, batch: list[Record]) -> float | None:

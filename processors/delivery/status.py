@@ -62,7 +62,7 @@ class StatusLog:
 
 
 def _reason(failure: ExportFailure) -> str:
-    """The short reason; ``detail`` only where no response was read (a timeout), never a body."""
+    """The short reason; never ``detail`` of a failure that has a status (it may quote the answer's body)."""
     if failure.reason:
         return failure.reason
     return f"HTTP {failure.status}" if failure.status is not None else failure.detail
