@@ -3,13 +3,12 @@ working, but a query string is the one part of a request that servers log verbat
 
 ``QueryRedactingFilter`` rewrites the path argument of uvicorn's access-log record (its args are
 ``client, method, path?query, http_version, status``) before any handler formats it. It is
-installed through uvicorn's ``log_config`` (``uvicorn_log_config``), which every worker process
+installed through uvicorn's ``log_config`` (``log_config``), which every worker process
 applies itself, so ``--num_workers`` is covered as well.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
@@ -46,11 +45,32 @@ class QueryRedactingFilter(logging.Filter):
         return True
 
 
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging config, with the filter on its access logger."""
-    from uvicorn.config import LOGGING_CONFIG
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_query"] = {"()": f"{__name__}.QueryRedactingFilter"}
-    config["loggers"]["uvicorn.access"]["filters"] = ["redact_query"]
-    return config
+
+def log_config(level: int) -> dict[str, Any]:
+    """The gateway's one logging config, for ``dictConfig`` in the CLI and as uvicorn's ``log_config``.
+
+    uvicorn applies its ``log_config`` in every worker it spawns; ``basicConfig`` in the CLI reaches only
+    the supervisor. So this one dict sets every logger (uvicorn's, the gateway's, the delivery layer's) to
+    one format on one handler: before, uvicorn wrote ``INFO:     ...`` while the rest wrote timestamps,
+    and a worker's delivery lines had no handler at all (Python's last-resort handler, bare messages).
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact_query": {"()": f"{__name__}.QueryRedactingFilter"}},
+        "formatters": {"gateway": {"format": LOG_FORMAT}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "gateway",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": logging.getLevelName(level)},
+        "loggers": {
+            # uvicorn's loggers keep no handlers of their own: their records reach the root's.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["redact_query"]},
+            "spangate": {"level": logging.getLevelName(min(level, logging.INFO))},
+            # httpx logs every request URL at INFO; exporters' traffic is accounted for by delivery metrics.
+            "httpx": {"level": logging.getLevelName(max(level, logging.WARNING))},
+        },
+    }

@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import logging.config
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from app import __version__
-from app.accesslog import uvicorn_log_config
+from app.accesslog import log_config
 from app.config import ConfigError, GatewayConfig, default_config, load_config
 
 log = logging.getLogger("spangate")
@@ -84,12 +87,12 @@ def check_exposure(config: GatewayConfig, host: str) -> None:
     log.warning("general_settings.master_key is weak; accepted only because the gateway listens on loopback")
 
 
+def log_level(args: argparse.Namespace) -> int:
+    return logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
+
+
 def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.detailed_debug else logging.INFO if args.debug else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("spangate").setLevel(min(level, logging.INFO))
-    # httpx logs every request URL at INFO; exporters' traffic is accounted for by delivery metrics.
-    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    logging.config.dictConfig(log_config(log_level(args)))
 
 
 def store_failure(config: GatewayConfig, env: Mapping[str, str]) -> tuple[int, str] | None:
@@ -142,9 +145,9 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     level = "debug" if args.detailed_debug else "info" if args.debug else "warning"
     common = {"host": args.host, "port": args.port, "loop": "uvloop", "log_level": level,
               "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30,
-              "log_config": uvicorn_log_config()}
-    from app.server import check_destinations, create_app
-    from app.serving import run_server, server_config
+              "log_config": log_config(log_level(args))}
+    from app.server import check_destinations
+    from app.serving import listen
 
     env = {**os.environ, **config.environment_variables}
     try:
@@ -154,19 +157,33 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     failure = store_failure(config, env)
     if failure is not None:
         return fail_startup(config, env, *failure)
-    log.info("spangate %s on http://%s:%d with %d model(s); %s", __version__, args.host, args.port,
-             len(config.deployments), describe_destinations(config))
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        return fail_startup(config, env, STARTUP_FAILED,
+                            f"spangate: cannot listen on http://{args.host}:{args.port}: {exc.strerror or exc}")
+    with sock:
+        log.info("spangate %s on http://%s:%d with %d model(s); %s", __version__, args.host, args.port,
+                 len(config.deployments), describe_destinations(config))
+        return _run(config, args, env, sock, common)
+
+
+def _run(config: GatewayConfig, args: argparse.Namespace, env: Mapping[str, str], sock: socket.socket,
+         common: dict[str, Any]) -> int:
+    from app.server import create_app
+    from app.serving import run_server, server_config
+
     if args.num_workers > 1:
         if args.config:
             os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
         run_server(server_config("app.server:app_from_env", config, factory=True, workers=args.num_workers,
-                                 **common))
+                                 **common), sock)
         return 0
     try:
         app = create_app(config, own_process=True)
     except ConfigError as exc:
         return fail_startup(config, env, 2, f"spangate: config error: {exc}")
-    if run_server(server_config(app, config, **common)):
+    if run_server(server_config(app, config, **common), sock):
         return 0
     return fail_startup(config, env, STARTUP_FAILED, f"spangate: the server did not start on {args.host}:{args.port}")
 

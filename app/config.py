@@ -94,6 +94,7 @@ class GatewayConfig:
     spool_max_bytes: int = 1 << 30
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
+    delivery_failing_log_seconds: float = 300.0  # a failing destination's "still failing" line, this often
     team_poll_seconds: float = 0.5
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
     header_read_timeout_seconds: float = 10.0
@@ -179,6 +180,8 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         delivery_workers=_int(spangate.get("delivery_workers", 8), "spangate_settings.delivery_workers", minimum=1),
         shutdown_flush_seconds=_float(spangate.get("shutdown_flush_seconds", 10.0),
                                       "spangate_settings.shutdown_flush_seconds"),
+        delivery_failing_log_seconds=_positive(spangate.get("delivery_failing_log_seconds", 300.0),
+                                               "spangate_settings.delivery_failing_log_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
         upstream_proxy=_proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
         header_read_timeout_seconds=_positive(spangate.get("header_read_timeout_seconds", 10.0),

@@ -22,7 +22,7 @@ from litestar.openapi import OpenAPIConfig
 
 from app import __version__
 from app.auth import Authenticator
-from app.config import GatewayConfig, load_config
+from app.config import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
 from app.metrics import build_meter_provider
@@ -45,6 +45,7 @@ from app.telemetry import (
     http_semconv_mode,
     sdk_disabled,
 )
+from exporters.file import FileConfig, create_span_log
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from exporters.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
@@ -95,6 +96,9 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
         state={"gateway": gateway},
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
+        # Litestar's default config takes over the root logger in each process it starts in (its own
+        # "INFO - time - ..." format); the CLI's one logging config (app.accesslog.log_config) rules instead.
+        logging_config=None,
     )
     return GatewayApp(litestar, gateway)
 
@@ -150,15 +154,23 @@ def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
     build_resource(env)
     registry = builtin_registry()
     with httpx.Client() as client:
-        global_specs(config, registry, env,
-                     BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
+        specs = global_specs(config, registry, env,
+                             BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
     TeamDirectory(config).destination_specs(registry)
+    for spec in specs:
+        if isinstance(spec.config, FileConfig):  # the local span log: there from the start
+            try:
+                create_span_log(spec.config)
+            except OSError as exc:
+                raise ConfigError(f"spangate_settings.span_log_path: cannot create {spec.config.path}: "
+                                  f"{exc.strerror or exc}") from None
 
 
 def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
     return DeliveryConfig(spool_dir=config.data_dir / "spool", durable=config.durable_delivery,
                           max_spool_bytes=config.spool_max_bytes, workers=config.delivery_workers,
-                          shutdown_flush_timeout=config.shutdown_flush_seconds)
+                          shutdown_flush_timeout=config.shutdown_flush_seconds,
+                          failing_log_interval=config.delivery_failing_log_seconds)
 
 
 _GC_GEN0_THRESHOLD = 10_000
@@ -242,6 +254,9 @@ async def _open_store(gateway: Gateway) -> None:
 
 def app_from_env() -> GatewayApp:
     """Factory for ``uvicorn --factory`` with several workers: each worker loads the config itself."""
+    from app.serving import exit_with_supervisor
+
+    exit_with_supervisor(os.environ)
     path = os.environ.get(CONFIG_ENV)
     if path:
         return create_app(load_config(Path(path)), own_process=True)

@@ -13,6 +13,12 @@ supervisor), not on the protocol class, which uvicorn imports by name in every w
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -20,6 +26,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from app.config import GatewayConfig
+
+SUPERVISOR_ENV = "SPANGATE_SUPERVISOR_PID"  # set by the CLI for the workers it spawns
+_PARENT_POLL = 0.5
+log = logging.getLogger("spangate")
 
 _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                     b"content-length: 36\r\nconnection: close\r\n\r\nrequest headers not received in time")
@@ -41,15 +51,51 @@ def server_config(app: Any, config: GatewayConfig, **kwargs: Any) -> ServerConfi
                         limit_concurrency=config.max_connections_per_worker + 1, **kwargs)
 
 
-def run_server(config: ServerConfig) -> bool:
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the gateway says where it listens (OSError if it cannot)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)  # the workers of --num_workers inherit it
+    return sock
+
+
+def run_server(config: ServerConfig, sock: socket.socket) -> bool:
     """What ``uvicorn.run`` does with a Config it built itself (which cannot carry our timeout);
     False when a single-process server failed to start."""
     server = uvicorn.Server(config)
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+        Multiprocess(config, sockets=[sock]).run()
         return True
-    server.run()
+    server.run(sockets=[sock])
     return server.started
+
+
+def exit_with_supervisor(env: Mapping[str, str]) -> None:
+    """In a worker of ``--num_workers``: stop (gracefully, as on SIGTERM) once the supervisor is gone.
+
+    uvicorn's workers do not notice their supervisor's death: after a kill -9 of it they kept serving
+    on the port with nobody left to stop them. A poll of ``getppid`` (the worker is re-parented when its
+    parent dies) works wherever Python does, unlike Linux's PR_SET_PDEATHSIG.
+    """
+    supervisor = env.get(SUPERVISOR_ENV)
+    if supervisor is None or int(supervisor) != os.getppid():
+        return  # not spawned by the CLI's supervisor (a single process, or uvicorn run by hand)
+    threading.Thread(target=_watch_parent, args=(int(supervisor),), name="spangate-supervisor-watch",
+                     daemon=True).start()
+
+
+def _watch_parent(supervisor: int) -> None:
+    stop = threading.Event()  # never set: a timed wait is the poll
+    while os.getppid() == supervisor:
+        stop.wait(_PARENT_POLL)
+    log.warning("supervisor process [%d] is gone; worker [%d] stops", supervisor, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):

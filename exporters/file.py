@@ -33,6 +33,13 @@ class FileConfig:
         return cls(Path(str(values["path"])))
 
 
+def create_span_log(config: FileConfig) -> None:
+    """Create the (empty) file at start-up: its exporter opens it only with the first span, so a
+    ``tail`` of it right after the first call failed for the batch delay (0.2 s) and more."""
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    config.path.touch(exist_ok=True)
+
+
 class FileSpanExporter(SpanExporter):
     def __init__(self, config: FileConfig) -> None:
         self._path = config.path

@@ -60,6 +60,8 @@ class DeliveryConfig:
     # Destinations whose last attempt failed or stalled share at most this many threads.
     probation_workers: int = 2
     drop_log_interval: float = 10.0
+    # A failing destination logs when it starts failing, when it recovers, and this often in between.
+    failing_log_interval: float = 300.0
     max_spool_slots: int = 64
 
 

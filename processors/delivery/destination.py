@@ -20,6 +20,7 @@ from .config import DROP_BUFFER_FULL, DROP_CLOSED, DROP_ERROR, DestinationHealth
 from .store import Lane, Record
 
 if TYPE_CHECKING:
+    from .status import Outage
     from .telemetry import Telemetry
 
 IDLE, QUEUED, RUNNING = "idle", "queued", "running"
@@ -60,6 +61,7 @@ class Destination:
         # Sending state (touched only by the worker running this destination).
         self.pending: list[list[Record]] = []  # batch in flight first, then 413 halves
         self.failures = 0  # consecutive failed attempts, drives the backoff
+        self.outage: Outage | None = None  # since the first failure of a run of failures (StatusLog)
         # Scheduler state (changed under the scheduler's lock).
         self.sched, self.due, self.token = IDLE, 0.0, 0
         self.suspect = self.in_backoff = self.stalled = self.on_probation = self.spare = False

@@ -96,7 +96,12 @@ class DeliveryManager:
             dest.closed = True
         if self._writer is None or self._scheduler is None or not self._lanes:
             return
-        self.force_flush(timeout)
+        self._announce_flush(timeout)
+        if not self.force_flush(timeout):
+            left = self._undelivered()
+            later = "; the spooled ones are sent at the next start" if self._spool is not None else ""
+            self._log.warning("shutdown: %d spans not delivered within %.0fs (%s)%s", sum(left.values()), timeout,
+                              ", ".join(left), later)
         self._scheduler.stop(max(0.0, deadline - time.monotonic()))
         self._writer.stop(max(0.1, deadline - time.monotonic()))
         for dest in list(self._dests.values()):
@@ -104,6 +109,16 @@ class DeliveryManager:
             if old is not None:
                 retire(old, self._log)
         self._close_store()
+
+    def _announce_flush(self, timeout: float) -> None:
+        """The wait below can take ``timeout`` seconds: say so, rather than hang in silence."""
+        waiting = self._undelivered()
+        if waiting:
+            self._log.warning("shutdown: waiting up to %.0fs to deliver %d queued spans to %s", timeout,
+                              sum(waiting.values()), ", ".join(waiting))
+
+    def _undelivered(self) -> dict[str, int]:
+        return {d.key: n for d in list(self._dests.values()) if d.exporter is not None and (n := d.queued())}
 
     def _close_store(self) -> None:
         memory = self._lanes[False]

@@ -22,14 +22,16 @@ from contracts.failures import ExportFailure, unrecognised
 from .codec import CorruptRecord, decode_span
 from .config import DROP_CORRUPT, DeliveryConfig
 from .destination import Destination
+from .status import StatusLog
 from .store import Record, Store
 
-_UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why")
+_UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why", reason="export failed")
 
 
 class Sender:
     def __init__(self, config: DeliveryConfig, logger: logging.Logger, rng: random.Random) -> None:
         self._config, self._log, self._rng = config, logger, rng
+        self._status = StatusLog(logger, config.failing_log_interval)
 
     def run(self, dest: Destination) -> float | None:
         """Seconds until this destination should run again; ``None`` when it has nothing to send."""
@@ -88,7 +90,8 @@ class Sender:
         failure = getattr(exporter, "last_failure", None) or _UNKNOWN
         elapsed = time.monotonic() - started
         if failure.status is None and elapsed >= self._config.export_timeout:
-            return ExportFailure(retryable=True, detail=f"timed out after {elapsed:.1f}s: {failure.detail}")
+            return ExportFailure(retryable=True, detail=f"timed out after {elapsed:.1f}s: {failure.detail}",
+                                 reason=f"timed out after {elapsed:.1f}s")
         return failure
 
     def _delivered(self, dest: Destination, batch: list[Record]) -> float | None:
@@ -97,6 +100,7 @@ class Sender:
         dest.count("delivered", len(batch))
         with dest.lock:
             dest.last_success_at = time.time()
+        self._status.delivered(dest)
         dest.failures, dest.suspect, dest.in_backoff = 0, False, False
         return 0.0 if dest.has_work() else None
 
@@ -115,8 +119,11 @@ class Sender:
             dest.count("retried", len(batch))
             dest.failures += 1
             dest.suspect = dest.in_backoff = True
+            self._status.failed(dest, failure)
             return self._backoff(dest.failures, failure.retry_after)
-        return self._dead_letter(dest, batch, failure)
+        after = self._dead_letter(dest, batch, failure)
+        self._status.failed(dest, failure)  # it answered, but refuses these spans: not delivering either
+        return after
 
     def _dead_letter(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
         _store(dest).dead_letter(dest.key, batch, failure.status, failure.detail)
