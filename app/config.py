@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from app.config_keys import (
@@ -28,6 +26,7 @@ from app.config_keys import (
     misspelt_params,
     unknown_keys,
 )
+from app.config_wire import check_wire_values, proxy_url
 from exporters.registry import builtin_registry
 from exporters.urlpolicy import CallbackPolicy
 
@@ -183,7 +182,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         delivery_failing_log_seconds=_positive(spangate.get("delivery_failing_log_seconds", 300.0),
                                                "spangate_settings.delivery_failing_log_seconds"),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
-        upstream_proxy=_proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
+        upstream_proxy=proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
         header_read_timeout_seconds=_positive(spangate.get("header_read_timeout_seconds", 10.0),
                                               "spangate_settings.header_read_timeout_seconds"),
         max_connections_per_worker=_int(spangate.get("max_connections_per_worker", 2048),
@@ -253,7 +252,7 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         raise ConfigError(f"{where}.litellm_params.api_base: required for azure/ deployments")
     index = next(counters.setdefault(name, itertools.count()))
     headers = params.get("extra_headers") or params.get("headers") or {}
-    _check_wire_values(params, headers, upstream_model if provider == "azure" else None, where)
+    check_wire_values(params, headers, upstream_model if provider == "azure" else None, where)
     return DeploymentConfig(
         model_name=name,
         provider=provider,
@@ -267,64 +266,6 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS},
         model_info=model_info,
     )
-
-
-_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what may never reach a header (HTAB is allowed)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_API_VERSION = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def _check_wire_values(params: Mapping[str, Any], headers: Any, azure_deployment: str | None, where: str) -> None:
-    """Values that end up in the upstream request line or headers: a line break from an environment
-    variable would inject headers, or end the head early and turn the body into a second request."""
-    at = f"{where}.litellm_params"
-    if isinstance(params.get("api_key"), str):
-        _header_safe(params["api_key"], f"{at}.api_key")
-    if isinstance(headers, Mapping):
-        for name, value in headers.items():
-            if not _TOKEN.fullmatch(str(name)):
-                raise ConfigError(f"{at}.extra_headers: {str(name)[:40]!r} is not a valid header name")
-            _header_safe(str(value), f"{at}.extra_headers.{name}")
-    version = params.get("api_version")
-    if version is not None and not _API_VERSION.fullmatch(str(version)):
-        raise ConfigError(f"{at}.api_version: expected a version such as 2024-10-21 (letters, digits, . _ -)")
-    base = params.get("api_base") or params.get("base_url")
-    if isinstance(base, str):
-        _header_safe(base, f"{at}.api_base")
-        try:
-            url = httpx.URL(base)
-        except httpx.InvalidURL as exc:
-            raise ConfigError(f"{at}.api_base: not a valid URL ({exc})") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"{at}.api_base: expected an http:// or https:// URL with a host")
-        if url.query or url.fragment:
-            raise ConfigError(f"{at}.api_base: a base URL takes no query or fragment")
-    if azure_deployment is not None and not _API_VERSION.fullmatch(azure_deployment):
-        raise ConfigError(f"{at}.model: the Azure deployment name may hold only letters, digits, . _ -")
-
-
-def _proxy_url(value: Any, where: str) -> str | None:
-    if value is None or value == "direct":
-        return value
-    url = _str(value, where)
-    _header_safe(url, where)
-    try:
-        parsed = httpx.URL(url if "://" in url else f"http://{url}")
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        # The message never repeats the URL: it may hold a password.
-        raise ConfigError(f"{where}: expected an http:// or https:// proxy URL with a host, "
-                          "or 'direct' to ignore HTTP(S)_PROXY")
-    return url
-
-
-def _header_safe(value: str, where: str) -> None:
-    bad = _CTL.search(value)
-    if bad:
-        what = "a line break" if bad.group() in "\r\n" else "a NUL character" if bad.group() == "\0" else \
-            "a control character"
-        raise ConfigError(f"{where}: contains {what}")
 
 
 def _team_settings(raw: Any) -> tuple[TeamSettingsConfig, ...]:
