@@ -22,7 +22,7 @@ tuple of ``DestinationType``, each saying
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -105,3 +105,15 @@ def from_env(mapping: Mapping[str, str]) -> Callable[[GlobalInputs], dict[str, A
         return {**env_vars(inputs.env, mapping), **{k: v for k, v in inputs.settings.items() if v is not None}}
 
     return read
+
+
+def check_vars(kind: str, vars: Mapping[str, Any], allowed: Sequence[str], required: Sequence[str] = ()) -> None:
+    """The checks every ``from_vars`` starts with: an unknown var, or a required one missing (or
+    null), is a ValueError naming it and what is allowed; the admin API turns it into a 400."""
+    listed = ", ".join(allowed)
+    for name in vars:
+        if name not in allowed:
+            raise ValueError(f"unknown {kind} callback var {name!r}; allowed: {listed}")
+    for name in required:
+        if vars.get(name) is None:
+            raise ValueError(f"missing {kind} callback var {name!r}; allowed: {listed}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from exporters.plugin import check_vars
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "BASE_URL_VAR", "DEFAULT_BASE_URL", "ENV_VARS", "SECRET_VARS", "AthinaConfig"]
@@ -38,12 +39,7 @@ class AthinaConfig:
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> AthinaConfig:
-        allowed = ", ".join(ALLOWED_VARS)
-        for name in vars:
-            if name not in ALLOWED_VARS:
-                raise ValueError(f"unknown athina callback var {name!r}; allowed: {allowed}")
-        if vars.get(API_KEY_VAR) is None:
-            raise ValueError(f"missing athina callback var {API_KEY_VAR!r}; allowed: {allowed}")
+        check_vars("athina", vars, ALLOWED_VARS, (API_KEY_VAR,))
         base_url = vars.get(BASE_URL_VAR)
         return cls(api_key=_key(vars[API_KEY_VAR]),
                    base_url=DEFAULT_BASE_URL if base_url is None else normalize_base_url(base_url, BASE_URL_VAR))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from exporters.plugin import check_vars
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "ENDPOINT_VAR", "ENV_VARS", "SECRET_VARS", "GenericConfig", "LogFormat"]
@@ -59,12 +60,7 @@ class GenericConfig:
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> GenericConfig:
-        allowed = ", ".join(ALLOWED_VARS)
-        for name in vars:
-            if name not in ALLOWED_VARS:
-                raise ValueError(f"unknown generic callback var {name!r}; allowed: {allowed}")
-        if vars.get(ENDPOINT_VAR) is None:
-            raise ValueError(f"missing generic callback var {ENDPOINT_VAR!r}; allowed: {allowed}")
+        check_vars("generic", vars, ALLOWED_VARS, (ENDPOINT_VAR,))
         return cls(endpoint=endpoint_url(vars[ENDPOINT_VAR]), headers=parse_headers(vars.get(HEADERS_VAR)),
                    format=_format(vars.get(FORMAT_VAR)))
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from exporters.plugin import GlobalInputs
+from exporters.plugin import GlobalInputs, check_vars
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "BASE_URL_VAR", "DEFAULT_BASE_URL", "SECRET_VARS", "LangSmithConfig", "global_vars"]
@@ -55,12 +55,7 @@ class LangSmithConfig:
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> LangSmithConfig:
-        allowed = ", ".join(ALLOWED_VARS)
-        for name in vars:
-            if name not in ALLOWED_VARS:
-                raise ValueError(f"unknown langsmith callback var {name!r}; allowed: {allowed}")
-        if vars.get(API_KEY_VAR) is None:
-            raise ValueError(f"missing langsmith callback var {API_KEY_VAR!r}; allowed: {allowed}")
+        check_vars("langsmith", vars, ALLOWED_VARS, (API_KEY_VAR,))
         base_url = vars.get(BASE_URL_VAR)
         return cls(
             api_key=_token(API_KEY_VAR, vars[API_KEY_VAR]),

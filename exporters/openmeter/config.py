@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from exporters.plugin import check_vars
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_ENDPOINT", "DEFAULT_EVENT_TYPE", "ENV_VARS", "SECRET_VARS", "OpenMeterConfig"]
@@ -57,12 +58,7 @@ class OpenMeterConfig:
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> OpenMeterConfig:
-        allowed = ", ".join(ALLOWED_VARS)
-        for name in vars:
-            if name not in ALLOWED_VARS:
-                raise ValueError(f"unknown openmeter callback var {name!r}; allowed: {allowed}")
-        if vars.get(API_KEY_VAR) is None:
-            raise ValueError(f"missing openmeter callback var {API_KEY_VAR!r}; allowed: {allowed}")
+        check_vars("openmeter", vars, ALLOWED_VARS, (API_KEY_VAR,))
         endpoint, event_type = vars.get(ENDPOINT_VAR), vars.get(EVENT_TYPE_VAR)
         return cls(api_key=vars[API_KEY_VAR],
                    api_endpoint=DEFAULT_ENDPOINT if endpoint is None else endpoint,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from exporters.plugin import check_vars
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DSN_VAR", "ENV_VARS", "NAME", "SECRET_VARS", "SentryConfig"]
@@ -50,13 +51,8 @@ class SentryConfig:
 
     @classmethod
     def from_vars(cls, vars: Mapping[str, Any]) -> SentryConfig:
-        allowed = ", ".join(ALLOWED_VARS)
-        for name in vars:
-            if name not in ALLOWED_VARS:
-                raise ValueError(f"unknown sentry callback var {name!r}; allowed: {allowed}")
-        dsn = vars.get(DSN_VAR)
-        if dsn is None:
-            raise ValueError(f"missing sentry callback var {DSN_VAR!r}; allowed: {allowed}")
+        check_vars("sentry", vars, ALLOWED_VARS, (DSN_VAR,))
+        dsn = vars[DSN_VAR]
         if not isinstance(dsn, str):
             raise ValueError(f"{DSN_VAR} must be a string such as {_EXAMPLE}")
         environment = vars.get(ENVIRONMENT_VAR, DEFAULT_ENVIRONMENT)
