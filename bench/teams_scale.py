@@ -58,6 +58,7 @@ def run_sink() -> None:
 
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     other = Counter()
+    lags_ms: list[float] = []  # arrival minus the span's end: what a team waits to see its call
 
     async def traces(request: web.Request) -> web.Response:
         body = await request.read()  # aiohttp has already undone Content-Encoding: gzip
@@ -69,15 +70,21 @@ def run_sink() -> None:
         other["export_requests"] += 1
         if request.headers.get("x-langfuse-ingestion-version") != "4":
             other["missing_ingestion_version"] += 1
+        now_ns = time.time_ns()
         for resource in export.resource_spans:
             for scope in resource.scope_spans:
                 for span in scope.spans:
+                    lags_ms.append((now_ns - span.end_time_unix_nano) / 1e6)
                     team = next((a.value.string_value for a in span.attributes if a.key == "spangate.team.id"), "")
                     counts[auth][team] += 1
         return web.json_response({})
 
     async def stats(_request: web.Request) -> web.Response:
-        return web.json_response({"counts": {a: dict(c) for a, c in counts.items()}, "other": dict(other)})
+        ordered = sorted(lags_ms)
+        lag = {f"p{q}": round(ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1) for q in (50, 99)} \
+            if ordered else {}
+        return web.json_response({"counts": {a: dict(c) for a, c in counts.items()}, "other": dict(other),
+                                  "lag_ms": lag})
 
     app = web.Application(client_max_size=64 << 20)
     app.router.add_post(TRACES_PATH, traces)
@@ -116,13 +123,15 @@ class Sink:
 
 
 class Gateway:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, repo: Path, pin: int | None) -> None:
         config = workdir / "gateway.yaml"
         config.write_text(CONFIG.format(master_key=MASTER_KEY, data_dir=workdir / "data"))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = (workdir / "gateway.log").open("w")
-        env = {**os.environ, "PYTHONPATH": str(REPO), "SPANGATE_SALT_KEY": SALT_KEY}
-        argv = [str(REPO / ".venv" / "bin" / "spangate"), "--config", str(config), "--host", "127.0.0.1",
+        env = {**os.environ, "PYTHONPATH": str(repo), "SPANGATE_SALT_KEY": SALT_KEY}
+        # The venv of whichever checkout runs this script; the code under test is REPO's (PYTHONPATH).
+        taskset = ["taskset", "-c", str(pin)] if pin is not None else []
+        argv = [*taskset, str(Path(sys.executable).parent / "spangate"), "--config", str(config), "--host", "127.0.0.1",
                 "--port", self.url.rsplit(":", 1)[1], "--num_workers", "1"]
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         if not wait_for_http(self.url + "/health/liveliness", timeout=60, alive=lambda: self.proc.poll() is None):
@@ -229,6 +238,8 @@ def check_delivery(sink: Sink, teams: dict[str, tuple[int, str]], per_team: int,
             "projects_with_exactly_their_team": sum(1 for a, g in stats["counts"].items() if expected.get(a) == g),
             "projects_wrong_or_missing": len(wrong) + len(set(expected) - set(stats["counts"])),
             "export_requests": stats["other"].get("export_requests", 0),
+            "export_requests_per_1000_calls": round(1000 * stats["other"].get("export_requests", 0) / max(received, 1)),
+            "lag_ms": stats.get("lag_ms", {}),
             "sink_other": {k: v for k, v in stats["other"].items() if k != "export_requests"},
             "ok": not wrong and set(expected) == set(stats["counts"])}
 
@@ -239,13 +250,15 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=1000)
     parser.add_argument("--per-team", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose gateway is measured")
+    parser.add_argument("--pin", type=int, default=None, help="run the gateway on this CPU only (taskset)")
     args = parser.parse_args()
     if args.sink:
         run_sink()
         return
     sink = Sink()
     workdir = Path(tempfile.mkdtemp(prefix="spangate-teams-scale-"))
-    gateway = Gateway(workdir)
+    gateway = Gateway(workdir, args.repo, args.pin)
     try:
         report: dict[str, Any] = {"teams": args.teams, "per_team": args.per_team, "concurrency": args.concurrency,
                                   "idle": gateway.sample()}
@@ -254,9 +267,13 @@ def main() -> None:
         time.sleep(1.0)  # one watcher tick so the routes of the last teams are built
         report["configured"] = gateway.sample()
         keys = [key for _i, key in configured["teams"].values()]
+        cpu0 = cpu_seconds(gateway.pids())
         report["load"] = asyncio.run(load(gateway, keys, args.per_team, args.concurrency))
         report["after_load"] = gateway.sample()
         report["delivery"] = check_delivery(sink, configured["teams"], args.per_team, timeout=60)
+        # Delivery that lingers past the load's end still costs CPU: count it until every span arrived.
+        report["load"]["cpu_ms_per_req_incl_delivery"] = round(
+            1000 * (cpu_seconds(gateway.pids()) - cpu0) / report["load"]["requests"], 3)
         report["after_delivery"] = gateway.sample()
     finally:
         gateway.stop()
