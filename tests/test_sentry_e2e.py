@@ -26,6 +26,8 @@ from tests.support.teams import (
     error_of,
     gateway_settings,
     mock_models,
+    new_key,
+    ok,
     openai_client,
 )
 from tests.support.upstream import LEAKED_KEY, Behaviour, FakeOpenAI
@@ -75,13 +77,6 @@ def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
         yield client
 
 
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def new_key(admin: httpx.Client, **body: Any) -> str:
-    return ok(admin.post("/key/generate", json=body))["key"]
 
 
 def fail_one_call(gw: RunningGateway, upstream: FakeOpenAI, key: str, tag: str) -> None:

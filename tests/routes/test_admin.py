@@ -33,6 +33,9 @@ from tests.support.teams import (
     langfuse_callback,
     langfuse_projects,
     mock_models,
+    new_key,
+    new_team,
+    ok,
     operator_env,
     poll,
 )
@@ -68,17 +71,7 @@ def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
         yield client
 
 
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
-
-def new_team(admin: httpx.Client, **body: Any) -> str:
-    return ok(admin.post("/team/new", json=body))["team_id"]
-
-
-def new_key(admin: httpx.Client, **body: Any) -> str:
-    return ok(admin.post("/key/generate", json=body))["key"]
 
 
 def tagged(spans: list[dict[str, Any]], attribute: str, tag: str) -> list[dict[str, Any]]:

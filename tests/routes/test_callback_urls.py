@@ -25,6 +25,7 @@ from tests.support.teams import (
     error_of,
     gateway_settings,
     langfuse_callback,
+    new_team,
     poll,
 )
 from tests.support.upstream import closed_port
@@ -52,9 +53,6 @@ def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
     with admin_client(gw.base_url) as client:
         yield client
 
-
-def new_team(admin: httpx.Client) -> str:
-    return admin.post("/team/new", json={}).json()["team_id"]
 
 
 def set_host(admin: httpx.Client, team_id: str, host: str, secret: str = "sk-lf-secret") -> httpx.Response:

@@ -219,3 +219,17 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     assert set(body) == {"error"}, body
     assert {"message", "type", "param", "code"} <= set(body["error"]), body
     return body["error"]
+
+
+def ok(response: httpx.Response) -> Any:
+    """The JSON of an admin answer that must be 200."""
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def new_team(admin: httpx.Client, **body: Any) -> str:
+    return ok(admin.post("/team/new", json=body))["team_id"]
+
+
+def new_key(admin: httpx.Client, **body: Any) -> str:
+    return ok(admin.post("/key/generate", json=body))["key"]
