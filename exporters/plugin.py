@@ -117,3 +117,16 @@ def check_vars(kind: str, vars: Mapping[str, Any], allowed: Sequence[str], requi
     for name in required:
         if vars.get(name) is None:
             raise ValueError(f"missing {kind} callback var {name!r}; allowed: {listed}")
+
+
+def credential(var: str, value: Any) -> str:
+    """A header-safe credential (a key, a token): stripped, non-empty, no whitespace or control
+    characters, since a line break in it would inject another header."""
+    if not isinstance(value, str):
+        raise ValueError(f"{var} must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{var} must not be empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError(f"{var} must not contain whitespace or control characters")
+    return text

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from exporters.plugin import credential
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_HOST", "ENV_VARS", "NAME", "SECRET_VARS", "LangfuseConfig"]
@@ -48,8 +49,8 @@ class LangfuseConfig:
     host: str = DEFAULT_HOST
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "public_key", _key(PUBLIC_KEY_VAR, self.public_key))
-        object.__setattr__(self, "secret_key", _key(SECRET_KEY_VAR, self.secret_key))
+        object.__setattr__(self, "public_key", credential(PUBLIC_KEY_VAR, self.public_key))
+        object.__setattr__(self, "secret_key", credential(SECRET_KEY_VAR, self.secret_key))
         object.__setattr__(self, "host", _host(self.host))
         if ":" in self.public_key:
             # Basic auth splits user and password at the first colon.
@@ -80,21 +81,11 @@ class LangfuseConfig:
                 raise ValueError(f"missing langfuse callback var {name!r}; allowed: {allowed}")
         host = vars.get(HOST_VAR)
         return cls(
-            public_key=_key(PUBLIC_KEY_VAR, vars[PUBLIC_KEY_VAR]),
-            secret_key=_key(secret_var, vars[secret_var]),
+            public_key=credential(PUBLIC_KEY_VAR, vars[PUBLIC_KEY_VAR]),
+            secret_key=credential(secret_var, vars[secret_var]),
             host=DEFAULT_HOST if host is None else _host(host),
         )
 
-
-def _key(var: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{var} must be a string, not {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise ValueError(f"{var} must not be empty")
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ValueError(f"{var} must not contain whitespace or control characters")
-    return text
 
 
 def _host(value: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from exporters.plugin import check_vars
+from exporters.plugin import check_vars, credential
 from exporters.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_ENDPOINT", "DEFAULT_EVENT_TYPE", "ENV_VARS", "SECRET_VARS", "OpenMeterConfig"]
@@ -43,7 +43,7 @@ class OpenMeterConfig:
     event_type: str = DEFAULT_EVENT_TYPE
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "api_key", _token(API_KEY_VAR, self.api_key))
+        object.__setattr__(self, "api_key", credential(API_KEY_VAR, self.api_key))
         object.__setattr__(self, "api_endpoint", normalize_base_url(self.api_endpoint, ENDPOINT_VAR))
         object.__setattr__(self, "event_type", _event_type(self.event_type))
 
@@ -65,20 +65,9 @@ class OpenMeterConfig:
                    event_type=DEFAULT_EVENT_TYPE if event_type is None else event_type)
 
 
-def _token(var: str, value: Any) -> str:
-    """A header-safe credential: a newline in it would let the value inject another header."""
-    if not isinstance(value, str):
-        raise ValueError(f"{var} must be a string, not {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise ValueError(f"{var} must not be empty")
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ValueError(f"{var} must not contain whitespace or control characters")
-    return text
-
 
 def _event_type(value: Any) -> str:
-    text = _token(EVENT_TYPE_VAR, value)
+    text = credential(EVENT_TYPE_VAR, value)
     if len(text) > MAX_EVENT_TYPE:
         raise ValueError(f"{EVENT_TYPE_VAR} must be at most {MAX_EVENT_TYPE} characters")
     return text
