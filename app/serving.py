@@ -84,8 +84,12 @@ def exit_with_supervisor(env: Mapping[str, str]) -> None:
     parent dies) works wherever Python does, unlike Linux's PR_SET_PDEATHSIG.
     """
     supervisor = env.get(SUPERVISOR_ENV)
-    if supervisor is None or int(supervisor) != os.getppid():
+    if supervisor is None:
         return  # not spawned by the CLI's supervisor (a single process, or uvicorn run by hand)
+    if int(supervisor) != os.getppid():  # it died while this worker was starting: the watch would miss it
+        log.warning("supervisor process [%s] is gone; worker [%d] stops", supervisor, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     threading.Thread(target=_watch_parent, args=(int(supervisor),), name="spangate-supervisor-watch",
                      daemon=True).start()
 
