@@ -104,6 +104,11 @@ class GatewayConfig:
     callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)  # where API-set callbacks may connect
     allow_unauthenticated: bool = False  # serve off loopback with no master key (the operator said so)
     metrics_auth: MetricsAuth = field(default_factory=MetricsAuth)
+    # ``litellm_settings.callbacks`` entries that act on calls rather than receive spans, in order:
+    # built-in hooks (``HOOK_NAMES``) and users' ``module.attribute`` objects (app.hook_setup).
+    hooks: tuple[str, ...] = ()
+    config_dir: Path | None = None  # where ``module.attribute`` callbacks are imported from
+    redact_headers: frozenset[str] = frozenset()  # header names masked wherever headers are logged
     warnings: tuple[str, ...] = ()
 
     @property
@@ -157,6 +162,8 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
     warnings += unknown_keys(general, KNOWN_GENERAL, "general_settings.")
     warnings += unknown_keys(spangate, KNOWN_SPANGATE, "spangate_settings.")
     both = _names(litellm.get("callbacks"), "litellm_settings.callbacks")
+    hooks = tuple(name for name in both if is_hook_name(name))
+    both = tuple(name for name in both if not is_hook_name(name))
     data_dir = _path(spangate.get("data_dir"), "spangate_settings.data_dir", base_dir) or base_dir / "spangate-data"
     return GatewayConfig(
         deployments=_deployments(top.get("model_list"), litellm.get("request_timeout")),
@@ -196,6 +203,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         allow_unauthenticated=_bool(spangate.get("allow_unauthenticated", False),
                                     "spangate_settings.allow_unauthenticated"),
         metrics_auth=_metrics_auth(spangate.get("metrics_auth", "master_key")),
+        hooks=hooks,
+        config_dir=base_dir,
+        redact_headers=frozenset(h.lower() for h in _names(spangate.get("redact_headers"),
+                                                             "spangate_settings.redact_headers")),
         warnings=tuple(warnings + misspelt_params(top["model_list"])),
     )
 
@@ -321,6 +332,15 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
         value = [value]
     items = _list(value, where)
     return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(items))
+
+
+# Built-in call hooks named in ``litellm_settings.callbacks`` (not span destinations).
+HOOK_NAMES = frozenset({"azure_content_safety"})
+
+
+def is_hook_name(name: str) -> bool:
+    """A call hook rather than a destination: a built-in hook, or a user's ``module.attribute``."""
+    return name in HOOK_NAMES or ("." in name and not name.startswith(".") and not name.endswith("."))
 
 
 def _dedupe(names: Sequence[str]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ KNOWN_SPANGATE = frozenset({
     "shutdown_flush_seconds", "delivery_failing_log_seconds", "team_poll_seconds", "upstream_proxy",
     "header_read_timeout_seconds",
     "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
-    "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth",
+    "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth", "redact_headers",
 })
 # Ignoring a misspelling of these loses authentication, the store, or every span: refuse to start.
 # Each with the section it belongs to, since one put in another section would be ignored just the same.
