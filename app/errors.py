@@ -1,12 +1,14 @@
 """Gateway errors and their one mapping to OpenAI's error JSON.
 
     GatewayError                    any error a client sees; carries status, type, param, code
-     ├── InvalidRequest       400   malformed JSON, missing or wrong-typed fields
+     ├── InvalidRequest       400   malformed JSON, missing or wrong-typed fields; content moderation
+     │                              blocked the input or output (app.moderation)
      ├── AuthenticationFailed 401   missing, unknown, deleted or expired key
      ├── PermissionDenied     403   model outside the key's or team's models; admin route for a virtual key
      ├── NotFound             404   unknown model, team or route
      ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes
-     ├── ServiceUnavailable   503   a dependency is down (the team and key store); sent with Retry-After
+     ├── ServiceUnavailable   503   a dependency is down (the team and key store, content moderation);
+     │                              sent with Retry-After
      └── UpstreamError        *     the provider answered with an error (status kept)
           ├── UpstreamUnavailable  502  connect error
           ├── UpstreamTimeout      504  no answer in time
@@ -21,6 +23,7 @@ everything that reaches the HTTP boundary is rendered by ``error_body``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -29,6 +32,8 @@ class GatewayError(Exception):
     type = "internal_error"
     code: str | None = None
     retry_after: int | None = None  # seconds; sent as the Retry-After header when set
+    # More fields of the error object, beside OpenAI's four (moderation: source, category, severity).
+    fields: Mapping[str, Any] | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
                  status: int | None = None, type: str | None = None) -> None:
@@ -110,4 +115,7 @@ class UpstreamResponseTooLarge(UpstreamInvalidResponse):
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:
-    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+    error = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+    if exc.fields:
+        error.update(exc.fields)
+    return {"error": error}

@@ -4,19 +4,59 @@ callback objects by ``module.attribute``, in the order the config lists them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from opentelemetry.metrics import Meter, NoOpMeter
 
 from app.config import GatewayConfig
 from app.config_keys import ConfigError
 from app.hooks import CallHook, HookChain
+from app.moderation import build_content_safety
+from app.moderation import check_config as check_moderation
+from app.providers.egress import ProxyRoutes
+from app.providers.http11 import Http11Transport
+
+CONTENT_SAFETY = "azure_content_safety"
 
 
-def build_hooks(config: GatewayConfig, env: Mapping[str, str]) -> HookChain:
+@dataclass(frozen=True, slots=True)
+class HookResources:
+    """What one worker's gateway lends its hooks (``app.server.build_gateway``)."""
+
+    transport: httpx.AsyncBaseTransport  # the upstream transport: egress proxy choice, child spans
+    meter: Meter
+    team_params: Any = None  # TeamDirectory.hook_params: (team_id, section) -> a team's settings or None
+
+
+def build_hooks(config: GatewayConfig, env: Mapping[str, str], resources: HookResources | None = None) -> HookChain:
     """Every configured hook, or ``ConfigError`` naming the entry that cannot be built."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hooks.append(_build(name, config, env))
+        hooks.append(_build(name, config, env, resources))
     return HookChain(hooks)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str]) -> CallHook:
+def check_hooks(config: GatewayConfig) -> None:
+    """The built-in hooks' settings, checked before the server binds or forks workers (ConfigError)."""
+    if CONTENT_SAFETY in config.hooks:
+        check_moderation(config)
+
+
+def _build(name: str, config: GatewayConfig, env: Mapping[str, str], resources: HookResources | None) -> CallHook:
+    if name == CONTENT_SAFETY:
+        return _content_safety(config, resources)
     raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
+
+
+def _content_safety(config: GatewayConfig, resources: HookResources | None) -> CallHook:
+    from app.moderation.settings import SECTION
+
+    if resources is None:  # a chain built outside a gateway (tools, tests): its own direct transport
+        transport = Http11Transport(proxies=ProxyRoutes.from_settings(config.upstream_proxy))
+        return build_content_safety(config, transport=transport, meter=NoOpMeter("spangate"), team_params=None,
+                                    owns_transport=True)
+    lookup = resources.team_params
+    return build_content_safety(config, transport=resources.transport, meter=resources.meter,
+                                team_params=(lambda team_id: lookup(team_id, SECTION)) if lookup else None)

@@ -1,13 +1,14 @@
 """What the gateway knows about teams, in memory: config's ``default_team_settings`` plus the store.
 
-The request path reads ``capture_content``; the routing builder reads ``destination_specs`` and
-``logging_disabled``. Both are answered from immutable snapshots replaced whole.
+The request path reads ``capture_content`` and hooks' ``hook_params``; the routing builder reads
+``destination_specs`` and ``logging_disabled``. Both are answered from immutable snapshots replaced whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.config import GatewayConfig
 from app.routing import DestinationSpec, config_team_specs
@@ -18,6 +19,8 @@ from exporters.registry import DestinationRegistry
 class TeamPolicy:
     capture_content: bool = True
     logging_disabled: bool = False
+    # Hooks' per-team settings from the team's metadata (``azure_content_safety_params``), by section.
+    hook_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class TeamDirectory:
@@ -42,6 +45,18 @@ class TeamDirectory:
             return not self._config.turn_off_message_logging
         policy = self._policies.get(team_id)
         return policy.capture_content if policy else not self._config.turn_off_message_logging
+
+    def hook_params(self, team_id: str | None, section: str) -> Mapping[str, Any] | None:
+        """A team's settings for one hook: its metadata through the admin API, else its
+        ``default_team_settings`` entry. The same object until the team changes (hooks cache on it)."""
+        if team_id is None:
+            return None
+        policy = self._policies.get(team_id)
+        if policy is not None and section in policy.hook_params:
+            return policy.hook_params[section]
+        entry = self._config_teams.get(team_id)
+        value = entry.callback_vars.get(section) if entry is not None else None
+        return value if isinstance(value, Mapping) else None
 
     def logging_disabled(self) -> frozenset[str]:
         return frozenset(t for t, p in self._policies.items() if p.logging_disabled)

@@ -21,6 +21,7 @@ from exporters.registry import DestinationRegistry
 
 log = logging.getLogger(__name__)
 TURN_OFF_CONTENT = "turn_off_message_logging"  # team metadata flag, as in litellm_settings
+HOOK_PARAMS_SUFFIX = "_params"  # team metadata sections read by hooks, named as in litellm_settings
 
 
 def secret_context(team_id: str, callback_name: str, callback_type: str) -> str:
@@ -38,6 +39,11 @@ def callback_vars(record: CallbackRecord, box: SecretBox | None) -> dict[str, An
     return values
 
 
+def hook_params(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The ``*_params`` sections of a team's metadata: hooks' per-team settings."""
+    return {k: v for k, v in metadata.items() if k.endswith(HOOK_PARAMS_SUFFIX) and isinstance(v, Mapping)}
+
+
 class TeamState:
     def __init__(self, auth: Authenticator, teams: TeamDirectory, registry: DestinationRegistry,
                  box: SecretBox | None, global_content: bool) -> None:
@@ -53,7 +59,8 @@ class TeamState:
         self._auth.keys = self._key_index(snapshot)
         policies = {team_id: TeamPolicy(
             capture_content=self._global_content and not bool(team.metadata.get(TURN_OFF_CONTENT)),
-            logging_disabled=team.logging_disabled) for team_id, team in snapshot.teams.items()}
+            logging_disabled=team.logging_disabled, hook_params=hook_params(team.metadata))
+            for team_id, team in snapshot.teams.items()}
         self._teams.replace(self._specs(snapshot.callbacks), policies)
         self.version = snapshot.version
 

@@ -104,6 +104,45 @@ STREAM_UPSTREAM_INVALID_RESPONSE: Final = "upstream_invalid_response"
 # as the end of the stream, so the call is OK; the outcome says the marker was missing.
 STREAM_ENDED_WITHOUT_DONE: Final = "ended_without_done"
 
+# --- Content moderation (app.moderation): the verdict on the gateway span ---------------------------
+MODERATION_BLOCKED: Final = "spangate.moderation.blocked"  # true when a check blocked the call
+MODERATION_SOURCE: Final = "spangate.moderation.source"  # what was blocked: MODERATION_INPUT or _OUTPUT
+MODERATION_CATEGORY: Final = "spangate.moderation.category"  # the category that blocked it
+MODERATION_SEVERITY: Final = "spangate.moderation.severity"  # its severity
+MODERATION_EXEMPT: Final = "spangate.moderation.exempt"  # the caller's team is exempt: nothing checked
+MODERATION_INPUT: Final = "input"
+MODERATION_OUTPUT: Final = "output"
+# Metrics (counters): checks by source and outcome, blocks by source and category, fail-open passes
+# by source and reason.
+METRIC_MODERATION_CHECKS: Final = "spangate.moderation.checks"
+METRIC_MODERATION_BLOCKS: Final = "spangate.moderation.blocks"
+METRIC_MODERATION_FAIL_OPEN: Final = "spangate.moderation.fail_open"
+MODERATION_OUTCOME: Final = "outcome"  # metric label: passed, blocked, unavailable
+MODERATION_REASON: Final = "reason"  # metric label: why the service missed (timeout, http_429, ...)
+MODERATION_CATEGORY_LABEL: Final = "category"
+MODERATION_SOURCE_LABEL: Final = "source"
+
+
+def moderation_severity(source: str, category: str) -> str:
+    """``spangate.moderation.input.severity.self_harm``: one category's severity for one source (the
+    highest over the parts a long text was split into)."""
+    return f"spangate.moderation.{source}.severity.{_snake(category)}"
+
+
+def moderation_parts(source: str) -> str:
+    """How many requests one source's text took (over 10,000 characters it is split)."""
+    return f"spangate.moderation.{source}.parts"
+
+
+def moderation_unavailable(source: str) -> str:
+    """Why the service gave no verdict for this source (fail-open passed it, fail-closed refused it)."""
+    return f"spangate.moderation.{source}.unavailable"
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + ch.lower() if ch.isupper() and i else ch.lower() for i, ch in enumerate(name))
+
+
 # Request-metadata keys the seed documents; destinations map them to their own fields.
 META_GENERATION_NAME: Final = "generation_name"
 META_GENERATION_ID: Final = "generation_id"

@@ -1,0 +1,199 @@
+"""The ``azure_content_safety`` call hook: the input is checked before the model is called, a
+complete answer before it is returned, a stream as it goes (``app.moderation.stream``).
+
+A verdict over a threshold rejects the call with ``ModerationBlocked`` (400, ``code``
+``moderation_blocked``, the error object naming ``source``, ``category`` and ``severity``); no
+verdict (down, slow, 429, 5xx, a wrong key) is ``ModerationUnavailable`` (503) unless the hook fails
+open, when the call goes on and the miss is counted and put on the span. The flagged text itself is
+never in an error, a log line or an attribute: only categories, severities and reasons are.
+
+What the span gets goes into ``call.extra`` (names in ``contracts.semconv``); the proxy copies it
+onto the gateway span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.metrics import Meter
+
+from app.call import CallRecord
+from app.config_keys import ConfigError
+from app.errors import InvalidRequest, ServiceUnavailable
+from app.hooks import CallHook, StreamFilter
+from app.moderation.client import ContentSafetyClient, ServiceMiss, Severities
+from app.moderation.settings import CATEGORIES, SECTION, ContentSafetySettings, StreamMode, TeamModeration, parse_team
+from app.moderation.stream import EndFilter, WindowFilter
+from app.moderation.texts import request_text, response_text
+from contracts import semconv as sc
+
+log = logging.getLogger("spangate.moderation")
+MISS_LOG_INTERVAL = 60.0  # seconds between "still failing" lines while the service misses
+DEFAULT_RETRY_AFTER = 2  # seconds, when a 503 has no hint from the service
+TeamParams = Callable[[str | None], Mapping[str, Any] | None]
+
+
+class ModerationBlocked(InvalidRequest):
+    code = "moderation_blocked"
+
+    def __init__(self, source: str, category: str, severity: int, threshold: int) -> None:
+        super().__init__(f"the {source} was blocked by content moderation: {category} at severity {severity} "
+                         f"(this gateway blocks {category} from severity {threshold})")
+        self.fields = {"source": source, "category": category, "severity": severity}
+
+
+class ModerationUnavailable(ServiceUnavailable):
+    def __init__(self, source: str, reason: str, retry_after: int | None) -> None:
+        super().__init__(f"content moderation could not check the {source} ({reason}); the call was not "
+                         "made. Try again shortly", retry_after=retry_after or DEFAULT_RETRY_AFTER,
+                         code="moderation_unavailable")
+        self.fields = {"source": source}
+
+
+class ModerationMetrics:
+    def __init__(self, meter: Meter) -> None:
+        self.checks = meter.create_counter(sc.METRIC_MODERATION_CHECKS, unit="{check}")
+        self.blocks = meter.create_counter(sc.METRIC_MODERATION_BLOCKS, unit="{call}")
+        self.fail_open = meter.create_counter(sc.METRIC_MODERATION_FAIL_OPEN, unit="{check}")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    thresholds: Mapping[str, int]
+
+
+class ContentSafetyHook(CallHook):
+    name = "azure_content_safety"
+
+    def __init__(self, settings: ContentSafetySettings, client: ContentSafetyClient, metrics: ModerationMetrics,
+                 team_params: TeamParams | None = None, on_close: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._metrics = metrics
+        self._team_params = team_params
+        self._on_close = on_close
+        self._global = Policy(settings.thresholds)
+        # team -> (the raw override it was parsed from, its policy): re-parsed only when the store's
+        # snapshot hands a new object, so a call costs one lookup and one identity test.
+        self._teams: dict[str, tuple[object, Policy | None]] = {}
+        self._miss_logged = 0.0
+        self._misses = 0
+
+    # --- points -------------------------------------------------------------------------------
+
+    async def before_upstream(self, call: CallRecord) -> None:
+        policy = self.policy(call)
+        if policy is not None:
+            await self.check(call, sc.MODERATION_INPUT, request_text(call.operation, call.request), policy)
+
+    async def after_upstream(self, call: CallRecord) -> None:
+        policy = self.policy(call)
+        if policy is not None:
+            await self.check(call, sc.MODERATION_OUTPUT, response_text(call.operation, call.response), policy)
+
+    def stream_filter(self, call: CallRecord) -> StreamFilter | None:
+        policy = self.policy(call)
+        if policy is None:
+            return None
+        if self.settings.stream_mode is StreamMode.END:
+            return EndFilter(self, call, policy)
+        return WindowFilter(self, call, policy, self.settings.stream_window_chars)
+
+    async def aclose(self) -> None:
+        if self._on_close is not None:
+            await self._on_close()
+
+    # --- the check ----------------------------------------------------------------------------
+
+    def policy(self, call: CallRecord) -> Policy | None:
+        """The thresholds for this caller's team, or ``None`` when the team is exempt (recorded)."""
+        policy = self._team_policy(call.team_id) if self._team_params is not None else self._global
+        if policy is None:
+            call.extra[sc.MODERATION_EXEMPT] = True
+        return policy
+
+    def _team_policy(self, team_id: str | None) -> Policy | None:
+        raw = self._team_params(team_id) if self._team_params is not None and team_id else None
+        if raw is None or team_id is None:
+            return self._global
+        cached = self._teams.get(team_id)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        policy = self._parse_team(team_id, raw)
+        self._teams[team_id] = (raw, policy)
+        return policy
+
+    def _parse_team(self, team_id: str, raw: Mapping[str, Any]) -> Policy | None:
+        try:
+            team: TeamModeration = parse_team(raw, f"team {team_id} {SECTION}")
+        except ConfigError as exc:  # the admin API refuses these; one stored by other means is reported
+            log.error("%s; the global thresholds apply to this team", exc)
+            return self._global
+        if team.exempt:
+            return None
+        return Policy({**self.settings.thresholds, **team.thresholds})
+
+    async def check(self, call: CallRecord, source: str, text: str, policy: Policy) -> None:
+        """Raises ``ModerationBlocked`` over a threshold, ``ModerationUnavailable`` when failing closed."""
+        if not text:
+            return
+        try:
+            severities, parts = await self._client.analyze(text)
+        except ServiceMiss as miss:
+            self._missed(call, source, miss)
+            return
+        self._record(call, source, severities, parts)
+        blocked = verdict(severities, policy.thresholds)
+        if blocked is None:
+            self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "passed"})
+            return
+        category, severity = blocked
+        self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "blocked"})
+        self._metrics.blocks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_CATEGORY_LABEL: category})
+        call.extra.update({sc.MODERATION_BLOCKED: True, sc.MODERATION_SOURCE: source,
+                           sc.MODERATION_CATEGORY: category, sc.MODERATION_SEVERITY: severity})
+        raise ModerationBlocked(source, category, severity, policy.thresholds[category])
+
+    @staticmethod
+    def _record(call: CallRecord, source: str, severities: Severities, parts: int) -> None:
+        for category, severity in severities.items():
+            name = sc.moderation_severity(source, category)
+            call.extra[name] = max(severity, call.extra.get(name, 0))  # a stream's windows: the highest
+        parts_name = sc.moderation_parts(source)
+        call.extra[parts_name] = call.extra.get(parts_name, 0) + parts
+
+    def _missed(self, call: CallRecord, source: str, miss: ServiceMiss) -> None:
+        call.extra[sc.moderation_unavailable(source)] = miss.reason
+        self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "unavailable"})
+        self._log_miss(source, miss.reason)
+        if not self.settings.fail_open:
+            raise ModerationUnavailable(source, miss.reason, miss.retry_after)
+        self._metrics.fail_open.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_REASON: miss.reason})
+
+    def _log_miss(self, source: str, reason: str) -> None:
+        """One line per interval while the service misses, with the count: an outage under load must
+        not write a line per call."""
+        self._misses += 1
+        now = time.monotonic()
+        if now - self._miss_logged < MISS_LOG_INTERVAL and self._miss_logged:
+            return
+        action = "passed unchecked (fail_open)" if self.settings.fail_open else "refused with 503"
+        hint = "; check azure_content_safety_params.key" if reason in ("http_401", "http_403") else ""
+        log.warning("content moderation gave no verdict for the %s (%s): %d call(s) %s since the last line%s",
+                    source, reason, self._misses, action, hint)
+        self._miss_logged = now
+        self._misses = 0
+
+
+def verdict(severities: Severities, thresholds: Mapping[str, int]) -> tuple[str, int] | None:
+    """The category that blocks (the most severe over its threshold; ties in ``CATEGORIES`` order)."""
+    worst: tuple[str, int] | None = None
+    for category in CATEGORIES:
+        severity = severities.get(category, 0)
+        if severity >= thresholds[category] and (worst is None or severity > worst[1]):
+            worst = (category, severity)
+    return worst

@@ -1,0 +1,185 @@
+"""Moderating a streamed answer: the two ``stream_mode`` filters.
+
+``WindowFilter`` (the default) holds events back until the text they carry has been checked. Text
+is cut into windows of ``stream_window_chars``; each window is checked (with the last
+``OVERLAP_CHARS`` of the one before, so a phrase cut by the window edge is still read whole) while
+the next one fills, and a window's events are released, in order, once its check has passed. A
+blocked window is never sent: the stream ends with the error event. The cost is latency: the
+client's first bytes wait for one window of text and one check.
+
+``EndFilter`` passes every event through at once except ``data: [DONE]``, checks the assembled
+answer when the upstream is done, and sends ``[DONE]`` only if it passed; otherwise the stream ends
+with the error event instead. The client has seen the text by then: the cut only tells it so.
+
+Both see the SSE bytes the relay forwards (complete events, LF line endings); a piece cut inside an
+event is joined with the next before it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from app.call import CallRecord
+from contracts import semconv as sc
+
+if TYPE_CHECKING:
+    from app.moderation.hook import ContentSafetyHook, Policy
+
+OVERLAP_CHARS = 200
+_DONE = b"[DONE]"
+_decode = msgspec.json.decode
+
+
+class _Events:
+    """Cuts forwarded bytes into whole events and reads the answer text out of each."""
+
+    def __init__(self, operation: str) -> None:
+        self._chat = operation == sc.OP_CHAT
+        self._partial = b""
+
+    def split(self, piece: bytes) -> list[bytes]:
+        data = self._partial + piece if self._partial else piece
+        end = data.rfind(b"\n\n")
+        if end == -1:
+            self._partial = data
+            return []
+        self._partial = data[end + 2:]
+        return [event + b"\n\n" for event in data[:end].split(b"\n\n")]
+
+    def rest(self) -> bytes:
+        rest, self._partial = self._partial, b""
+        return rest
+
+    def text(self, event: bytes) -> str:
+        data = _data(event)
+        if data is None or data == _DONE:
+            return ""
+        try:
+            chunk = _decode(data)
+        except msgspec.DecodeError:
+            return ""
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        if not isinstance(choices, list):
+            return ""
+        return "".join(_choice_text(choice, self._chat) for choice in choices)
+
+
+def is_done(event: bytes) -> bool:
+    return _data(event) == _DONE
+
+
+def _data(event: bytes) -> bytes | None:
+    lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines).strip() if lines else None
+
+
+def _choice_text(choice: Any, chat: bool) -> str:
+    if not isinstance(choice, Mapping):
+        return ""
+    value = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+    return value if isinstance(value, str) else ""
+
+
+class WindowFilter:
+    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy, window_chars: int) -> None:
+        self._hook = hook
+        self._call = call
+        self._policy = policy
+        self._window = window_chars
+        self._events = _Events(call.operation)
+        self._held: list[bytes] = []  # events of the window being filled
+        self._text: list[str] = []
+        self._size = 0
+        self._tail = ""  # the end of the last window, read again with the next
+        # Windows cut, in order: their check (None: no text to check) and their events.
+        self._checking: deque[tuple[asyncio.Task[None] | None, bytes]] = deque()
+
+    async def feed(self, piece: bytes) -> bytes:
+        for event in self._events.split(piece):
+            self._held.append(event)
+            text = self._events.text(event)
+            if text:
+                self._text.append(text)
+                self._size += len(text)
+                if self._size >= self._window:
+                    self._cut()
+        return await self._release(wait=False)
+
+    async def end(self) -> bytes:
+        rest = self._events.rest()
+        if rest:
+            self._held.append(rest)
+        self._cut()
+        return await self._release(wait=True)
+
+    def _cut(self) -> None:
+        if not self._held:
+            return
+        task = None
+        if self._text:
+            new = "".join(self._text)
+            text = self._tail + new
+            self._tail = text[-OVERLAP_CHARS:]
+            task = asyncio.get_running_loop().create_task(
+                self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy))
+            task.add_done_callback(_retrieve)
+        self._checking.append((task, b"".join(self._held)))
+        self._held, self._text, self._size = [], [], 0
+
+    async def _release(self, *, wait: bool) -> bytes:
+        out = []
+        try:
+            while self._checking:
+                task, data = self._checking[0]
+                if task is not None:
+                    if not wait and not task.done():
+                        break
+                    await task  # ModerationBlocked / ModerationUnavailable: the stream ends here
+                self._checking.popleft()
+                out.append(data)
+        except BaseException:
+            self._cancel()
+            raise
+        return b"".join(out)
+
+    def _cancel(self) -> None:
+        for task, _ in self._checking:
+            if task is not None:
+                task.cancel()
+        self._checking.clear()
+
+
+class EndFilter:
+    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy) -> None:
+        self._hook = hook
+        self._call = call
+        self._policy = policy
+        self._events = _Events(call.operation)
+        self._text: list[str] = []
+        self._done: bytes | None = None
+
+    async def feed(self, piece: bytes) -> bytes:
+        out = []
+        for event in self._events.split(piece):
+            if is_done(event):
+                self._done = event  # held: sent only once the answer has passed
+                continue
+            self._text.append(self._events.text(event))
+            out.append(event)
+        return b"".join(out)
+
+    async def end(self) -> bytes:
+        rest = self._events.rest()
+        await self._hook.check(self._call, sc.MODERATION_OUTPUT, "".join(self._text), self._policy)
+        return rest + (self._done or b"")
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A window whose stream was abandoned (the client left) still ends; its outcome is not news."""
+    if not task.cancelled():
+        task.exception()
