@@ -44,7 +44,8 @@ def test_api_key_is_accepted_and_thresholds_override_per_category() -> None:
 
 
 @pytest.mark.parametrize(("params", "named"), [
-    ({"endpoint": ENDPOINT, "key": "k", "thresholds": {"SelfHarm": 8}}, "azure_content_safety_params.thresholds.SelfHarm"),
+    ({"endpoint": ENDPOINT, "key": "k", "thresholds": {"SelfHarm": 8}},
+     "azure_content_safety_params.thresholds.SelfHarm"),
     ({"endpoint": ENDPOINT, "key": "k", "thresholds": {"Hate": -1}}, "azure_content_safety_params.thresholds.Hate"),
     ({"endpoint": ENDPOINT, "key": "k", "thresholds": {"Violence": "4"}}, "thresholds.Violence"),
     ({"endpoint": ENDPOINT, "key": "k", "thresholds": {"Sexual": True}}, "thresholds.Sexual"),

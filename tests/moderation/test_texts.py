@@ -22,7 +22,8 @@ def test_embeddings_input_and_completion_prompt() -> None:
 
 
 def test_answer_text_of_every_choice_and_none_for_embeddings() -> None:
-    chat = {"choices": [{"message": {"content": "one"}}, {"message": {"content": None}}, {"message": {"content": "two"}}]}
+    chat = {"choices": [{"message": {"content": "one"}}, {"message": {"content": None}},
+                        {"message": {"content": "two"}}]}
     assert response_text(sc.OP_CHAT, chat) == "one\n\ntwo"
     assert response_text(sc.OP_TEXT_COMPLETION, {"choices": [{"text": "t"}]}) == "t"
     assert response_text(sc.OP_EMBEDDINGS, {"data": [{"embedding": [0.1]}]}) == ""
