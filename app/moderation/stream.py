@@ -98,6 +98,7 @@ class WindowFilter:
         self._tail = ""  # the end of the last window, read again with the next
         # Windows cut, in order: their check (None: no text to check) and their events.
         self._checking: deque[tuple[asyncio.Task[None] | None, bytes]] = deque()
+        self._failed: Exception | None = None
 
     async def feed(self, piece: bytes) -> bytes:
         for event in self._events.split(piece):
@@ -115,7 +116,10 @@ class WindowFilter:
         if rest:
             self._held.append(rest)
         self._cut()
-        return await self._release(wait=True)
+        out = await self._release(wait=True)
+        if self._failed is not None:  # the relay calls ``end`` once: what passed and the error cannot both go
+            raise self._failed        # back, so the passed windows are dropped with it
+        return out
 
     def _cut(self) -> None:
         if not self._held:
@@ -132,19 +136,27 @@ class WindowFilter:
         self._held, self._text, self._size = [], [], 0
 
     async def _release(self, *, wait: bool) -> bytes:
+        """The events of the windows checked so far, in order. A window that failed its check ends
+        the stream: the windows before it are sent first, the error on the next call."""
+        if self._failed is not None:
+            raise self._failed
         out = []
-        try:
-            while self._checking:
-                task, data = self._checking[0]
-                if task is not None:
-                    if not wait and not task.done():
-                        break
-                    await task  # ModerationBlocked / ModerationUnavailable: the stream ends here
-                self._checking.popleft()
-                out.append(data)
-        except BaseException:
-            self._cancel()
-            raise
+        while self._checking:
+            task, data = self._checking[0]
+            if task is not None:
+                if not wait and not task.done():
+                    break
+                try:
+                    await task
+                except BaseException as exc:  # ModerationBlocked / ModerationUnavailable (or cancelled)
+                    self._cancel()
+                    if isinstance(exc, Exception):
+                        self._failed = exc
+                    if not out:
+                        raise
+                    break
+            self._checking.popleft()
+            out.append(data)
         return b"".join(out)
 
     def _cancel(self) -> None:

@@ -1,0 +1,158 @@
+"""Streams through the hook's filters: held back in windows (the default), or checked at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from app.moderation import ModerationBlocked, ModerationUnavailable
+from app.moderation.stream import EndFilter, WindowFilter
+from contracts import semconv as sc
+from tests.moderation.support import chat_call, rig
+from tests.support.content_safety import ContentSafetyStandIn, Fault
+
+MARK = "FLAGGED-91"
+DONE = b"data: [DONE]\n\n"
+
+
+def chunk(text: str | None, *, finish: str | None = None) -> bytes:
+    delta = {} if text is None else {"content": text}
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def events(*texts: str) -> list[bytes]:
+    return [chunk(None), *(chunk(t) for t in texts), chunk(None, finish="stop"), DONE]
+
+
+@pytest.fixture
+def cs() -> Iterator[ContentSafetyStandIn]:
+    with ContentSafetyStandIn() as stand_in:
+        yield stand_in
+
+
+async def relay(stream_filter: object, pieces: list[bytes]) -> tuple[list[bytes], BaseException | None]:
+    """What the client gets, piece by piece, and the error the stream ended with (as the relay would)."""
+    sent: list[bytes] = []
+    try:
+        for piece in pieces:
+            sent.append(await stream_filter.feed(piece))  # type: ignore[attr-defined]
+        sent.append(await stream_filter.end())  # type: ignore[attr-defined]
+    except (ModerationBlocked, ModerationUnavailable) as exc:
+        return sent, exc
+    return sent, None
+
+
+async def test_window_mode_is_the_default_and_a_clean_stream_arrives_whole(cs: ContentSafetyStandIn) -> None:
+    pieces = events("Hello ", "there, ", "how are ", "you today?")
+    async with rig(cs, stream_window_chars=12) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        assert isinstance(stream_filter, WindowFilter)
+        sent, error = await relay(stream_filter, pieces)
+    assert error is None and b"".join(sent) == b"".join(pieces)
+    assert sent[0] == b"" and sent[1] == b""  # held until the first window (12 characters) was checked
+    assert len(cs.requests) == 2
+
+
+async def test_window_mode_never_sends_a_flagged_window(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Violence=6)
+    pieces = events("A calm start. ", "Still calm.. ", f"then {MARK} ", "and more text")
+    async with rig(cs, stream_window_chars=12) as r:
+        call = chat_call("hi", stream=True)
+        (stream_filter,) = r.chain.stream_filters(call)
+        sent, error = await relay(stream_filter, pieces)
+    assert isinstance(error, ModerationBlocked) and error.fields == {"source": "output", "category": "Violence",
+                                                                      "severity": 6}
+    assert MARK.encode() not in b"".join(sent)
+    assert call.extra[sc.MODERATION_SOURCE] == "output"
+
+
+async def test_windows_checked_before_a_flagged_one_reach_the_client_first(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Violence=6)
+    async with rig(cs, stream_window_chars=12) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        assert await stream_filter.feed(chunk("A calm start. ")) == b""
+        first = await released(stream_filter)
+        assert b"A calm start." in first
+        assert await stream_filter.feed(chunk(f"then {MARK} ")) == b""
+        with pytest.raises(ModerationBlocked):
+            await released(stream_filter)
+        with pytest.raises(ModerationBlocked):  # and the stream stays ended
+            await stream_filter.end()
+
+
+async def released(stream_filter: WindowFilter, timeout: float = 5.0) -> bytes:
+    """Feeds nothing until the held windows' checks are done and their events come out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        out = await stream_filter.feed(b"")
+        if out:
+            return out
+        await asyncio.sleep(0.005)
+    raise AssertionError("no window released")
+
+
+async def test_a_phrase_cut_by_the_window_edge_is_read_whole(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Hate=6)
+    half = len(MARK) // 2
+    pieces = events("x" * 11 + MARK[:half], MARK[half:] + " tail")
+    async with rig(cs, stream_window_chars=12) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        _sent, error = await relay(stream_filter, pieces)
+    assert isinstance(error, ModerationBlocked)
+
+
+async def test_window_mode_fail_closed_and_fail_open(cs: ContentSafetyStandIn) -> None:
+    pieces = events("some answer text")
+    cs.script(Fault(status=500))
+    async with rig(cs) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        sent, error = await relay(stream_filter, pieces)
+    assert isinstance(error, ModerationUnavailable) and b"".join(sent) == b""
+    cs.script(Fault(status=500))
+    async with rig(cs, fail_open=True) as r:
+        call = chat_call("hi", stream=True)
+        (stream_filter,) = r.chain.stream_filters(call)
+        sent, error = await relay(stream_filter, pieces)
+    assert error is None and b"".join(sent) == b"".join(pieces)
+    assert call.extra[sc.moderation_unavailable("output")] == "http_5xx"
+
+
+async def test_end_mode_streams_at_once_and_holds_only_done(cs: ContentSafetyStandIn) -> None:
+    pieces = events("Hello ", "there")
+    async with rig(cs, stream_mode="end") as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        assert isinstance(stream_filter, EndFilter)
+        sent, error = await relay(stream_filter, pieces)
+    assert error is None
+    assert sent[:-2] == pieces[:-1] and sent[-2] == b"" and sent[-1] == DONE
+    assert cs.texts == ["Hello there"]
+
+
+async def test_end_mode_cuts_a_flagged_answer_with_an_error_instead_of_done(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, SelfHarm=4)
+    pieces = events("one ", MARK, " two")
+    async with rig(cs, stream_mode="end") as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        sent, error = await relay(stream_filter, pieces)
+    assert isinstance(error, ModerationBlocked) and error.fields["category"] == "SelfHarm"
+    assert DONE not in b"".join(sent)
+
+
+async def test_pieces_cut_inside_an_event_are_joined(cs: ContentSafetyStandIn) -> None:
+    whole = b"".join(events("abc ", "def"))
+    pieces = [whole[i:i + 7] for i in range(0, len(whole), 7)]
+    async with rig(cs, stream_window_chars=3) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        sent, error = await relay(stream_filter, pieces)
+    assert error is None and b"".join(sent) == whole
+    assert cs.texts == ["abc ", "abc def"]  # each window read with the end of the one before
+
+
+async def test_an_exempt_team_gets_no_filter(cs: ContentSafetyStandIn) -> None:
+    async with rig(cs, [{"team_id": "t", "azure_content_safety_params": {"exempt": True}}]) as r:
+        assert r.chain.stream_filters(chat_call("hi", team_id="t", stream=True)) == []
