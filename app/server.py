@@ -25,6 +25,7 @@ from app.auth import Authenticator
 from app.config import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
+from app.hook_setup import check_hooks
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
 from app.providers import ModelRouter
@@ -148,7 +149,7 @@ def _export_traces(env: Mapping[str, str]) -> bool:
 
 
 def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
-    """Resolve every configured destination (and the resource they all export) now, so a bad callback
+    """Resolve every configured destination and hook setting (and the resource they all export) now, so a bad callback
     stops start-up with one line (ConfigError) before the server binds or forks workers, instead of
     failing inside the lifespan."""
     build_resource(env)
@@ -157,6 +158,7 @@ def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
         specs = global_specs(config, registry, env,
                              BuildContext(http_client=client, span_log_path=config.resolved_span_log_path))
     TeamDirectory(config).destination_specs(registry)
+    check_hooks(config)
     for spec in specs:
         if isinstance(spec.config, FileConfig):  # the local span log: there from the start
             try:

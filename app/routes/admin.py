@@ -25,7 +25,9 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from app.auth import Caller, bearer_token
+from app.config_keys import ConfigError
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
+from app.moderation import check_team_metadata
 from app.routes.admin_fields import refuse_unimplemented
 from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
 from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
@@ -104,6 +106,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: amount})
 
 
+def _check_team_metadata(metadata: Mapping[str, Any] | None) -> None:
+    """Hooks' per-team settings in the metadata (``azure_content_safety_params``) must parse: refused
+    here with 400, rather than ignored by the request path later."""
+    try:
+        check_team_metadata(metadata)
+    except ConfigError as exc:
+        raise InvalidRequest(str(exc), param="metadata", code="invalid_value") from None
+
+
 def team_json(team: TeamRecord) -> dict[str, Any]:
     return {"team_id": team.team_id, "team_alias": team.team_alias, "models": list(team.models),
             "metadata": team.metadata, "logging_disabled": team.logging_disabled,
@@ -148,6 +159,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
     async def team_new(data: JSONBody[TeamNew]) -> dict[str, Any]:
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
+        _check_team_metadata(data.metadata)
         try:
             team = await store().create_team(data.team_id, data.team_alias, data.models, data.metadata)
         except AlreadyExists:
@@ -170,6 +182,7 @@ def admin_routes(gateway: Gateway) -> list[Router]:
 
     @post("/team/update", status_code=200, tags=["team management"], opt={"body": TeamUpdate})
     async def team_update(data: JSONBody[TeamUpdate]) -> dict[str, Any]:
+        _check_team_metadata(data.metadata)
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
                                     ("metadata", data.metadata)) if v is not None}
         try:
