@@ -3,9 +3,9 @@
 ``WindowFilter`` (the default) holds events back until the text they carry has been checked. Text
 is cut into windows of ``stream_window_chars``; each window is checked (with the last
 ``OVERLAP_CHARS`` of the one before, so a phrase cut by the window edge is still read whole) while
-the next one fills, and a window's events are released, in order, once its check has passed. A
-blocked window is never sent: the stream ends with the error event. The cost is latency: the
-client's first bytes wait for one window of text and one check.
+the next one fills (at most ``MAX_WINDOWS_IN_FLIGHT`` at once), and a window's events are released,
+in order, once its check has passed. A blocked window is never sent: the stream ends with the error
+event. The cost is latency: the client's first bytes wait for one window of text and one check.
 
 ``EndFilter`` passes every event through at once except ``data: [DONE]``, checks the assembled
 answer when the upstream is done, and sends ``[DONE]`` only if it passed; otherwise the stream ends
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from app.moderation.hook import ContentSafetyHook, Policy
 
 OVERLAP_CHARS = 200
+MAX_WINDOWS_IN_FLIGHT = 4  # per stream
 _DONE = b"[DONE]"
 _decode = msgspec.json.decode
 
@@ -109,14 +110,14 @@ class WindowFilter:
                 self._size += len(text)
                 if self._size >= self._window:
                     self._cut()
-        return await self._release(wait=False)
+        return await self._release(keep=MAX_WINDOWS_IN_FLIGHT)
 
     async def end(self) -> bytes:
         rest = self._events.rest()
         if rest:
             self._held.append(rest)
         self._cut()
-        out = await self._release(wait=True)
+        out = await self._release(keep=0)
         if self._failed is not None:  # the relay calls ``end`` once: what passed and the error cannot both go
             raise self._failed        # back, so the passed windows are dropped with it
         return out
@@ -135,16 +136,18 @@ class WindowFilter:
         self._checking.append((task, b"".join(self._held)))
         self._held, self._text, self._size = [], [], 0
 
-    async def _release(self, *, wait: bool) -> bytes:
-        """The events of the windows checked so far, in order. A window that failed its check ends
-        the stream: the windows before it are sent first, the error on the next call."""
+    async def _release(self, *, keep: int) -> bytes:
+        """The events of the windows checked so far, in order, waiting while more than ``keep`` are
+        still being checked (a fast upstream is slowed to the checks' pace instead of opening a check
+        per window at once). A window that failed its check ends the stream: the windows before it
+        are sent first, the error on the next call."""
         if self._failed is not None:
             raise self._failed
         out = []
         while self._checking:
             task, data = self._checking[0]
             if task is not None:
-                if not wait and not task.done():
+                if not task.done() and len(self._checking) <= keep:
                     break
                 try:
                     await task

@@ -156,3 +156,13 @@ async def test_pieces_cut_inside_an_event_are_joined(cs: ContentSafetyStandIn) -
 async def test_an_exempt_team_gets_no_filter(cs: ContentSafetyStandIn) -> None:
     async with rig(cs, [{"team_id": "t", "azure_content_safety_params": {"exempt": True}}]) as r:
         assert r.chain.stream_filters(chat_call("hi", team_id="t", stream=True)) == []
+
+
+async def test_a_fast_stream_waits_for_checks_beyond_four_windows_in_flight(cs: ContentSafetyStandIn) -> None:
+    cs.delay = 0.1
+    async with rig(cs, stream_window_chars=1) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        for word in "abcdefgh":
+            await stream_filter.feed(chunk(word))
+        await stream_filter.end()
+    assert len(cs.requests) == 8 and cs.max_in_flight == 5  # four held, plus the one just cut
