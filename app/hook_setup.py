@@ -3,7 +3,7 @@ callback objects by ``module.attribute``, in the order the config lists them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from opentelemetry.metrics import Meter, NoOpMeter
 from app.config import GatewayConfig
 from app.config_keys import ConfigError
 from app.hooks import CallHook, HookChain
-from app.moderation import build_content_safety
+from app.moderation import SECTION, build_content_safety
 from app.moderation import check_config as check_moderation
 from app.providers.egress import ProxyRoutes
 from app.providers.http11 import Http11Transport
@@ -27,7 +27,8 @@ class HookResources:
 
     transport: httpx.AsyncBaseTransport  # the upstream transport: egress proxy choice, child spans
     meter: Meter
-    team_params: Any = None  # TeamDirectory.hook_params: (team_id, section) -> a team's settings or None
+    # TeamDirectory.hook_params: (team_id, section) -> that team's settings for a hook, or None
+    team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
 
 
 def build_hooks(config: GatewayConfig, env: Mapping[str, str], resources: HookResources | None = None) -> HookChain:
@@ -51,8 +52,6 @@ def _build(name: str, config: GatewayConfig, env: Mapping[str, str], resources: 
 
 
 def _content_safety(config: GatewayConfig, resources: HookResources | None) -> CallHook:
-    from app.moderation.settings import SECTION
-
     if resources is None:  # a chain built outside a gateway (tools, tests): its own direct transport
         transport = Http11Transport(proxies=ProxyRoutes.from_settings(config.upstream_proxy))
         return build_content_safety(config, transport=transport, meter=NoOpMeter("spangate"), team_params=None,
