@@ -4,19 +4,22 @@ callback objects by ``module.attribute``, in the order the config lists them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from app.config import GatewayConfig
 from app.config_keys import ConfigError
 from app.hooks import CallHook, HookChain
 
 
-def build_hooks(config: GatewayConfig, env: Mapping[str, str]) -> HookChain:
-    """Every configured hook, or ``ConfigError`` naming the entry that cannot be built."""
+def build_hooks(config: GatewayConfig, env: Mapping[str, str], *, tracer_provider: Any = None) -> HookChain:
+    """Every configured hook, or ``ConfigError`` naming the entry that cannot be built.
+    ``tracer_provider``: for hooks that make calls of their own (child spans of the gateway span);
+    ``None`` when start-up only checks the config."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hooks.append(_build(name, config, env))
+        hooks.append(_build(name, config, env, tracer_provider))
     return HookChain(hooks)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str]) -> CallHook:
+def _build(name: str, config: GatewayConfig, env: Mapping[str, str], tracer_provider: Any) -> CallHook:
     raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
