@@ -107,11 +107,12 @@ class ProxyService:
             order = group.order()
             call.deployment = order[0]
             call.stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
-            span = self._spans.start(call, order[0])
+            hooked = bool(self._hooks.before)
+            span = self._spans.start(call, order[0], with_request=not hooked)
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-                if self._hooks.before:
+                if hooked:
                     group, order = await self._before_upstream(call, group, order)
-                self._spans.request(call, span)
+                    self._spans.request(call, span)
                 if call.stream:
                     return await self._stream(call, group, order, span)
                 return await self._complete(call, group, order, span)
