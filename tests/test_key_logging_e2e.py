@@ -203,7 +203,8 @@ def payloads(*sinks: HttpSink) -> bytes:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_turn_off_message_logging_by_key_metadata_and_by_callback_var(backend: str, tmp_path: Path) -> None:
-    prompts = {name: f"secret prompt {name} 7f3a" for name in ("meta", "key-var", "team-var", "teammate", "open")}
+    prompts = {name: f"secret prompt {name} 7f3a"
+               for name in ("meta", "key-var", "team-var", "team-meta", "teammate", "open")}
     with (database(backend, tmp_path) as db, langfuse_projects("A", "B", "C") as projects,
           running_gateway(gateway_settings(db), data_dir=tmp_path, env=db.env) as gw,
           admin_client(gw.base_url) as admin):
@@ -212,21 +213,24 @@ def test_turn_off_message_logging_by_key_metadata_and_by_callback_var(backend: s
         quiet = projects["C"].callback_body()
         quiet["callback_vars"]["turn_off_message_logging"] = True
         ok(admin.post(f"/team/{quiet_team}/callback", json=quiet))
+        meta_team = new_team(admin, metadata={"turn_off_message_logging": True})
+        ok(admin.post(f"/team/{meta_team}/callback", json=projects["C"].callback_body()))
         keys = {
             "meta": new_key(admin, team_id=team_id, metadata={"turn_off_message_logging": True,
                                                               "logging": logging_to(projects["B"])})["key"],
             "key-var": new_key(admin, team_id=team_id, metadata={
                 "logging": logging_to(projects["B"], turn_off_message_logging=True)})["key"],
             "team-var": new_key(admin, team_id=quiet_team)["key"],
+            "team-meta": new_key(admin, team_id=meta_team)["key"],
             "teammate": new_key(admin, team_id=team_id)["key"],
             "open": new_key(admin, team_id=team_id, metadata={"logging": logging_to(projects["B"])})["key"]}
         for name, key in keys.items():
             send_chats(gw.base_url, key, name, prompt=prompts[name])
         projects["B"].wait_for(lambda s: len(s) >= 3)
         projects["A"].wait_for(lambda s: len(s) >= 1)
-        projects["C"].wait_for(lambda s: len(s) >= 1)
+        projects["C"].wait_for(lambda s: len(s) >= 2)
     everything = payloads(*(p.sink for p in projects.values()))
-    for name in ("meta", "key-var", "team-var"):
+    for name in ("meta", "key-var", "team-var", "team-meta"):
         assert prompts[name].encode() not in everything, name
     # Capture is on for the others, so the check above can fail: the same sinks carry their prompts.
     assert prompts["teammate"].encode() in payloads(projects["A"].sink)
