@@ -8,7 +8,9 @@ the gateway has stopped, because stopping flushes delivery: a stray span would b
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from tests.support.teams import (
     MODEL,
     LangfuseProject,
     admin_client,
+    chat,
     database,
     error_of,
     gateway_settings,
@@ -29,6 +32,7 @@ from tests.support.teams import (
     ok,
     openai_client,
     operator_env,
+    poll,
 )
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -264,3 +268,28 @@ def test_a_key_entry_may_not_send_its_stored_secret_elsewhere(tmp_path: Path) ->
         second.wait_for(lambda reqs: len(reqs) >= 1)
     assert first.requests == []
     assert all(r.headers["x-hook-token"] == token for r in second.requests)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_instance_follows_key_logging_set_through_the_first(backend: str, tmp_path: Path) -> None:
+    with (database(backend, tmp_path) as db, langfuse_projects("A", "B", "C") as projects, ExitStack() as stack):
+        one, two = (stack.enter_context(running_gateway(gateway_settings(db), env=db.env, data_dir=tmp_path / name))
+                    for name in ("one", "two"))
+        probes = itertools.count()
+
+        def probe_reaches(project: LangfuseProject) -> bool:
+            label = f"probe-{next(probes)}"
+            assert chat(two.base_url, key, test=label).status_code == 200
+            # Any probe will do: delivery is asynchronous, so the one just sent may still be on its way.
+            return any(s["attributes"].get("langfuse.trace.metadata.test", "").startswith("probe-")
+                       for s in project.spans())
+
+        with admin_client(one.base_url) as admin:
+            team_id = new_team(admin)
+            ok(admin.post(f"/team/{team_id}/callback", json=projects["A"].callback_body()))
+            key = new_key(admin, team_id=team_id, metadata={"logging": logging_to(projects["B"])})["key"]
+            poll(lambda: chat(two.base_url, key).status_code == 200, timeout=5)
+            poll(lambda: probe_reaches(projects["B"]), timeout=5, interval=0.05)
+            ok(admin.post("/key/update", json={"key": key, "metadata": {"logging": logging_to(projects["C"])}}))
+            poll(lambda: probe_reaches(projects["C"]), timeout=5, interval=0.05)
+    assert projects["A"].sink.requests == [], "the key's spans reached its team's project"
