@@ -19,12 +19,13 @@ from typing import Any
 from app.auth import Authenticator, Caller
 from app.routing import DestinationSpec, KeyDestinations, key_spec, team_spec, unusable_spec
 from app.secrets import SecretBox, SecretBoxError
-from app.store import CallbackRecord, KeyCallbackRecord, StoreSnapshot
+from app.store import CallbackRecord, KeyCallbackRecord, StoreSnapshot, TeamRecord
 from app.teams import TeamDirectory, TeamPolicy
 from exporters.registry import DestinationRegistry
 
 log = logging.getLogger(__name__)
 TURN_OFF_CONTENT = "turn_off_message_logging"  # team or key metadata flag, or callback var, as in LiteLLM
+CacheKey = tuple[str, str, str, str]  # ("team" | "key", its id, callback name, callback type)
 SHORT_HASH = 16  # hex digits of the key hash on spans (sc.KEY_HASH), which key routes are keyed by
 
 
@@ -67,18 +68,18 @@ class TeamState:
         self._registry = registry
         self._box = box
         self._global_content = global_content
-        self._spec_cache: dict[tuple[str, str, str], tuple[datetime, DestinationSpec]] = {}
+        self._spec_cache: dict[CacheKey, tuple[datetime, DestinationSpec]] = {}
         self.version = 0
 
     def apply(self, snapshot: StoreSnapshot) -> None:
         self._auth.keys = self._key_index(snapshot)
-        no_row = {team_id: {} for team_id in snapshot.callbacks if team_id not in snapshot.teams}  # config teams
+        # Config-only teams may have API callbacks (one can turn content off) without a row of their own.
+        teams: dict[str, TeamRecord | None] = {**dict.fromkeys(snapshot.callbacks), **snapshot.teams}
         policies = {team_id: TeamPolicy(
             capture_content=self._global_content and not turns_off_content(
                 team.metadata if team else {}, snapshot.callbacks.get(team_id, ())),
-            logging_disabled=team.logging_disabled if team else False)
-            for team_id, team in {**no_row, **snapshot.teams}.items()}
-        seen: set[tuple[str, str, str]] = set()
+            logging_disabled=team.logging_disabled if team else False) for team_id, team in teams.items()}
+        seen: set[CacheKey] = set()
         team_specs = self._specs(snapshot.callbacks, seen)
         key_specs = self._key_specs(snapshot, seen)
         for stale in set(self._spec_cache) - seen:
@@ -99,11 +100,11 @@ class TeamState:
         return index
 
     def _specs(self, callbacks: Mapping[str, tuple[CallbackRecord, ...]],
-               seen: set[tuple[str, str, str]]) -> dict[str, list[DestinationSpec]]:
+               seen: set[CacheKey]) -> dict[str, list[DestinationSpec]]:
         return {team_id: [self._spec(record, seen) for record in records]
                 for team_id, records in callbacks.items() if records}
 
-    def _key_specs(self, snapshot: StoreSnapshot, seen: set[tuple[str, str, str]]) -> dict[str, KeyDestinations]:
+    def _key_specs(self, snapshot: StoreSnapshot, seen: set[CacheKey]) -> dict[str, KeyDestinations]:
         """Only keys that still exist and have entries get a route (by the span's short key hash)."""
         out = {}
         for digest, records in snapshot.key_callbacks.items():
@@ -113,10 +114,10 @@ class TeamState:
                                                            tuple(self._spec(r, seen, key.team_id) for r in records))
         return out
 
-    def _spec(self, record: CallbackRecord | KeyCallbackRecord, seen: set[tuple[str, str, str]],
+    def _spec(self, record: CallbackRecord | KeyCallbackRecord, seen: set[CacheKey],
               key_team: str | None = None) -> DestinationSpec:
-        owner = f"key:{record.token_hash}" if isinstance(record, KeyCallbackRecord) else record.team_id
-        cache_key = (owner, record.callback_name, record.callback_type.value)
+        owner = ("key", record.token_hash) if isinstance(record, KeyCallbackRecord) else ("team", record.team_id)
+        cache_key = (*owner, record.callback_name, record.callback_type.value)
         seen.add(cache_key)
         cached = self._spec_cache.get(cache_key)
         # A key moved to another team keeps its row (same updated_at) but needs the new team on its spec.
