@@ -114,6 +114,10 @@ def test_typos_are_refused_and_nothing_is_saved(backend: str, tmp_path: Path) ->
                 entry["callback_vars"] = {**good["callback_vars"], **change["callback_vars"]}
             error = error_of(admin.post("/key/generate", json={"metadata": {"logging": [entry]}}), 400)
             assert error["param"] == param and named in error["message"], error
+        metadata_host = {**good, "callback_vars": {**good["callback_vars"], "langfuse_host": "http://169.254.169.254"}}
+        error = error_of(admin.post("/key/generate", json={"metadata": {"logging": [metadata_host]}}), 400)
+        assert (error["param"], error["code"]) == ("metadata.logging[0].callback_vars.langfuse_host",
+                                                   "callback_url_not_allowed")
         assert error_of(admin.post("/key/generate", json={"metadata": {"logging": {"callback_name": "langfuse"}}}),
                         400)["param"] == "metadata.logging"
         assert error_of(admin.post("/key/generate", json={"metadata": {"turn_off_message_logging": "yes"}}),
