@@ -78,7 +78,7 @@ class Gateway:
         """Recompute the routing table from config and teams; exporters are rebuilt only where changed."""
         globals_ = global_specs(self.config, self.registry, self.env, self.build_ctx)
         table = self.routing.build(globals_, self.teams.destination_specs(self.registry),
-                                   self.teams.logging_disabled(), version)
+                                   self.teams.logging_disabled(), version, self.teams.key_destinations())
         self.router_processor.update(table)
 
 
