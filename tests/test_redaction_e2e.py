@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,16 @@ from tests.support.aws import KEY_ID, REGION, SECRET, moto_server, new_bucket, n
 from tests.support.gateway import running_gateway
 from tests.support.sentry import SentryProject
 from tests.support.sinks import HttpSink, always
-from tests.support.teams import MODEL, SALT_KEY, LangfuseProject, openai_client
+from tests.support.teams import (
+    MASTER_KEY,
+    MODEL,
+    SALT_KEY,
+    LangfuseProject,
+    admin_client,
+    new_key,
+    new_team,
+    openai_client,
+)
 
 EMBEDDING_MODEL = "mock-embed"
 # Every destination there is, each with its own sink: what each received is checked on its own.
@@ -65,7 +74,9 @@ class Destinations:
                                      "s3_callback_params": {"s3_bucket_name": self.bucket, "s3_region_name": REGION,
                                                             "s3_endpoint_url": self.moto},
                                      "dynamodb_table_name": self.table, **litellm},
-                "spangate_settings": {"span_log_path": str(tmp_path / "spans.jsonl")}}
+                "general_settings": {"master_key": MASTER_KEY,
+                                     "database_url": f"sqlite:///{(tmp_path / 'teams.db').resolve()}"},
+                "spangate_settings": {"span_log_path": str(tmp_path / "spans.jsonl"), "team_poll_seconds": 0.2}}
 
     def received(self, tmp_path: Path) -> dict[str, str]:
         """What each destination got, as text (bodies decoded where gzip was used)."""
@@ -78,10 +89,10 @@ class Destinations:
         return out
 
 
-def calls(base_url: str, marker: str, **metadata: Any) -> None:
+def calls(base_url: str, marker: str, key: str = MASTER_KEY, **metadata: Any) -> None:
     """A chat, a streamed chat, an embedding and a failed call, each carrying ``marker`` in and out."""
     extra = {"metadata": metadata} if metadata else {}
-    with openai_client(base_url, "anything") as client:
+    with openai_client(base_url, key) as client:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"in-{marker}"}],
                                        extra_body={**extra, "mock_response": f"out-{marker}"})
         stream = client.chat.completions.create(model=MODEL, stream=True,
@@ -94,13 +105,23 @@ def calls(base_url: str, marker: str, **metadata: Any) -> None:
                                            temperature=99, extra_body=extra)
 
 
-def run(moto: str, tmp_path: Path, capfd: pytest.CaptureFixture[str], marker_calls: list[tuple[str, dict[str, Any]]],
+Plan = Callable[[str], None]  # makes the calls, given the gateway's base URL
+
+
+def plan_of(marker_calls: list[tuple[str, dict[str, Any]]]) -> Plan:
+    def plan(base_url: str) -> None:
+        for marker, metadata in marker_calls:
+            calls(base_url, marker, **metadata)
+    return plan
+
+
+def run(moto: str, tmp_path: Path, capfd: pytest.CaptureFixture[str], plan: Plan | list[tuple[str, dict[str, Any]]],
         **litellm: Any) -> tuple[dict[str, str], str]:
+    plan = plan_of(plan) if isinstance(plan, list) else plan
     with ExitStack() as stack:
         sinks = Destinations(moto, stack)
         with running_gateway(sinks.config(tmp_path, **litellm), data_dir=tmp_path, env=sinks.env()) as gw:
-            for marker, metadata in marker_calls:
-                calls(gw.base_url, marker, **metadata)
+            plan(gw.base_url)
         received = sinks.received(tmp_path)
     out, err = capfd.readouterr()
     return received, out + err
@@ -141,3 +162,27 @@ def test_a_request_asks_for_privacy_for_itself_only(moto: str, tmp_path: Path,
     assert_nowhere(received, logs, "secret2")
     assert_everywhere_that_logs_content(received, "shown2")
     assert "curl -X POST" in received["langfuse"]  # the raw request of the call that may log it
+
+
+def test_team_and_key_settings_keep_their_calls_content_and_a_request_cannot_undo_them(
+        moto: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Team metadata, key metadata: the global destinations get those calls without content, even
+    when the request asks for logging and the raw request; another key of the same team is quiet
+    too, and a key of an ordinary team logs as usual."""
+    def plan(base_url: str) -> None:
+        with admin_client(base_url) as admin:
+            quiet_team = new_team(admin, metadata={"turn_off_message_logging": True})
+            loud_team = new_team(admin)
+            team_key = new_key(admin, team_id=quiet_team)
+            quiet_key = new_key(admin, team_id=loud_team, metadata={"turn_off_message_logging": True})
+            loud_key = new_key(admin, team_id=loud_team)
+        undo = {"turn_off_message_logging": False, "log_raw_request": True}
+        calls(base_url, "team-secret", team_key, **undo)
+        calls(base_url, "key-secret", quiet_key, **undo)
+        calls(base_url, "shown4", loud_key)
+
+    received, logs = run(moto, tmp_path, capfd, plan)
+    assert_nowhere(received, logs, "team-secret")
+    assert_nowhere(received, logs, "key-secret")
+    assert "curl -X POST" not in received["langfuse"] + received["file"]
+    assert_everywhere_that_logs_content(received, "shown4")
