@@ -23,7 +23,7 @@ CONTENT_SAFETY = "azure_content_safety"
 
 @dataclass(frozen=True, slots=True)
 class HookResources:
-    """What one worker's gateway lends its hooks (``app.server.build_gateway``)."""
+    """What one worker's gateway lends its built-in hooks (``app.server.build_gateway``)."""
 
     transport: httpx.AsyncBaseTransport  # the upstream transport: egress proxy choice, child spans
     meter: Meter
@@ -31,11 +31,15 @@ class HookResources:
     team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
 
 
-def build_hooks(config: GatewayConfig, env: Mapping[str, str], resources: HookResources | None = None) -> HookChain:
-    """Every configured hook, or ``ConfigError`` naming the entry that cannot be built."""
+def build_hooks(config: GatewayConfig, env: Mapping[str, str], *, tracer_provider: Any = None,
+                resources: HookResources | None = None) -> HookChain:
+    """Every configured hook, or ``ConfigError`` naming the entry that cannot be built.
+    ``tracer_provider``: for hooks that make calls of their own (child spans of the gateway span);
+    ``None`` when start-up only checks the config. ``resources``: what the built-in hooks use."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hooks.append(_build(name, config, env, resources))
+        hooks.append(_content_safety(config, resources) if name == CONTENT_SAFETY
+                     else _build(name, config, env, tracer_provider))
     return HookChain(hooks)
 
 
@@ -45,9 +49,7 @@ def check_hooks(config: GatewayConfig) -> None:
         check_moderation(config)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str], resources: HookResources | None) -> CallHook:
-    if name == CONTENT_SAFETY:
-        return _content_safety(config, resources)
+def _build(name: str, config: GatewayConfig, env: Mapping[str, str], tracer_provider: Any) -> CallHook:
     raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
 
 
