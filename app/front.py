@@ -74,7 +74,7 @@ class GatewayApp:
         try:
             answer = await self._answer(operation, scope, receive)
         except GatewayError as exc:
-            await _send_json(send, exc.status, _encode(error_body(exc)))
+            await _send_json(send, exc.status, _encode(error_body(exc)), retry_after=exc.retry_after)
             return
         except _Disconnected:
             return
@@ -126,9 +126,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode())]})
+async def _send_json(send: Send, status: int, body: bytes, *, retry_after: int | None = None) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:  # ServiceUnavailable (moderation down) says when to come back, as the admin API does
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -127,16 +127,16 @@ def test_a_flagged_stream_ends_with_an_error_and_a_clean_one_arrives_whole(
                        if c.choices)
         received = []
         with pytest.raises(openai.APIError, match="moderation"):
-            for c in chat(api, "one two three OUT-MARK-77 four", "s-bad", stream=True):
+            for c in chat(api, "OUT-MARK-77 one two three", "s-bad", stream=True):
                 received.append(c.choices[0].delta.content or "" if c.choices else "")
         span = span_of(gw, "s-bad")
     assert text == "fake says: tell me a story"
     assert span["attributes"][sc.ERROR_TYPE] == "moderation_blocked"
     assert span["attributes"][sc.MODERATION_SOURCE] == "output"
     if mode == "window":  # held back: nothing of the flagged window reached the client
-        assert "OUT-MARK-77" not in "".join(received)
+        assert "OUT-MARK" not in "".join(received) and "fake says:".startswith("".join(received))
     else:  # streamed at once, cut at the end with the error instead of [DONE]
-        assert "".join(received) == "fake says: one two three OUT-MARK-77 four"
+        assert "".join(received) == "fake says: OUT-MARK-77 one two three"
 
 
 def test_a_long_input_is_split_and_every_part_checked(
