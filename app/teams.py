@@ -84,5 +84,5 @@ class TeamDirectory:
             config = merged.get(team_id)
             merged[team_id] = policy if config is None else TeamPolicy(
                 capture_content=config.capture_content and policy.capture_content,
-                logging_disabled=policy.logging_disabled)
+                logging_disabled=policy.logging_disabled, hook_params=policy.hook_params)
         self._policies = merged
