@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
 
 from contracts import semconv as sc
 from tests.support.content_safety import ContentSafetyStandIn, Fault
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.otlp import OtlpSink
+from tests.support.proxy import LoopbackProxy
 from tests.support.teams import new_key, new_team, ok
 from tests.support.upstream import FakeOpenAI
 from tests.test_cli import spangate
@@ -223,3 +224,16 @@ def test_a_threshold_outside_the_scale_stops_start_up_naming_it(tmp_path: Path) 
     result = spangate("--config", str(path), "--port", "1")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "litellm_settings.azure_content_safety_params.thresholds.SelfHarm: 8 is outside 0-7" in result.stderr
+
+
+async def test_the_service_is_reached_through_the_egress_proxy(
+        tmp_path: Path, upstream: FakeOpenAI, cs: ContentSafetyStandIn) -> None:
+    async with LoopbackProxy() as proxy:
+        raw = {**config(upstream, cs), "spangate_settings": {"upstream_proxy": proxy.url()}}
+        with gateway(tmp_path, raw) as gw:
+            async with AsyncOpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0, timeout=10) as api:
+                with pytest.raises(openai.BadRequestError, match="moderation"):
+                    await api.chat.completions.create(model="gpt", messages=[{"role": "user", "content": IN_MARK}])
+    analyze = f"POST {cs.endpoint}/contentsafety/text:analyze?api-version=2023-10-01 HTTP/1.1".encode()
+    assert proxy.seen.request_lines == [analyze]
+    assert len(cs.requests) == 1 and upstream.requests == []

@@ -15,6 +15,7 @@ from app.teams import TeamPolicy
 from contracts import semconv as sc
 from tests.moderation.support import chat_answer, chat_call, rig
 from tests.support.content_safety import ContentSafetyStandIn, Fault
+from tests.support.upstream import closed_port
 
 MARK = "MARKER-7f3a"
 
@@ -208,3 +209,11 @@ async def test_empty_text_is_not_sent(cs: ContentSafetyStandIn) -> None:
         call.operation, call.request = sc.OP_EMBEDDINGS, {"model": "m", "input": [1, 2, 3]}
         await r.chain.before_upstream(call)
     assert cs.requests == []
+
+
+async def test_a_service_that_refuses_connections_is_a_miss(cs: ContentSafetyStandIn) -> None:
+    async with rig(cs, endpoint=f"http://127.0.0.1:{closed_port()}") as r:
+        call = chat_call("hello")
+        with pytest.raises(ModerationUnavailable, match="connect"):
+            await r.chain.before_upstream(call)
+    assert call.extra[sc.moderation_unavailable("input")] == "connect"
