@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from app.callback_hook import callback_hook
+from app.callback_loader import HANDLER, is_user_callback, load_callback
 from app.config import GatewayConfig
 from app.config_keys import ConfigError
 from app.hooks import CallHook, HookChain
@@ -14,9 +16,16 @@ def build_hooks(config: GatewayConfig, env: Mapping[str, str]) -> HookChain:
     """Every configured hook, or ``ConfigError`` naming the entry that cannot be built."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hooks.append(_build(name, config, env))
+        hook = _build(name, config, env)
+        if hook is not None:
+            hooks.append(hook)
     return HookChain(hooks)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str]) -> CallHook:
+def _build(name: str, config: GatewayConfig, env: Mapping[str, str]) -> CallHook | None:
+    """The hook for one entry; ``None`` for a user's SpanExporter or SpanProcessor, which is a
+    destination (``app.user_destinations``) even when listed under ``callbacks``."""
+    if is_user_callback(name):
+        loaded = load_callback(name, config.config_dir)
+        return callback_hook(name, loaded.obj) if loaded.kind == HANDLER else None
     raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
