@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.config import GatewayConfig, is_hook_name
 from app.config_keys import ConfigError, closest
-from app.custom_logger import SUPPORTED_METHODS, CustomLogger, hook_like
+from app.custom_logger import SUPPORTED_METHODS, CustomLogger, hook_like, overridden
 
 HANDLER, EXPORTER, PROCESSOR = "handler", "exporter", "processor"
 
@@ -72,6 +72,9 @@ def load_callback(name: str, config_dir: Path | None, where: str = "litellm_sett
     kind = _kind(obj, f"{where}: {name}")
     if kind == HANDLER:
         check_method_names(type(obj), f"{where}: {name}")
+        if not overridden(obj):
+            raise ConfigError(f"{where}: {name}: {type(obj).__name__} defines none of the callback methods "
+                              f"Spangate calls: {', '.join(sorted(SUPPORTED_METHODS))}")
     return UserCallback(name, obj, kind)
 
 
@@ -97,7 +100,8 @@ def user_callbacks(config: GatewayConfig) -> list[UserCallback]:
 
 
 def check_method_names(cls: type, where: str) -> None:
-    """A method named like a callback that Spangate would never call is a typo until shown otherwise."""
+    """A method named like a callback (close to a supported name, or one of LiteLLM's that Spangate
+    does not call) would never run: a typo until shown otherwise. Helpers named otherwise are fine."""
     own = [n for klass in cls.__mro__ if klass not in (CustomLogger, object) for n in vars(klass)]
     for method in hook_like(dict.fromkeys(own)):
         if method in SUPPORTED_METHODS or not callable(getattr(cls, method, None)):
@@ -106,8 +110,9 @@ def check_method_names(cls: type, where: str) -> None:
             raise ConfigError(f"{where}: {cls.__name__}.{method} is a LiteLLM hook Spangate does not call; "
                               f"supported: {', '.join(sorted(SUPPORTED_METHODS))}")
         guess, _score = closest(method, SUPPORTED_METHODS)
-        hint = f"did you mean {guess}?" if guess else f"supported: {', '.join(sorted(SUPPORTED_METHODS))}"
-        raise ConfigError(f"{where}: {cls.__name__}.{method} is not a callback method Spangate calls; {hint}")
+        if guess is not None:
+            raise ConfigError(f"{where}: {cls.__name__}.{method} is not a callback method Spangate calls; "
+                              f"did you mean {guess}?")
 
 
 def _kind(obj: Any, where: str) -> str:
@@ -120,8 +125,8 @@ def _kind(obj: Any, where: str) -> str:
         return EXPORTER
     if isinstance(obj, SpanProcessor) or _duck(obj, "on_start", "on_end"):
         return PROCESSOR
-    if _handler_methods(type(obj)) or hook_like(dir(type(obj))):
-        return HANDLER  # a class with only misspelt methods is reported by check_method_names
+    if isinstance(obj, CustomLogger) or _handler_methods(type(obj)) or hook_like(dir(type(obj))):
+        return HANDLER  # one with only misspelt methods is reported by check_method_names
     raise ConfigError(f"{where} is a {type(obj).__name__}, which is neither a CustomLogger handler, a "
                       "SpanExporter nor a SpanProcessor")
 

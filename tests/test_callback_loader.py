@@ -84,16 +84,26 @@ def test_the_seed_file_loads_as_a_handler(tmp_path: Path) -> None:
     ("from litellm.integrations.custom_logger import CustomLogger\n", "my_callbacks.x",
      "No module named 'litellm' (my_callbacks.py, line 1); import CustomLogger from app.custom_logger"),
     ("def broken(:\n    pass\n", "my_callbacks.x", "importing my_callbacks failed: SyntaxError: invalid syntax"),
+    ("from app.custom_logger import CustomLogger\n\nclass H(CustomLogger):\n    def async_helper(self):\n"
+     "        pass\n\nh = H()\n", "my_callbacks.h", "H defines none of the callback methods Spangate calls"),
     ("handler = object()\n", "my_callbacks.handler",
      "my_callbacks.handler is a object, which is neither a CustomLogger handler, a SpanExporter nor a SpanProcessor"),
 ], ids=["class-not-instance", "missing-module", "missing-attribute", "misspelt-method", "unsupported-hook",
-        "import-raises", "litellm-import-kept", "syntax-error", "not-a-callback"])
+        "import-raises", "litellm-import-kept", "syntax-error", "no-callback-method",
+        "not-a-callback"])
 def test_what_cannot_be_used_stops_start_up_naming_it(tmp_path: Path, text: str, name: str, message: str) -> None:
     module(tmp_path, text)
     parsed = config(tmp_path, callbacks=[name])
     with pytest.raises(ConfigError) as info:
         check_destinations(parsed, {})
     assert message in str(info.value)
+
+
+def test_helper_methods_not_named_like_a_callback_are_fine(tmp_path: Path) -> None:
+    module(tmp_path, HANDLER_FILE.format(method="async_log_success_event")
+           + "\nclass WithHelpers(MyCustomHandler):\n    async def async_send_to_db(self):\n        pass\n\n"
+           "    def log_helper(self):\n        pass\n\nhelped = WithHelpers()\n")
+    assert load_callback("my_callbacks.helped", tmp_path).kind == HANDLER
 
 
 def test_a_handler_in_success_callback_alone_is_refused(tmp_path: Path) -> None:
