@@ -12,9 +12,13 @@ from pathlib import Path
 
 import httpx
 from openai import OpenAI
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from app.callback_loader import load_callback
+from app.user_destinations import ProcessorSpanExporter
 from tests.support.gateway import running_gateway
+from tests.support.readable_spans import span
 
 MASTER_KEY = "sk-master-0123456789abcdef"
 OBJECTS = """
@@ -75,3 +79,21 @@ def test_users_span_exporter_and_processor_receive_the_gateways_spans(tmp_path: 
         assert len(chats) == 1 and chats[0].attributes["gen_ai.request.model"] == "mock-gpt"
     assert threading.main_thread().name not in exporter.threads | processor.threads
     assert not any("spangate-test-server" in name for name in exporter.threads | processor.threads)
+
+
+def test_a_processor_whose_on_end_raises_is_a_counted_permanent_failure() -> None:
+    class Failing(SpanProcessor):
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def on_end(self, span: object) -> None:
+            self.seen += 1
+            if self.seen == 1:
+                raise ValueError("bug in on_end")
+
+    processor = Failing()
+    exporter = ProcessorSpanExporter(processor, "my_otel.failing")
+    assert exporter.export([span({}), span({})]) == SpanExportResult.FAILURE
+    assert processor.seen == 2  # one span's error does not keep the others from it
+    assert exporter.last_failure is not None and not exporter.last_failure.retryable
+    assert exporter.export([span({})]) == SpanExportResult.SUCCESS and exporter.last_failure is None
