@@ -144,6 +144,7 @@ def _import(module_name: str, config_dir: Path | None, where: str) -> ModuleType
     try:
         if path is None:
             return importlib.import_module(module_name)
+        _check_no_clash(module_name, path, where)
         return _import_file(module_name, path)
     except ModuleNotFoundError as exc:
         if path is None and exc.name is not None and module_name.startswith(exc.name):
@@ -164,6 +165,27 @@ def _module_file(module_name: str, config_dir: Path | None) -> Path | None:
     return None
 
 
+_OURS = "__spangate_callbacks__"  # set on modules this loader imported from a config folder
+
+
+def _check_no_clash(module_name: str, path: Path, where: str) -> None:
+    """A file named like a module the process already has (``logging.py``, ``app.py``) would replace
+    it for everyone who imports it afterwards: refused, with the fix."""
+    top = module_name.split(".")[0]
+    existing = sys.modules.get(top)
+    if existing is not None:
+        clash = not getattr(existing, _OURS, False) and getattr(existing, "__file__", None) != str(path)
+    else:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        clash = spec is not None and spec.origin is not None and Path(spec.origin).resolve() != path
+    if clash:
+        raise ConfigError(f"{where}: {path.name} has the name of the installed module {top!r}; rename the file "
+                          "(and the callbacks entry) so both can be imported")
+
+
 def _import_file(module_name: str, path: Path) -> ModuleType:
     """The module at ``path``, imported once per process: every later lookup (each worker's hook
     chain, each routing rebuild) gets the same module, so the same handler object."""
@@ -176,6 +198,7 @@ def _import_file(module_name: str, path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    setattr(module, _OURS, True)
     sys.modules[module_name] = module
     try:
         with _on_path(_top_folder(path, module_name)):

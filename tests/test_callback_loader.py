@@ -106,6 +106,13 @@ def test_helper_methods_not_named_like_a_callback_are_fine(tmp_path: Path) -> No
     assert load_callback("my_callbacks.helped", tmp_path).kind == HANDLER
 
 
+def test_a_file_named_like_an_installed_module_is_refused(tmp_path: Path) -> None:
+    module(tmp_path, HANDLER_FILE.format(method="async_log_success_event"), name="json")
+    with pytest.raises(ConfigError, match=r"json\.py has the name of the installed module 'json'; rename the file"):
+        load_callback("json.proxy_handler_instance", tmp_path)
+    assert sys.modules["json"].__file__ != str(tmp_path / "json.py")
+
+
 def test_a_handler_in_success_callback_alone_is_refused(tmp_path: Path) -> None:
     module(tmp_path, HANDLER_FILE.format(method="async_log_success_event"))
     with pytest.raises(ConfigError, match=r"is a CustomLogger handler; list it under litellm_settings\.callbacks"):
