@@ -27,6 +27,7 @@ class Caller:
     models: frozenset[str] = frozenset()  # empty: every model
     team_models: frozenset[str] = frozenset()
     expires_at: float | None = None  # unix seconds
+    capture_content: bool = True  # False when the key's own settings turn message logging off
 
     def may_use(self, model: str) -> bool:
         """Within both the key's and the team's models (empty or 'all-proxy-models': no limit)."""

@@ -9,13 +9,15 @@ taken out. Fields are plain data; nothing here does I/O.
 from __future__ import annotations
 
 import copy
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.auth import Caller
 from app.errors import GatewayError
+from app.redact import scrub
 
 REDACTED = "redacted-by-spangate"
 # Masked wherever headers are logged; spangate_settings.redact_headers adds names.
@@ -134,3 +136,17 @@ def _redacted_choice(choice: Any) -> Any:
         out["text"] = REDACTED
     return out
 
+
+
+def curl_command(sent: SentRequest, secrets: Iterable[str], masked_names: frozenset[str]) -> str:
+    """The request as a curl command one can paste (LiteLLM's ``raw_request``): credential headers
+    masked by name, and the deployment's secrets scrubbed from everything else."""
+    lines = [f"curl -X {sent.method} {_quote(sent.url)}"]
+    for name, value in masked_headers(sent.headers, masked_names).items():
+        lines.append(f"-H {_quote(f'{name}: {value}')}")
+    lines.append(f"-d {_quote(json.dumps(sent.body, ensure_ascii=False, default=str))}")
+    return scrub(" \\\n".join(lines), secrets)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

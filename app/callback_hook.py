@@ -95,7 +95,9 @@ class CustomLoggerHook(CallHook):
         result = await self._on_path(self.handler.async_post_call_success_hook, data, api_key_auth(call), response)
         chosen = response if result is None else result
         if isinstance(chosen, Mapping) or hasattr(chosen, "model_dump"):
-            call.response = plain(chosen)
+            answer = plain(chosen)
+            if answer != plain(response_object(call)):  # changed in place or replaced: the client gets it
+                call.response = answer
 
     async def _on_path(self, method: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -203,9 +205,7 @@ def _apply_request(call: CallRecord, data: Mapping[str, Any], added: Mapping[str
     request.pop("proxy_server_request", None)
     if isinstance(metadata, dict):
         call.metadata = {k: v for k, v in metadata.items() if k not in added or v != plain(added[k])}
-    if isinstance(request.get("model"), str):
-        call.model = request["model"]
-    call.request = request
+    call.request = request  # a changed model is resolved (and access-checked) again by the proxy
 
 
 def _rejection(name: str, message: str, status: int) -> GatewayError:

@@ -94,7 +94,8 @@ class GatewayApp:
         caller = gateway.auth.authenticate(bearer_token(headers))
         client = scope.get("client")
         ctx = CallContext(caller=caller, headers=headers, client_ip=client[0] if client else None,
-                          capture_content=gateway.teams.capture_content(caller.team_id))
+                          capture_content=caller.capture_content and gateway.teams.capture_content(caller.team_id),
+                          path=scope["path"])
         try:
             raw = await self._read_body(headers, receive)
         except _BodyTooLarge:

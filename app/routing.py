@@ -1,7 +1,7 @@
-"""Builds the router's table from the config and the teams' callbacks, once per configuration version.
+"""Builds the router's table from the config and the teams' and keys' callbacks, once per config version.
 
-A destination is a typed config plus a stable key (``global/langfuse``,
-``team/<id>/langfuse/success``). Its exporter is built once and reused until its config changes,
+A destination is a typed config plus a stable key (``global/langfuse``, ``team/<id>/langfuse/success``,
+``key/<key hash>/langfuse/success``). Its exporter is built once and reused until its config changes,
 when the delivery layer swaps the exporter and keeps what was spooled for that key.
 """
 
@@ -42,6 +42,12 @@ class DestinationSpec:
     team: str | None = None
     usable: bool = True
     from_api: bool = False  # set through the admin API: built with the policy-checked client
+    key_hash: str | None = None  # a key's own entry: the span's key hash (sc.KEY_HASH) it is for
+
+    @property
+    def owned(self) -> bool:
+        """A team's or a key's entry, as opposed to a gateway-wide (global) one."""
+        return self.team is not None or self.key_hash is not None
 
     @property
     def type_name(self) -> str:
@@ -120,6 +126,22 @@ def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType
                            from_api=from_api)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyDestinations:
+    """A key's own entries (``metadata.logging``) and the team whose entries they override."""
+
+    team: str | None
+    specs: tuple[DestinationSpec, ...]
+
+
+def key_spec(key_hash: str, team_id: str | None, name: str, callback_type: str, kind: DestinationType | None,
+             parsed: Any, *, usable: bool = True) -> DestinationSpec:
+    """``key_hash`` is the span's short key hash: it names the sink too, so health and metrics can
+    tell keys apart without ever showing a lookup-able hash."""
+    return DestinationSpec(f"key/{key_hash}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id,
+                           usable=usable, from_api=True, key_hash=key_hash)
+
+
 def build_context(spec: DestinationSpec, ctx: BuildContext) -> BuildContext:
     """API-set destinations connect only where the callback policy allows; the config's are the operator's."""
     return ctx.for_api() if spec.from_api else ctx
@@ -145,11 +167,19 @@ def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpe
     own = list(own)
     replaced = {spec.type_name for spec in own}
     chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced]
-    every_span = [s for s in chosen if s.kind.traces and (s.team is None or s.callback_type == BOTH)]
+    every_span = [s for s in chosen if s.kind.traces and (not s.owned or s.callback_type == BOTH)]
     logs = [s for s in chosen if s not in every_span]
     return Route(success=tuple(sinks[s.key] for s in logs if s.on_success and not s.kind.failures_only),
                  failure=tuple(sinks[s.key] for s in logs if s.on_failure),
                  traces=tuple(sinks[s.key] for s in every_span))
+
+
+def key_route(key: KeyDestinations, team_own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpec],
+              sinks: Mapping[str, Sink]) -> Route:
+    """A key's entries replace its team's of the same type, as a team's replace the global ones; a
+    key without a team has its entries replace the global ones of the same type likewise."""
+    replaced = {spec.type_name for spec in key.specs}
+    return team_route([*key.specs, *(s for s in team_own if s.type_name not in replaced)], globals_, sinks)
 
 
 def _is_trace(spec: DestinationSpec) -> bool:
@@ -168,11 +198,15 @@ class RoutingBuilder:
         self._open: dict[str, tuple[DestinationSpec, Sink]] = {}
 
     def build(self, globals_: list[DestinationSpec], teams: Mapping[str, list[DestinationSpec]],
-              disabled: frozenset[str], version: int) -> RoutingTable:
+              disabled: frozenset[str], version: int,
+              keys: Mapping[str, KeyDestinations] | None = None) -> RoutingTable:
+        keys = keys or {}
         if not self._export_traces:
             globals_ = [s for s in globals_ if not _is_trace(s)]
             teams = {team: [s for s in specs if not _is_trace(s)] for team, specs in teams.items()}
-        wanted = {s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs if s.usable}
+            keys = {k: KeyDestinations(d.team, tuple(s for s in d.specs if not _is_trace(s))) for k, d in keys.items()}
+        wanted = ({s.key: s for s in globals_} | {s.key: s for specs in teams.values() for s in specs if s.usable}
+                  | {s.key: s for d in keys.values() for s in d.specs if s.usable})
         for key in [k for k in self._open if k not in wanted]:
             self._manager.close(key)
             del self._open[key]
@@ -185,7 +219,9 @@ class RoutingBuilder:
         sinks = {key: sink for key, (_spec, sink) in self._open.items()}
         default = team_route((), globals_, sinks)
         routes = {team: team_route(specs, globals_, sinks) for team, specs in teams.items()}
-        return RoutingTable(default=default, teams=routes, disabled_teams=disabled, version=version)
+        key_routes = {k: key_route(d, teams.get(d.team, ()) if d.team else (), globals_, sinks)
+                      for k, d in keys.items()}
+        return RoutingTable(default=default, teams=routes, disabled_teams=disabled, version=version, keys=key_routes)
 
     def _factory(self, spec: DestinationSpec) -> Any:
         ctx = build_context(spec, self._ctx)

@@ -25,6 +25,8 @@ from app.auth import Authenticator
 from app.config import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
+from app.hook_metrics import register_hook_metrics
+from app.hook_setup import build_hooks
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
 from app.providers import ModelRouter
@@ -77,7 +79,7 @@ class Gateway:
         """Recompute the routing table from config and teams; exporters are rebuilt only where changed."""
         globals_ = global_specs(self.config, self.registry, self.env, self.build_ctx)
         table = self.routing.build(globals_, self.teams.destination_specs(self.registry),
-                                   self.teams.logging_disabled(), version)
+                                   self.teams.logging_disabled(), version, self.teams.key_destinations())
         self.router_processor.update(table)
 
 
@@ -129,8 +131,11 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response)
+    hooks = build_hooks(config, env, tracer_provider=tracer_provider)
+    register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
-                         max_sse_event_bytes=config.max_sse_event_bytes)
+                         max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
+                         redact_headers=config.redact_headers)
     check_destinations(config, env)
     routing = RoutingBuilder(delivery, build_ctx, export_traces=_export_traces(env))
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
@@ -202,6 +207,7 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
         finally:
             for hook in gateway.extras.get("on_shutdown", []):
                 await hook()
+            await gateway.proxy.hooks.aclose(gateway.config.shutdown_flush_seconds)
             await gateway.extras["watcher"].stop()
             await gateway.extras["store"].close()
             await gateway.upstream.aclose()

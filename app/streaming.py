@@ -23,12 +23,13 @@ What the upstream gets wrong, and what happens (``null`` is accepted wherever a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
-from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
+from app.errors import GatewayError, UpstreamError, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.spans import Attributes, to_json, usage_attributes
 from contracts import semconv as sc
 
@@ -43,10 +44,19 @@ _MAX_FINISH_REASON = 64
 
 class StreamAccumulator:
     def __init__(self, operation: str, *, keep_usage_chunk: bool, capture_content: bool,
-                 max_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES) -> None:
+                 max_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES, assemble: bool = False,
+                 on_chunk: Callable[[dict[str, Any]], None] | None = None,
+                 scrub: Callable[[str], str] | None = None) -> None:
+        """``assemble``: keep the text even when the span may not (hooks read the whole answer);
+        ``on_chunk``: called with each decoded chunk; ``scrub``: masks the deployment's secrets in
+        an error the upstream sends in the middle of the stream."""
         self.operation = operation
         self.keep_usage_chunk = keep_usage_chunk
         self.capture_content = capture_content
+        self._collect = capture_content or assemble
+        self._on_chunk = on_chunk
+        self._scrub = scrub
+        self.created: int | None = None
         self.max_event_bytes = max_event_bytes
         self.response_id: str | None = None
         self.model: str | None = None
@@ -58,7 +68,7 @@ class StreamAccumulator:
         self.chunks = 0
         self.skipped = 0
         self.truncated = False
-        self.error: UpstreamInvalidResponse | None = None  # set once; the stream must end with it
+        self.error: GatewayError | None = None  # set once; the stream must end with it
         self.scanned = 0  # bytes searched for an event boundary: linear in the input (tests check it)
         self._captured = 0
         self._pending: list[bytes] = []  # the start of an event whose blank line has not come yet
@@ -128,6 +138,22 @@ class StreamAccumulator:
             f"the upstream sent a server-sent event over {self.max_event_bytes} bytes "
             "(spangate_settings.max_sse_event_bytes); the stream was ended")
 
+    def _upstream_error(self, error: Any) -> bool:
+        """An error object in the middle of the stream (providers send ``data: {"error": ...}`` when
+        they fail after the 200): the stream ends with it, secrets scrubbed, as the span's error."""
+        message, kind, code = "", "upstream_error", None
+        if isinstance(error, dict):
+            message = str(error.get("message") or "")
+            kind = error.get("type") if isinstance(error.get("type"), str) and error["type"] else kind
+            code = error.get("code") if isinstance(error.get("code"), str) else None
+        elif isinstance(error, str):
+            message = error
+        message = message[:2000] or "the upstream sent an error in the middle of the stream"
+        if self._scrub is not None:
+            message = self._scrub(message)
+        self.error = UpstreamError(f"upstream error during the stream: {message}", status=502, type=kind, code=code)
+        return False
+
     def _invalid(self, what: str) -> bool:
         self.error = UpstreamInvalidResponse(f"the upstream sent a stream chunk the gateway cannot relay: {what}")
         return False
@@ -151,10 +177,14 @@ class StreamAccumulator:
             self.skipped += 1
             return True
         self.chunks += 1
+        if self._on_chunk is not None:
+            self._on_chunk(chunk)
         return self._update(chunk)
 
     def _update(self, chunk: dict[str, Any]) -> bool:
         choices, usage = chunk.get("choices"), chunk.get("usage")
+        if choices is None and chunk.get("error") is not None:
+            return self._upstream_error(chunk["error"])
         if choices is not None and not isinstance(choices, list):
             return self._invalid("'choices' is not a list")
         if usage is not None and not isinstance(usage, dict):
@@ -165,6 +195,8 @@ class StreamAccumulator:
             if not self._choice(choice):
                 return False
         self.response_id = self.response_id or self._string(chunk.get("id"))
+        if self.created is None and type(chunk.get("created")) is int:
+            self.created = chunk["created"]
         self.model = self.model or self._string(chunk.get("model"))
         if usage:
             self.usage = usage
@@ -190,7 +222,7 @@ class StreamAccumulator:
                 self.finish[index] = reason
             else:
                 self.skipped += 1
-        if self.capture_content:
+        if self._collect:
             piece = self._string(delta.get("content") if self.operation == sc.OP_CHAT else choice.get("text"))
             if piece and (piece := self._budget(piece)):
                 self.text.setdefault(index, []).append(piece)
@@ -254,6 +286,29 @@ class StreamAccumulator:
             if self.truncated:
                 attrs[sc.OUTPUT_TRUNCATED] = True
         return attrs
+
+    def assembled(self) -> dict[str, Any]:
+        """The stream as the complete answer it stands for (``chat.completion`` or ``text_completion``),
+        the way a client that did not stream would have got it."""
+        indexes = sorted(set(self.text) | set(self.finish) | set(self.tool_calls)) or [0]
+        choices = []
+        for i in indexes:
+            text = "".join(self.text.get(i, []))
+            choice: dict[str, Any] = {"index": i, "finish_reason": self.finish.get(i)}
+            if self.operation == sc.OP_CHAT:
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                calls = [{"id": c.get("id"), "type": "function",
+                          "function": {"name": c.get("name"), "arguments": "".join(c["arguments"])}}
+                         for _, c in sorted(self.tool_calls.get(i, {}).items())]
+                if calls:
+                    message["tool_calls"] = calls
+                choice["message"] = message
+            else:
+                choice["text"] = text
+            choices.append(choice)
+        return {"id": self.response_id, "object": "chat.completion" if self.operation == sc.OP_CHAT
+                else "text_completion", "created": self.created, "model": self.model, "choices": choices,
+                "usage": self.usage}
 
     def _messages(self) -> list[dict[str, Any]]:
         indexes = sorted(set(self.text) | set(self.finish) | set(self.tool_calls)) or [0]

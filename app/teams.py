@@ -1,7 +1,7 @@
 """What the gateway knows about teams, in memory: config's ``default_team_settings`` plus the store.
 
-The request path reads ``capture_content``; the routing builder reads ``destination_specs`` and
-``logging_disabled``. Both are answered from immutable snapshots replaced whole.
+The request path reads ``capture_content``; the routing builder reads ``destination_specs``,
+``key_destinations`` and ``logging_disabled``. All are answered from immutable snapshots replaced whole.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.config import GatewayConfig
-from app.routing import DestinationSpec, config_team_specs
+from app.routing import DestinationSpec, KeyDestinations, config_team_specs
 from exporters.registry import DestinationRegistry
 
 
@@ -25,6 +25,7 @@ class TeamDirectory:
         self._config = config
         self._config_teams = {entry.team_id: entry for entry in config.default_team_settings}
         self._store_specs: Mapping[str, list[DestinationSpec]] = {}
+        self._key_specs: Mapping[str, KeyDestinations] = {}
         self._policies: Mapping[str, TeamPolicy] = self._config_policies()
 
     def _config_policies(self) -> dict[str, TeamPolicy]:
@@ -52,7 +53,20 @@ class TeamDirectory:
         specs.update(self._store_specs)
         return specs
 
-    def replace(self, store_specs: Mapping[str, list[DestinationSpec]], policies: Mapping[str, TeamPolicy]) -> None:
-        """Install a new store snapshot's view (called by the store watcher)."""
+    def key_destinations(self) -> Mapping[str, KeyDestinations]:
+        """Keys with logging of their own, by the span's key hash."""
+        return self._key_specs
+
+    def replace(self, store_specs: Mapping[str, list[DestinationSpec]], policies: Mapping[str, TeamPolicy],
+                key_specs: Mapping[str, KeyDestinations] | None = None) -> None:
+        """Install a new store snapshot's view (called by the store watcher). Where the config and the
+        store both speak of a team, the stricter content setting wins."""
         self._store_specs = dict(store_specs)
-        self._policies = {**self._config_policies(), **policies}
+        self._key_specs = dict(key_specs or {})
+        merged = self._config_policies()
+        for team_id, policy in policies.items():
+            config = merged.get(team_id)
+            merged[team_id] = policy if config is None else TeamPolicy(
+                capture_content=config.capture_content and policy.capture_content,
+                logging_disabled=policy.logging_disabled)
+        self._policies = merged

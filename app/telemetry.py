@@ -165,9 +165,10 @@ class GenAIMetrics:
                                                   explicit_bucket_boundaries_advisory=_DURATION_BUCKETS)
         self.spend = meter.create_counter("spangate.spend", unit="USD")
 
-    def record(self, attrs: Mapping[str, Any], duration: float, ttfc: float | None) -> None:
-        labels = {k: attrs[k] for k in (sc.OPERATION_NAME, sc.PROVIDER_NAME, sc.REQUEST_MODEL, sc.TEAM_ID,
-                                        sc.ERROR_TYPE) if k in attrs}
+    def record(self, labels: Mapping[str, Any], attrs: Mapping[str, Any], duration: float,
+               ttfc: float | None) -> None:
+        """``labels`` from the call record (``app.callspan.metric_labels``); tokens and cost from
+        the attributes the call ended with."""
         self.duration.record(duration, labels)
         if ttfc is not None:
             self.first_chunk.record(ttfc, labels)

@@ -103,6 +103,8 @@ STREAM_UPSTREAM_INVALID_RESPONSE: Final = "upstream_invalid_response"
 # The body ended cleanly but without ``data: [DONE]``. OpenAI's clients take the end of the body
 # as the end of the stream, so the call is OK; the outcome says the marker was missing.
 STREAM_ENDED_WITHOUT_DONE: Final = "ended_without_done"
+# A hook's stream filter ended the stream with an error (moderation of the output, a user's hook).
+STREAM_REJECTED: Final = "rejected"
 
 # Request-metadata keys the seed documents; destinations map them to their own fields.
 META_GENERATION_NAME: Final = "generation_name"

@@ -1,4 +1,4 @@
-"""The team router: sends each finished span to the destinations its team's route names.
+"""The team router: sends each finished span to the destinations its key's or team's route names.
 
 ``on_start`` and ``on_end`` run on the thread that starts or ends the span (the event loop), and an
 exception there would propagate out of ``span.end()`` and skip later processors, so both are O(1)
@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode, get_current_span
 from contracts import semconv as sc
 
 log = logging.getLogger(__name__)
+_INHERITED = (sc.TEAM_ID, sc.KEY_HASH)
 
 
 class Sink(Protocol):
@@ -44,12 +45,19 @@ class RoutingTable:
     teams: Mapping[str, Route] = field(default_factory=dict)
     disabled_teams: frozenset[str] = frozenset()
     version: int = 0
+    # Keys with logging of their own, by the span's key hash (``sc.KEY_HASH``); their route already
+    # holds what they keep of their team's and the global destinations. Other keys have no entry.
+    keys: Mapping[str, Route] = field(default_factory=dict)
 
-    def route(self, team_id: str | None) -> Route | None:
+    def route(self, team_id: str | None, key_hash: str | None = None) -> Route | None:
+        if team_id is not None and team_id in self.disabled_teams:
+            return None  # a team's logging switch covers its keys' own destinations too
+        if key_hash is not None and self.keys:
+            own = self.keys.get(key_hash)
+            if own is not None:
+                return own
         if team_id is None:
             return self.default
-        if team_id in self.disabled_teams:
-            return None
         return self.teams.get(team_id, self.default)
 
 
@@ -70,28 +78,31 @@ class TeamRouterSpanProcessor(SpanProcessor):
         under it is worth a child span. O(1); never raises (a wrong guess costs one span, not a call)."""
         try:
             attrs = getattr(get_current_span(), "attributes", None) or {}
-            route = self._table.route(attrs.get(sc.TEAM_ID))
+            route = self._table.route(attrs.get(sc.TEAM_ID), attrs.get(sc.KEY_HASH))
             return route is not None and bool(route.traces)
         except Exception:
             self.errors += 1
             return False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Child spans (the upstream HTTP call) inherit the team so routing and collectors see it."""
+        """Child spans (the upstream HTTP call) inherit the team and key so routing and collectors see them."""
         try:
-            if span.attributes and sc.TEAM_ID in span.attributes:
+            if span.attributes and (sc.TEAM_ID in span.attributes or sc.KEY_HASH in span.attributes):
                 return
             parent = get_current_span(parent_context)
             attrs = getattr(parent, "attributes", None)
-            if attrs and sc.TEAM_ID in attrs:
-                span.set_attribute(sc.TEAM_ID, attrs[sc.TEAM_ID])
+            if not attrs:
+                return
+            for name in _INHERITED:
+                if name in attrs:
+                    span.set_attribute(name, attrs[name])
         except Exception:
             self.errors += 1
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             attrs = span.attributes or {}
-            route = self._table.route(attrs.get(sc.TEAM_ID))
+            route = self._table.route(attrs.get(sc.TEAM_ID), attrs.get(sc.KEY_HASH))
             if route is None:
                 return
             self._submit(route.traces, span)

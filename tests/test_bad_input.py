@@ -217,7 +217,7 @@ def test_the_openai_sdk_gets_the_param_of_a_bad_tool_call(gw: RunningGateway) ->
     assert_error_span(gw.wait_for_spans(before + 1)[before], "chat gpt", "invalid_type", 400)
 
 
-@pytest.mark.parametrize("broken", ["_start_span", "_complete"], ids=["before-the-span", "after-the-span"])
+@pytest.mark.parametrize("broken", ["_group", "_complete"], ids=["before-the-span", "after-the-span"])
 def test_a_bug_is_a_500_in_openai_error_json_and_one_error_span(gw: RunningGateway, monkeypatch: pytest.MonkeyPatch,
                                                                 broken: str) -> None:
     """A bug stands in for any exception the proxy does not expect, whether or not its span had started."""

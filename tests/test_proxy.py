@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from app.auth import Caller
+from app.call import SentRequest
 from app.config import DeploymentConfig
 from app.pricing import PriceBook
 from app.providers import ModelGroup, ModelRouter
@@ -63,6 +64,9 @@ class ScriptedDeployment:
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> ScriptedStream:
         return self.stream_answer
+
+    def sent_request(self, operation: str, payload: dict[str, Any]) -> SentRequest:
+        return SentRequest("POST", "http://127.0.0.1:9/v1/chat/completions", {}, payload)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
+from app.call import SentRequest
 from app.config import DeploymentConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.redact import deployment_secrets, scrub
@@ -39,6 +40,9 @@ class Deployment(Protocol):
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply: ...
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> StreamHandle: ...
+
+    def sent_request(self, operation: str, payload: dict[str, Any]) -> SentRequest:
+        """What was sent for ``payload`` (after ``complete``/``stream`` used it): url, headers, body."""
 
 
 def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host: str) -> GatewayError:

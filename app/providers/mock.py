@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from app.call import SentRequest
 from app.config import DeploymentConfig
 from app.providers.base import UpstreamReply
 from contracts import semconv as sc
@@ -84,6 +85,9 @@ class MockDeployment:
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
         self._chunk_delay = float(config.model_info.get("mock_chunk_delay", 0.0))
+
+    def sent_request(self, operation: str, payload: dict[str, Any]) -> SentRequest:
+        return SentRequest("POST", f"mock://{self.config.upstream_model}/{operation}", {}, payload)
 
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
         if operation == sc.OP_EMBEDDINGS:

@@ -11,6 +11,7 @@ import httpx
 import msgspec
 from opentelemetry import trace
 
+from app.call import SentRequest
 from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
 from app.errors import UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
@@ -124,6 +125,10 @@ class OpenAICompatibleDeployment:
             if ctx.is_valid:
                 request.headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
         return request
+
+    def sent_request(self, operation: str, payload: dict[str, Any]) -> SentRequest:
+        """What ``_request`` sends for ``payload`` (after it ran): for raw-request logging."""
+        return SentRequest("POST", str(self._urls[operation]), self._headers, payload)
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
         return map_transport_error(exc, self.config, self.server_address)

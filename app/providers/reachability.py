@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +20,9 @@ from app.providers.egress import ProxyRoutes
 from app.providers.openai_compat import OPENAI_API_BASE
 
 CONNECT_TIMEOUT = 2.0  # well under a load balancer's probe timeout; an upstream slower than this is unhealthy
+# A verdict is reused this long: load balancers and dashboards probing /health every second, from
+# several places, would otherwise open a connection to every upstream per probe.
+CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,44 @@ async def check(deployment: DeploymentConfig, proxies: ProxyRoutes | None = None
     return Reachability(deployment, address)
 
 
-async def check_all(deployments: list[DeploymentConfig], proxies: ProxyRoutes | None) -> list[Reachability]:
-    return list(await asyncio.gather(*(check(d, proxies) for d in deployments)))
+class ReachabilityCache:
+    """``check`` per deployment at most once per ``ttl`` seconds; probes that arrive while a check
+    is running wait for that one (one connection, however many probes)."""
+
+    def __init__(self, proxies: ProxyRoutes | None, ttl: float = CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._proxies = proxies
+        self._ttl = ttl
+        self._clock = clock
+        self._done: dict[str, tuple[float, Reachability]] = {}
+        self._running: dict[str, asyncio.Future[Reachability]] = {}
+        self.connects = 0  # checks actually made (tests and the curious)
+
+    async def check_all(self, deployments: list[DeploymentConfig]) -> list[Reachability]:
+        return list(await asyncio.gather(*(self._check(d) for d in deployments)))
+
+    async def _check(self, deployment: DeploymentConfig) -> Reachability:
+        key = deployment.deployment_id
+        cached = self._done.get(key)
+        if cached is not None and self._clock() - cached[0] < self._ttl and cached[1].deployment == deployment:
+            return cached[1]
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Reachability] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            self.connects += 1
+            result = await check(deployment, self._proxies)
+            self._done[key] = (self._clock(), result)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            del self._running[key]
 
 
 def _reason(exc: OSError, host: str) -> str:

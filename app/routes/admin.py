@@ -1,4 +1,4 @@
-"""The admin API LiteLLM users know: teams, virtual keys and per-team logging callbacks.
+"""The admin API LiteLLM users know: teams, virtual keys and per-team and per-key logging callbacks.
 
 Only the master key administers. Secrets never leave: keys are shown once at generation, callback
 secrets come back as a fixed mask, and a masked value posted back is refused rather than stored.
@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,10 +24,13 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from app.auth import Caller, bearer_token
-from app.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, PermissionDenied
+from app.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from app.routes.admin_fields import refuse_unimplemented
-from app.routing import CALLBACK_TYPES, DestinationSpec, build_context
-from app.secrets import MASK, SecretBoxError, hash_key, is_mask, key_display_prefix, new_virtual_key, require_box
+from app.routes.callback_entries import CallbackSet, masked_vars, prepare_callback
+from app.routes.key_logging import key_json, split_key_metadata
+from app.routing import DestinationSpec, build_context
+from app.secrets import MASK as MASK  # what GET shows for a secret; tests import it from here
+from app.secrets import hash_key, key_display_prefix, new_virtual_key
 from app.spans import span_name
 from app.store import AlreadyExists, StoreUnavailable, TeamRecord
 from app.store import NotFound as StoreNotFound
@@ -36,8 +38,7 @@ from app.teamstate import secret_context, utcnow
 from app.validation import check_json_depth
 from contracts import semconv as sc
 from contracts.failures import ExportFailure
-from exporters.registry import BuildContext, UnknownDestination
-from exporters.urlpolicy import CallbackPolicy, url_refusal
+from exporters.registry import BuildContext
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -48,6 +49,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_DURATION = timedelta(days=36500)
+MAX_PAGE_SIZE = 100
 
 
 class TeamNew(msgspec.Struct):
@@ -76,18 +78,21 @@ class KeyGenerate(msgspec.Struct):
     duration: str | None = None
 
 
+class KeyUpdate(msgspec.Struct):
+    key: str  # the key, or its hash (``token``) as /key/generate and /key/list show it
+    key_alias: str | None = None
+    team_id: str | None = None
+    models: list[str] | None = None
+    metadata: dict[str, Any] | None = None  # replaces the metadata; its ``logging``, when given, the entries
+    duration: str | None = None  # a new expiry, counted from now
+
+
 class KeyInfo(msgspec.Struct):
     key: str
 
 
 class KeyDelete(msgspec.Struct):
     keys: list[str]
-
-
-class CallbackSet(msgspec.Struct):
-    callback_name: str
-    callback_vars: dict[str, Any]
-    callback_type: str = "success_and_failure"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -160,7 +165,8 @@ def admin_routes(gateway: Gateway) -> list[Router]:
     async def team_info(team_id: FromQuery[str]) -> dict[str, Any]:
         team = await known_team(team_id)
         snapshot = gateway.extras["watcher"].snapshot
-        keys = [_key_json(k) for k in snapshot.keys.values() if k.team_id == team_id] if snapshot else []
+        keys = [key_json(k, snapshot.key_callbacks.get(k.token_hash, ())) for k in snapshot.keys.values()
+                if k.team_id == team_id] if snapshot else []
         info = team_json(team) if team else {"team_id": team_id, "source": "config"}
         return {"team_id": team_id, "team_info": info, "keys": keys}
 
@@ -194,19 +200,59 @@ def admin_routes(gateway: Gateway) -> list[Router]:
             await known_team(data.team_id)
         expires = utcnow() + parse_duration(data.duration) if data.duration else None
         plaintext = new_virtual_key()
-        record = await store().create_key(hash_key(plaintext), key_display_prefix(plaintext), data.team_id,
-                                          data.key_alias, data.models, data.metadata, expires)
+        token = hash_key(plaintext)
+        # Checked in full before anything is written: a typo in metadata.logging saves no key at all.
+        metadata, entries = await split_key_metadata(gateway, token, data.metadata, ())
+        record = await store().create_key(token, key_display_prefix(plaintext), data.team_id, data.key_alias,
+                                          data.models, metadata, expires, callbacks=entries or ())
         await refresh()
-        return {"key": plaintext, **_key_json(record)}
+        return {"key": plaintext, **key_json(record, entries or ())}
+
+    @post("/key/update", status_code=200, tags=["key management"], opt={"body": KeyUpdate})
+    async def key_update(data: JSONBody[KeyUpdate]) -> dict[str, Any]:
+        token = _as_hash(data.key)
+        if await store().get_key(token) is None:
+            raise NotFound("no such key", param="key", code="key_not_found")
+        if data.team_id is not None:
+            await known_team(data.team_id)
+        fields = {k: v for k, v in (("key_alias", data.key_alias), ("team_id", data.team_id),
+                                    ("models", data.models)) if v is not None}
+        if data.duration:
+            fields["expires_at"] = utcnow() + parse_duration(data.duration)
+        stored = (await store().list_key_callbacks([token])).get(token, ())
+        entries = None
+        if data.metadata is not None:
+            fields["metadata"], entries = await split_key_metadata(gateway, token, data.metadata, stored)
+        try:
+            record = await store().update_key(token, callbacks=entries, **fields)
+        except StoreNotFound:  # deleted meanwhile
+            raise NotFound("no such key", param="key", code="key_not_found") from None
+        await refresh()
+        return key_json(record, stored if entries is None else entries)
+
+    @get("/key/list", tags=["key management"])
+    async def key_list(page: FromQuery[int] = 1, size: FromQuery[int] = 10,
+                       team_id: FromQuery[str | None] = None) -> dict[str, Any]:
+        """Every key's hash, alias, team and metadata (logging secrets masked), a page at a time."""
+        if page < 1:
+            raise InvalidRequest("page must be 1 or more", param="page", code="invalid_value")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidRequest(f"size must be from 1 to {MAX_PAGE_SIZE}", param="size", code="invalid_value")
+        records, total = await store().list_keys((page - 1) * size, size, team_id)
+        entries = await store().list_key_callbacks(r.token_hash for r in records)
+        return {"keys": [key_json(r, entries.get(r.token_hash, ())) for r in records], "total_count": total,
+                "current_page": page, "total_pages": -(-total // size)}
 
     async def key_lookup(key: str | None) -> dict[str, Any]:
         if not key:
             raise InvalidRequest(f"give the key in a JSON body {{\"key\": ...}} (POST) or the {KEY_HEADER} header",
                                  param="key", code="missing_required_parameter")
-        record = await store().get_key(_as_hash(key))
+        token = _as_hash(key)
+        record = await store().get_key(token)
         if record is None:
             raise NotFound("no such key", param="key", code="key_not_found")
-        return {"info": _key_json(record)}
+        entries = (await store().list_key_callbacks([token])).get(token, ())
+        return {"info": key_json(record, entries)}
 
     @get("/key/info", tags=["key management"])
     async def key_info(key: FromQuery[str | None] = None,
@@ -290,8 +336,9 @@ def admin_routes(gateway: Gateway) -> list[Router]:
     # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500), and
     # LiteLLM fields msgspec would otherwise drop without a word.
     return [Router(path="/", guards=[admin_guard], before_request=_check_body, route_handlers=[
-        team_new, team_info, team_list, team_update, team_delete, key_generate, key_info, key_info_post, key_delete,
-        callback_set, callback_get, callback_delete, disable_logging, enable_logging, callback_test])]
+        team_new, team_info, team_list, team_update, team_delete, key_generate, key_update, key_list, key_info,
+        key_info_post, key_delete, callback_set, callback_get, callback_delete, disable_logging, enable_logging,
+        callback_test])]
 
 
 async def _check_body(request: Request[Any, Any, Any]) -> None:
@@ -334,78 +381,12 @@ def _as_hash(key: str) -> str:
     return key if re.fullmatch(r"[0-9a-f]{64}", key) else hash_key(key)
 
 
-def _key_json(record: Any) -> dict[str, Any]:
-    return {"token": record.token_hash, "key_name": record.key_prefix, "key_alias": record.key_alias,
-            "team_id": record.team_id, "models": list(record.models), "metadata": record.metadata,
-            "expires": record.expires_at.isoformat() if record.expires_at else None,
-            "created_at": record.created_at.isoformat()}
-
-
 async def _store_callback(gateway: Gateway, team_id: str, data: CallbackSet) -> bool:
-    if data.callback_type not in CALLBACK_TYPES:
-        raise InvalidRequest(f"callback_type must be one of {', '.join(CALLBACK_TYPES)}", param="callback_type",
-                             code="invalid_value")
-    try:
-        kind = gateway.registry.get(data.callback_name)
-    except UnknownDestination:
-        names = ", ".join(gateway.registry.team_names)
-        raise InvalidRequest(f"unsupported callback_name {data.callback_name!r}; supported: {names}",
-                             param="callback_name", code="invalid_value") from None
-    if not kind.team_configurable:
-        raise InvalidRequest(f"{data.callback_name!r} is gateway-wide and cannot be set per team; supported: "
-                             f"{', '.join(gateway.registry.team_names)}", param="callback_name", code="invalid_value")
-    masked = [k for k, v in data.callback_vars.items() if is_mask(v)]
-    if masked:
-        raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
-                             param=f"callback_vars.{masked[0]}", code="masked_value")
-    try:
-        parsed = kind.parse(data.callback_vars)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), param="callback_vars", code="invalid_value") from None
-    urls = await _allowed_urls(gateway.config.callback_policy, kind.base_urls(parsed), data.callback_vars)
-    secrets = {k: v for k, v in data.callback_vars.items() if k in kind.secret_vars}
-    await _secrets_follow_their_urls(gateway.extras["store"], team_id, data, urls, secrets)
-    # URLs are stored as normalised (what GET shows is what is connected to)
-    plain = {k: urls.get(k, v) for k, v in data.callback_vars.items() if k not in kind.secret_vars}
-    ciphertext = None
-    if secrets:
-        try:
-            box = require_box(gateway.extras.get("secret_box"))
-        except SecretBoxError as exc:
-            raise GatewayError(str(exc), status=503, code="secrets_unavailable") from None
-        ciphertext = box.encrypt(secrets, context=secret_context(team_id, data.callback_name, data.callback_type))
-    return await gateway.extras["store"].set_callback(team_id, data.callback_name, data.callback_type, ciphertext,
-                                                      secrets.keys(), plain)
-
-
-async def _secrets_follow_their_urls(store: Store, team_id: str, data: CallbackSet, urls: Mapping[str, str],
-                                     secrets: Mapping[str, Any]) -> None:
-    """A stored secret is only ever sent where it was sent when stored: an entry that moves to another
-    host or endpoint must bring its secrets again, so an admin who can change URLs but never saw the
-    secrets cannot redirect them (the replaced entry's secrets are dropped either way)."""
-    previous = [r for r in await store.list_callbacks(team_id) if r.callback_name == data.callback_name
-                and str(r.callback_type) == data.callback_type and r.secret_var_names]
-    for record in previous:
-        given = {var: urls[var] if var in data.callback_vars else None for var in urls}
-        moved = [var for var, url in given.items() if url != record.plain_vars.get(var)]
-        missing = [name for name in record.secret_var_names if name not in secrets]
-        if moved and missing:
-            raise InvalidRequest(f"callback_vars.{moved[0]} changes where {data.callback_name} sends its stored "
-                                 f"secret; send {', '.join(sorted(missing))} again with it (or delete the callback "
-                                 "first)", param=f"callback_vars.{moved[0]}", code="secret_must_be_resent")
-
-
-async def _allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: Mapping[str, Any]) -> Mapping[str, str]:
-    """The destination's URLs (var -> normalised URL), each one the callback policy allows; else a 400
-    naming the var and why. The connection is checked again when it is made (DNS may change)."""
-    for var, url in urls.items():
-        if var not in given and not policy.restricted:
-            continue  # a built-in default (cloud.langfuse.com): nothing to look up
-        reason = await url_refusal(policy, url)
-        if reason is not None:
-            raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
-                                 param=f"callback_vars.{var}", code="callback_url_not_allowed")
-    return urls
+    store: Store = gateway.extras["store"]
+    write = await prepare_callback(gateway, data, await store.list_callbacks(team_id),
+                                   secret_context(team_id, data.callback_name, data.callback_type))
+    return await store.set_callback(team_id, write.callback_name, write.callback_type, write.vars_ciphertext,
+                                    write.secret_var_names, write.plain_vars)
 
 
 async def _callbacks_json(gateway: Gateway, team_id: str) -> dict[str, Any]:
@@ -414,8 +395,7 @@ async def _callbacks_json(gateway: Gateway, team_id: str) -> dict[str, Any]:
     failure = [r.callback_name for r in records if r.callback_type.value in ("failure", "success_and_failure")]
     shown: dict[str, Any] = {}
     for record in records:
-        shown.update(record.plain_vars)
-        shown.update(dict.fromkeys(record.secret_var_names, MASK))
+        shown.update(masked_vars(record))
     return {"team_id": team_id, "success_callbacks": list(dict.fromkeys(success)),
             "failure_callbacks": list(dict.fromkeys(failure)), "callback_vars": shown}
 

@@ -13,9 +13,10 @@ from litestar.params import FromQuery
 from app import __version__
 from app.auth import bearer_token
 from app.errors import AuthenticationFailed
+from app.hook_metrics import hooks_health
 from app.metrics import CONTENT_TYPE, render_prometheus
 from app.providers.egress import ProxyRoutes
-from app.providers.reachability import Reachability, check_all
+from app.providers.reachability import Reachability, ReachabilityCache
 from app.routes.admin import require_admin
 from app.routes.llm import caller_of
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     proxies = ProxyRoutes.from_settings(gateway.config.upstream_proxy)  # read once, as the upstream transport does
+    reachability = ReachabilityCache(proxies)
     @get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
     async def liveliness() -> Response[str]:
         # LiteLLM answers a JSON string; probes and scripts written for it parse that.
@@ -43,18 +45,20 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
 
     @get("/health/destinations", tags=["health"])
     async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error."""
+        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error;
+        per callback (hook): background runs, errors, timeouts, dropped runs, last error type."""
         require_admin(gateway, request)
-        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()]}
+        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()],
+                "callbacks": hooks_health(gateway.proxy.hooks)}
 
     @get("/health", tags=["health"])
     async def models_health(request: Request[Any, Any, Any], model: FromQuery[str | None] = None) -> dict[str, Any]:
         """LiteLLM's model check: each deployment the caller may use, healthy when its upstream accepts a
-        TCP connection (no API call, nothing billed); mocks are always healthy."""
+        TCP connection (no API call, nothing billed; a verdict is reused for 5 s); mocks are always healthy."""
         caller = caller_of(gateway, request)
         wanted = [d for d in gateway.config.deployments
                   if caller.may_use(d.model_name) and (model is None or d.model_name == model)]
-        results = await check_all(wanted, proxies)
+        results = await reachability.check_all(wanted)
         healthy = [_endpoint(r) for r in results if r.error is None]
         unhealthy = [_endpoint(r) for r in results if r.error is not None]
         return {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,

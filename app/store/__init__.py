@@ -1,9 +1,11 @@
-"""Persistence of teams, virtual keys and team callbacks; see ``store.py`` and ``watch.py``."""
+"""Persistence of teams, virtual keys and their logging callbacks; see ``store.py`` and ``watch.py``."""
 
 from app.store.records import (
     AlreadyExists,
     CallbackRecord,
     CallbackType,
+    CallbackWrite,
+    KeyCallbackRecord,
     KeyRecord,
     NotFound,
     StoreError,
@@ -18,6 +20,8 @@ __all__ = [
     "AlreadyExists",
     "CallbackRecord",
     "CallbackType",
+    "CallbackWrite",
+    "KeyCallbackRecord",
     "KeyRecord",
     "NotFound",
     "Store",

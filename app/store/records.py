@@ -14,7 +14,7 @@ Records are shared by every reader of a snapshot (the request path included), so
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -80,6 +80,31 @@ class CallbackRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyCallbackRecord:
+    """A virtual key's own logging entry (``metadata.logging``); for that key's calls it replaces its
+    team's (and the global) entry of the same destination type."""
+
+    token_hash: str
+    callback_name: str
+    callback_type: CallbackType
+    vars_ciphertext: str | None
+    secret_var_names: tuple[str, ...]
+    plain_vars: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackWrite:
+    """One validated entry ready to store: secrets already encrypted, the rest in clear."""
+
+    callback_name: str
+    callback_type: str
+    vars_ciphertext: str | None
+    secret_var_names: tuple[str, ...]
+    plain_vars: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     """Everything in the store as of one ``version``, read in a single transaction."""
 
@@ -87,3 +112,5 @@ class StoreSnapshot:
     teams: Mapping[str, TeamRecord]
     keys: Mapping[str, KeyRecord]
     callbacks: Mapping[str, tuple[CallbackRecord, ...]]  # team_id -> its callbacks, by name then type
+    # token_hash -> the key's own logging entries; only keys that have some are present
+    key_callbacks: Mapping[str, tuple[KeyCallbackRecord, ...]] = field(default_factory=dict)

@@ -147,6 +147,27 @@ class CallbackRow(Base):
     updated_at: Mapped[datetime]
 
 
+class KeyCallbackRow(Base):
+    """A key's own logging entries, one row per (key, name, type) as for teams. Kept out of the key's
+    metadata column so secrets sit encrypted in their own column and the metadata stays plain JSON."""
+
+    __tablename__ = "key_callbacks"
+    __table_args__ = (
+        CheckConstraint(
+            "callback_type IN (" + ", ".join(f"'{t.value}'" for t in CallbackType) + ")",
+            name="ck_key_callbacks_type",
+        ),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    callback_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    callback_type: Mapped[CallbackType] = mapped_column(primary_key=True)
+    vars_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_var_names: Mapped[list[str]]
+    plain_vars: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
 class StateRow(Base):
     """One row; ``version`` goes up in the same transaction as every change, for the watchers."""
 
@@ -172,20 +193,25 @@ def _table(row: type[Base]) -> Table:
 teams = _table(TeamRow)
 keys = _table(KeyRow)
 callbacks = _table(CallbackRow)
+key_callbacks = _table(KeyCallbackRow)
 state = _table(StateRow)
 schema_version = _table(SchemaVersionRow)
 
 
 def _v1_create(conn: Connection) -> None:
-    # create_all builds today's tables. When v2 changes a table, v1 must be frozen to the tables
-    # as they were, or a fresh database would get v2's shape and then have v2 applied again.
-    Base.metadata.create_all(conn)
+    # Frozen to the tables v1 had: a later step that adds or changes a table does so itself, or a
+    # fresh database would get the later shape here and then have the later step applied again.
+    Base.metadata.create_all(conn, tables=[teams, keys, callbacks, state, schema_version])
     conn.execute(state.insert().values(id=1, version=0))
     conn.execute(schema_version.insert().values(id=1, version=0))
 
 
+def _v2_key_callbacks(conn: Connection) -> None:
+    key_callbacks.create(conn)
+
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_create,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks)
 
 
 def applied_version(conn: Connection) -> int:

@@ -1,4 +1,4 @@
-"""The store of teams, virtual keys and team callbacks (SQLite or PostgreSQL through SQLAlchemy).
+"""The store of teams, virtual keys and their callbacks (SQLite or PostgreSQL through SQLAlchemy).
 
 Every write runs in one transaction that first bumps ``store_state.version``; a write that turns
 out to change nothing rolls back, so the version moves exactly when the data does. Watchers poll
@@ -8,14 +8,14 @@ that version (see ``watch.py``) and reload a ``StoreSnapshot`` when it moves.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, delete, select, update
+from sqlalchemy import ColumnElement, Row, Table, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,8 @@ from app.store.records import (
     AlreadyExists,
     CallbackRecord,
     CallbackType,
+    CallbackWrite,
+    KeyCallbackRecord,
     KeyRecord,
     NotFound,
     StoreError,
@@ -31,10 +33,11 @@ from app.store.records import (
     StoreUnavailable,
     TeamRecord,
 )
-from app.store.schema import callbacks, keys, state, teams
+from app.store.schema import callbacks, key_callbacks, keys, state, teams
 
 Clock = Callable[[], datetime]
 TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled"})
+KEY_FIELDS = frozenset({"key_alias", "team_id", "models", "metadata", "expires_at"})
 
 
 def _utcnow() -> datetime:
@@ -165,6 +168,8 @@ class Store:
             write.changed = bool(deleted)
             if deleted:
                 await write.conn.execute(delete(callbacks).where(callbacks.c.team_id.in_(deleted)))
+                team_keys = select(keys.c.token_hash).where(keys.c.team_id.in_(deleted))
+                await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash.in_(team_keys)))
                 await write.conn.execute(delete(keys).where(keys.c.team_id.in_(deleted)))
         return _in_request_order(team_ids, deleted)
 
@@ -179,8 +184,10 @@ class Store:
         models: list[str],
         metadata: dict[str, Any],
         expires_at: datetime | None,
+        callbacks: Sequence[CallbackWrite] = (),
     ) -> KeyRecord:
-        """Raises AlreadyExists; team_id is not checked (it may name a config-only team)."""
+        """Raises AlreadyExists; team_id is not checked (it may name a config-only team). The key's
+        own logging entries are written in the same transaction: a key never exists without them."""
         if expires_at is not None and expires_at.tzinfo is None:
             raise ValueError("expires_at must be time-zone aware")
         record = KeyRecord(
@@ -197,7 +204,63 @@ class Store:
             if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
                 raise AlreadyExists("a key with this hash already exists")
             await write.conn.execute(keys.insert().values(_values(record)))
+            await self._insert_key_callbacks(write.conn, token_hash, callbacks)
         return record
+
+    async def update_key(self, token_hash: str, *, callbacks: Sequence[CallbackWrite] | None = None,
+                         **fields: Any) -> KeyRecord:
+        """Set any of key_alias, team_id, models, metadata, expires_at; ``callbacks`` (when given)
+        replaces all the key's logging entries in the same transaction. Raises NotFound."""
+        unknown = set(fields) - KEY_FIELDS
+        if unknown:
+            raise TypeError(f"update_key got unknown fields {sorted(unknown)}; allowed: {sorted(KEY_FIELDS)}")
+        expires = fields.get("expires_at")
+        if expires is not None and expires.tzinfo is None:
+            raise ValueError("expires_at must be time-zone aware")
+        values = {name: list(value) if name == "models" else value for name, value in fields.items()}
+        async with self._writing("update_key") as write:
+            if values:
+                statement = update(keys).where(keys.c.token_hash == token_hash).values(values).returning(*KEY_COLUMNS)
+            else:
+                statement = select(*KEY_COLUMNS).where(keys.c.token_hash == token_hash)
+            row = (await write.conn.execute(statement)).first()
+            if row is None:
+                raise NotFound("no such key")
+            write.changed = bool(values) or callbacks is not None
+            if callbacks is not None:
+                await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash == token_hash))
+                await self._insert_key_callbacks(write.conn, token_hash, callbacks)
+        return _key(row)
+
+    async def _insert_key_callbacks(self, conn: AsyncConnection, token_hash: str,
+                                    entries: Sequence[CallbackWrite]) -> None:
+        if not entries:
+            return
+        now = self._now()
+        rows = [{"token_hash": token_hash, "callback_name": e.callback_name,
+                 "callback_type": _callback_type(e.callback_type).value, "vars_ciphertext": e.vars_ciphertext,
+                 "secret_var_names": sorted(e.secret_var_names), "plain_vars": dict(e.plain_vars),
+                 "updated_at": now} for e in entries]
+        await conn.execute(key_callbacks.insert(), rows)
+
+    async def list_keys(self, offset: int, limit: int, team_id: str | None = None) -> tuple[list[KeyRecord], int]:
+        """One page of keys, oldest first, and how many there are in all (for the page count)."""
+        where = [] if team_id is None else [keys.c.team_id == team_id]
+        async with self._reading("list_keys") as conn:
+            total = int(await conn.scalar(select(func.count()).select_from(keys).where(*where)) or 0)
+            rows = await conn.execute(select(*KEY_COLUMNS).where(*where)
+                                      .order_by(keys.c.created_at, keys.c.token_hash).offset(offset).limit(limit))
+            return [_key(row) for row in rows], total
+
+    async def list_key_callbacks(self, token_hashes: Iterable[str]) -> dict[str, tuple[KeyCallbackRecord, ...]]:
+        """The logging entries of the keys named, by hash; keys without any are left out."""
+        wanted = set(token_hashes)
+        if not wanted:
+            return {}
+        async with self._reading("list_key_callbacks") as conn:
+            rows = await conn.execute(select(*KEY_CALLBACK_COLUMNS).where(key_callbacks.c.token_hash.in_(wanted))
+                                      .order_by(key_callbacks.c.callback_name, key_callbacks.c.callback_type))
+            return _by_key(map(_key_callback, rows))
 
     async def get_key(self, token_hash: str) -> KeyRecord | None:
         async with self._reading("get_key") as conn:
@@ -212,6 +275,8 @@ class Store:
             )
             deleted = set(found)
             write.changed = bool(deleted)
+            if deleted:
+                await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash.in_(deleted)))
         return _in_request_order(token_hashes, deleted)
 
     # -- team callbacks --------------------------------------------------------------------------
@@ -279,11 +344,14 @@ class Store:
             by_team: dict[str, list[CallbackRecord]] = {}
             for callback in map(_callback, await conn.execute(ordered)):
                 by_team.setdefault(callback.team_id, []).append(callback)
+            by_key = _by_key(map(_key_callback, await conn.execute(select(*KEY_CALLBACK_COLUMNS).order_by(
+                key_callbacks.c.token_hash, key_callbacks.c.callback_name, key_callbacks.c.callback_type))))
         return StoreSnapshot(
             version=version,
             teams=MappingProxyType(team_map),
             keys=MappingProxyType(key_map),
             callbacks=MappingProxyType({team: tuple(entries) for team, entries in by_team.items()}),
+            key_callbacks=MappingProxyType(by_key),
         )
 
 
@@ -312,6 +380,7 @@ def _columns(table: Table, record_type: type) -> tuple[ColumnElement[Any], ...]:
 TEAM_COLUMNS = _columns(teams, TeamRecord)
 KEY_COLUMNS = _columns(keys, KeyRecord)
 CALLBACK_COLUMNS = _columns(callbacks, CallbackRecord)
+KEY_CALLBACK_COLUMNS = _columns(key_callbacks, KeyCallbackRecord)
 
 
 def _team(row: Row[Any]) -> TeamRecord:
@@ -324,3 +393,14 @@ def _key(row: Row[Any]) -> KeyRecord:
 
 def _callback(row: Row[Any]) -> CallbackRecord:
     return CallbackRecord(*row)
+
+
+def _key_callback(row: Row[Any]) -> KeyCallbackRecord:
+    return KeyCallbackRecord(*row)
+
+
+def _by_key(records: Iterable[KeyCallbackRecord]) -> dict[str, tuple[KeyCallbackRecord, ...]]:
+    grouped: dict[str, list[KeyCallbackRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.token_hash, []).append(record)
+    return {token: tuple(entries) for token, entries in grouped.items()}

@@ -111,3 +111,37 @@ def test_an_upstream_call_is_traced_only_when_its_team_routes_to_a_trace_destina
     assert seen == {"a": True, "b": False, None: False, "quiet": False}
     assert router.traces_current_call() is False  # no current span at all
     assert router.errors == 0
+
+
+def keyed_call(tracer: Tracer, name: str, team: str | None, key_hash: str, *, child: bool = False) -> None:
+    attrs = {sc.OPERATION_NAME: sc.OP_CHAT, sc.KEY_HASH: key_hash, **({sc.TEAM_ID: team} if team else {})}
+    span = tracer.start_span(name, attributes=attrs)
+    with use_span(span, end_on_exit=False):
+        if child:
+            tracer.start_span(f"{name}/http").end()
+    span.end()
+
+
+def test_a_key_with_a_route_of_its_own_takes_its_spans_and_its_child_spans(
+        tracer: Tracer, router: TeamRouterSpanProcessor) -> None:
+    own, own_traces = Recorder("k_ok"), Recorder("k_otel")
+    table = router.table
+    router.update(RoutingTable(default=table.default, teams=table.teams, disabled_teams=table.disabled_teams,
+                               keys={"k1": Route(success=(own,), traces=(own_traces,)),
+                                     "k-quiet": Route(success=(own,))}))
+    keyed_call(tracer, "k1-call", "a", "k1", child=True)
+    keyed_call(tracer, "k2-call", "a", "k2")  # a key without logging of its own: its team's route
+    keyed_call(tracer, "quiet-call", "quiet", "k-quiet")  # the team's switch covers its keys
+    assert (own.names, own_traces.names) == (["k1-call"], ["k1-call/http", "k1-call"])
+    assert router.errors == 0
+
+
+def test_key_routes_decide_whether_an_upstream_call_is_traced(tracer: Tracer, router: TeamRouterSpanProcessor,
+                                                              sinks: dict[str, Recorder]) -> None:
+    router.update(RoutingTable(default=Route(), keys={"k1": Route(traces=(sinks["otel"],))}))
+    seen = {}
+    for key in ("k1", "k2"):
+        span = tracer.start_span("call", attributes={sc.KEY_HASH: key})
+        with use_span(span, end_on_exit=True):
+            seen[key] = router.traces_current_call()
+    assert seen == {"k1": True, "k2": False}

@@ -96,6 +96,8 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("GET", "/key/info"): {"url": "/key/info", "params": {"key": key}},
         ("POST", "/key/info"): {"url": "/key/info", "json": {"key": key}},
         ("POST", "/key/delete"): {"url": "/key/delete", "json": {"keys": [key]}},
+        ("POST", "/key/update"): {"url": "/key/update", "json": {"key": key, "key_alias": "x"}},
+        ("GET", "/key/list"): {"url": "/key/list", "params": {"page": 1, "size": 5}},
         ("POST", "/team/{team_id}/callback"): {"url": f"{team_path}/callback", "json": callback},
         ("GET", "/team/{team_id}/callback"): {"url": f"{team_path}/callback"},
         ("DELETE", "/team/{team_id}/callback/{callback_name}"): {"url": f"{team_path}/callback/langfuse"},
