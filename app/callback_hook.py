@@ -50,6 +50,7 @@ REJECTED = "rejected_by_callback"
 _ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
                 429: "rate_limit_error"}
 _MESSAGE_LIMIT = 500
+_MAX_STREAMS = 4096
 
 
 class CustomLoggerHook(CallHook):
@@ -61,6 +62,9 @@ class CustomLoggerHook(CallHook):
         self.methods = methods
         self.cache = DualCache()
         self.runner: BackgroundRunner | None = None
+        # Streams in flight -> their kwargs, keyed by the record's ``started`` (the logged view that
+        # on_success/on_failure get is a copy, with the same value).
+        self._streams: dict[float, dict[str, Any]] = {}
 
     def attach(self, runner: BackgroundRunner) -> None:
         self.runner = runner
@@ -127,17 +131,24 @@ class CustomLoggerHook(CallHook):
 
     # -- off the request path --------------------------------------------------------------------
     def _stream_event(self, call: CallRecord, chunk: dict[str, Any]) -> None:
-        view = call.logged()
-        kwargs, response = call_kwargs(view), chunk_object(call, chunk)
-        start, now = when(view.start_time), when(None)
+        """On the request path, per chunk: the call's kwargs are built once (its request no longer
+        changes once streaming) and each chunk gets a shallow copy."""
+        kwargs = self._streams.get(call.started)
+        if kwargs is None:
+            kwargs = self._streams[call.started] = call_kwargs(call.logged())
+            if len(self._streams) > _MAX_STREAMS:  # a stream whose end never reached on_success/on_failure
+                del self._streams[next(iter(self._streams))]
+        response, start, now = chunk_object(call, chunk), kwargs["start_time"], when(None)
         for name in ("log_stream_event", "async_log_stream_event"):
             if name in self.methods:
-                self._background(getattr(self.handler, name), kwargs, response, start, now)
+                self._background(getattr(self.handler, name), dict(kwargs), response, start, now)
 
     async def _success(self, call: CallRecord) -> None:
+        self._streams.pop(call.started, None)
         await self._logged(call, "log_post_api_call", "log_success_event", "async_log_success_event")
 
     async def _failure(self, call: CallRecord) -> None:
+        self._streams.pop(call.started, None)
         await self._logged(call, "log_post_api_call", "log_failure_event", "async_log_failure_event")
         if "async_post_call_failure_hook" in self.methods:
             data, _added = hook_data(call)
@@ -179,9 +190,11 @@ _POINTS = {
     "before_upstream": ("async_pre_call_hook", "async_moderation_hook", "log_pre_api_call"),
     "after_upstream": ("async_post_call_success_hook",),
     "on_stream_event": ("log_stream_event", "async_log_stream_event"),
-    "on_success": ("log_post_api_call", "log_success_event", "async_log_success_event"),
+    # A handler of stream events also needs the end of each call, to forget that stream's kwargs.
+    "on_success": ("log_post_api_call", "log_success_event", "async_log_success_event", "log_stream_event",
+                   "async_log_stream_event"),
     "on_failure": ("log_post_api_call", "log_failure_event", "async_log_failure_event",
-                   "async_post_call_failure_hook"),
+                   "async_post_call_failure_hook", "log_stream_event", "async_log_stream_event"),
 }
 _IMPLEMENTATIONS = {"before_upstream": CustomLoggerHook._before_upstream,
                     "after_upstream": CustomLoggerHook._after_upstream,

@@ -229,12 +229,19 @@ async def test_stream_events_reach_the_handler_off_the_path_and_redacted_when_ca
             if len(got) == 2:
                 both.set()
 
-    chain = HookChain([callback_hook("m.streams", Streams())])
+    hook = callback_hook("m.streams", Streams())
+    chain = HookChain([hook])
     chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hel"}}]}
-    chain.stream_event(record(stream=True), chunk)
-    chain.stream_event(record(stream=True, capture=False), chunk)
+    calls = [record(stream=True), record(stream=True, capture=False)]
+    for call in calls:
+        chain.stream_event(call, chunk)
     assert await asyncio.to_thread(both.wait, 5.0)
     assert sorted(got) == sorted([(True, "hel"), (True, REDACTED)])
+    assert len(hook._streams) == 2  # each stream's kwargs built once, kept until the call ends
+    for call in calls:
+        chain.finished(finished(call))
+    await settle(chain)
+    assert hook._streams == {}
     chain.runner.close()
 
 
