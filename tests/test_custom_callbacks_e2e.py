@@ -181,7 +181,9 @@ def test_a_pre_call_hook_that_raises_refuses_the_call(tmp_path: Path, content: s
 
 
 TROUBLE = """
+import asyncio
 import threading
+import time
 
 from app.custom_logger import CustomLogger
 
@@ -204,26 +206,46 @@ class Sleeping(CustomLogger):
         self.finished.set()
 
 
+class Napping(CustomLogger):
+    # the async form: awaits up to 10 s on the event loop the gateway serves from
+
+    def __init__(self):
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.started.set()
+        deadline = time.monotonic() + 10
+        while not self.release.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.finished.set()
+
+
 raising = Raising()
 sleeping = Sleeping()
+napping = Napping()
 """
 
 
 def test_callbacks_that_raise_or_sleep_leave_requests_unaffected(tmp_path: Path) -> None:
     (tmp_path / "trouble.py").write_text(textwrap.dedent(TROUBLE))
-    with gateway(tmp_path, ["trouble.raising", "trouble.sleeping"]) as (gw, _upstream, client):
-        sleeping = load_callback("trouble.sleeping", tmp_path).obj
+    with gateway(tmp_path, ["trouble.raising", "trouble.sleeping", "trouble.napping"]) as (gw, _upstream, client):
+        sleepers = [load_callback(f"trouble.{name}", tmp_path).obj for name in ("sleeping", "napping")]
         try:
             for i in range(3):
                 reply = client.chat.completions.create(model="gpt-3.5-turbo",
                                                        messages=[{"role": "user", "content": f"call {i}"}])
                 assert reply.choices[0].message.content
-            assert sleeping.started.wait(10)
-            assert not sleeping.finished.is_set()  # every request answered while the callback still sleeps
+            for sleeper in sleepers:
+                assert sleeper.started.wait(10)
+                assert not sleeper.finished.is_set()  # every request answered while the callbacks still sleep
             health = wait_for_callback(gw, "trouble.raising", lambda c: c["errors"] >= 3)
             metrics = admin_get(gw, "/metrics").text
         finally:
-            sleeping.release.set()
+            for sleeper in sleepers:
+                sleeper.release.set()
     line = 'spangate_callback_runs_total{callback="trouble.raising",outcome="error"} 3'
     assert line in metrics
     assert (health["errors"], health["last_error"]) == (3, "RuntimeError")
