@@ -100,7 +100,7 @@ class CustomLoggerHook(CallHook):
         chosen = response if result is None else result
         if isinstance(chosen, Mapping) or hasattr(chosen, "model_dump"):
             answer = plain(chosen)
-            if answer != plain(response_object(call)):  # changed in place or replaced: the client gets it
+            if answer != call.response:  # changed in place or replaced: the client gets the new one
                 call.response = answer
 
     async def _on_path(self, method: Callable[..., Any], *args: Any) -> Any:
