@@ -54,7 +54,11 @@ def call_kwargs(call: CallRecord) -> dict[str, Any]:
     if call.error is not None:
         exc = call.exception or call.error
         kwargs["exception"] = exc
-        kwargs["traceback_exception"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if call.capture_content:
+            kwargs["traceback_exception"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        else:  # an upstream's error message may quote the prompt: the frames and the type only
+            kwargs["traceback_exception"] = "".join(traceback.format_tb(exc.__traceback__)) + (
+                f"{type(exc).__name__}: (message withheld: message logging is off for this call)\n")
     return kwargs
 
 

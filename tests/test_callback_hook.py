@@ -278,3 +278,21 @@ async def test_the_seed_handler_runs_as_written(tmp_path: Path) -> None:
     assert response["usage"]["completion_tokens"] == 10
     assert handler.recorded.wait_for("log_success_event")
     assert handler.recorded.wait_for("log_post_api_call")
+
+
+async def test_with_message_logging_off_the_traceback_keeps_its_frames_but_not_the_message() -> None:
+    handler = Recorder()
+    chain = HookChain([callback_hook("custom_callbacks.h", handler)])
+    quoted = "the upstream quoted the prompt: good " + "morning"
+    try:
+        raise UpstreamUnavailable(quoted)  # the source line shown in the traceback holds no prompt
+    except UpstreamUnavailable as exc:
+        error = exc
+    call = finished(record(capture=False), response=None, cost=None)
+    call.error, call.status = error, 502
+    chain.finished(call)
+    await settle(chain)
+    kwargs, _response, _start, _end = handler.seen["failure"]
+    assert "good morning" not in kwargs["traceback_exception"]
+    assert "UpstreamUnavailable: (message withheld" in kwargs["traceback_exception"]
+    assert "test_callback_hook.py" in kwargs["traceback_exception"]
