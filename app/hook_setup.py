@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 from opentelemetry.metrics import Meter, NoOpMeter
 
+from app.callback_hook import callback_hook
+from app.callback_loader import HANDLER, is_user_callback, load_callback
 from app.config import GatewayConfig
 from app.config_keys import ConfigError
 from app.hooks import CallHook, HookChain
@@ -38,8 +40,10 @@ def build_hooks(config: GatewayConfig, env: Mapping[str, str], *, tracer_provide
     ``None`` when start-up only checks the config. ``resources``: what the built-in hooks use."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hooks.append(_content_safety(config, resources) if name == CONTENT_SAFETY
-                     else _build(name, config, env, tracer_provider))
+        hook = _content_safety(config, resources) if name == CONTENT_SAFETY else _build(name, config, env,
+                                                                                         tracer_provider)
+        if hook is not None:
+            hooks.append(hook)
     return HookChain(hooks)
 
 
@@ -49,7 +53,12 @@ def check_hooks(config: GatewayConfig) -> None:
         check_moderation(config)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str], tracer_provider: Any) -> CallHook:
+def _build(name: str, config: GatewayConfig, env: Mapping[str, str], tracer_provider: Any) -> CallHook | None:
+    """The hook for one entry; ``None`` for a user's SpanExporter or SpanProcessor, which is a
+    destination (``app.user_destinations``) even when listed under ``callbacks``."""
+    if is_user_callback(name):
+        loaded = load_callback(name, config.config_dir)
+        return callback_hook(name, loaded.obj) if loaded.kind == HANDLER else None
     raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
 
 

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from app.callback_loader import is_user_callback
 from app.config import ConfigError, GatewayConfig, TeamSettingsConfig
+from app.user_destinations import user_destinations
 from exporters.registry import BuildContext, DestinationRegistry, DestinationType, GlobalInputs, UnknownDestination
 from processors.router import Route, RoutingTable, Sink
 
@@ -75,6 +77,8 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
     for section, names in (("success_callback", config.success_callback),
                            ("failure_callback", config.failure_callback)):
         for name in names:
+            if is_user_callback(name):  # a user's own exporter or processor: below
+                continue
             try:
                 kind = registry.get(name)
                 parsed = global_config(kind, config, env, ctx)
@@ -83,6 +87,9 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
             both = name in config.success_callback and name in config.failure_callback
             kind_type = BOTH if both else (SUCCESS if section == "success_callback" else FAILURE)
             specs[name] = DestinationSpec(f"global/{name}", name, kind, parsed, kind_type)
+    for user in user_destinations(config):
+        kind_type = BOTH if user.success and user.failure else (SUCCESS if user.success else FAILURE)
+        specs[user.name] = DestinationSpec(f"global/{user.name}", user.name, user.kind, user.obj, kind_type)
     return list(specs.values())
 
 

@@ -25,6 +25,7 @@ from app.auth import Authenticator
 from app.config import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.front import GatewayApp
+from app.hook_metrics import register_hook_metrics
 from app.hook_setup import HookResources, build_hooks, check_hooks
 from app.metrics import build_meter_provider
 from app.pricing import PriceBook
@@ -132,6 +133,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                                allow_mock_response=config.allow_mock_response)
     hooks = build_hooks(config, env, tracer_provider=tracer_provider,
                         resources=HookResources(transport=upstream, meter=meter, team_params=teams.hook_params))
+    register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
                          redact_headers=config.redact_headers)

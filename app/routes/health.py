@@ -13,6 +13,7 @@ from litestar.params import FromQuery
 from app import __version__
 from app.auth import bearer_token
 from app.errors import AuthenticationFailed
+from app.hook_metrics import hooks_health
 from app.metrics import CONTENT_TYPE, render_prometheus
 from app.providers.egress import ProxyRoutes
 from app.providers.reachability import Reachability, ReachabilityCache
@@ -44,9 +45,11 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
 
     @get("/health/destinations", tags=["health"])
     async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error."""
+        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error;
+        per callback (hook): background runs, errors, timeouts, dropped runs, last error type."""
         require_admin(gateway, request)
-        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()]}
+        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()],
+                "callbacks": hooks_health(gateway.proxy.hooks)}
 
     @get("/health", tags=["health"])
     async def models_health(request: Request[Any, Any, Any], model: FromQuery[str | None] = None) -> dict[str, Any]:
