@@ -154,9 +154,9 @@ def _export_traces(env: Mapping[str, str]) -> bool:
 
 
 def check_destinations(config: GatewayConfig, env: Mapping[str, str]) -> None:
-    """Resolve every configured destination and hook setting (and the resource they all export) now, so a bad callback
-    stops start-up with one line (ConfigError) before the server binds or forks workers, instead of
-    failing inside the lifespan."""
+    """Resolve every configured destination and built-in hook's settings (and the resource they all
+    export) now, so a bad callback stops start-up with one line (ConfigError) before the server binds
+    or forks workers, instead of failing inside the lifespan."""
     build_resource(env)
     registry = builtin_registry()
     with httpx.Client() as client:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from app.errors import error_body
+from app.hook_setup import build_hooks
 from app.moderation import ModerationBlocked, ModerationUnavailable
 from app.moderation.settings import CATEGORIES
 from app.moderation.texts import split_text
 from app.teams import TeamPolicy
 from contracts import semconv as sc
-from tests.moderation.support import chat_answer, chat_call, rig
+from tests.moderation.support import chat_answer, chat_call, moderation_config, rig
 from tests.support.content_safety import ContentSafetyStandIn, Fault
 from tests.support.upstream import closed_port
 
@@ -217,3 +218,13 @@ async def test_a_service_that_refuses_connections_is_a_miss(cs: ContentSafetySta
         with pytest.raises(ModerationUnavailable, match="connect"):
             await r.chain.before_upstream(call)
     assert call.extra[sc.moderation_unavailable("input")] == "connect"
+
+
+async def test_a_chain_built_without_the_gateways_resources_has_its_own_transport(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Hate=6)
+    chain = build_hooks(moderation_config(cs), {})
+    try:
+        with pytest.raises(ModerationBlocked):
+            await chain.before_upstream(chat_call(MARK))
+    finally:
+        await chain.aclose()  # closes the transport it owns
