@@ -9,7 +9,9 @@ event. The cost is latency: the client's first bytes wait for one window of text
 
 ``EndFilter`` passes every event through at once except ``data: [DONE]``, checks the assembled
 answer when the upstream is done, and sends ``[DONE]`` only if it passed; otherwise the stream ends
-with the error event instead. The client has seen the text by then: the cut only tells it so.
+with the error event instead. The client has seen the text by then: the cut only tells it so. An
+answer over ``END_BATCH_CHARS`` is checked in batches as it streams (so its text is not all kept
+in memory), and a batch that fails cuts the stream there.
 
 Both see the SSE bytes the relay forwards (complete events, LF line endings); a piece cut inside an
 event is joined with the next before it is read.
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 OVERLAP_CHARS = 200
 MAX_WINDOWS_IN_FLIGHT = 4  # per stream
+END_BATCH_CHARS = 100_000  # end mode: a longer answer is checked in batches as it streams
 _DONE = b"[DONE]"
 _decode = msgspec.json.decode
 
@@ -170,12 +173,17 @@ class WindowFilter:
 
 
 class EndFilter:
-    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy) -> None:
+    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy,
+                 batch_chars: int = END_BATCH_CHARS) -> None:
         self._hook = hook
         self._call = call
         self._policy = policy
+        self._batch = batch_chars
         self._events = _Events(call.operation)
         self._text: list[str] = []
+        self._size = 0
+        self._tail = ""
+        self._checks: deque[asyncio.Task[None]] = deque()
         self._done: bytes | None = None
 
     async def feed(self, piece: bytes) -> bytes:
@@ -184,14 +192,43 @@ class EndFilter:
             if is_done(event):
                 self._done = event  # held: sent only once the answer has passed
                 continue
-            self._text.append(self._events.text(event))
+            text = self._events.text(event)
+            if text:
+                self._text.append(text)
+                self._size += len(text)
             out.append(event)
+        if self._size >= self._batch:  # a long answer is checked as it goes: its text is not all kept
+            self._start()
+            await self._settle(keep=MAX_WINDOWS_IN_FLIGHT)
         return b"".join(out)
 
     async def end(self) -> bytes:
         rest = self._events.rest()
-        await self._hook.check(self._call, sc.MODERATION_OUTPUT, "".join(self._text), self._policy)
+        if self._text:
+            self._start()
+        await self._settle(keep=0)
         return rest + (self._done or b"")
+
+    def _start(self) -> None:
+        text = self._tail + "".join(self._text)
+        self._tail = text[-OVERLAP_CHARS:]
+        task = asyncio.get_running_loop().create_task(
+            self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy))
+        task.add_done_callback(_retrieve)
+        self._checks.append(task)
+        self._text, self._size = [], 0
+
+    async def _settle(self, *, keep: int) -> None:
+        """Waits for the oldest checks while more than ``keep`` run; a failed one ends the stream."""
+        while self._checks and (len(self._checks) > keep or self._checks[0].done()):
+            task = self._checks.popleft()
+            try:
+                await task
+            except BaseException:
+                for other in self._checks:
+                    other.cancel()
+                self._checks.clear()
+                raise
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

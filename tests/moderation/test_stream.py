@@ -166,3 +166,18 @@ async def test_a_fast_stream_waits_for_checks_beyond_four_windows_in_flight(cs: 
             await stream_filter.feed(chunk(word))
         await stream_filter.end()
     assert len(cs.requests) == 8 and cs.max_in_flight == 5  # four held, plus the one just cut
+
+
+async def test_end_mode_checks_a_long_answer_in_batches_and_cuts_at_a_flagged_one(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Hate=6)
+    async with rig(cs, stream_mode="end") as r:
+        (hook,) = r.chain.hooks
+        clean = chat_call("hi", stream=True)
+        stream_filter = EndFilter(hook, clean, hook.policy(clean), batch_chars=10)
+        sent, error = await relay(stream_filter, events("0123456789", "abcdefghij", "tail"))
+        assert error is None and sent[-1] == DONE
+        assert sorted(cs.texts) == ["0123456789", "0123456789abcdefghij", "0123456789abcdefghijtail"]  # overlap
+        flagged = chat_call("hi", stream=True)
+        stream_filter = EndFilter(hook, flagged, hook.policy(flagged), batch_chars=10)
+        _sent, error = await relay(stream_filter, events(f"{MARK} ok", "x" * 10, "y" * 10, "z" * 10, "end"))
+    assert isinstance(error, ModerationBlocked)
