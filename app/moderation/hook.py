@@ -13,9 +13,10 @@ onto the gateway span.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ class ContentSafetyHook(CallHook):
         self._teams: dict[str, tuple[object, Policy | None]] = {}
         self._miss_logged = 0.0
         self._misses = 0
+        self._spawned: set[asyncio.Task[None]] = set()
 
     # --- points -------------------------------------------------------------------------------
 
@@ -103,7 +105,18 @@ class ContentSafetyHook(CallHook):
             return EndFilter(self, call, policy)
         return WindowFilter(self, call, policy, self.settings.stream_window_chars)
 
+    def spawn(self, check: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A stream window's check as a task. It is never cancelled: a stream that ends (blocked, or
+        the client left) lets its last few checks finish (bounded by the timeout) rather than cut a
+        request mid-connect, and their outcome, already recorded, is not news."""
+        task = asyncio.get_running_loop().create_task(check)
+        self._spawned.add(task)
+        task.add_done_callback(_forget(self._spawned))
+        return task
+
     async def aclose(self) -> None:
+        if self._spawned:
+            await asyncio.wait(set(self._spawned), timeout=self.settings.timeout + 1.0)
         if self._on_close is not None:
             await self._on_close()
 
@@ -187,6 +200,15 @@ class ContentSafetyHook(CallHook):
                     source, reason, self._misses, action, hint)
         self._miss_logged = now
         self._misses = 0
+
+
+def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a later window's verdict after the stream ended is not an error
+
+    return done
 
 
 def verdict(severities: Severities, thresholds: Mapping[str, int]) -> tuple[str, int] | None:

@@ -133,9 +133,7 @@ class WindowFilter:
             new = "".join(self._text)
             text = self._tail + new
             self._tail = text[-OVERLAP_CHARS:]
-            task = asyncio.get_running_loop().create_task(
-                self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy))
-            task.add_done_callback(_retrieve)
+            task = self._hook.spawn(self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy))
         self._checking.append((task, b"".join(self._held)))
         self._held, self._text, self._size = [], [], 0
 
@@ -155,7 +153,7 @@ class WindowFilter:
                 try:
                     await task
                 except BaseException as exc:  # ModerationBlocked / ModerationUnavailable (or cancelled)
-                    self._cancel()
+                    self._checking.clear()  # later windows' checks finish on their own (see ``spawn``)
                     if isinstance(exc, Exception):
                         self._failed = exc
                     if not out:
@@ -164,13 +162,6 @@ class WindowFilter:
             self._checking.popleft()
             out.append(data)
         return b"".join(out)
-
-    def _cancel(self) -> None:
-        for task, _ in self._checking:
-            if task is not None:
-                task.cancel()
-        self._checking.clear()
-
 
 class EndFilter:
     def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy,
@@ -212,10 +203,7 @@ class EndFilter:
     def _start(self) -> None:
         text = self._tail + "".join(self._text)
         self._tail = text[-OVERLAP_CHARS:]
-        task = asyncio.get_running_loop().create_task(
-            self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy))
-        task.add_done_callback(_retrieve)
-        self._checks.append(task)
+        self._checks.append(self._hook.spawn(self._hook.check(self._call, sc.MODERATION_OUTPUT, text, self._policy)))
         self._text, self._size = [], 0
 
     async def _settle(self, *, keep: int) -> None:
@@ -225,13 +213,5 @@ class EndFilter:
             try:
                 await task
             except BaseException:
-                for other in self._checks:
-                    other.cancel()
                 self._checks.clear()
                 raise
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """A window whose stream was abandoned (the client left) still ends; its outcome is not news."""
-    if not task.cancelled():
-        task.exception()
