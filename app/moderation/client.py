@@ -71,16 +71,14 @@ class ContentSafetyClient:
         return merged, len(parts)
 
     async def _all(self, parts: list[str]) -> list[Severities]:
+        """Every part, each one to its end (a part that fails does not cancel the others mid-request:
+        the deadline bounds them all); the first miss is the answer."""
         gate = asyncio.Semaphore(MAX_PARALLEL)
-        try:
-            async with asyncio.TaskGroup() as group:  # the first part that fails cancels the others
-                tasks = [group.create_task(self._gated(gate, part)) for part in parts]
-        except BaseExceptionGroup as failed:
-            miss = next((e for e in failed.exceptions if isinstance(e, ServiceMiss)), None)
-            if miss is None:
-                raise
-            raise miss from None
-        return [task.result() for task in tasks]
+        results = await asyncio.gather(*(self._gated(gate, part) for part in parts), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]  # no exceptions left
 
     async def _gated(self, gate: asyncio.Semaphore, part: str) -> Severities:
         async with gate:

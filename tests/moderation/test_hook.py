@@ -228,3 +228,11 @@ async def test_a_chain_built_without_the_gateways_resources_has_its_own_transpor
             await chain.before_upstream(chat_call(MARK))
     finally:
         await chain.aclose()  # closes the transport it owns
+
+
+async def test_one_part_of_a_long_text_failing_is_a_miss_for_the_whole(cs: ContentSafetyStandIn) -> None:
+    cs.script(Fault(status=500))
+    async with rig(cs) as r:
+        with pytest.raises(ModerationUnavailable, match="http_5xx"):
+            await r.chain.before_upstream(chat_call("z " * 12_000))
+    assert len(cs.requests) == 3  # the other parts still ran to their end
