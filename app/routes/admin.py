@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 import time
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,6 +29,7 @@ from app.errors import AuthenticationFailed, InvalidRequest, NotFound, Permissio
 from app.routes.admin_fields import refuse_unimplemented
 from app.routes.callback_entries import CallbackSet, masked_vars, prepare_callback
 from app.routes.key_logging import key_json, split_key_metadata
+from app.routes.team_logging import split_team_metadata, team_json
 from app.routing import DestinationSpec, build_context
 from app.secrets import MASK as MASK  # what GET shows for a secret; tests import it from here
 from app.secrets import hash_key, key_display_prefix, new_virtual_key
@@ -109,12 +111,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: amount})
 
 
-def team_json(team: TeamRecord) -> dict[str, Any]:
-    return {"team_id": team.team_id, "team_alias": team.team_alias, "models": list(team.models),
-            "metadata": team.metadata, "logging_disabled": team.logging_disabled,
-            "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat()}
-
-
 def require_admin(gateway: Gateway, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     if gateway.config.master_key is None:
         raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
@@ -153,13 +149,16 @@ def admin_routes(gateway: Gateway) -> list[Router]:
     async def team_new(data: JSONBody[TeamNew]) -> dict[str, Any]:
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
+        team_id = data.team_id or str(uuid.uuid4())  # chosen here: the callbacks' secrets are bound to it
+        # Checked in full before anything is written: a typo in metadata.logging saves no team at all.
+        metadata, entries = await split_team_metadata(gateway, team_id, data.metadata, ())
         try:
-            team = await store().create_team(data.team_id, data.team_alias, data.models, data.metadata)
+            team = await store().create_team(team_id, data.team_alias, data.models, metadata, entries or ())
         except AlreadyExists:
             raise InvalidRequest(f"team {data.team_id!r} already exists", param="team_id",
                                  code="team_exists", status=409) from None
         await refresh()
-        return team_json(team)
+        return team_json(team, entries or ())
 
     @get("/team/info", tags=["team management"])
     async def team_info(team_id: FromQuery[str]) -> dict[str, Any]:
@@ -167,23 +166,32 @@ def admin_routes(gateway: Gateway) -> list[Router]:
         snapshot = gateway.extras["watcher"].snapshot
         keys = [key_json(k, snapshot.key_callbacks.get(k.token_hash, ())) for k in snapshot.keys.values()
                 if k.team_id == team_id] if snapshot else []
-        info = team_json(team) if team else {"team_id": team_id, "source": "config"}
+        info = team_json(team, await store().list_callbacks(team_id)) if team else {"team_id": team_id,
+                                                                                   "source": "config"}
         return {"team_id": team_id, "team_info": info, "keys": keys}
 
     @get("/team/list", tags=["team management"])
     async def team_list() -> list[dict[str, Any]]:
-        return [team_json(t) for t in await store().list_teams()]
+        teams = await store().list_teams()
+        entries = await store().list_team_callbacks(t.team_id for t in teams)
+        return [team_json(t, entries.get(t.team_id, ())) for t in teams]
 
     @post("/team/update", status_code=200, tags=["team management"], opt={"body": TeamUpdate})
     async def team_update(data: JSONBody[TeamUpdate]) -> dict[str, Any]:
-        fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models),
-                                    ("metadata", data.metadata)) if v is not None}
+        missing = NotFound(f"team {data.team_id!r} does not exist", param="team_id", code="team_not_found")
+        if await store().get_team(data.team_id) is None:  # a 404 before metadata.logging's 400s
+            raise missing
+        fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models)) if v is not None}
+        stored = await store().list_callbacks(data.team_id)
+        entries = None
+        if data.metadata is not None:
+            fields["metadata"], entries = await split_team_metadata(gateway, data.team_id, data.metadata, stored)
         try:
-            team = await store().update_team(data.team_id, **fields)
-        except StoreNotFound:
-            raise NotFound(f"team {data.team_id!r} does not exist", param="team_id", code="team_not_found") from None
+            team = await store().update_team(data.team_id, callbacks=entries, **fields)
+        except StoreNotFound:  # deleted meanwhile
+            raise missing from None
         await refresh()
-        return team_json(team)
+        return team_json(team, stored if entries is None else entries)
 
     @post("/team/delete", status_code=200, tags=["team management"])
     async def team_delete(data: JSONBody[TeamDelete]) -> dict[str, Any]:
