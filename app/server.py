@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
@@ -90,12 +91,12 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     env = dict(os.environ if env is None else env) | dict(config.environment_variables)
     gateway = build_gateway(config, env, delivery_config)
     litestar = Litestar(
-        route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes(gateway)],
+        route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes()],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error,
                             StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway, tune_gc=own_process)],
-        state={"gateway": gateway},
+        state=State({"gateway": gateway}),  # the admin API's dependency reads it
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
         # Litestar's default config takes over the root logger in each process it starts in (its own

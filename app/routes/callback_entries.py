@@ -8,7 +8,7 @@ policy refuses, or an update that would send a stored secret somewhere new witho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from app.server import Gateway
 
 _ENTRY_FIELDS = ("callback_name", "callback_type", "callback_vars")
+LOGGING = "logging"  # metadata.logging, LiteLLM's key-level (and here team-level) callbacks
 
 
 class CallbackSet(msgspec.Struct):
@@ -121,6 +122,23 @@ async def allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: M
             raise InvalidRequest(f"callback_vars.{var}: address not allowed: {reason}",
                                  param=f"{where}callback_vars.{var}", code="callback_url_not_allowed")
     return urls
+
+
+async def split_logging(gateway: Gateway, metadata: Mapping[str, Any], previous: Sequence[StoredEntry],
+                        context_of: Callable[[str, str], str]) -> tuple[dict[str, Any], list[CallbackWrite] | None]:
+    """(metadata to store, the owner's logging entries to store), every entry checked before any is
+    sealed; the entries are None when the metadata has no ``logging`` (an update then keeps the
+    owner's entries). ``context_of(name, type)`` binds each entry's ciphertext to its owner."""
+    flag = metadata.get(TURN_OFF_CONTENT)
+    if flag is not None and not isinstance(flag, bool):
+        raise InvalidRequest(f"metadata.{TURN_OFF_CONTENT} must be true or false", param=f"metadata.{TURN_OFF_CONTENT}",
+                             code="invalid_value")
+    plain = {k: v for k, v in metadata.items() if k != LOGGING}
+    if metadata.get(LOGGING) is None:
+        return plain, None
+    return plain, [await prepare_callback(gateway, entry, previous, context_of(entry.callback_name,
+                                                                               entry.callback_type), where)
+                   for where, entry in logging_entries(metadata[LOGGING])]
 
 
 def logging_entries(value: Any, param: str = "metadata.logging") -> list[tuple[str, CallbackSet]]:

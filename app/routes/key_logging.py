@@ -10,33 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from app.errors import InvalidRequest
-from app.routes.callback_entries import StoredEntry, logging_entries, masked_entries, prepare_callback
+from app.routes.callback_entries import LOGGING, StoredEntry, masked_entries, split_logging
 from app.store import CallbackWrite, KeyRecord
-from app.teamstate import TURN_OFF_CONTENT, key_secret_context
+from app.teamstate import key_secret_context
 
 if TYPE_CHECKING:
     from app.server import Gateway
-
-LOGGING = "logging"  # metadata.logging, LiteLLM's key-level callbacks
 
 
 async def split_key_metadata(gateway: Gateway, token_hash: str, metadata: Mapping[str, Any],
                              previous: Sequence[StoredEntry]) -> tuple[dict[str, Any], list[CallbackWrite] | None]:
     """(metadata to store, the key's logging entries to store); the entries are None when the
     metadata has no ``logging`` (an update then keeps the key's entries as they are)."""
-    flag = metadata.get(TURN_OFF_CONTENT)
-    if flag is not None and not isinstance(flag, bool):
-        raise InvalidRequest(f"metadata.{TURN_OFF_CONTENT} must be true or false", param=f"metadata.{TURN_OFF_CONTENT}",
-                             code="invalid_value")
-    plain = {k: v for k, v in metadata.items() if k != LOGGING}
-    if LOGGING not in metadata or metadata[LOGGING] is None:
-        return plain, None
-    writes = []
-    for where, entry in logging_entries(metadata[LOGGING]):
-        context = key_secret_context(token_hash, entry.callback_name, entry.callback_type)
-        writes.append(await prepare_callback(gateway, entry, previous, context, where))
-    return plain, writes
+    return await split_logging(gateway, metadata, previous,
+                               lambda name, kind: key_secret_context(token_hash, name, kind))
 
 
 def key_json(record: KeyRecord, entries: Sequence[StoredEntry] = ()) -> dict[str, Any]:

@@ -8,6 +8,7 @@ PostgreSQL do not both create the tables.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.store.records import CallbackType, StoreError
+
+log = logging.getLogger("spangate.store")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -210,8 +213,26 @@ def _v2_key_callbacks(conn: Connection) -> None:
     key_callbacks.create(conn)
 
 
+def _v3_scrub_raw_logging(conn: Connection) -> None:
+    """Before key- and team-level ``metadata.logging`` was understood, it was stored as given: its
+    secrets in clear in the metadata column, and logged nowhere. Those entries never worked; they
+    are removed (not converted: nothing checked them), and the log says which rows must send theirs
+    again through ``/key/update`` or ``/team/update``."""
+    for table, key_column in ((teams, teams.c.team_id), (keys, keys.c.token_hash)):
+        rows = conn.execute(select(key_column, table.c.metadata)).all()
+        stale = [(row_id, meta) for row_id, meta in rows if isinstance(meta, dict) and "logging" in meta]
+        for row_id, meta in stale:
+            kept = {name: value for name, value in meta.items() if name != "logging"}
+            conn.execute(update(table).where(key_column == row_id).values(metadata=kept))
+        if stale:
+            shown = [str(row_id)[:12] for row_id, _ in stale[:10]]
+            log.warning("store upgrade: removed %d never-applied metadata.logging entries (secrets stored in "
+                        "clear by an older version) from %s: %s%s; send them again to enable that logging",
+                        len(stale), table.name, ", ".join(shown), " ..." if len(stale) > 10 else "")
+
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks)
+MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging)
 
 
 def applied_version(conn: Connection) -> int:

@@ -38,6 +38,7 @@ from app.store.schema import callbacks, key_callbacks, keys, state, teams
 Clock = Callable[[], datetime]
 TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled"})
 KEY_FIELDS = frozenset({"key_alias", "team_id", "models", "metadata", "expires_at"})
+_TEAM_CALLBACKS = callbacks  # the table, for methods whose ``callbacks`` argument hides its name
 
 
 def _utcnow() -> datetime:
@@ -108,9 +109,11 @@ class Store:
     # -- teams -----------------------------------------------------------------------------------
 
     async def create_team(
-        self, team_id: str | None, team_alias: str | None, models: list[str], metadata: dict[str, Any]
+        self, team_id: str | None, team_alias: str | None, models: list[str], metadata: dict[str, Any],
+        callbacks: Sequence[CallbackWrite] = (),
     ) -> TeamRecord:
-        """Raises AlreadyExists; a missing team_id becomes a random UUID."""
+        """Raises AlreadyExists; a missing team_id becomes a random UUID. ``callbacks`` (the team's
+        ``metadata.logging``) are written in the same transaction: a team never exists without them."""
         if team_id == "":
             raise ValueError("team_id must not be empty")
         now = self._now()
@@ -128,6 +131,7 @@ class Store:
             if await write.conn.scalar(select(teams.c.team_id).where(teams.c.team_id == record.team_id)):
                 raise AlreadyExists(f"team {record.team_id!r} already exists")
             await write.conn.execute(teams.insert().values(_values(record)))
+            await self._insert_entries(write.conn, callbacks, team_id=record.team_id)
         return record
 
     async def get_team(self, team_id: str) -> TeamRecord | None:
@@ -140,8 +144,10 @@ class Store:
             rows = await conn.execute(select(*TEAM_COLUMNS).order_by(teams.c.created_at, teams.c.team_id))
             return [_team(row) for row in rows]
 
-    async def update_team(self, team_id: str, **fields: Any) -> TeamRecord:
-        """Set any of team_alias, models, metadata, logging_disabled; raises NotFound."""
+    async def update_team(self, team_id: str, *, callbacks: Sequence[CallbackWrite] | None = None,
+                          **fields: Any) -> TeamRecord:
+        """Set any of team_alias, models, metadata, logging_disabled; ``callbacks`` (when given)
+        replaces all the team's callbacks in the same transaction. Raises NotFound."""
         unknown = set(fields) - TEAM_FIELDS
         if unknown:
             raise TypeError(f"update_team got unknown fields {sorted(unknown)}; allowed: {sorted(TEAM_FIELDS)}")
@@ -153,6 +159,9 @@ class Store:
             row = (await write.conn.execute(statement)).first()
             if row is None:
                 raise NotFound(f"team {team_id!r} not found")
+            if callbacks is not None:
+                await write.conn.execute(delete(_TEAM_CALLBACKS).where(_TEAM_CALLBACKS.c.team_id == team_id))
+                await self._insert_entries(write.conn, callbacks, team_id=team_id)
         return _team(row)
 
     async def set_logging_disabled(self, team_id: str, disabled: bool) -> TeamRecord:
@@ -204,7 +213,7 @@ class Store:
             if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
                 raise AlreadyExists("a key with this hash already exists")
             await write.conn.execute(keys.insert().values(_values(record)))
-            await self._insert_key_callbacks(write.conn, token_hash, callbacks)
+            await self._insert_entries(write.conn, callbacks, token_hash=token_hash)
         return record
 
     async def update_key(self, token_hash: str, *, callbacks: Sequence[CallbackWrite] | None = None,
@@ -229,19 +238,20 @@ class Store:
             write.changed = bool(values) or callbacks is not None
             if callbacks is not None:
                 await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash == token_hash))
-                await self._insert_key_callbacks(write.conn, token_hash, callbacks)
+                await self._insert_entries(write.conn, callbacks, token_hash=token_hash)
         return _key(row)
 
-    async def _insert_key_callbacks(self, conn: AsyncConnection, token_hash: str,
-                                    entries: Sequence[CallbackWrite]) -> None:
+    async def _insert_entries(self, conn: AsyncConnection, entries: Sequence[CallbackWrite], **owner: str) -> None:
+        """A team's (``team_id=``) or a key's (``token_hash=``) logging entries, in the caller's write."""
         if not entries:
             return
         now = self._now()
-        rows = [{"token_hash": token_hash, "callback_name": e.callback_name,
+        table = _TEAM_CALLBACKS if "team_id" in owner else key_callbacks
+        rows = [{**owner, "callback_name": e.callback_name,
                  "callback_type": _callback_type(e.callback_type).value, "vars_ciphertext": e.vars_ciphertext,
                  "secret_var_names": sorted(e.secret_var_names), "plain_vars": dict(e.plain_vars),
                  "updated_at": now} for e in entries]
-        await conn.execute(key_callbacks.insert(), rows)
+        await conn.execute(table.insert(), rows)
 
     async def list_keys(self, offset: int, limit: int, team_id: str | None = None) -> tuple[list[KeyRecord], int]:
         """One page of keys, oldest first, and how many there are in all (for the page count)."""
@@ -316,6 +326,19 @@ class Store:
                 .order_by(callbacks.c.callback_name, callbacks.c.callback_type)
             )
             return [_callback(row) for row in rows]
+
+    async def list_team_callbacks(self, team_ids: Iterable[str]) -> dict[str, tuple[CallbackRecord, ...]]:
+        """The callbacks of the teams named, by team; teams without any are left out."""
+        wanted = set(team_ids)
+        if not wanted:
+            return {}
+        async with self._reading("list_team_callbacks") as conn:
+            rows = await conn.execute(select(*CALLBACK_COLUMNS).where(callbacks.c.team_id.in_(wanted))
+                                      .order_by(callbacks.c.callback_name, callbacks.c.callback_type))
+            grouped: dict[str, list[CallbackRecord]] = {}
+            for record in map(_callback, rows):
+                grouped.setdefault(record.team_id, []).append(record)
+        return {team: tuple(entries) for team, entries in grouped.items()}
 
     async def delete_callback(self, team_id: str, callback_name: str) -> int:
         """Remove the team's entries of that name, of every type; returns how many went."""

@@ -117,6 +117,11 @@ def test_openapi_schema_lists_the_admin_routes(admin: httpx.Client) -> None:
     routes = schema_admin_routes(admin)
     assert {("POST", "/team/new"), ("POST", "/key/generate"), ("POST", "/team/{team_id}/callback"),
             ("GET", "/team/{team_id}/callback")} <= routes
+    # Each under its resource's tag, as LiteLLM's schema files them (one controller per resource).
+    paths = ok(admin.get("/schema/openapi.json"))["paths"]
+    tags = {(method, path): paths[path][method.lower()]["tags"] for method, path in routes}
+    assert tags == {(method, path): ["key management" if path.startswith("/key/") else "team management"]
+                    for method, path in admin_calls("t", "k")}
 
 
 def test_only_the_master_key_administers(gw: RunningGateway, admin: httpx.Client) -> None:

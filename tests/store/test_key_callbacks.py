@@ -101,7 +101,7 @@ async def test_a_v1_database_gains_the_key_callbacks_table_and_keeps_its_data(ba
     upgraded = await backend.open()
     try:
         async with upgraded._engines.base.connect() as conn:
-            assert await conn.scalar(text("SELECT version FROM schema_version")) == len(MIGRATIONS) == 2
+            assert await conn.scalar(text("SELECT version FROM schema_version")) == len(MIGRATIONS)
         assert (await upgraded.get_key("old-key")).team_id == "team-a"
         await upgraded.update_key("old-key", callbacks=[entry()])
         assert list(await upgraded.list_key_callbacks(["old-key"])) == ["old-key"]
