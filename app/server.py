@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,9 @@ class Gateway:
     routing: RoutingBuilder
     build_ctx: BuildContext
     upstream: httpx.AsyncBaseTransport
-    extras: dict[str, Any] = field(default_factory=dict)
+    metric_reader: Any  # InMemoryMetricReader behind /metrics
+    meter_provider: Any
+    store_link: StoreLink | None = None  # set once the store is open and watched (the lifespan)
 
     def rebuild_routes(self, version: int = 0) -> None:
         """Recompute the routing table from config and teams; exporters are rebuilt only where changed."""
@@ -143,7 +145,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
                    routing=routing, build_ctx=build_ctx, upstream=upstream,
-                   extras={"metric_reader": metric_reader, "meter_provider": meter_provider})
+                   metric_reader=metric_reader, meter_provider=meter_provider)
 
 
 def _export_traces(env: Mapping[str, str]) -> bool:
@@ -200,22 +202,20 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         gateway.delivery.start()
         await _open_store(gateway)
-        gateway.rebuild_routes(gateway.extras["team_state"].version)
-        for hook in gateway.extras.get("on_startup", []):
-            await hook()
+        link = gateway.store_link
+        gateway.rebuild_routes(link.team_state.version if link is not None else 0)
         if tune_gc:
             _tune_gc()
         try:
             yield
         finally:
-            for hook in gateway.extras.get("on_shutdown", []):
-                await hook()
             await gateway.proxy.hooks.aclose(gateway.config.shutdown_flush_seconds)
-            await gateway.extras["watcher"].stop()
-            await gateway.extras["store"].close()
+            if link is not None:
+                await link.watcher.stop()
+                await link.store.close()
             await gateway.upstream.aclose()
             gateway.tracer_provider.shutdown()
-            gateway.extras["meter_provider"].shutdown()
+            gateway.meter_provider.shutdown()
             gateway.delivery.shutdown(gateway.config.shutdown_flush_seconds)
             gateway.build_ctx.http_client.close()
             if gateway.build_ctx.api_http_client is not None:
@@ -251,14 +251,26 @@ async def _open_store(gateway: Gateway) -> None:
 
     def on_change(snapshot: StoreSnapshot) -> None:
         state.apply(snapshot)
-        if "watcher" in gateway.extras:  # the first snapshot is applied before routes are built
+        if gateway.store_link is not None:  # the first snapshot is applied before routes are built
             gateway.rebuild_routes(snapshot.version)
 
     watcher = StoreWatcher(store, on_change, interval=gateway.config.team_poll_seconds)
-    gateway.extras.update(store=store, secret_box=box, team_state=state,
-                          db_status=lambda: "connected" if watcher.consecutive_failures == 0 else "unreachable")
     await watcher.start()
-    gateway.extras["watcher"] = watcher
+    gateway.store_link = StoreLink(store, box, state, watcher)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLink:
+    """The open store and what follows it: the secret box for callback secrets, the team state the
+    request path reads, and the watcher that keeps that state current."""
+
+    store: Store
+    secret_box: SecretBox
+    team_state: TeamState
+    watcher: StoreWatcher
+
+    def db_status(self) -> str:
+        return "connected" if self.watcher.consecutive_failures == 0 else "unreachable"
 
 
 def app_from_env() -> GatewayApp:

@@ -63,7 +63,7 @@ def test_known_keys_keep_working_and_admin_says_503_until_the_store_is_back(
         assert (body["status"], body["db"]) == ("unhealthy", "unreachable")
         with loopback_client() as client:
             assert client.get(gw.base_url + "/health/liveliness").status_code == 200
-        watcher = gw.gateway.extras["watcher"]
+        watcher = gw.gateway.store_link.watcher
         poll(lambda: watcher.consecutive_failures >= 5, timeout=5)  # it keeps retrying
 
         own_postgres.start()

@@ -20,7 +20,7 @@ from app.errors import AuthenticationFailed, NotFound, PermissionDenied
 from app.store import StoreSnapshot, StoreUnavailable, TeamRecord
 
 if TYPE_CHECKING:
-    from app.server import Gateway
+    from app.server import Gateway, StoreLink
     from app.store import Store
 
 
@@ -51,20 +51,26 @@ class AdminContext:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    def _link(self) -> StoreLink:
+        link = self.gateway.store_link
+        if link is None:  # only before the lifespan has opened the store
+            raise StoreUnavailable("the team and key store is not open yet")
+        return link
+
     @property
     def store(self) -> Store:
-        return self.gateway.extras["store"]
+        return self._link().store
 
     @property
     def snapshot(self) -> StoreSnapshot | None:
         """What this instance serves from (the keys and their entries as the request path sees them)."""
-        return self.gateway.extras["watcher"].snapshot
+        return self._link().watcher.snapshot
 
     async def refresh(self) -> None:
         # This instance sees its own write at once. The write is committed before this runs, so a
         # store gone in between must not turn it into a 503; the watcher's next poll applies it.
         with contextlib.suppress(StoreUnavailable):
-            await self.gateway.extras["watcher"].refresh()
+            await self._link().watcher.refresh()
 
     async def known_team(self, team_id: str) -> TeamRecord | None:
         """The team's store row; None for a team that exists only in the config; else a 404."""

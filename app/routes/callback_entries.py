@@ -85,7 +85,7 @@ async def prepare_callback(gateway: Gateway, data: CallbackSet, previous: Iterab
     ciphertext = None
     if secrets:
         try:
-            box = require_box(gateway.extras.get("secret_box"))
+            box = require_box(gateway.store_link.secret_box if gateway.store_link is not None else None)
         except SecretBoxError as exc:
             raise GatewayError(str(exc), status=503, code="secrets_unavailable") from None
         ciphertext = box.encrypt(secrets, context=context)

@@ -36,7 +36,7 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     async def readiness() -> Response[dict[str, Any]]:
         # Not ready while the store is unreachable, so a load balancer prefers instances that can
         # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
-        db = gateway.extras.get("db_status", lambda: "Not connected")()
+        db = gateway.store_link.db_status() if gateway.store_link is not None else "Not connected"
         ready = db == "connected"
         body = {"status": "healthy" if ready else "unhealthy", "db": db, "version": __version__,
                 "success_callbacks": list(gateway.config.success_callback),
@@ -67,7 +67,7 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     @get("/metrics", include_in_schema=False)
     async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
         check_scraper(gateway, request)
-        text = render_prometheus(gateway.extras["metric_reader"].get_metrics_data())
+        text = render_prometheus(gateway.metric_reader.get_metrics_data())
         return Response(text, media_type=CONTENT_TYPE)
 
     return [liveliness, readiness, destinations, models_health, metrics]

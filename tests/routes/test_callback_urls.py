@@ -207,7 +207,7 @@ def test_a_stored_url_the_policy_refuses_is_refused_on_the_connection(
 
 
 def write_callback_row(gw: RunningGateway, db: Database, team_id: str, project: LangfuseProject) -> None:
-    box = gw.gateway.extras["secret_box"]
+    box = gw.gateway.store_link.secret_box
     ciphertext = box.encrypt({"langfuse_secret_key": project.secret_key},
                              context=secret_context(team_id, "langfuse", "success"))
 
