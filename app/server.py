@@ -48,6 +48,7 @@ from app.telemetry import (
     http_semconv_mode,
     sdk_disabled,
 )
+from exporters.export_transport import ExportClient, ExportTransport
 from exporters.file import FileConfig, create_span_log
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
 from exporters.urlpolicy import guarded_client
@@ -108,6 +109,15 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     return GatewayApp(litestar, gateway)
 
 
+def export_client(upstream_proxy: str | None, limits: httpx.Limits) -> httpx.Client:
+    """The config-file destinations' client: the lean export path, and httpx's own transports only for
+    the routes ``upstream_proxy`` sends through a proxy."""
+    mounts = client_mounts(upstream_proxy, limits)
+    if not mounts:
+        return ExportClient(timeout=10.0, trust_env=False)
+    return httpx.Client(timeout=10.0, trust_env=False, transport=ExportTransport(), mounts=mounts)
+
+
 def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
     processor = TeamRouterSpanProcessor()
     resource = build_resource(env)
@@ -123,8 +133,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     limits = httpx.Limits(max_connections=64)
     # API-set destinations connect directly, never through upstream_proxy: the address policy must
     # see the destination's own address (a proxy would resolve and connect on its behalf).
-    build_ctx = BuildContext(http_client=httpx.Client(timeout=10.0, trust_env=False, limits=limits,
-                                                      mounts=client_mounts(config.upstream_proxy, limits)),
+    build_ctx = BuildContext(http_client=export_client(config.upstream_proxy, limits),
                              span_log_path=config.resolved_span_log_path,
                              api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
                                                             limits=limits))

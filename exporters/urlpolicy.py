@@ -232,6 +232,20 @@ class GuardedTransport(httpx.BaseTransport):
 
 
 def guarded_client(policy: CallbackPolicy, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` whose every connection is checked; ``kwargs`` as for ``httpx.Client``."""
-    transport_options = {k: kwargs.pop(k) for k in ("verify", "limits") if k in kwargs}
-    return httpx.Client(transport=GuardedTransport(policy, httpx.HTTPTransport(**transport_options)), **kwargs)
+    """An ``httpx.Client`` whose every connection is checked; ``kwargs`` as for ``httpx.Client``.
+
+    Its transport is the exporters' lean one (``ExportTransport``), which calls ``_check`` itself
+    where ``GuardedTransport`` hooks httpcore's trace events: same points, same refusals."""
+    from exporters.export_transport import ExportClient, ExportTransport  # app.providers imports this module
+
+    verify = kwargs.pop("verify", True)
+    limits = kwargs.pop("limits", None)
+    idle = limits.max_keepalive_connections if limits is not None and limits.max_keepalive_connections else 16
+
+    def check(host: str, address: IPAddress) -> None:
+        reason = policy.refusal(host.lower().removesuffix("."), address)
+        if reason is not None:
+            raise DestinationRefused(f"address not allowed: {reason}")
+
+    transport = ExportTransport(verify=verify, max_idle_per_host=min(idle, 16), connect_check=check)
+    return ExportClient(transport=transport, **kwargs)

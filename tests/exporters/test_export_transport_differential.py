@@ -1,0 +1,188 @@
+"""Differential tests: ``ExportTransport`` (sync) against httpx's default sync transport (httpcore + h11).
+
+The same generated raw answers and rules as ``tests/providers/test_http11_differential.py`` (read its
+docstring for where the rules depart from "same as h11"): each exchange runs through both transports,
+each with its own scripted loopback server and a fresh transport, the sync calls on a thread beside
+the server's loop; then a second request on the same transport must get its own answer, on the same
+connection only where reuse is allowed. Then ``ExportClient.post``, the exporters' fast path, must
+put on the wire exactly the bytes ``httpx.Client.post`` puts there, and must not carry cookies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+
+import httpx
+from hypothesis import given
+
+from exporters.export_transport import ExportClient, ExportTransport
+from tests.providers.test_http11_differential import (
+    DEADLINE,
+    EXAMPLES,
+    EXCHANGE_DEADLINE,
+    TIMEOUTS,
+    Answer,
+    Failed,
+    Outcome,
+    Run,
+    check,
+)
+from tests.support.raw_answers import (
+    Case,
+    bad_fields,
+    cut_short,
+    garbage,
+    length_conflicts,
+    well_framed,
+    with_leftovers,
+)
+from tests.support.scripted_http import FIRST, OWN_PREFIX, Play, ScriptedServer, own_path
+
+Fields = list[tuple[bytes, bytes]] | None
+
+
+def exchange_sync(transport: httpx.BaseTransport, url: str, headers: Fields = None) -> Outcome:
+    request = httpx.Request("POST", url, content=b'{"model": "m"}', extensions={"timeout": TIMEOUTS},
+                            headers=[(b"Content-Type", b"application/json"), *(headers or [])])
+    try:
+        response = transport.handle_request(request)
+        try:
+            body = b"".join(response.iter_raw())
+        finally:
+            response.close()
+    except httpx.TransportError as exc:
+        return Failed(type(exc).__name__, str(exc))
+    return Answer(response.status_code, tuple(response.headers.raw), body)
+
+
+async def exchange(transport: httpx.BaseTransport, url: str, headers: Fields = None) -> Outcome:
+    # A transport that ignores its read timeout fails the test here instead of hanging it.
+    return await asyncio.wait_for(asyncio.to_thread(exchange_sync, transport, url, headers), EXCHANGE_DEADLINE)
+
+
+async def run(make: Callable[[], httpx.BaseTransport], play: Play) -> Run:
+    marker = secrets.token_hex(6)
+    async with ScriptedServer(play) as server:
+        transport = make()
+        try:
+            first = await exchange(transport, server.url(FIRST))
+            await asyncio.wait_for(server.played.wait(), DEADLINE)
+            second = await exchange(transport, server.url(own_path(marker)))
+        finally:
+            transport.close()
+        await server.wait_all_closed(DEADLINE)
+        return Run(first, second, server.connection_of(marker), marker)
+
+
+def both(case: Case) -> tuple[Run, Run]:
+    async def main() -> tuple[Run, Run]:
+        return await run(httpx.HTTPTransport, case.play), await run(ExportTransport, case.play)
+    return asyncio.run(main())
+
+
+@EXAMPLES
+@given(well_framed())
+def test_well_framed_answers_agree_and_the_next_request_gets_its_own(case: Case) -> None:
+    check(case, *both(case))
+
+
+@EXAMPLES
+@given(cut_short())
+def test_answers_cut_short_agree(case: Case) -> None:
+    check(case, *both(case))
+
+
+@EXAMPLES
+@given(garbage())
+def test_garbage_instead_of_an_answer_is_an_error_in_both(case: Case) -> None:
+    check(case, *both(case))
+
+
+@EXAMPLES
+@given(length_conflicts())
+def test_duplicate_conflicting_and_invalid_lengths(case: Case) -> None:
+    check(case, *both(case))
+
+
+@EXAMPLES
+@given(with_leftovers())
+def test_bytes_after_a_complete_answer_never_reach_the_next_request(case: Case) -> None:
+    check(case, *both(case))
+
+
+async def refused_then_own(make: Callable[[], httpx.BaseTransport], bad: tuple[bytes, bytes]) -> None:
+    """The bad request fails and writes nothing; the transport still serves the next request."""
+    name, marker = make.__name__, secrets.token_hex(6)
+    async with ScriptedServer(Play((), close=False)) as server:
+        transport = make()
+        try:
+            refused = await exchange(transport, server.url(own_path("refused")), headers=[bad])
+            after = await exchange(transport, server.url(own_path(marker)))
+        finally:
+            transport.close()
+        await server.wait_all_closed(DEADLINE)
+    assert isinstance(refused, Failed), f"{name} sent the field {bad!r}: {refused!r}"
+    assert isinstance(after, Answer) and after.body == OWN_PREFIX + marker.encode(), f"{name} then got {after!r}"
+    received = b"".join(conn.received for conn in server.connections)
+    assert b"refused" not in received, f"{name} wrote some of the refused request: {received!r}"
+
+
+@EXAMPLES
+@given(bad_fields())
+def test_a_field_with_cr_lf_nul_or_a_bad_name_is_refused_before_anything_is_written(bad: tuple[bytes, bytes]) -> None:
+    async def main() -> None:
+        await refused_then_own(httpx.HTTPTransport, bad)
+        await refused_then_own(ExportTransport, bad)
+    asyncio.run(main())
+
+
+# --- ExportClient: the exporters' post ------------------------------------------------------------
+
+
+async def posted_bytes(client: httpx.Client, timeout: float | None) -> tuple[bytes, int]:
+    """What one export-shaped POST puts on the wire, and the answer's status."""
+    async with ScriptedServer(Play((), close=False)) as server:
+        url = server.url(own_path("export"))
+        headers = {"Authorization": "Basic cGs6c2s=", "Content-Type": "application/x-protobuf",
+                   "Content-Encoding": "gzip"}
+
+        def post() -> int:
+            with client:
+                reply = client.post(url, content=b"\x1f\x8bbody", headers=headers, timeout=timeout)
+                return reply.status_code
+
+        status = await asyncio.to_thread(post)
+        await server.wait_all_closed(DEADLINE)
+    received = b"".join(conn.received for conn in server.connections)
+    return received.replace(b"127.0.0.1:%d" % server.port, b"127.0.0.1:PORT"), status
+
+
+def test_export_client_post_writes_the_same_request_as_httpx() -> None:
+    async def main() -> None:
+        for timeout in (None, 3.0):
+            ours = await posted_bytes(ExportClient(timeout=5.0, trust_env=False), timeout)
+            reference = await posted_bytes(httpx.Client(timeout=5.0, trust_env=False), timeout)
+            assert ours == reference
+            assert ours[1] == 200 and ours[0].startswith(b"POST /own/export HTTP/1.1\r\n")
+    asyncio.run(main())
+
+
+def test_export_client_does_not_carry_one_answers_cookie_into_the_next_request() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=team-a\r\nContent-Length: 0\r\n\r\n"
+
+    async def main() -> bytes:
+        async with ScriptedServer(Play((answer,), close=False)) as server:
+            def two_posts() -> None:
+                with ExportClient(timeout=5.0, trust_env=False) as client:
+                    client.post(server.url(FIRST), content=b"a", headers={"Authorization": "team-a"})
+                    client.post(server.url(own_path("b")), content=b"b", headers={"Authorization": "team-b"})
+
+            await asyncio.to_thread(two_posts)
+            await server.wait_all_closed(DEADLINE)
+        return b"".join(conn.received for conn in server.connections)
+
+    received = asyncio.run(main())
+    assert received.count(b"POST ") == 2
+    assert b"session=team-a" not in received
