@@ -150,6 +150,7 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
     dests = [manager.open(f"lf-{i}", team=f"t{i}", name="langfuse", factory=lambda e=e: e)
              for i, e in enumerate(targets)]
     before = sink.stats()["other"].get("export_requests", 0)
+    threads0 = thread_cpu()
     cpu0, start = cpu_seconds([os.getpid()]), time.monotonic()
     for i in range(args.spans):  # paced like calls arriving at --rate per second; ends now (lag)
         dests[i % args.dests].submit(gateway_span(i))
@@ -160,6 +161,7 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
     while sum(d.delivered for d in dests) < args.spans and time.monotonic() - submitted < 60:
         time.sleep(0.01)
     cpu = cpu_seconds([os.getpid()]) - cpu0
+    by_thread = thread_cpu()
     stats = sink.stats()
     delivered = sum(d.delivered for d in dests)
     requests = stats["other"].get("export_requests", 0) - before
@@ -169,12 +171,29 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
           f"{requests} requests ({1000 * requests / max(delivered, 1):.0f} per 1,000 spans), "
           f"process CPU {1000 * cpu / args.spans:.3f} ms per span, all delivered "
           f"{time.monotonic() - submitted:.2f} s after the last submit, lag {stats.get('lag_ms')}")
+    print("  CPU by thread name, ms per span:", {name: round(1000 * (sec - threads0.get(name, 0.0)) / args.spans, 3)
+                                                for name, sec in by_thread.items()})
     if profiles:
         merged = pstats.Stats(profiles[0])
         for p in profiles[1:]:
             merged.add(p)
         merged.sort_stats("tottime").print_stats(args.top)
         merged.sort_stats("cumulative").print_stats(args.top)
+
+
+def thread_cpu() -> dict[str, float]:
+    """utime + stime per thread name (Linux): which thread the cost is on."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name.split(" ")[0] for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            name = names.get(int(task.name), "other")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 def main() -> None:
