@@ -94,6 +94,7 @@ class GatewayConfig:
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
     delivery_failing_log_seconds: float = 300.0  # a failing destination's "still failing" line, this often
+    delivery_linger_seconds: float = 0.2  # a quiet destination waits this long for more (DeliveryConfig.batch_delay)
     team_poll_seconds: float = 0.5
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
     header_read_timeout_seconds: float = 10.0
@@ -188,6 +189,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
                                       "spangate_settings.shutdown_flush_seconds"),
         delivery_failing_log_seconds=_positive(spangate.get("delivery_failing_log_seconds", 300.0),
                                                "spangate_settings.delivery_failing_log_seconds"),
+        delivery_linger_seconds=_linger(spangate.get("delivery_linger_seconds", 0.2)),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
         upstream_proxy=proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
         header_read_timeout_seconds=_positive(spangate.get("header_read_timeout_seconds", 10.0),
@@ -372,6 +374,17 @@ def _float(value: Any, where: str) -> float:
         raise ConfigError(f"{where}: expected a number, got {_kind(value)}") from None
     if result < 0:
         raise ConfigError(f"{where}: must not be negative, got {result}")
+    return result
+
+
+_MAX_LINGER = 30.0  # past this a quiet team's calls show up "much later", not "soon"
+
+
+def _linger(value: Any) -> float:
+    where = "spangate_settings.delivery_linger_seconds"
+    result = _float(value, where)
+    if result > _MAX_LINGER:
+        raise ConfigError(f"{where}: at most {_MAX_LINGER:g} seconds, got {result:g}")
     return result
 
 

@@ -189,7 +189,8 @@ def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
     return DeliveryConfig(spool_dir=config.data_dir / "spool", durable=config.durable_delivery,
                           max_spool_bytes=config.spool_max_bytes, workers=config.delivery_workers,
                           shutdown_flush_timeout=config.shutdown_flush_seconds,
-                          failing_log_interval=config.delivery_failing_log_seconds)
+                          failing_log_interval=config.delivery_failing_log_seconds,
+                          batch_delay=config.delivery_linger_seconds)
 
 
 _GC_GEN0_THRESHOLD = 10_000

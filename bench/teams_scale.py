@@ -46,7 +46,7 @@ general_settings:
 spangate_settings:
   data_dir: {data_dir}
   team_poll_seconds: 0.5
-"""
+{extra_settings}"""
 
 
 # --- the Langfuse stand-in (child process) ---------------------------------------------------------
@@ -79,6 +79,13 @@ def run_sink() -> None:
                     counts[auth][team] += 1
         return web.json_response({})
 
+    async def other_destination(request: web.Request) -> web.Response:
+        # The generic webhook and the team's otlp destination: counted, not decoded (their own tests
+        # check their payloads); the Langfuse counts above are what the delivery check compares.
+        await request.read()
+        other[f"{request.match_info['kind']}_requests"] += 1
+        return web.json_response({})
+
     async def stats(_request: web.Request) -> web.Response:
         ordered = sorted(lags_ms)
         lag = {f"p{q}": round(ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1) for q in (50, 99)} \
@@ -88,6 +95,7 @@ def run_sink() -> None:
 
     app = web.Application(client_max_size=64 << 20)
     app.router.add_post(TRACES_PATH, traces)
+    app.router.add_post("/other/{kind}/{team}", other_destination)
     app.router.add_get("/stats", stats)
 
     async def main() -> None:
@@ -123,9 +131,10 @@ class Sink:
 
 
 class Gateway:
-    def __init__(self, workdir: Path, repo: Path, pin: int | None) -> None:
+    def __init__(self, workdir: Path, repo: Path, pin: int | None, linger: float | None = None) -> None:
         config = workdir / "gateway.yaml"
-        config.write_text(CONFIG.format(master_key=MASTER_KEY, data_dir=workdir / "data"))
+        extra = "" if linger is None else f"  delivery_linger_seconds: {linger}\n"
+        config.write_text(CONFIG.format(master_key=MASTER_KEY, data_dir=workdir / "data", extra_settings=extra))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = (workdir / "gateway.log").open("w")
         env = {**os.environ, "PYTHONPATH": str(repo), "SPANGATE_SALT_KEY": SALT_KEY}
@@ -178,7 +187,23 @@ async def gather_limited(concurrency: int, jobs: list[Any]) -> list[Any]:
     return await asyncio.gather(*(run(j) for j in jobs))
 
 
-async def configure_teams(gateway: Gateway, sink: Sink, teams: int, concurrency: int) -> dict[str, Any]:
+def extra_callbacks(kinds: list[str], sink: Sink, i: int) -> list[dict[str, Any]]:
+    """A team's destinations besides its Langfuse project, all on the stand-in: ``generic`` (the
+    webhook, its default one-POST-per-call form) and ``otlp`` (the team's own OTLP/HTTP backend)."""
+    made = []
+    for kind in kinds:
+        if kind == "generic":
+            made.append({"callback_name": "generic", "callback_type": "success", "callback_vars": {
+                "generic_logger_endpoint": f"{sink.url}/other/generic/{i}",
+                "generic_logger_headers": f"authorization=Bearer team{i}"}})
+        elif kind == "otlp":
+            made.append({"callback_name": "otlp", "callback_type": "success", "callback_vars": {
+                "otlp_endpoint": f"{sink.url}/other/otlp/{i}", "otlp_headers": f"x-api-key=team{i}"}})
+    return made
+
+
+async def configure_teams(gateway: Gateway, sink: Sink, teams: int, concurrency: int,
+                          extra: list[str] = []) -> dict[str, Any]:  # noqa: B006 (never mutated)
     """Create the teams, their callbacks and one key each; returns team_id -> (index, key) and timings."""
     headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=60, trust_env=False) as admin:
@@ -193,6 +218,9 @@ async def configure_teams(gateway: Gateway, sink: Sink, teams: int, concurrency:
                 "callback_vars": {"langfuse_public_key": public_key, "langfuse_secret_key": secret_key,
                                   "langfuse_host": sink.url}})
             reply.raise_for_status()
+            for callback in extra_callbacks(extra, sink, i):
+                reply = await admin.post(f"/team/{team_id}/callback", json=callback)
+                reply.raise_for_status()
             reply = await admin.post("/key/generate", json={"team_id": team_id})
             reply.raise_for_status()
             return team_id, reply.json()["key"]
@@ -252,17 +280,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose gateway is measured")
     parser.add_argument("--pin", type=int, default=None, help="run the gateway on this CPU only (taskset)")
+    parser.add_argument("--linger", type=float, default=None,
+                        help="spangate_settings.delivery_linger_seconds (a branch that has it); unset: the default")
+    parser.add_argument("--extra", nargs="*", default=[], choices=("generic", "otlp"),
+                        help="more destinations per team besides Langfuse (the three-destination figure)")
     args = parser.parse_args()
     if args.sink:
         run_sink()
         return
     sink = Sink()
     workdir = Path(tempfile.mkdtemp(prefix="spangate-teams-scale-"))
-    gateway = Gateway(workdir, args.repo, args.pin)
+    gateway = Gateway(workdir, args.repo, args.pin, args.linger)
     try:
         report: dict[str, Any] = {"teams": args.teams, "per_team": args.per_team, "concurrency": args.concurrency,
                                   "idle": gateway.sample()}
-        configured = asyncio.run(configure_teams(gateway, sink, args.teams, min(args.concurrency, 16)))
+        configured = asyncio.run(configure_teams(gateway, sink, args.teams, min(args.concurrency, 16), args.extra))
+        report["extra_destinations"], report["linger"] = args.extra, args.linger
         report["configure_seconds"] = round(configured["seconds"], 1)
         time.sleep(1.0)  # one watcher tick so the routes of the last teams are built
         report["configured"] = gateway.sample()

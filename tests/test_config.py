@@ -286,3 +286,11 @@ def test_a_key_that_guards_calls_in_the_wrong_section_stops_start_up(raw: dict[s
     with pytest.raises(ConfigError) as info:
         parse(raw)
     assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_delivery_linger_defaults_to_a_fifth_of_a_second_and_is_bounded() -> None:
+    assert parse(with_model()).delivery_linger_seconds == 0.2
+    assert parse(with_model(spangate_settings={"delivery_linger_seconds": 2})).delivery_linger_seconds == 2.0
+    for bad, says in ((31, "at most 30 seconds"), (-1, "must not be negative"), ("soon", "expected a number")):
+        with pytest.raises(ConfigError, match=f"spangate_settings.delivery_linger_seconds: {says}"):
+            parse(with_model(spangate_settings={"delivery_linger_seconds": bad}))
