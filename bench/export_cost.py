@@ -33,7 +33,7 @@ import httpx
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from procstat import cpu_seconds  # noqa: E402
+from procstat import cpu_seconds, rss_mb  # noqa: E402
 from teams_scale import Sink, basic, team_keys  # noqa: E402
 
 
@@ -150,7 +150,7 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
     dests = [manager.open(f"lf-{i}", team=f"t{i}", name="langfuse", factory=lambda e=e: e)
              for i, e in enumerate(targets)]
     before = sink.stats()["other"].get("export_requests", 0)
-    threads0 = thread_cpu()
+    threads0, rss0 = thread_cpu(), rss_mb([os.getpid()])
     cpu0, start = cpu_seconds([os.getpid()]), time.monotonic()
     for i in range(args.spans):  # paced like calls arriving at --rate per second; ends now (lag)
         dests[i % args.dests].submit(gateway_span(i))
@@ -161,7 +161,7 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
     while sum(d.delivered for d in dests) < args.spans and time.monotonic() - submitted < 60:
         time.sleep(0.01)
     cpu = cpu_seconds([os.getpid()]) - cpu0
-    by_thread = thread_cpu()
+    by_thread, rss1 = thread_cpu(), rss_mb([os.getpid()])
     stats = sink.stats()
     delivered = sum(d.delivered for d in dests)
     requests = stats["other"].get("export_requests", 0) - before
@@ -171,6 +171,7 @@ def delivery(args: argparse.Namespace, sink: Sink) -> None:
           f"{requests} requests ({1000 * requests / max(delivered, 1):.0f} per 1,000 spans), "
           f"process CPU {1000 * cpu / args.spans:.3f} ms per span, all delivered "
           f"{time.monotonic() - submitted:.2f} s after the last submit, lag {stats.get('lag_ms')}")
+    print(f"  RSS {rss0:.1f} MB after opening the destinations, {rss1:.1f} MB after delivery")
     print("  CPU by thread name, ms per span:", {name: round(1000 * (sec - threads0.get(name, 0.0)) / args.spans, 3)
                                                 for name, sec in by_thread.items()})
     if profiles:

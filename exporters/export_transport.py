@@ -308,8 +308,10 @@ class ExportClient(httpx.Client):
     _MAX_HEADS = 4096  # one per destination; bounded all the same
 
     def __init__(self, *, transport: ExportTransport | None = None, **kwargs: Any) -> None:
-        if "mounts" in kwargs or "proxy" in kwargs:
-            raise ValueError("ExportClient sends directly; build a plain httpx.Client for proxied routes")
+        if "mounts" in kwargs or "proxy" in kwargs or kwargs.get("trust_env", True):
+            # trust_env would let httpx mount the environment's proxies, which the fast path skips.
+            raise ValueError("ExportClient sends directly (trust_env=False, no proxy or mounts); "
+                             "build a plain httpx.Client for proxied routes")
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[httpx.URL, bytes]] = {}
         super().__init__(transport=transport or ExportTransport(), cookies=None, **kwargs)
         self._direct: ExportTransport = transport or self._transport  # type: ignore[assignment]

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hypothesis import given
 
 from exporters.export_transport import ExportClient, ExportTransport
@@ -186,3 +187,10 @@ def test_export_client_does_not_carry_one_answers_cookie_into_the_next_request()
     received = asyncio.run(main())
     assert received.count(b"POST ") == 2
     assert b"session=team-a" not in received
+
+
+def test_export_client_refuses_what_would_send_through_a_proxy() -> None:
+    for options in ({"trust_env": True}, {"trust_env": False, "proxy": "http://127.0.0.1:3128"},
+                    {"trust_env": False, "mounts": {"all://": None}}):
+        with pytest.raises(ValueError, match="sends directly"):
+            ExportClient(**options)
