@@ -218,8 +218,9 @@ class ProxyService:
         deployment, result = await group.call(attempt, lambda r: r.status, order=order)
         call.deployment = deployment
         self._spans.deployment(call, span)
-        target, payload = sent[0]
-        call.sent = target.sent_request(call.operation, payload)
+        if self._hooks or call.log_raw_request:  # nobody else reads it: not built for nothing
+            target, payload = sent[0]
+            call.sent = target.sent_request(call.operation, payload)
         if call.log_raw_request:
             config = deployment.config
             self._spans.raw_request(call, span, curl_command(call.sent, deployment_secrets(config.api_key,
