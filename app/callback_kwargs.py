@@ -53,13 +53,31 @@ def call_kwargs(call: CallRecord) -> dict[str, Any]:
     }
     if call.error is not None:
         exc = call.exception or call.error
-        kwargs["exception"] = exc
         if call.capture_content:
+            kwargs["exception"] = exc
             kwargs["traceback_exception"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        else:  # an upstream's error message may quote the prompt: the frames and the type only
+        else:  # an upstream's error message may quote the prompt: the type, status and frames only
+            kwargs["exception"] = _withheld(exc)
             kwargs["traceback_exception"] = "".join(traceback.format_tb(exc.__traceback__)) + (
-                f"{type(exc).__name__}: (message withheld: message logging is off for this call)\n")
+                f"{type(exc).__name__}: {WITHHELD}\n")
     return kwargs
+
+
+WITHHELD = "(message withheld: message logging is off for this call)"
+
+
+def _withheld(exc: BaseException) -> BaseException:
+    """A copy of ``exc`` whose message says it was withheld; its type, status and code stay, so
+    handlers that branch on them still can. An exception that cannot be copied becomes a plain
+    ``Exception`` named after its type."""
+    try:
+        shown = copy.copy(exc)
+        shown.args = (WITHHELD,)
+        if hasattr(shown, "message"):
+            shown.message = WITHHELD
+    except Exception:
+        return Exception(f"{type(exc).__name__}: {WITHHELD}")
+    return shown
 
 
 def proxy_metadata(call: CallRecord) -> dict[str, Any]:

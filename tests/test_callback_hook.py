@@ -294,5 +294,9 @@ async def test_with_message_logging_off_the_traceback_keeps_its_frames_but_not_t
     await settle(chain)
     kwargs, _response, _start, _end = handler.seen["failure"]
     assert "good morning" not in kwargs["traceback_exception"]
+    shown = kwargs["exception"]
+    assert isinstance(shown, UpstreamUnavailable) and shown.status == error.status
+    assert "good morning" not in str(shown) and "good morning" not in shown.message
+    assert "good morning" in str(error)  # the gateway's own error is untouched
     assert "UpstreamUnavailable: (message withheld" in kwargs["traceback_exception"]
     assert "test_callback_hook.py" in kwargs["traceback_exception"]
