@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.procstat import cpu_seconds, descendants  # noqa: E402
+from tests.support.process import gateway_process  # noqa: E402
 from tests.support.upstream import closed_port  # noqa: E402
 
 KEY = "bench-content-safety-key"
@@ -87,38 +86,16 @@ def start_stand_in(delay: float) -> tuple[subprocess.Popen[str], int]:
 # --- the load --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def gateway_process(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """The CLI, one worker, its output to a file: the tests' helper pipes output nobody reads here,
-    and --debug's access lines fill that pipe and stall the gateway after a few thousand calls."""
-    with open(config.parent / "gateway.log", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--config", str(config), "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=0.5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gateway did not start: {(config.parent / 'gateway.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-            yield proc
-        finally:
-            proc.kill()
-            proc.wait(10)
-
-
 def run(label: str, moderation_port: int | None, calls: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         moderation = MODERATION.format(port=moderation_port, key=KEY) if moderation_port else ""
         config.write_text(CONFIG.format(moderation=moderation, data=Path(tmp) / "data"))
         port = closed_port()
-        with gateway_process(config, port) as proc, httpx.Client(timeout=30, limits=httpx.Limits(
-                max_connections=concurrency)) as client:
+        limits = httpx.Limits(max_connections=concurrency)
+        with open(Path(tmp) / "gateway.log", "wb") as log, \
+                gateway_process(config, port, output=log, debug=False) as proc, \
+                httpx.Client(timeout=30, limits=limits) as client:
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             body = {"model": "m", "messages": [{"role": "user", "content": "Hello, how are you today?"}]}
 

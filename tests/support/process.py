@@ -10,16 +10,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 
 @contextmanager
-def gateway_process(config: Path, port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m app.cli`` on ``port`` until it answers /health/liveliness; killed on exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--config", str(config), "--port", str(port), "--debug",
-                             *extra],
-                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+def gateway_process(config: Path, port: int, *extra: str, output: IO[bytes] | None = None,
+                    debug: bool = True) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m app.cli`` on ``port`` until it answers /health/liveliness; killed on exit. Its output
+    goes to a pipe for the test to read, or to ``output``: a load must not run into a pipe nobody
+    reads (--debug's access lines fill it and stall the gateway after a few thousand calls)."""
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--config", str(config), "--port", str(port),
+                             *(["--debug"] if debug else []), *extra],
+                            cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE if output is None else output,
                             stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 20
