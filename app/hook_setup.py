@@ -33,15 +33,14 @@ class HookResources:
     team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
 
 
-def build_hooks(config: GatewayConfig, env: Mapping[str, str], *, tracer_provider: Any = None,
+def build_hooks(config: GatewayConfig, env: Mapping[str, str], *,
                 resources: HookResources | None = None) -> HookChain:
     """Every configured hook, or ``ConfigError`` naming the entry that cannot be built.
-    ``tracer_provider``: for hooks that make calls of their own (child spans of the gateway span);
-    ``None`` when start-up only checks the config. ``resources``: what the built-in hooks use."""
+    ``resources``: what the built-in hooks use (the upstream transport, so their calls are child
+    spans of the gateway span and take the egress proxy); ``None`` outside a gateway."""
     hooks: list[CallHook] = []
     for name in config.hooks:
-        hook = _content_safety(config, resources) if name == CONTENT_SAFETY else _build(name, config, env,
-                                                                                         tracer_provider)
+        hook = _content_safety(config, resources) if name == CONTENT_SAFETY else _user_callback(name, config)
         if hook is not None:
             hooks.append(hook)
     return HookChain(hooks)
@@ -53,13 +52,13 @@ def check_hooks(config: GatewayConfig) -> None:
         check_moderation(config)
 
 
-def _build(name: str, config: GatewayConfig, env: Mapping[str, str], tracer_provider: Any) -> CallHook | None:
+def _user_callback(name: str, config: GatewayConfig) -> CallHook | None:
     """The hook for one entry; ``None`` for a user's SpanExporter or SpanProcessor, which is a
     destination (``app.user_destinations``) even when listed under ``callbacks``."""
     if is_user_callback(name):
         loaded = load_callback(name, config.config_dir)
         return callback_hook(name, loaded.obj) if loaded.kind == HANDLER else None
-    raise ConfigError(f"litellm_settings.callbacks: {name}: not supported yet")
+    raise ConfigError(f"litellm_settings.callbacks: {name}: not a known hook or a module.attribute")
 
 
 def _content_safety(config: GatewayConfig, resources: HookResources | None) -> CallHook:

@@ -143,7 +143,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response)
-    hooks = build_hooks(config, env, tracer_provider=tracer_provider,
+    hooks = build_hooks(config, env,
                         resources=HookResources(transport=upstream, meter=meter, team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
