@@ -310,14 +310,20 @@ async def test_the_raw_request_is_the_curl_sent_upstream_with_the_provider_key_m
     assert SECRET[8:20] not in raw
 
 
-async def test_a_hook_may_send_the_call_to_another_model_the_caller_may_use(exporter: InMemorySpanExporter) -> None:
+async def test_a_model_a_hook_switches_to_is_resolved_and_checked_again(exporter: InMemorySpanExporter) -> None:
     class Reroute(CallHook):
+        def __init__(self, model: str) -> None:
+            self.model = model
+
         async def before_upstream(self, call: CallRecord) -> None:
-            call.request["model"] = "elsewhere"
+            call.request["model"] = self.model
 
     with pytest.raises(GatewayError) as raised:
-        await service(exporter, [Reroute()], RecordingDeployment()).handle(sc.OP_CHAT, request(), context())
+        await service(exporter, [Reroute("elsewhere")], RecordingDeployment()).handle(sc.OP_CHAT, request(), context())
     assert raised.value.status == 404 and raised.value.param == "model"
+    answer = await service(exporter, [Reroute("other")], RecordingDeployment()).handle(sc.OP_CHAT, request(), context())
+    assert answer.status == 200
+    assert exporter.get_finished_spans()[-1].attributes[sc.REQUEST_MODEL] == "m"  # asked for; routed to "other"
 
 
 def test_a_chain_keeps_per_point_only_the_hooks_that_override_it() -> None:
