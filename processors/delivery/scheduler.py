@@ -12,6 +12,16 @@ heap entry, it holds no thread. Isolation against dead destinations comes from t
   above its size exits. Stalls on probation need no spare: the quota already bounds them.
 
 Each destination is in at most one place (idle, a heap, or one thread): send concurrency is 1.
+
+Wake-ups are kept to about one per run. Of the idle threads, one (the **timer**) waits until the
+head of the heaps is due; the others wait untimed until work is due now. A push wakes a thread
+only when it changes what the timer waits for (an earlier head, or no timer and nobody running to
+come back and take the role), and a thread that claims a run hands the timer role over only when
+more work is already due. Otherwise the thread that finishes a run takes the role itself, and the
+watchdog gives it to an idle thread when no run has finished within ``_RESCUE`` seconds. With one
+destination per team and the batch delay, 1,000 teams are 1,000 future heap entries: waking a
+thread for each (as a plain condition wait did, and every idle thread at each due time) cost more
+CPU than the exports themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +37,9 @@ from dataclasses import dataclass, field
 
 from .config import DeliveryConfig
 from .destination import IDLE, QUEUED, RUNNING, Destination
+
+_RESCUE = 0.02  # seconds without a timer thread, at most, while a run is slow to finish
+_FOLLOWER_WAIT = 1.0  # idle threads without a deadline still look this often (a safety net only)
 
 
 @dataclass(order=True)
@@ -39,7 +53,11 @@ class _Entry:
 class Scheduler:
     def __init__(self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger):
         self._config, self._run, self._log = config, run, logger
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # idle threads with no deadline wait here
+        self._timer = threading.Condition(lock)  # the one idle thread that waits for the next due time
+        self._timer_due = math.inf  # when the timer thread wakes; inf: no thread has the role
+        self._idle = 0  # threads waiting on ``_cond``
         self._ready: list[_Entry] = []
         self._probation: list[_Entry] = []
         self._seq = itertools.count()
@@ -59,6 +77,7 @@ class Scheduler:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            self._timer.notify_all()
         deadline = time.monotonic() + timeout
         for thread in list(self._all_threads):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -89,12 +108,23 @@ class Scheduler:
             return dest.sched == RUNNING
 
     # -- the pool ----------------------------------------------------------------------------
-    def _push(self, dest: Destination, due: float) -> None:
+    def _push(self, dest: Destination, due: float, wake: bool = True) -> None:
         dest.token += 1
         dest.sched, dest.due = QUEUED, due
         heap = self._probation if dest.suspect else self._ready
         heapq.heappush(heap, _Entry(due, next(self._seq), dest.token, dest))
-        self._cond.notify()
+        if wake:
+            self._wake_for(due)
+
+    def _wake_for(self, due: float) -> None:
+        """Wake a thread only if nobody already looks at ``due`` in time."""
+        if due < self._timer_due:
+            if self._timer_due != math.inf:
+                self._timer.notify()  # the timer thread waits for something later: re-aim it
+            elif self._idle and (not self._busy or due <= time.monotonic()):
+                # No timer: an idle thread takes the role, unless a running thread will come back
+                # to take it (the watchdog steps in if that run is slow).
+                self._cond.notify()
 
     def _spawn(self) -> None:
         self._threads += 1
@@ -119,7 +149,15 @@ class Scheduler:
                 entry = self._pick(now)
                 if entry is not None:
                     return self._claim(entry, now)
-                self._cond.wait(self._wait_time(now))
+                if self._timer_due != math.inf:
+                    self._idle += 1
+                    self._cond.wait(_FOLLOWER_WAIT)
+                    self._idle -= 1
+                else:
+                    wait = self._wait_time(now)
+                    self._timer_due = now + wait
+                    self._timer.wait(wait)
+                    self._timer_due = math.inf
             self._threads -= 1
             return None
 
@@ -152,7 +190,16 @@ class Scheduler:
         dest.on_probation = dest.suspect
         self._probation_running += dest.on_probation
         self._busy[threading.get_ident()] = dest
+        if self._idle and self._timer_due == math.inf and self._head_due() <= now:
+            self._cond.notify()  # a backlog: more work is due now, let another thread take it
         return dest
+
+    def _head_due(self) -> float:
+        """When the next run is due (``inf``: nothing queued); superseded entries count, harmlessly."""
+        heads = [self._ready[0].due] if self._ready else []
+        if self._probation and self._probation_running < self._config.probation_workers:
+            heads.append(self._probation[0].due)
+        return min(heads, default=math.inf)
 
     def _finish(self, dest: Destination, delay: float | None) -> bool:
         """Put ``dest`` back where it belongs; ``False`` when this thread is surplus and must exit."""
@@ -166,29 +213,37 @@ class Scheduler:
                 self._spares -= 1
                 dest.spare = False
             dest.sched = IDLE
-            self._reschedule(dest, delay)  # a push notifies one waiting thread
+            self._reschedule(dest, delay)  # no wake-up: this thread looks again right away...
             if self._threads > self._config.workers + min(self._spares, self._config.workers):
                 self._threads -= 1
-                self._cond.notify()  # this thread was not going to look for work again: one that will
+                self._cond.notify()  # ...unless it is surplus and exits: then one that will look
                 return False
             # No notify_all: this thread goes straight back to _next and sees what it freed (a
-            # probation slot). Waking every idle thread per run cost a herd of thread switches.
+            # probation slot) and what it pushed. Waking every idle thread per run cost a herd of
+            # thread switches.
             return True
 
     def _reschedule(self, dest: Destination, delay: float | None) -> None:
         now = time.monotonic()
         if delay is not None:
-            self._push(dest, now + delay)
+            self._push(dest, now + delay, wake=False)
         elif dest.exporter is not None and dest.has_work():
-            self._push(dest, now + self._config.batch_delay)  # stored while this run was reading
+            self._push(dest, now + self._config.batch_delay, wake=False)  # stored while this run was reading
 
     # -- the watchdog ------------------------------------------------------------------------
     def _watch(self) -> None:
-        period = max(0.01, min(0.1, self._config.stall_after / 4))
+        # Quicker while runs are in flight (they may stall, or keep the timer role vacant); an idle
+        # gateway keeps the slower pace.
+        slow = max(0.01, min(0.1, self._config.stall_after / 4))
+        fast = min(slow, _RESCUE)
         while not self._stopping:
+            period = fast if self._busy else slow
             time.sleep(period)
             with self._cond:
-                self._check_stalls(time.monotonic())
+                now = time.monotonic()
+                self._check_stalls(now)
+                if self._timer_due == math.inf and self._idle and self._head_due() < now + period:
+                    self._cond.notify()  # the runs are slow to come back: an idle thread takes the timer
 
     def _check_stalls(self, now: float) -> None:
         for dest in self._busy.values():

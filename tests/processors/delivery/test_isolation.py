@@ -6,6 +6,7 @@ import heapq
 import logging
 import threading
 import time
+from pathlib import Path
 
 from processors.delivery.destination import Destination
 from processors.delivery.scheduler import Scheduler, _Entry
@@ -80,3 +81,45 @@ def test_idle_threads_do_not_poll_a_probation_entry_while_the_quota_is_used_up(t
     assert scheduler._wait_time(now=10.0) == 0.001  # quota free: it is due, look now
     scheduler._probation_running = 1
     assert scheduler._wait_time(now=10.0) == 1.0  # quota used up: nothing to wait for
+
+
+def _switches(tids: list[int]) -> int:
+    """Times these threads went to sleep so far (Linux; preemptions are not counted)."""
+    total = 0
+    for tid in tids:
+        for line in Path(f"/proc/self/task/{tid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_work_due_later_wakes_no_idle_thread_and_runs_each_destination_once_when_due(tmp_path) -> None:
+    """With 1,000 teams each push is for a destination due a batch delay later; waking a thread per
+    push, and every idle thread at each due time, cost more CPU than the exports themselves."""
+    ran: list[Destination] = []
+    config = fast_config(tmp_path, workers=8, batch_delay=0.5)
+    scheduler = Scheduler(config, lambda d: ran.append(d), logging.getLogger("test"))
+    telemetry = Telemetry(None, logging.getLogger("test"), list, 10.0)
+    dests = [Destination(f"team/t{i}/x", f"t{i}", "x", buffer_size=10, telemetry=telemetry, on_dirty=lambda _d: None)
+             for i in range(200)]
+    for dest in dests:
+        dest.exporter = object()  # type: ignore[assignment]  # only "not None" matters to the scheduler
+    scheduler.start()
+    try:
+        time.sleep(0.2)  # the threads settle: one waits for the next due time, the others for work
+        tids = [t.native_id for t in scheduler._all_threads if t.native_id is not None]
+        before = _switches(tids)
+        for dest in dests[:100]:  # spread out, as the writer's commits are
+            scheduler.notify_work(dest)  # due in 0.5 s
+            time.sleep(0.001)
+        pushed = _switches(tids) - before
+        for dest in dests[100:]:
+            scheduler.notify_work(dest)
+        wait_until(lambda: len(ran) == len(dests), what="every destination run once")
+        woken = _switches(tids) - before
+    finally:
+        scheduler.stop(2.0)
+    assert pushed <= 20  # a thread per push: >= 100
+    # Runs come due about together: each is a wake-up at most, not one per idle thread (>= 1,600).
+    assert woken <= 2 * len(dests)
+    assert sorted(d.key for d in ran) == sorted(d.key for d in dests)
