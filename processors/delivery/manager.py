@@ -53,7 +53,8 @@ class DeliveryManager:
         sender = Sender(self._config, self._log, random.Random())
         self._scheduler = Scheduler(self._config, sender.run, self._log)
         self._writer = SpoolWriter(
-            self._telemetry, self._log, self._scheduler.notify_work, self._config.commit_interval
+            self._telemetry, self._log, self._scheduler.notify_work, self._config.commit_interval,
+            after_drain=None if self._spool is None else self._spool.flush_acks,
         )
         for key, stats in (self._spool.load() if self._spool is not None else {}).items():
             dest = self._destination(key, stats.team, stats.name)

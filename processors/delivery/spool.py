@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from itertools import islice
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -62,12 +63,24 @@ def release_slot(fd: int) -> None:
     os.close(fd)
 
 
+# Acknowledged ids waiting for the writer's next transaction; beyond this many, ``ack`` deletes them
+# itself (a writer that is not committing must not let the list grow).
+_ACKS_HELD = 4096
+
+
 class SqliteSpool:
     """One connection shared by the writer and the workers behind a lock: statements are short.
 
     Beside the rows it keeps, per destination, up to ``cached_spans`` of the committed spans
-    themselves (row id -> span), so ``read`` hands them out without decoding; rows without a copy
-    (evicted, or spooled by an earlier process) carry only their bytes and the sender decodes them.
+    themselves (row id -> (submitted at, size, span)), so ``read`` hands them out without decoding;
+    rows without a copy (evicted, or spooled by an earlier process) carry only their bytes and the
+    sender decodes them. While every row of a destination after its cursor has a copy (the usual
+    case: a healthy destination's queue is a few batches), ``read`` does not touch the database.
+
+    ``ack`` does not write either: the acknowledged ids are deleted in the writer's next
+    transaction (``commit``, or ``flush_acks`` when it has nothing to commit), so a run of one span
+    costs no transaction of its own. A crash before that transaction sends those spans again after
+    the restart: delivery is at least once, as it always was for the batch in flight.
     """
 
     encodes = True
@@ -80,7 +93,13 @@ class SqliteSpool:
         self._lock = threading.Lock()
         self._cursor: dict[str, int] = {}
         self._cache_size = cached_spans
-        self._cache: dict[str, dict[int, ReadableSpan]] = {}  # ids ascending, all after the cursor
+        # ids ascending, all after the cursor: row id -> (submitted at, size, span)
+        self._cache: dict[str, dict[int, tuple[float, int, ReadableSpan]]] = {}
+        # Keys whose rows after the cursor all have a copy in ``_cache``: ``read`` skips the database.
+        # A key joins when a database read finds nothing more after what it returned, and leaves when
+        # a committed row gets no copy.
+        self._in_memory: set[str] = set()
+        self._acked: list[tuple[int]] = []
         self._db = self._open_or_quarantine()
 
     # -- opening -----------------------------------------------------------------------------
@@ -136,29 +155,70 @@ class SqliteSpool:
         ``spans``, when given, are the spans the rows encode (same keys, same order): kept in memory.
         """
         flat = [(key, at, data) for key, items in rows.items() for at, data in items]
-        with self._lock, self._db:
-            self._db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", flat)
-            if spans and self._cache_size:
-                self._remember_spans(rows, spans, len(flat))
-            return {key: self._drop(key, amount) for key, amount in excess.items() if amount > 0}
+        with self._lock:
+            acked, copied = self._acked, []
+            try:
+                with self._db:
+                    self._delete_acked()
+                    self._db.executemany("INSERT INTO spans (dest, at, data) VALUES (?, ?, ?)", flat)
+                    if not (spans and self._cache_size and self._remember_spans(rows, spans, len(flat), copied)):
+                        self._in_memory.difference_update(rows)
+                    return {key: self._drop(key, amount) for key, amount in excess.items() if amount > 0}
+            except BaseException:  # rolled back: the acknowledged rows are still there, the new ones are not
+                self._acked = acked + self._acked
+                for key, row_id in copied:
+                    self._cache[key].pop(row_id, None)
+                # and ``_drop`` may have taken copies of rows that are back: read those keys from disk
+                self._in_memory.difference_update(rows)
+                self._in_memory.difference_update(excess)
+                raise
+
+    def flush_acks(self) -> None:
+        """Delete what was acknowledged since the last transaction (the writer, when idle)."""
+        with self._lock:
+            self._flush_acks_locked()
+
+    def _flush_acks_locked(self) -> None:
+        acked = self._acked
+        if acked:
+            try:
+                with self._db:
+                    self._delete_acked()
+            except BaseException:
+                self._acked = acked + self._acked
+                raise
+
+    def _delete_acked(self) -> None:
+        if self._acked:
+            self._db.executemany("DELETE FROM spans WHERE id = ?", self._acked)
+            self._acked = []
 
     def _remember_spans(
-        self, rows: dict[str, list[tuple[float, bytes]]], spans: dict[str, list[ReadableSpan]], n: int
-    ) -> None:
-        """Map the new row ids to their spans; the ids of one executemany are consecutive."""
+        self, rows: dict[str, list[tuple[float, bytes]]], spans: dict[str, list[ReadableSpan]], n: int,
+        copied: list[tuple[str, int]],
+    ) -> bool:
+        """Map the new row ids to their spans; the ids of one executemany are consecutive.
+
+        ``False`` when nothing was cached; keys with a row left without a copy leave ``_in_memory``.
+        ``copied`` gets (key, row id) of each copy, for the caller to take back if the commit fails.
+        """
         last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - n + 1
         # Checked, not assumed: if SQLite ever skipped an id, copies would be attached to the
         # wrong rows. Then nothing is cached and the sender decodes, as after a restart.
         if self._db.execute("SELECT COUNT(*) FROM spans WHERE id >= ?", (first,)).fetchone()[0] != n:
-            return
+            return False
         row_id = first
-        for key in rows:
+        for key, items in rows.items():
             cache = self._cache.setdefault(key, {})
-            for span in spans[key]:
+            for (at, data), span in zip(items, spans[key], strict=True):
                 if len(cache) < self._cache_size:
-                    cache[row_id] = span
+                    cache[row_id] = (at, len(data), span)
+                    copied.append((key, row_id))
+                else:
+                    self._in_memory.discard(key)
                 row_id += 1
+        return True
 
     def _drop(self, key: str, amount: int) -> tuple[int, int]:
         cursor, freed, count, last = self._cursor.get(key, 0), 0, 0, None
@@ -175,20 +235,39 @@ class SqliteSpool:
 
     def read(self, key: str, limit: int) -> list[Record]:
         with self._lock:
+            cache = self._cache.get(key)
+            if key in self._in_memory:
+                return self._read_memory(key, cache or {}, limit)
             rows = self._db.execute(
                 "SELECT id, at, data FROM spans WHERE dest = ? AND id > ? ORDER BY id LIMIT ?",
                 (key, self._cursor.get(key, 0), limit),
             ).fetchall()
             if rows:
                 self._cursor[key] = rows[-1][0]
-            cache = self._cache.get(key)
+            if len(rows) < limit:  # nothing after these: every later row is committed with a copy
+                self._in_memory.add(key)
             if not cache:
                 return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
-            return [Record(row_id, at, len(data), data=data, span=cache.pop(row_id, None)) for row_id, at, data in rows]
+            records = []
+            for row_id, at, data in rows:
+                copy = cache.pop(row_id, None)
+                records.append(Record(row_id, at, len(data), data=data, span=None if copy is None else copy[2]))
+            return records
+
+    def _read_memory(self, key: str, cache: dict[int, tuple[float, int, ReadableSpan]], limit: int) -> list[Record]:
+        records = []
+        for row_id in list(islice(cache, limit)):
+            at, size, span = cache.pop(row_id)
+            records.append(Record(row_id, at, size, span=span))
+        if records:
+            self._cursor[key] = records[-1].id
+        return records
 
     def ack(self, key: str, records: list[Record]) -> None:
-        with self._lock, self._db:
-            self._db.executemany("DELETE FROM spans WHERE id = ?", [(r.id,) for r in records])
+        with self._lock:
+            self._acked.extend((r.id,) for r in records)
+            if len(self._acked) >= _ACKS_HELD:
+                self._flush_acks_locked()
 
     def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
         self._move(
@@ -229,7 +308,12 @@ class SqliteSpool:
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self._flush_acks_locked()
+            except sqlite3.Error:  # the rows stay: sent again after the restart, never lost
+                self._log.exception("spool: deleting acknowledged spans at close failed")
             self._cache.clear()
+            self._in_memory.clear()
             self._db.close()
 
 

@@ -43,9 +43,11 @@ class SpoolWriter:
         logger: logging.Logger,
         on_stored: Callable[[Destination], None],
         commit_interval: float = 0.0,
+        after_drain: Callable[[], None] | None = None,
     ) -> None:
         self._telemetry, self._log = telemetry, logger
         self._on_stored = on_stored
+        self._after_drain = after_drain  # the spool's deferred acknowledgements, when nothing was committed
         self._commit_interval = commit_interval
         self._dirty: deque[Destination] = deque()
         self._wake = threading.Event()
@@ -88,6 +90,11 @@ class SpoolWriter:
             self._wake.clear()
             self._hurry.clear()
             self.drain()
+            if self._after_drain is not None:
+                try:
+                    self._after_drain()
+                except Exception:  # the rows stay; acknowledged again at the next pass or at close
+                    self._log.exception("spool: deleting acknowledged spans failed")
             self._telemetry.log_drops()
             with self._cond:
                 self._cycles += 1

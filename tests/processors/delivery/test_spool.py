@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -183,3 +185,113 @@ def test_a_live_process_exports_the_submitted_span_objects_not_decoded_copies(ma
         dest.submit(span)
     wait_until(lambda: health(manager).delivered == 5, what="delivered")
     assert all(got is sent for got, sent in zip(keeper.got, spans, strict=True))
+
+
+# -- reads from memory and deferred acknowledgements -------------------------------------------------
+#
+# A spool with copies must hand out exactly what a spool without copies (every read from disk,
+# every span decoded) hands out, whatever the order of commits, reads, acks and caps; acknowledged
+# rows stay on disk until the next transaction, so a crash before it sends them again.
+
+_KEYS = ("team/a/sink", "team/b/sink")
+_op = st.one_of(
+    st.tuples(st.just("commit"), st.sampled_from(_KEYS), st.integers(1, 6), st.booleans(), st.integers(0, 2)),
+    st.tuples(st.just("read"), st.sampled_from(_KEYS), st.integers(1, 4)),
+    st.tuples(st.just("ack"), st.sampled_from(_KEYS)),
+    st.tuples(st.just("flush")),
+)
+
+
+def _view(records: list) -> list[tuple[int, float, int, int]]:
+    def span_id(r) -> int:  # the copy handed out, or the decoded bytes
+        return (r.span if r.span is not None else decode_span(r.data)).context.span_id
+
+    return [(r.id, r.at, r.size, span_id(r)) for r in records]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_op, max_size=40), cache=st.integers(1, 5))
+def test_copies_and_deferred_acks_hand_out_what_the_disk_holds(tmp_path_factory, ops, cache: int) -> None:
+    base = tmp_path_factory.mktemp("spools")
+    fast, plain = _spool(base / "fast.db", cached=cache), _spool(base / "plain.db", cached=0)
+    size = len(encode_span(make_span(1)))
+    in_flight: dict[str, list] = {}
+    next_id = 1
+    try:
+        for op in ops:
+            if op[0] == "commit":
+                _, key, n, with_spans, dropped = op
+                spans = [make_span(next_id + i) for i in range(n)]
+                next_id += n
+                rows = {key: [(float(s.context.span_id), encode_span(s)) for s in spans]}
+                excess = {key: dropped * size}
+                assert fast.commit(rows, excess, {key: spans} if with_spans else None) == plain.commit(rows, excess)
+            elif op[0] == "read":
+                _, key, limit = op
+                if key in in_flight:
+                    continue  # the sender reads a key again only after acknowledging its batch
+                got, want = fast.read(key, limit), plain.read(key, limit)
+                assert _view(got) == _view(want)
+                if got:
+                    in_flight[key] = got
+            elif op[0] == "ack":
+                records = in_flight.pop(op[1], [])
+                fast.ack(op[1], records)
+                plain.ack(op[1], records)
+            else:
+                fast.flush_acks()
+                plain.flush_acks()
+        fast.flush_acks()
+        plain.flush_acks()
+        for key in _KEYS:  # and what is left on disk is the same
+            in_flight.pop(key, None)
+            assert _view(fast.read(key, 1000)) == _view(plain.read(key, 1000))
+    finally:
+        fast.close()
+        plain.close()
+
+
+def _rows_on_disk(path: Path) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT id FROM spans ORDER BY id")]
+
+
+def test_acknowledged_rows_leave_the_disk_at_the_next_transaction_and_a_crash_before_resends_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool-0.db"
+    spool = _spool(path, cached=10)
+    _committed(spool, [make_span(1), make_span(2)])
+    batch = spool.read(KEY, 10)
+    spool.ack(KEY, batch)
+    assert _rows_on_disk(path) == [1, 2]  # not yet: no transaction of its own
+    crashed = _spool(path, cached=10)  # another process opening the file now, as after kill -9
+    assert [r.id for r in crashed.read(KEY, 10)] == [1, 2]  # at least once: sent again
+    crashed.close()
+    _committed(spool, [make_span(3)])  # the writer's next transaction deletes them
+    assert _rows_on_disk(path) == [3]
+    spool.ack(KEY, spool.read(KEY, 10))
+    spool.flush_acks()  # or the writer's idle pass
+    assert _rows_on_disk(path) == []
+    spool.close()
+
+
+def test_a_failed_commit_keeps_the_acknowledgements_and_no_copy_of_rows_it_rolled_back(tmp_path: Path) -> None:
+    path = tmp_path / "spool-0.db"
+    spool = _spool(path, cached=10)
+    _committed(spool, [make_span(1), make_span(2)])
+    spool.ack(KEY, spool.read(KEY, 10))
+    with sqlite3.connect(path) as other:  # a trigger that fails the next insert
+        other.execute("CREATE TRIGGER no_more BEFORE INSERT ON spans WHEN NEW.at = 3.0 "
+                      "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    try:
+        spool.commit({KEY: [(3.0, encode_span(make_span(3)))]}, {}, {KEY: [make_span(3)]})
+    except sqlite3.IntegrityError:
+        pass
+    else:
+        raise AssertionError("the trigger did not fail the commit")
+    assert spool.read(KEY, 10) == []  # no copy of the row that was rolled back
+    assert _rows_on_disk(path) == [1, 2]  # the deletion was rolled back with the insert...
+    spool.flush_acks()
+    assert _rows_on_disk(path) == []  # ...and kept for the next transaction
+    spool.close()
