@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 
 from exporters.export_transport import ExportClient, ExportTransport
-from tests.providers.test_http11_differential import DEADLINE, EXAMPLES, Run, check, refused_then_own, run
+from tests.providers.test_http11_differential import DEADLINE, EXAMPLES, Run, check, collapsed, refused_then_own, run
 from tests.support.raw_answers import (
     Case,
     bad_fields,
@@ -161,3 +161,24 @@ def test_export_client_refuses_what_would_send_through_a_proxy() -> None:
                     {"trust_env": False, "mounts": {"all://": None}}):
         with pytest.raises(ValueError, match="sends directly"):
             ExportClient(**options)
+
+
+@EXAMPLES
+@given(well_framed())
+def test_post_answer_reads_the_same_answer_as_httpx_client_post(case: Case) -> None:
+    """The exporters' lean answer: status, headers, body and text as httpx's own client reads them
+    (headers compared as the transport differential tests compare them: see ``collapsed``)."""
+    def read(make: type[httpx.Client], lean: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
+        async def main() -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
+            async with ScriptedServer(case.play) as server:
+                def call() -> tuple[int, list[tuple[bytes, bytes]], bytes, str]:
+                    with make(timeout=5.0, trust_env=False) as client:
+                        post = client.post_answer if lean else client.post  # type: ignore[attr-defined]
+                        answer = post(server.url(FIRST), content=b"span", headers={"Authorization": "Basic a"})
+                        return answer.status_code, collapsed(tuple(answer.headers.raw)), answer.content, answer.text
+                return await asyncio.to_thread(call)
+        return asyncio.run(main())
+
+    ours = read(ExportClient, lean=True)
+    assert ours == read(httpx.Client, lean=False)
+    assert ours[2] == case.body
