@@ -50,6 +50,20 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return ticks / CLOCK_TICKS
 
 
+def context_switches(pids: Iterable[int]) -> int:
+    """Voluntary + involuntary context switches of every thread of the given processes (Linux)."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                lines = (task / "status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.endswith(tuple("0123456789"))
+                         and "ctxt_switches" in line)
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU time the whole machine spent not idle (all cores), from the first line of /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

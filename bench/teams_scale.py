@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from procstat import cpu_seconds, descendants, free_port, rss_mb, stop_process, wait_for_http
+from procstat import context_switches, cpu_seconds, descendants, free_port, rss_mb, stop_process, wait_for_http
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -86,6 +86,12 @@ def run_sink() -> None:
         other[f"{request.match_info['kind']}_requests"] += 1
         return web.json_response({})
 
+    async def reset(_request: web.Request) -> web.Response:
+        counts.clear()
+        other.clear()
+        lags_ms.clear()
+        return web.json_response({})
+
     async def stats(_request: web.Request) -> web.Response:
         ordered = sorted(lags_ms)
         lag = {f"p{q}": round(ordered[min(len(ordered) - 1, len(ordered) * q // 100)], 1) for q in (50, 99)} \
@@ -97,6 +103,7 @@ def run_sink() -> None:
     app.router.add_post(TRACES_PATH, traces)
     app.router.add_post("/other/{kind}/{team}", other_destination)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/reset", reset)
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None)
@@ -121,6 +128,9 @@ class Sink:
 
     def stats(self) -> dict[str, Any]:
         return httpx.get(self.url + "/stats", timeout=10).json()
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -243,11 +253,14 @@ async def load(gateway: Gateway, keys: list[str], per_team: int, concurrency: in
             statuses[reply.status_code] += 1
 
         order = [(key, n) for n in range(per_team) for key in keys]  # round-robin across teams
-        cpu0, start = cpu_seconds(gateway.pids()), time.monotonic()
+        pids = gateway.pids()
+        cpu0, switches0, start = cpu_seconds(pids), context_switches(pids), time.monotonic()
         await gather_limited(concurrency, [call(k, n) for k, n in order])
-        elapsed, cpu = time.monotonic() - start, cpu_seconds(gateway.pids()) - cpu0
+        elapsed, cpu = time.monotonic() - start, cpu_seconds(pids) - cpu0
+        switches = context_switches(pids) - switches0
     return {"requests": len(order), "seconds": round(elapsed, 2), "req_per_s": round(len(order) / elapsed, 1),
-            "cpu_ms_per_req": round(1000 * cpu / len(order), 3), "statuses": dict(statuses)}
+            "cpu_ms_per_req": round(1000 * cpu / len(order), 3),
+            "context_switches_per_req": round(switches / len(order), 1), "statuses": dict(statuses)}
 
 
 def check_delivery(sink: Sink, teams: dict[str, tuple[int, str]], per_team: int, timeout: float) -> dict[str, Any]:
@@ -282,6 +295,8 @@ def main() -> None:
     parser.add_argument("--pin", type=int, default=None, help="run the gateway on this CPU only (taskset)")
     parser.add_argument("--linger", type=float, default=None,
                         help="spangate_settings.delivery_linger_seconds (a branch that has it); unset: the default")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
+                        help="one call per team, delivered, before the measured load (default: on)")
     parser.add_argument("--extra", nargs="*", default=[], choices=("generic", "otlp"),
                         help="more destinations per team besides Langfuse (the three-destination figure)")
     args = parser.parse_args()
@@ -300,6 +315,15 @@ def main() -> None:
         time.sleep(1.0)  # one watcher tick so the routes of the last teams are built
         report["configured"] = gateway.sample()
         keys = [key for _i, key in configured["teams"].values()]
+        if args.warmup:
+            # One call per team, delivered, before measuring: each destination's one-time work (its
+            # exporter, its request head, the first read of its queue) is then out of the figures,
+            # as it is out of a long-running gateway's. --no-warmup measures it in.
+            report["warmup"] = asyncio.run(load(gateway, keys, 1, args.concurrency))
+            warm = check_delivery(sink, configured["teams"], 1, timeout=60)
+            if not warm["ok"]:
+                sys.exit(f"teams_scale: the warm-up calls were not all delivered: {warm}")
+            sink.reset()
         cpu0 = cpu_seconds(gateway.pids())
         report["load"] = asyncio.run(load(gateway, keys, args.per_team, args.concurrency))
         report["after_load"] = gateway.sample()

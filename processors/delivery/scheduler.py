@@ -13,15 +13,17 @@ heap entry, it holds no thread. Isolation against dead destinations comes from t
 
 Each destination is in at most one place (idle, a heap, or one thread): send concurrency is 1.
 
-Wake-ups are kept to about one per run. Of the idle threads, one (the **timer**) waits until the
+Wake-ups are kept far below one per run. Of the idle threads, one (the **timer**) waits until the
 head of the heaps is due; the others wait untimed until work is due now. A push wakes a thread
 only when it changes what the timer waits for (an earlier head, or no timer and nobody running to
 come back and take the role), and a thread that claims a run hands the timer role over only when
-more work is already due. Otherwise the thread that finishes a run takes the role itself, and the
-watchdog gives it to an idle thread when no run has finished within ``_RESCUE`` seconds. With one
-destination per team and the batch delay, 1,000 teams are 1,000 future heap entries: waking a
-thread for each (as a plain condition wait did, and every idle thread at each due time) cost more
-CPU than the exports themselves.
+more work is already due. A thread that is awake takes a waiting destination up to a quarter of
+the batch delay early (``early``), so with many quiet destinations one thread runs them back to
+back instead of sleeping and being woken for each; the first of them still waits its full delay.
+When no thread is timer and the head has been due for ``_RESCUE`` seconds (the runs are slow to
+come back) the watchdog wakes an idle thread. With one destination per team and the batch delay,
+1,000 teams are 1,000 future heap entries: waking a thread for each (as a plain condition wait
+did, and every idle thread at each due time) cost more CPU than the exports themselves.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from .config import DeliveryConfig
 from .destination import IDLE, QUEUED, RUNNING, Destination
 
-_RESCUE = 0.02  # seconds without a timer thread, at most, while a run is slow to finish
+_RESCUE = 0.02  # seconds the head may be overdue with no timer thread before the watchdog wakes one
 _FOLLOWER_WAIT = 1.0  # idle threads without a deadline still look this often (a safety net only)
 
 
@@ -58,6 +60,9 @@ class Scheduler:
         self._timer = threading.Condition(lock)  # the one idle thread that waits for the next due time
         self._timer_due = math.inf  # when the timer thread wakes; inf: no thread has the role
         self._idle = 0  # threads waiting on ``_cond``
+        # How early an awake thread takes a destination that waits only for its batch to fill (the
+        # ready heap holds no backoff: a failed destination waits in probation).
+        self._early = config.batch_delay / 4
         self._ready: list[_Entry] = []
         self._probation: list[_Entry] = []
         self._seq = itertools.count()
@@ -165,7 +170,7 @@ class Scheduler:
         for heap in (self._ready, self._probation):
             while heap and heap[0].token != heap[0].dest.token:
                 heapq.heappop(heap)  # superseded by a later push
-        ready = self._ready[0] if self._ready and self._ready[0].due <= now else None
+        ready = self._ready[0] if self._ready and self._ready[0].due <= now + self._early else None
         probation = None
         quota_left = self._probation_running < self._config.probation_workers
         if self._probation and self._probation[0].due <= now and quota_left:
@@ -242,7 +247,7 @@ class Scheduler:
             with self._cond:
                 now = time.monotonic()
                 self._check_stalls(now)
-                if self._timer_due == math.inf and self._idle and self._head_due() < now + period:
+                if self._timer_due == math.inf and self._idle and self._head_due() <= now - _RESCUE:
                     self._cond.notify()  # the runs are slow to come back: an idle thread takes the timer
 
     def _check_stalls(self, now: float) -> None:

@@ -120,6 +120,8 @@ def test_work_due_later_wakes_no_idle_thread_and_runs_each_destination_once_when
     finally:
         scheduler.stop(2.0)
     assert pushed <= 20  # a thread per push: >= 100
-    # Runs come due about together: each is a wake-up at most, not one per idle thread (>= 1,600).
-    assert woken <= 2 * len(dests)
+    # The runs come due within a quarter of the batch delay of each other: an awake thread takes
+    # them back to back (a few sleeps in all), where a wake-up per run cost ~120 and a wake-up per
+    # idle thread at each due time ~1,200.
+    assert woken <= len(dests) // 4
     assert sorted(d.key for d in ran) == sorted(d.key for d in dests)
