@@ -69,24 +69,29 @@ def encoding_failure(exc: Exception) -> ExportFailure:
 
 
 def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
-               headers: Mapping[str, str], timeout: float | None = None) -> ExportFailure | None:
+               headers: Mapping[str, str], timeout: float | None = None,
+               extra: Mapping[str, str] | None = None) -> ExportFailure | None:
     """One POST of an encoded batch: ``None`` when accepted, else the failure. Never raises.
 
     An encoding error is permanent (``encoding_failure``); what the client raises is mapped by
     ``failure_from_exception`` (transport errors retried, unknown ones retried and logged).
     ``timeout`` (seconds) replaces the client's own for this POST; ``None`` keeps the client's.
+    ``extra`` headers are sent after ``headers`` (as if merged into them).
     """
     try:
         content = body()
     except Exception as exc:
         return encoding_failure(exc)
-    # ExportClient's lean answer when the client is one (app.providers imports exporters: no import here)
-    post = getattr(client, "post_answer", client.post)
+    # ExportClient's lean answer when the client is one (app.providers imports exporters: no import here).
+    # ``extra`` (headers that change per POST) goes apart there, so the rest stays one cached head.
+    lean = getattr(client, "post_answer", None)
+    options: dict[str, object] = {} if timeout is None else {"timeout": timeout}
     try:
-        if timeout is None:
-            response = post(url, content=content, headers=dict(headers))
+        if lean is not None:
+            response = lean(url, content=content, headers=dict(headers), extra=dict(extra) if extra else None,
+                            **options)
         else:
-            response = post(url, content=content, headers=dict(headers), timeout=timeout)
+            response = client.post(url, content=content, headers={**headers, **(extra or {})}, **options)
     except Exception as exc:
         return failure_from_exception(exc)
     return failure_from_response(response)

@@ -40,9 +40,10 @@ from typing import Any
 import httptools
 import httpx
 
-from app.providers.request_head import serialize
+from app.providers.request_head import check_header, serialize
 
 _Key = tuple[str, str, int]
+_Exchanged = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, raw body
 ConnectCheck = Callable[[str, "ipaddress.IPv4Address | ipaddress.IPv6Address"], None]
 _RECV = 65536
 
@@ -385,19 +386,30 @@ class ExportClient(httpx.Client):
         return response
 
     def post_answer(self, url: str, *, content: bytes, headers: dict[str, str] | None = None,
-                    timeout: Any = httpx.USE_CLIENT_DEFAULT) -> ExportAnswer:
-        """``post`` for an exporter: the same request on the wire, the answer as an ``ExportAnswer``."""
-        if not self._fast(url, content, headers, {}):
-            return ExportAnswer.of(super().post(url, content=content, headers=headers, timeout=timeout))
-        _parsed, (status, raw_headers, body) = self._exchange(url, content, headers, timeout)
+                    timeout: Any = httpx.USE_CLIENT_DEFAULT, extra: dict[str, str] | None = None) -> ExportAnswer:
+        """``post`` for an exporter: the same request on the wire, the answer as an ``ExportAnswer``.
+
+        ``extra``: headers that change with every POST (an idempotency key), sent as if they ended
+        ``headers``, without making each POST a new cached head."""
+        if not self._fast(url, content, headers, {}) or (extra and not self._appendable(headers, extra)):
+            merged = {**(headers or {}), **extra} if extra else headers
+            return ExportAnswer.of(super().post(url, content=content, headers=merged, timeout=timeout))
+        _parsed, (status, raw_headers, body) = self._exchange(url, content, headers, timeout, extra)
         return ExportAnswer(status, raw_headers, body)
+
+    def _appendable(self, headers: dict[str, str] | None, extra: dict[str, str]) -> bool:
+        """httpx puts a new name after the others, just before the framing; a name it already has
+        (the client's defaults, ``headers``) it would replace in place: those take the full path."""
+        taken = {name.lower() for name in self.headers} | {name.lower() for name in headers or ()} | {
+            "content-length", "transfer-encoding", "host"}
+        return all(name.lower() not in taken and name.isascii() and value.isascii() for name, value in extra.items())
 
     def _fast(self, url: Any, content: Any, headers: Any, kwargs: dict[str, Any]) -> bool:
         return not kwargs and type(content) is bytes and type(url) is str and isinstance(headers, dict | None) \
             and self.base_url.raw_path == b"/" and not self.is_closed
 
-    def _exchange(self, url: str, content: bytes, headers: dict[str, str] | None,
-                  timeout: Any) -> tuple[httpx.URL, tuple[int, list[tuple[bytes, bytes]], bytes]]:
+    def _exchange(self, url: str, content: bytes, headers: dict[str, str] | None, timeout: Any,
+                  extra: dict[str, str] | None = None) -> tuple[httpx.URL, _Exchanged]:
         key = (url, tuple(headers.items()) if headers else ())
         cached = self._heads.get(key)
         if cached is None:
@@ -405,6 +417,13 @@ class ExportClient(httpx.Client):
             if len(self._heads) < self._MAX_HEADS:
                 self._heads[key] = cached
         parsed, head = cached
+        if extra:
+            lines = []
+            for name, value in extra.items():
+                raw_name, raw_value = name.encode("ascii"), value.encode("ascii")
+                check_header(raw_name, raw_value)
+                lines.append(b"%b: %b\r\n" % (raw_name, raw_value))
+            head += b"".join(lines)
         limits = self._default_timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout).as_dict()
         message = b"%bContent-Length: %d\r\n\r\n%b" % (head, len(content), content)
         return parsed, self._direct.exchange(parsed, message, limits)

@@ -45,7 +45,8 @@ class SpanPoster:
                 return encoding_failure(exc)
             if key in self._accepted:
                 continue
-            failure = post_batch(self._client, self._url, lambda s=span: self._encode(s), self._headers_for(key))
+            failure = post_batch(self._client, self._url, lambda s=span: self._encode(s), self._headers,
+                                 extra=None if self._idempotency_header is None else {self._idempotency_header: key})
             if failure is not None:
                 if not failure.retryable and not failure.too_large:
                     self._accepted.clear()  # the delivery layer dead-letters this batch: no retry to skip for
@@ -53,8 +54,3 @@ class SpanPoster:
             self._accepted.add(key)
         self._accepted.clear()
         return None
-
-    def _headers_for(self, key: str) -> Mapping[str, str]:
-        if self._idempotency_header is None:
-            return self._headers
-        return {**self._headers, self._idempotency_header: key}
