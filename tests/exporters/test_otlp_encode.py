@@ -8,6 +8,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -123,3 +125,38 @@ def test_values_opentelemetry_cannot_encode_are_left_out_the_same_way(caplog: py
 
 def test_no_spans_is_an_empty_request() -> None:
     assert encode_otlp_traces([]) == sdk_bytes([]) == b""
+
+
+# --- generated spans ------------------------------------------------------------------------------
+
+_attr_value = st.one_of(
+    st.text(max_size=20), st.integers(-(1 << 63), (1 << 63) - 1), st.booleans(),
+    st.floats(allow_nan=False), st.binary(max_size=8),
+    st.lists(st.text(max_size=5), max_size=3).map(tuple), st.lists(st.integers(-5, 5), max_size=3).map(tuple),
+    st.lists(st.floats(allow_nan=False), max_size=3).map(tuple), st.lists(st.booleans(), max_size=3).map(tuple),
+)
+_attrs = st.dictionaries(st.text(max_size=12), _attr_value, max_size=5)
+# A few resources and scopes reused across batches, as a process has them (the encoder keeps their
+# encoded fields by identity), plus equal-but-distinct copies and a scope-less span.
+_RESOURCES = [RESOURCE, OTHER_RESOURCE, Resource({}), Resource({"service.name": "spangate", "k": (1, 2)})]
+_SCOPES = [GATEWAY_SCOPE, HTTPX_SCOPE, None, InstrumentationScope("x", None, None, {"a": True})]
+
+
+@st.composite
+def _span(draw: st.DrawFn) -> ReadableSpan:
+    resource = draw(st.sampled_from(_RESOURCES))
+    if draw(st.booleans()):
+        resource = Resource(dict(resource.attributes), resource.schema_url)  # equal, not identical
+    parent = draw(st.one_of(st.none(), st.builds(ctx, st.integers(1, 1 << 64 - 1), remote=st.booleans())))
+    return make(draw(st.integers(1, (1 << 64) - 1)), draw(_attrs), resource=resource, parent=parent,
+                instrumentation_scope=draw(st.sampled_from(_SCOPES)), kind=draw(st.sampled_from(list(SpanKind))),
+                status=Status(draw(st.sampled_from(list(StatusCode))), None),
+                events=tuple(Event(name, attrs, 1_700_000_000_100_000_000)
+                             for name, attrs in draw(st.lists(st.tuples(st.text(max_size=8), _attrs), max_size=2))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(st.lists(_span(), min_size=1, max_size=6), min_size=1, max_size=4))
+def test_generated_batches_encode_byte_for_byte_like_opentelemetry(batches: list[list[ReadableSpan]]) -> None:
+    for spans in batches:  # one after the other: the later batches meet resources and scopes already seen
+        assert encode_otlp_traces(spans) == sdk_bytes(spans)
