@@ -155,6 +155,8 @@ class Scheduler:
                 if entry is not None:
                     return self._claim(entry, now)
                 if self._timer_due != math.inf:
+                    if self._head_due() < self._timer_due:
+                        self._timer.notify()  # pushed without a wake-up (a retry's backoff): re-aim the timer
                     self._idle += 1
                     self._cond.wait(_FOLLOWER_WAIT)
                     self._idle -= 1
@@ -221,7 +223,7 @@ class Scheduler:
             self._reschedule(dest, delay)  # no wake-up: this thread looks again right away...
             if self._threads > self._config.workers + min(self._spares, self._config.workers):
                 self._threads -= 1
-                self._cond.notify()  # ...unless it is surplus and exits: then one that will look
+                self._wake_for(self._head_due())  # ...unless it is surplus and exits: then one that will look
                 return False
             # No notify_all: this thread goes straight back to _next and sees what it freed (a
             # probation slot) and what it pushed. Waking every idle thread per run cost a herd of

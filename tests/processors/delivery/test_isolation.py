@@ -125,3 +125,39 @@ def test_work_due_later_wakes_no_idle_thread_and_runs_each_destination_once_when
     # idle thread at each due time ~1,200.
     assert woken <= len(dests) // 4
     assert sorted(d.key for d in ran) == sorted(d.key for d in dests)
+
+
+def test_a_retry_due_before_what_the_timer_waits_for_runs_on_time(tmp_path) -> None:
+    """A failed run comes back with its backoff and no wake-up. Meanwhile another thread became the
+    timer, waiting for something later: the thread that finished the run must re-aim it."""
+    runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+
+    def run(dest: Destination) -> float | None:
+        runs[dest.team].append(time.monotonic())  # type: ignore[index]
+        if dest.team == "a" and len(runs["a"]) == 1:
+            time.sleep(0.3)  # while it runs, the other thread runs c, then waits as the timer
+            dest.suspect = True  # what the sender does on a retryable failure
+            return 0.1
+        return None
+
+    config = fast_config(tmp_path, workers=2, batch_delay=2.0)
+    scheduler = Scheduler(config, run, logging.getLogger("test"))
+    telemetry = Telemetry(None, logging.getLogger("test"), list, 10.0)
+    a, b, c = (Destination(f"team/{t}/x", t, "x", buffer_size=10, telemetry=telemetry, on_dirty=lambda _d: None)
+               for t in "abc")
+    a.exporter = b.exporter = c.exporter = object()  # type: ignore[assignment]
+    scheduler.start()
+    try:
+        time.sleep(0.1)
+        scheduler.expedite_all = True
+        scheduler.notify_work(a)  # due now: one thread runs it (0.3 s)
+        time.sleep(0.05)
+        scheduler.notify_work(c)  # due now: the other thread runs it, then becomes the timer
+        scheduler.expedite_all = False
+        time.sleep(0.05)
+        scheduler.notify_work(b)  # due in 2 s
+        wait_until(lambda: len(runs["a"]) == 2, timeout=5, what="the retry")
+    finally:
+        scheduler.stop(3.0)
+    assert runs["c"] and not runs["b"]
+    assert runs["a"][1] - runs["a"][0] < 0.6  # 0.3 s run + 0.1 s backoff; not when the timer next wakes (1 s)
