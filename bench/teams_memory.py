@@ -42,6 +42,9 @@ def run_gateway(argv: list[str], frames: int) -> None:
     def dump(_signum: int, _frame: Any) -> None:
         gc.collect()
         path = Path(os.environ["SPANGATE_SNAPSHOT"])
+        current, peak = tracemalloc.get_traced_memory()  # peak: since the previous snapshot
+        tracemalloc.reset_peak()
+        Path(str(path) + ".traced").write_text(f"{current} {peak}")
         tracemalloc.take_snapshot().dump(str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
@@ -57,6 +60,7 @@ class Gateway:
         config.write_text(CONFIG.format(master_key=MASTER_KEY, data_dir=workdir / "data", extra_settings=""))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.snapshot_path = workdir / "snapshot"
+        self.traced: list[str] = []
         self.log = (workdir / "gateway.log").open("w")
         env = {**os.environ, "PYTHONPATH": str(REPO), "SPANGATE_SALT_KEY": SALT_KEY,
                "SPANGATE_SNAPSHOT": str(self.snapshot_path)}
@@ -68,6 +72,7 @@ class Gateway:
             sys.exit(f"gateway did not start; see {self.log.name}")
 
     def snapshot(self) -> tuple[float, tracemalloc.Snapshot]:
+        """RSS (MB) and the snapshot; ``self.traced`` gets the traced MB now and at the peak since the last."""
         self.snapshot_path.unlink(missing_ok=True)
         os.kill(self.proc.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 300
@@ -75,6 +80,8 @@ class Gateway:
             if time.monotonic() > deadline:
                 sys.exit("no snapshot")
             time.sleep(0.2)
+        current, peak = (int(v) / 2**20 for v in Path(str(self.snapshot_path) + ".traced").read_text().split())
+        self.traced.append(f"{current:.1f} (peak {peak:.1f})")
         return rss_mb([self.proc.pid]), tracemalloc.Snapshot.load(str(self.snapshot_path))
 
     def stop(self) -> None:
@@ -182,6 +189,7 @@ def main() -> None:
         sink.stop()
     print(f"RSS (MB, under tracemalloc): C1 {rss_c1:.1f}  D1 {rss_d1:.1f}  C2 {rss_c2:.1f}  D2 {rss_d2:.1f}; "
           f"spans delivered {got}/{2 * n}")
+    print("traced MB at C1, D1, C2, D2 (peak since the previous point): " + ", ".join(gateway.traced))
     print(f"RSS per team, second {n} teams: {(rss_d2 - rss_d1) * 1024 / n:.1f} KB")
     print(f"configuring {n} more teams (C2 - D1):")
     print("\n".join(per_team(d1, c2, n, args.depth, args.top)))
