@@ -170,7 +170,11 @@ def main() -> None:
     n = args.teams
     sink = Sink()
     workdir = Path(tempfile.mkdtemp(prefix="spangate-teams-memory-"))
-    gateway = Gateway(workdir, args.frames)
+    try:
+        gateway = Gateway(workdir, args.frames)
+    except SystemExit:
+        sink.stop()  # a gateway that did not start must not leave the stand-in running
+        raise
     try:
         asyncio.run(call_each(gateway, []))
         keys1 = asyncio.run(configure(gateway, sink, 0, n))
