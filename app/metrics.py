@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarReservoir, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     Gauge,
     Histogram,
@@ -21,15 +21,45 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     Sum,
 )
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.util.types import Attributes
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class _NoExemplars(ExemplarReservoir):
+    """The reservoir of every metric stream: ``/metrics`` renders no exemplars, so none is kept.
+
+    The SDK's default keeps, per attribute set (a series per team and per destination), a reservoir
+    with a lock, a dict and one bucket per offered value holding the measurement's attributes: about
+    0.6 KB a series, never read here. One shared instance, stateless, stands in for all of them.
+    """
+
+    def __init__(self, **_kwargs: Any) -> None:
+        super().__init__()
+
+    def offer(self, value: float, time_unix_nano: int, attributes: Attributes, context: Any) -> None:
+        return None
+
+    def collect(self, point_attributes: Attributes) -> list[Any]:
+        return []
+
+
+_NO_EXEMPLARS = _NoExemplars()
+
+
 def build_meter_provider(resource: Resource) -> tuple[MeterProvider, InMemoryMetricReader]:
     reader = InMemoryMetricReader()
-    return MeterProvider(metric_readers=[reader], resource=resource), reader
+    # Every instrument keeps its default aggregation (a wildcard view changes only the reservoir).
+    no_exemplars = View(instrument_name="*", exemplar_reservoir_factory=lambda _aggregation: _no_exemplars)
+    return MeterProvider(metric_readers=[reader], resource=resource, views=[no_exemplars],
+                         exemplar_filter=AlwaysOffExemplarFilter()), reader
+
+
+def _no_exemplars(**_kwargs: Any) -> ExemplarReservoir:
+    return _NO_EXEMPLARS
 
 
 def metric_name(name: str, unit: str | None = None) -> str:

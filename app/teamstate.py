@@ -100,8 +100,8 @@ class TeamState:
             team = snapshot.teams.get(key.team_id) if key.team_id else None
             index[digest] = Caller(
                 key_hash=digest, key_alias=key.key_alias, team_id=key.team_id,
-                team_alias=team.team_alias if team else None, models=frozenset(key.models),
-                team_models=frozenset(team.models) if team else frozenset(),
+                team_alias=team.team_alias if team else None, models=_models(key.models),
+                team_models=_models(team.models) if team else NO_MODELS,
                 expires_at=key.expires_at.timestamp() if key.expires_at else None,
                 capture_content=not turns_off_content(key.metadata, snapshot.key_callbacks.get(digest, ())))
         return index
@@ -155,6 +155,15 @@ class TeamState:
         if isinstance(record, KeyCallbackRecord):
             return key_spec(record.token_hash[:SHORT_HASH], key_team, name, callback_type, kind, parsed)
         return team_spec(record.team_id, name, callback_type, kind, parsed, from_api=True)
+
+
+NO_MODELS: frozenset[str] = frozenset()
+
+
+def _models(models: Iterable[str]) -> frozenset[str]:
+    """An empty list (every model, the usual case) is one shared frozenset: CPython has no empty
+    singleton, so two per key were 432 bytes a key for nothing."""
+    return frozenset(models) or NO_MODELS
 
 
 def utcnow() -> datetime:

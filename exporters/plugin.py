@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,6 +47,11 @@ class BuildContext:
     api_http_client: httpx.Client | None = None
 
     def for_api(self) -> BuildContext:
+        return self._api_context
+
+    @cached_property
+    def _api_context(self) -> BuildContext:
+        """One per context, not one per API-set destination (each factory holds it until built)."""
         if self.api_http_client is None:
             raise ValueError("no policy-checked HTTP client to build an API-set destination with")
         return replace(self, http_client=self.api_http_client)

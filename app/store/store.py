@@ -360,12 +360,16 @@ class Store:
         async with self._reading("snapshot") as conn:
             version = int(await conn.scalar(select(state.c.version)) or 0)
             team_map = {team.team_id: team for team in map(_team, await conn.execute(select(*TEAM_COLUMNS)))}
-            key_map = {key.token_hash: key for key in map(_key, await conn.execute(select(*KEY_COLUMNS)))}
+            # Each row brings its own copy of a team id and of a callback name: one string each instead,
+            # as the snapshot is kept until the next one (a few hundred bytes a team).
+            names = {team_id: team_id for team_id in team_map}
+            key_map = {key.token_hash: key for key in (_key_named(row, names) for row in await conn.execute(
+                select(*KEY_COLUMNS)))}
             ordered = select(*CALLBACK_COLUMNS).order_by(
                 callbacks.c.team_id, callbacks.c.callback_name, callbacks.c.callback_type
             )
             by_team: dict[str, list[CallbackRecord]] = {}
-            for callback in map(_callback, await conn.execute(ordered)):
+            for callback in (_callback_named(row, names) for row in await conn.execute(ordered)):
                 by_team.setdefault(callback.team_id, []).append(callback)
             by_key = _by_key(map(_key_callback, await conn.execute(select(*KEY_CALLBACK_COLUMNS).order_by(
                 key_callbacks.c.token_hash, key_callbacks.c.callback_name, key_callbacks.c.callback_type))))
@@ -416,6 +420,26 @@ def _key(row: Row[Any]) -> KeyRecord:
 
 def _callback(row: Row[Any]) -> CallbackRecord:
     return CallbackRecord(*row)
+
+
+_KEY_TEAM_ID = [f.name for f in fields(KeyRecord)].index("team_id")
+_CALLBACK_TEAM_ID, _CALLBACK_NAME = (
+    [f.name for f in fields(CallbackRecord)].index(name) for name in ("team_id", "callback_name"))
+
+
+def _key_named(row: Row[Any], names: dict[str, str]) -> KeyRecord:
+    """``_key`` with the team id taken from ``names`` (the snapshot's one copy) when it is there."""
+    values = list(row)
+    values[_KEY_TEAM_ID] = names.get(values[_KEY_TEAM_ID], values[_KEY_TEAM_ID])
+    return KeyRecord(*values)
+
+
+def _callback_named(row: Row[Any], names: dict[str, str]) -> CallbackRecord:
+    """``_callback`` with team id and callback name shared through ``names`` (added when new)."""
+    values = list(row)
+    for index in (_CALLBACK_TEAM_ID, _CALLBACK_NAME):
+        values[index] = names.setdefault(values[index], values[index])
+    return CallbackRecord(*values)
 
 
 def _key_callback(row: Row[Any]) -> KeyCallbackRecord:

@@ -27,7 +27,15 @@ IDLE, QUEUED, RUNNING = "idle", "queued", "running"
 
 
 class Destination:
-    key: str
+    # One per destination, so one or more per team: without slots each instance also carried a
+    # ~1 KB attribute dict (30-odd attributes overflow the shared-key dict).
+    __slots__ = (
+        "_buffer_size", "_exporter_in_use", "_on_dirty", "_telemetry", "buffer", "closed", "dead_lettered",
+        "delivered", "dirty", "dropped", "due", "exporter", "failed", "failures", "in_backoff", "key", "lane",
+        "last_error", "last_success_at", "lock", "moving", "name", "on_probation", "outage", "pending", "retried",
+        "run_started", "sched", "spare", "spooled", "stalled", "stored_count", "stored_oldest", "stored_size",
+        "suspect", "team", "token", "wants_spool",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -19,6 +19,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from contracts.failures import ExportFailure, unrecognised
 
 
+def _built() -> SpanExporter:
+    raise AssertionError("a LazySpanExporter builds its exporter once")
+
+
 class LazySpanExporter(SpanExporter):
     def __init__(self, factory: Callable[[], SpanExporter], key: str, logger: logging.Logger) -> None:
         self._factory, self._key, self._log = factory, key, logger
@@ -43,6 +47,7 @@ class LazySpanExporter(SpanExporter):
                 try:
                     self._inner = self._factory()
                     self._build_failure = None
+                    self._factory = _built  # its closure (spec, context) is not needed any more
                 except Exception as exc:  # retried with backoff, like any failure nobody understood
                     self._log.warning("destination %s: building its exporter failed: %s", self._key,
                                       type(exc).__name__, exc_info=True)
