@@ -167,7 +167,7 @@ class SqliteSpool:
             except BaseException:  # rolled back: the acknowledged rows are still there, the new ones are not
                 self._acked = acked + self._acked
                 for key, row_id in copied:
-                    self._cache[key].pop(row_id, None)
+                    self._cache.get(key, {}).pop(row_id, None)
                 # and ``_drop`` may have taken copies of rows that are back: read those keys from disk
                 self._in_memory.difference_update(rows)
                 self._in_memory.difference_update(excess)
@@ -235,24 +235,30 @@ class SqliteSpool:
 
     def read(self, key: str, limit: int) -> list[Record]:
         with self._lock:
-            cache = self._cache.get(key)
-            if key in self._in_memory:
-                return self._read_memory(key, cache or {}, limit)
-            rows = self._db.execute(
-                "SELECT id, at, data FROM spans WHERE dest = ? AND id > ? ORDER BY id LIMIT ?",
-                (key, self._cursor.get(key, 0), limit),
-            ).fetchall()
-            if rows:
-                self._cursor[key] = rows[-1][0]
-            if len(rows) < limit:  # nothing after these: every later row is committed with a copy
-                self._in_memory.add(key)
-            if not cache:
-                return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
-            records = []
-            for row_id, at, data in rows:
-                copy = cache.pop(row_id, None)
-                records.append(Record(row_id, at, len(data), data=data, span=None if copy is None else copy[2]))
+            records = self._read(key, limit)
+            if key in self._cache and not self._cache[key]:
+                del self._cache[key]  # a quiet destination between batches holds no dict (1,000 teams)
             return records
+
+    def _read(self, key: str, limit: int) -> list[Record]:
+        cache = self._cache.get(key)
+        if key in self._in_memory:
+            return self._read_memory(key, cache or {}, limit)
+        rows = self._db.execute(
+            "SELECT id, at, data FROM spans WHERE dest = ? AND id > ? ORDER BY id LIMIT ?",
+            (key, self._cursor.get(key, 0), limit),
+        ).fetchall()
+        if rows:
+            self._cursor[key] = rows[-1][0]
+        if len(rows) < limit:  # nothing after these: every later row is committed with a copy
+            self._in_memory.add(key)
+        if not cache:
+            return [Record(row_id, at, len(data), data=data) for row_id, at, data in rows]
+        records = []
+        for row_id, at, data in rows:
+            copy = cache.pop(row_id, None)
+            records.append(Record(row_id, at, len(data), data=data, span=None if copy is None else copy[2]))
+        return records
 
     def _read_memory(self, key: str, cache: dict[int, tuple[float, int, ReadableSpan]], limit: int) -> list[Record]:
         records = []
