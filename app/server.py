@@ -6,6 +6,7 @@ its own tracer provider, delivery threads and spool.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -207,9 +208,32 @@ def _tune_gc() -> None:
     gc.set_threshold(_GC_GEN0_THRESHOLD, 10, 10)
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+MALLOC_ARENAS = 2
+
+
+def cap_malloc_arenas(env: Mapping[str, str]) -> bool:
+    """glibc gives each thread that allocates its own malloc arena, up to eight per core, and an
+    arena keeps the memory its thread freed. The export pool, the spool writer and the store's
+    threads each grew one: with 1,000 teams about half of the gateway's growth in RSS was memory no
+    Python object held. Two arenas, as services commonly set with ``MALLOC_ARENA_MAX=2``; the GIL
+    means these threads seldom call malloc at the same time. Called before the worker starts its
+    threads; an operator's own ``MALLOC_ARENA_MAX`` wins. ``True`` when the cap was set."""
+    if "MALLOC_ARENA_MAX" in env:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's C library; not glibc: nothing to cap
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
+
+
 def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        if tune_gc:  # a worker process of its own: process-wide settings are ours to make
+            cap_malloc_arenas(gateway.env)
         gateway.delivery.start()
         await _open_store(gateway)
         link = gateway.store_link
