@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 from procstat import free_port, rss_mb, stop_process, wait_for_http
-from teams_scale import CONFIG, MASTER_KEY, SALT_KEY, Sink, gather_limited, team_keys
+from teams_scale import CONFIG, MASTER_KEY, SALT_KEY, Sink, create_team, gather_limited
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -95,22 +95,8 @@ class Gateway:
 async def configure(gateway: Gateway, sink: Sink, first: int, count: int) -> list[str]:
     headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=120, trust_env=False) as admin:
-
-        async def one(i: int) -> str:
-            reply = await admin.post("/team/new", json={"team_alias": f"team-{i}"})
-            reply.raise_for_status()
-            team_id = reply.json()["team_id"]
-            public_key, secret_key = team_keys(i)
-            reply = await admin.post(f"/team/{team_id}/callback", json={
-                "callback_name": "langfuse", "callback_type": "success",
-                "callback_vars": {"langfuse_public_key": public_key, "langfuse_secret_key": secret_key,
-                                  "langfuse_host": sink.url}})
-            reply.raise_for_status()
-            reply = await admin.post("/key/generate", json={"team_id": team_id})
-            reply.raise_for_status()
-            return reply.json()["key"]
-
-        return await gather_limited(8, [one(i) for i in range(first, first + count)])
+        made = await gather_limited(8, [create_team(admin, sink, i) for i in range(first, first + count)])
+    return [key for _team_id, key in made]
 
 
 async def call_each(gateway: Gateway, keys: list[str]) -> None:

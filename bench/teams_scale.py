@@ -212,41 +212,48 @@ def extra_callbacks(kinds: list[str], sink: Sink, i: int) -> list[dict[str, Any]
     return made
 
 
+async def create_team(admin: httpx.AsyncClient, sink: Sink, i: int, extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Team ``i`` with its own Langfuse project on the stand-in (and ``extra`` destinations), and a
+    key; returns (team id, key). ``admin`` sends the master key."""
+    reply = await admin.post("/team/new", json={"team_alias": f"team-{i}"})
+    reply.raise_for_status()
+    team_id = reply.json()["team_id"]
+    public_key, secret_key = team_keys(i)
+    reply = await admin.post(f"/team/{team_id}/callback", json={
+        "callback_name": "langfuse", "callback_type": "success",
+        "callback_vars": {"langfuse_public_key": public_key, "langfuse_secret_key": secret_key,
+                          "langfuse_host": sink.url}})
+    reply.raise_for_status()
+    for callback in extra_callbacks(list(extra), sink, i):
+        reply = await admin.post(f"/team/{team_id}/callback", json=callback)
+        reply.raise_for_status()
+    reply = await admin.post("/key/generate", json={"team_id": team_id})
+    reply.raise_for_status()
+    return team_id, reply.json()["key"]
+
+
 async def configure_teams(gateway: Gateway, sink: Sink, teams: int, concurrency: int,
                           extra: list[str] = []) -> dict[str, Any]:  # noqa: B006 (never mutated)
     """Create the teams, their callbacks and one key each; returns team_id -> (index, key) and timings."""
     headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=60, trust_env=False) as admin:
-
-        async def one(i: int) -> tuple[str, str]:
-            reply = await admin.post("/team/new", json={"team_alias": f"team-{i}"})
-            reply.raise_for_status()
-            team_id = reply.json()["team_id"]
-            public_key, secret_key = team_keys(i)
-            reply = await admin.post(f"/team/{team_id}/callback", json={
-                "callback_name": "langfuse", "callback_type": "success",
-                "callback_vars": {"langfuse_public_key": public_key, "langfuse_secret_key": secret_key,
-                                  "langfuse_host": sink.url}})
-            reply.raise_for_status()
-            for callback in extra_callbacks(extra, sink, i):
-                reply = await admin.post(f"/team/{team_id}/callback", json=callback)
-                reply.raise_for_status()
-            reply = await admin.post("/key/generate", json={"team_id": team_id})
-            reply.raise_for_status()
-            return team_id, reply.json()["key"]
-
         start = time.monotonic()
-        made = await gather_limited(concurrency, [one(i) for i in range(teams)])
+        made = await gather_limited(concurrency, [create_team(admin, sink, i, tuple(extra)) for i in range(teams)])
         elapsed = time.monotonic() - start
     return {"teams": {team_id: (i, key) for i, (team_id, key) in enumerate(made)}, "seconds": elapsed}
 
 
-async def load(gateway: Gateway, keys: list[str], per_team: int, concurrency: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def load(gateway: Gateway, keys: list[str], per_team: int, concurrency: int,
+               rate: float | None = None) -> dict[str, Any]:
+    # Idle connections are dropped here after 1 s, before the server's keep-alive timeout (5 s) can
+    # close one just as it is reused (a paced load leaves most of the pool idle).
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60, trust_env=False, limits=limits) as client:
         statuses: Counter[int] = Counter()
 
-        async def call(key: str, n: int) -> None:
+        async def call(key: str, n: int, at: float | None = None) -> None:
+            if at is not None:  # paced: this call starts at its slot, not as soon as a slot is free
+                await asyncio.sleep(max(0.0, at - time.monotonic()))
             reply = await client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
                                       json={"model": "gpt-4", "messages": [{"role": "user", "content": f"hi {n}"}],
                                             "metadata": {"generation_name": "bench", "session_id": key[-6:]}})
@@ -255,7 +262,8 @@ async def load(gateway: Gateway, keys: list[str], per_team: int, concurrency: in
         order = [(key, n) for n in range(per_team) for key in keys]  # round-robin across teams
         pids = gateway.pids()
         cpu0, switches0, start = cpu_seconds(pids), context_switches(pids), time.monotonic()
-        await gather_limited(concurrency, [call(k, n) for k, n in order])
+        slots = [None if rate is None else start + i / rate for i in range(len(order))]
+        await gather_limited(concurrency, [call(k, n, at) for (k, n), at in zip(order, slots, strict=True)])
         elapsed, cpu = time.monotonic() - start, cpu_seconds(pids) - cpu0
         switches = context_switches(pids) - switches0
     return {"requests": len(order), "seconds": round(elapsed, 2), "req_per_s": round(len(order) / elapsed, 1),
@@ -295,6 +303,9 @@ def main() -> None:
     parser.add_argument("--pin", type=int, default=None, help="run the gateway on this CPU only (taskset)")
     parser.add_argument("--linger", type=float, default=None,
                         help="spangate_settings.delivery_linger_seconds (a branch that has it); unset: the default")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="calls per second (paced); unset: as fast as --concurrency allows. Compare "
+                             "spreads over teams at one rate: batches fill with the rate")
     parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
                         help="one call per team, delivered, before the measured load (default: on)")
     parser.add_argument("--extra", nargs="*", default=[], choices=("generic", "otlp"),
@@ -310,7 +321,7 @@ def main() -> None:
         report: dict[str, Any] = {"teams": args.teams, "per_team": args.per_team, "concurrency": args.concurrency,
                                   "idle": gateway.sample()}
         configured = asyncio.run(configure_teams(gateway, sink, args.teams, min(args.concurrency, 16), args.extra))
-        report["extra_destinations"], report["linger"] = args.extra, args.linger
+        report["extra_destinations"], report["linger"], report["rate"] = args.extra, args.linger, args.rate
         report["configure_seconds"] = round(configured["seconds"], 1)
         time.sleep(1.0)  # one watcher tick so the routes of the last teams are built
         report["configured"] = gateway.sample()
@@ -325,7 +336,7 @@ def main() -> None:
                 sys.exit(f"teams_scale: the warm-up calls were not all delivered: {warm}")
             sink.reset()
         cpu0 = cpu_seconds(gateway.pids())
-        report["load"] = asyncio.run(load(gateway, keys, args.per_team, args.concurrency))
+        report["load"] = asyncio.run(load(gateway, keys, args.per_team, args.concurrency, args.rate))
         report["after_load"] = gateway.sample()
         report["delivery"] = check_delivery(sink, configured["teams"], args.per_team, timeout=60)
         # Delivery that lingers past the load's end still costs CPU: count it until every span arrived.
