@@ -51,7 +51,7 @@ class MetricsAuth:
 @dataclass(frozen=True, slots=True)
 class DeploymentConfig:
     model_name: str
-    provider: str  # prefix of litellm_params.model: openai, azure, mock, or another OpenAI-compatible name
+    provider: str  # prefix of litellm_params.model: openai, azure, mock, or a name _provider_base accepts
     upstream_model: str
     deployment_id: str
     api_base: str | None = None
@@ -255,14 +255,14 @@ def _deployment(raw: Any, where: str, default_timeout: float,
     provider, _, upstream_model = model.partition("/")
     if not upstream_model:
         provider, upstream_model = "openai", model
+    api_base = _opt_str(params.get("api_base") or params.get("base_url"), f"{where}.litellm_params.api_base")
+    api_base = _provider_base(provider, api_base, f"{where}.litellm_params.model")
     model_info = dict(_mapping(entry.get("model_info") or {}, f"{where}.model_info"))
     for price_key in ("input_cost_per_token", "output_cost_per_token"):
         if price_key in params:  # LiteLLM accepts prices in litellm_params too
             model_info.setdefault(price_key, params[price_key])
         if price_key in model_info:
             _float(model_info[price_key], f"{where}.model_info.{price_key}")
-    if provider == "azure" and not params.get("api_base"):
-        raise ConfigError(f"{where}.litellm_params.api_base: required for azure/ deployments")
     index = next(counters.setdefault(name, itertools.count()))
     headers = params.get("extra_headers") or params.get("headers") or {}
     check_wire_values(params, headers, upstream_model if provider == "azure" else None, where)
@@ -271,7 +271,7 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         provider=provider,
         upstream_model=upstream_model,
         deployment_id=str(model_info.get("id") or f"{name}-{index}"),
-        api_base=_opt_str(params.get("api_base") or params.get("base_url"), f"{where}.litellm_params.api_base"),
+        api_base=api_base,
         api_key=_opt_str(params.get("api_key"), f"{where}.litellm_params.api_key"),
         api_version=_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version"),
         timeout=_float(params.get("timeout", default_timeout), f"{where}.litellm_params.timeout"),
@@ -279,6 +279,47 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS},
         model_info=model_info,
     )
+
+
+# Provider prefixes served over OpenAI's wire format, with the base URL each documents. A prefix
+# whose deployment gives no api_base is sent to this host, and only to it: a key written for one
+# provider is never sent toward another's (an unknown prefix once fell back to api.openai.com).
+OPENAI_COMPATIBLE_BASES: dict[str, str] = {
+    "groq": "https://api.groq.com/openai/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "perplexity": "https://api.perplexity.ai",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "xai": "https://api.x.ai/v1",
+    "deepinfra": "https://api.deepinfra.com/v1/openai",
+    "cerebras": "https://api.cerebras.ai/v1",
+}
+# OpenAI's wire format on a host only the deployment can name (LiteLLM's names for a self-hosted server).
+_NEEDS_API_BASE = frozenset({"azure", "hosted_vllm", "openai_like", "custom_openai", "lm_studio", "llamafile"})
+# Served as they are: OpenAI itself (its own host when no api_base is given) and the built-in mock.
+_SELF_SERVED = frozenset({"openai", "text-completion-openai", "mock"})
+
+
+def _provider_base(provider: str, api_base: str | None, where: str) -> str | None:
+    """The base URL a deployment's calls go to, or a ``ConfigError`` for a prefix the gateway does not
+    speak: such an entry is never guessed to be OpenAI-compatible, since its key would go to OpenAI."""
+    if provider in _SELF_SERVED:
+        return api_base
+    if provider in OPENAI_COMPATIBLE_BASES:
+        return api_base or OPENAI_COMPATIBLE_BASES[provider]
+    if provider in _NEEDS_API_BASE:
+        if not api_base:
+            raise ConfigError(f"{where.removesuffix('.model')}.api_base: required for {provider}/ deployments")
+        return api_base
+    raise ConfigError(f"{where}: provider {_clip(provider)!r} is not supported (supported: "
+                      f"{', '.join(sorted(_SELF_SERVED | _NEEDS_API_BASE | set(OPENAI_COMPATIBLE_BASES)))}); "
+                      "openai/<model> with an api_base serves any OpenAI-compatible server")
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _team_settings(raw: Any) -> tuple[TeamSettingsConfig, ...]:

@@ -68,9 +68,12 @@ def test_help_lists_the_litellm_style_options_each_with_its_default() -> None:
     ("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n"
      "environment_variables: {OTEL_RESOURCE_ATTRIBUTES: 'team=a,oops'}\n",
      "OTEL_RESOURCE_ATTRIBUTES: 'oops' is not key=value"),
+    ("model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\n"
+     "  - {model_name: c, litellm_params: {model: anthropic/claude-3-5-sonnet, api_key: sk-ant-x}}\n",
+     "model_list[1].litellm_params.model: provider 'anthropic' is not supported (supported: "),
 ], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "datadog-without-key",
          "team-callback-missing-var",
-        "api-version-line-break", "bad-resource-attributes"])
+        "api-version-line-break", "bad-resource-attributes", "unsupported-provider"])
 def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml: str, message: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml)
@@ -80,6 +83,7 @@ def test_a_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, yaml:
         assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("spangate: config error: ")
     assert message in result.stderr
+    assert "sk-ant-x" not in result.stderr
 
 
 def test_a_weak_master_key_is_refused_off_loopback(tmp_path: Path) -> None:

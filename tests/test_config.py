@@ -294,3 +294,45 @@ def test_delivery_linger_defaults_to_a_fifth_of_a_second_and_is_bounded() -> Non
     for bad, says in ((31, "at most 30 seconds"), (-1, "must not be negative"), ("soon", "expected a number")):
         with pytest.raises(ConfigError, match=f"spangate_settings.delivery_linger_seconds: {says}"):
             parse(with_model(spangate_settings={"delivery_linger_seconds": bad}))
+
+
+@pytest.mark.parametrize("model", ["anthropic/claude-3-5-sonnet", "gemini/gemini-2.0-flash",
+                                   "bedrock/anthropic.claude-3", "vertex_ai/gemini-pro", "meta-llama/Llama-3-8B"])
+@pytest.mark.parametrize("api_base", [None, "http://127.0.0.1:9/v1"])
+def test_a_provider_the_gateway_does_not_speak_stops_start_up_naming_it(model: str, api_base: str | None) -> None:
+    """Its key was once sent to api.openai.com; with an api_base it would be spoken to in the wrong dialect."""
+    entry = {"model_name": "c", "litellm_params": {"model": model, "api_key": "sk-ant-secret",
+                                                     **({"api_base": api_base} if api_base else {})}}
+    prefix = model.partition("/")[0]
+    with pytest.raises(ConfigError) as raised:
+        parse({"model_list": [MODEL, MODEL, MODEL, entry]})
+    message = str(raised.value)
+    assert message.startswith(f"model_list[3].litellm_params.model: provider '{prefix}' is not supported (supported: ")
+    assert message.endswith("openai/<model> with an api_base serves any OpenAI-compatible server")
+    assert "sk-ant-secret" not in message
+
+
+@pytest.mark.parametrize(("model", "base"), [("groq/llama-3.3-70b", "https://api.groq.com/openai/v1"),
+                                             ("mistral/mistral-large", "https://api.mistral.ai/v1"),
+                                             ("deepseek/deepseek-chat", "https://api.deepseek.com/v1"),
+                                             ("openrouter/x/y", "https://openrouter.ai/api/v1")])
+def test_a_hosted_openai_compatible_prefix_goes_to_its_own_documented_host(model: str, base: str) -> None:
+    [deployment] = parse({"model_list": [{"model_name": "m", "litellm_params": {"model": model}}]}).deployments
+    assert (deployment.provider, deployment.api_base) == (model.partition("/")[0], base)
+    [given] = parse({"model_list": [{"model_name": "m", "litellm_params": {
+        "model": model, "api_base": "http://127.0.0.1:8000/v1"}}]}).deployments
+    assert given.api_base == "http://127.0.0.1:8000/v1"
+
+
+@pytest.mark.parametrize("prefix", ["hosted_vllm", "openai_like", "azure"])
+def test_a_self_hosted_prefix_without_an_api_base_has_no_host_to_fall_back_to(prefix: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^model_list\[0\]\.litellm_params\.api_base: required for {prefix}/ "):
+        parse({"model_list": [{"model_name": "m", "litellm_params": {"model": f"{prefix}/llama"}}]})
+    [deployment] = parse({"model_list": [{"model_name": "m", "litellm_params": {
+        "model": f"{prefix}/llama", "api_base": "http://127.0.0.1:8000/v1"}}]}).deployments
+    assert deployment.api_base == "http://127.0.0.1:8000/v1"
+
+
+def test_openai_and_unprefixed_models_keep_openai_as_their_only_default_host() -> None:
+    deployments = parse({"model_list": [MODEL, {"model_name": "n", "litellm_params": {"model": "gpt-4o"}}]}).deployments
+    assert [(d.provider, d.api_base) for d in deployments] == [("openai", None), ("openai", None)]

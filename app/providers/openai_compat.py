@@ -1,4 +1,4 @@
-"""OpenAI-compatible upstreams (``openai/``, ``azure/`` and any ``api_base``) over one shared client."""
+"""OpenAI-compatible upstreams (``openai/``, ``azure/``, the hosted ones config.py names) over one shared client."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 _PATHS = {sc.OP_CHAT: "/chat/completions", sc.OP_TEXT_COMPLETION: "/completions", sc.OP_EMBEDDINGS: "/embeddings"}
+# gen_ai.provider.name: the conventions' well-known values where one exists, else the config's prefix.
 _PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
-                   "text-completion-openai": sc.PROVIDER_OPENAI}
+                   "text-completion-openai": sc.PROVIDER_OPENAI, "mistral": "mistral_ai", "xai": "x_ai"}
 _encode = msgspec.json.encode
 
 
