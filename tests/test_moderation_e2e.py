@@ -237,3 +237,20 @@ async def test_the_service_is_reached_through_the_egress_proxy(
     analyze = f"POST {cs.endpoint}/contentsafety/text:analyze?api-version=2023-10-01 HTTP/1.1".encode()
     assert proxy.seen.request_lines == [analyze]
     assert len(cs.requests) == 1 and upstream.requests == []
+
+
+def test_failing_open_a_long_input_is_never_passed_unchecked(
+        tmp_path: Path, upstream: FakeOpenAI, cs: ContentSafetyStandIn) -> None:
+    cs.slow("LATE-PART", 5.0)
+    flagged_then_late = f"{IN_MARK} " + "calm " * 2500 + "LATE-PART"  # part one flagged, part two too late
+    raw = config(upstream, cs, fail_open=True, timeout_seconds=0.3, max_input_chars=20_000)
+    with gateway(tmp_path, raw) as gw, client(gw) as api:
+        with pytest.raises(openai.BadRequestError) as blocked:
+            chat(api, flagged_then_late, "partly-checked")
+        with pytest.raises(openai.APIStatusError) as too_long:
+            chat(api, "calm " * 4001, "too-long")
+        span = span_of(gw, "too-long")
+    assert blocked.value.body["code"] == "moderation_blocked" and blocked.value.body["category"] == "Hate"
+    assert too_long.value.status_code == 413 and too_long.value.body["code"] == "moderation_input_too_long"
+    assert span["attributes"][sc.ERROR_TYPE] == "moderation_input_too_long"
+    assert upstream.requests == []

@@ -16,6 +16,10 @@ Decisions, with the reasons the README repeats:
   nothing of the flagged window, the guarantee a complete answer has. ``end`` streams at once and
   checks the assembled answer at the end; a block then only cuts the stream (error event instead
   of ``[DONE]``) after the client has already seen the text.
+- ``max_input_chars`` (200,000 by default) refuses a longer input with a 413 before anything is
+  sent: its 20 parts take three rounds of ``MAX_PARALLEL`` requests, ~1 s at the service's 0.1-0.3 s,
+  inside the 2 s deadline. A longer text would miss the deadline and, failing open, reach the model
+  unchecked (a 4.1 M-character input did); failing closed, it would be a 503 that no retry cures.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ DEFAULT_THRESHOLD = 4
 # The service answers in ~0.1-0.3 s; waiting longer during a brownout adds that wait to every call.
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_WINDOW_CHARS = 1000
+DEFAULT_MAX_INPUT_CHARS = 200_000
 OUTPUT_TYPES = ("FourSeverityLevels", "EightSeverityLevels")
 _KEYS = ("endpoint", "key", "api_key", "thresholds", "timeout_seconds", "fail_open", "stream_mode",
-         "stream_window_chars", "output_type")
+         "stream_window_chars", "output_type", "max_input_chars")
 _TEAM_KEYS = ("thresholds", "exempt")
 
 
@@ -60,6 +65,7 @@ class ContentSafetySettings:
     stream_mode: StreamMode = StreamMode.WINDOW
     stream_window_chars: int = DEFAULT_WINDOW_CHARS
     output_type: str = OUTPUT_TYPES[0]
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ def parse_settings(raw: Mapping[str, Any] | None, where: str = WHERE) -> Content
         stream_window_chars=_window(raw.get("stream_window_chars", DEFAULT_WINDOW_CHARS),
                                     f"{where}.stream_window_chars"),
         output_type=output_type,
+        max_input_chars=_count(raw.get("max_input_chars", DEFAULT_MAX_INPUT_CHARS), f"{where}.max_input_chars"),
     )
 
 
@@ -154,6 +161,12 @@ def _seconds(value: Any, where: str) -> float:
 def _window(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
         raise ConfigError(f"{where}: expected a whole number of characters from 1 to 10000, got {value!r}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive whole number of characters, got {value!r}")
     return value
 
 
