@@ -23,12 +23,13 @@ from app.moderation.hook import (
     ModerationInputTooLong,
     ModerationMetrics,
     ModerationUnavailable,
+    ModerationUnreadable,
     TeamParams,
 )
 from app.moderation.settings import SECTION, WHERE, ContentSafetySettings, parse_settings, parse_team
 
 __all__ = ["SECTION", "ContentSafetyHook", "ModerationBlocked", "ModerationInputTooLong", "ModerationUnavailable",
-           "build_content_safety", "check_config", "check_team_metadata"]
+           "ModerationUnreadable", "build_content_safety", "check_config", "check_team_metadata"]
 
 
 def check_config(config: GatewayConfig) -> ContentSafetySettings:

@@ -27,7 +27,7 @@ from opentelemetry.metrics import Meter
 
 from app.call import CallRecord
 from app.config_keys import ConfigError
-from app.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable
+from app.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, UpstreamInvalidResponse
 from app.hooks import CallHook, StreamFilter
 from app.moderation.client import ContentSafetyClient, ServiceMiss, Severities
 from app.moderation.settings import CATEGORIES, SECTION, ContentSafetySettings, StreamMode, TeamModeration, parse_team
@@ -70,6 +70,17 @@ class ModerationInputTooLong(PayloadTooLarge):
         self.fields = {"source": sc.MODERATION_INPUT}
 
 
+class ModerationUnreadable(UpstreamInvalidResponse):
+    """A stream event whose data no JSON reader takes: its text cannot be checked, so it is not sent."""
+
+    code = "moderation_unreadable_event"
+
+    def __init__(self) -> None:
+        super().__init__("the upstream sent a stream event whose data content moderation cannot read (not JSON); "
+                         "it was not passed on and the stream was ended")
+        self.fields = {"source": sc.MODERATION_OUTPUT}
+
+
 class ModerationMetrics:
     def __init__(self, meter: Meter) -> None:
         self.checks = meter.create_counter(sc.METRIC_MODERATION_CHECKS, unit="{check}")
@@ -98,6 +109,8 @@ class ContentSafetyHook(CallHook):
         self._teams: dict[str, tuple[object, Policy | None]] = {}
         self._miss_logged = 0.0
         self._misses = 0
+        self._unreadable_logged = 0.0
+        self._unreadable = 0
         self._spawned: set[asyncio.Task[None]] = set()
 
     # --- points -------------------------------------------------------------------------------
@@ -119,6 +132,20 @@ class ContentSafetyHook(CallHook):
         if self.settings.stream_mode is StreamMode.END:
             return EndFilter(self, call, policy)
         return WindowFilter(self, call, policy, self.settings.stream_window_chars)
+
+    def unreadable(self, call: CallRecord) -> ModerationUnreadable:
+        """The error that ends a stream at an event its filter cannot read; counted, logged, on the span."""
+        call.extra[sc.moderation_unavailable(sc.MODERATION_OUTPUT)] = "unreadable_event"
+        self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: sc.MODERATION_OUTPUT,
+                                     sc.MODERATION_OUTCOME: "unreadable"})
+        self._unreadable += 1
+        now = time.monotonic()
+        if not self._unreadable_logged or now - self._unreadable_logged >= MISS_LOG_INTERVAL:
+            deployment = call.deployment.config.deployment_id if call.deployment is not None else "?"
+            log.warning("content moderation could not read a stream event from %s (not JSON): %d stream(s) "
+                        "ended there since the last line", deployment, self._unreadable)
+            self._unreadable_logged, self._unreadable = now, 0
+        return ModerationUnreadable()
 
     def spawn(self, check: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A stream window's check as a task. It is never cancelled: a stream that ends (blocked, or
