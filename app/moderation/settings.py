@@ -16,10 +16,11 @@ Decisions, with the reasons the README repeats:
   nothing of the flagged window, the guarantee a complete answer has. ``end`` streams at once and
   checks the assembled answer at the end; a block then only cuts the stream (error event instead
   of ``[DONE]``) after the client has already seen the text.
-- ``max_input_chars`` (200,000 by default) refuses a longer input with a 413 before anything is
-  sent: its 20 parts take three rounds of ``MAX_PARALLEL`` requests, ~1 s at the service's 0.1-0.3 s,
-  inside the 2 s deadline. A longer text would miss the deadline and, failing open, reach the model
-  unchecked (a 4.1 M-character input did); failing closed, it would be a 503 that no retry cures.
+- ``max_input_chars`` (500,000 by default, about a 128K-token context) refuses a longer input with a
+  413 before anything is sent: its 50 parts take seven rounds of ``MAX_PARALLEL`` requests, ~1 s at
+  the service's usual 0.1-0.15 s, inside the 2 s deadline. A 4.1 M-character input (410 parts) cannot
+  be checked in time: failing open it reached the model unchecked, failing closed it is a 503 that no
+  retry cures. An input under the cap that still misses the deadline with parts unsent is a 413 too.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DEFAULT_THRESHOLD = 4
 # The service answers in ~0.1-0.3 s; waiting longer during a brownout adds that wait to every call.
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_WINDOW_CHARS = 1000
-DEFAULT_MAX_INPUT_CHARS = 200_000
+DEFAULT_MAX_INPUT_CHARS = 500_000
 OUTPUT_TYPES = ("FourSeverityLevels", "EightSeverityLevels")
 _KEYS = ("endpoint", "key", "api_key", "thresholds", "timeout_seconds", "fail_open", "stream_mode",
          "stream_window_chars", "output_type", "max_input_chars")
