@@ -7,8 +7,10 @@ it came from one part of a long text whose other parts got no verdict; no verdic
 5xx, a wrong key) is ``ModerationUnavailable`` (503) unless the hook fails open, when the call goes
 on and the miss is counted and put on the span. An input too long to check in time is
 ``ModerationInputTooLong`` (413) in either mode, never passed unchecked: over ``max_input_chars``
-before anything is sent, or when the deadline came with parts of it not yet sent. The flagged text itself is
-never in an error, a log line or an attribute: only categories, severities and reasons are.
+before anything is sent, or when the deadline came with parts of it not yet sent. A stream event
+whose data cannot be read ends the stream with ``ModerationUnreadable`` (502), in either mode. The
+flagged text itself is never in an error, a log line or an attribute: only categories, severities and
+reasons are.
 
 What the span gets goes into ``call.extra`` (names in ``contracts.semconv``); the proxy copies it
 onto the gateway span.
