@@ -3,6 +3,8 @@ upstream and the loopback Content Safety stand-in."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.otlp import OtlpSink
 from tests.support.proxy import LoopbackProxy
 from tests.support.teams import new_key, new_team, ok
-from tests.support.upstream import FakeOpenAI
+from tests.support.upstream import Behaviour, FakeOpenAI
 from tests.test_cli import spangate
 from tests.test_gateway_e2e import TAG, openai_model, tagged
 
@@ -237,3 +239,118 @@ async def test_the_service_is_reached_through_the_egress_proxy(
     analyze = f"POST {cs.endpoint}/contentsafety/text:analyze?api-version=2023-10-01 HTTP/1.1".encode()
     assert proxy.seen.request_lines == [analyze]
     assert len(cs.requests) == 1 and upstream.requests == []
+
+
+def test_failing_open_a_long_input_is_never_passed_unchecked(
+        tmp_path: Path, upstream: FakeOpenAI, cs: ContentSafetyStandIn) -> None:
+    cs.slow("LATE-PART", 5.0)
+    flagged_then_late = f"{IN_MARK} " + "calm " * 2500 + "LATE-PART"  # part one flagged, part two too late
+    raw = config(upstream, cs, fail_open=True, timeout_seconds=0.3, max_input_chars=20_000)
+    with gateway(tmp_path, raw) as gw, client(gw) as api:
+        with pytest.raises(openai.BadRequestError) as blocked:
+            chat(api, flagged_then_late, "partly-checked")
+        with pytest.raises(openai.APIStatusError) as too_long:
+            chat(api, "calm " * 4001, "too-long")
+        span = span_of(gw, "too-long")
+    assert blocked.value.body["code"] == "moderation_blocked" and blocked.value.body["category"] == "Hate"
+    assert too_long.value.status_code == 413 and too_long.value.body["code"] == "moderation_input_too_long"
+    assert span["attributes"][sc.ERROR_TYPE] == "moderation_input_too_long"
+    assert upstream.requests == []
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _user(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": list(parts)}]
+
+
+_ASK = [{"role": "user", "content": "hello"}]
+_FUNCTION = {"name": "lookup", "description": "looks things up"}
+# Each puts IN_MARK where the model reads it and the gateway did not look.
+FLAGGED_REQUESTS: dict[str, dict[str, Any]] = {
+    "tool_description": {"messages": _ASK, "tools": [{"type": "function", "function": {
+        **_FUNCTION, "description": IN_MARK}}]},
+    "parameter_description": {"messages": _ASK, "tools": [{"type": "function", "function": {**_FUNCTION, "parameters": {
+        "type": "object", "properties": {"q": {"type": "string", "description": IN_MARK}}}}}]},
+    "tool_call_arguments": {"messages": [*_ASK, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": f'{{"q": "{IN_MARK}"}}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"}]},
+    "refusal_part": {"messages": [*_ASK, {"role": "assistant", "content": [{"type": "refusal", "refusal": IN_MARK}]},
+                                  *_ASK]},
+    "unknown_part_type": {"messages": _user({"type": "input_text", "text": IN_MARK})},
+    "message_name": {"messages": [{"role": "user", "content": "hello", "name": IN_MARK}]},
+    "json_schema_description": {"messages": _ASK, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string",
+                                                                             "description": IN_MARK}}}}}},
+    "prediction": {"messages": _ASK, "prediction": {"type": "content", "content": IN_MARK}},
+    "file_part": {"messages": _user({"type": "file", "file": {
+        "filename": "notes.txt", "file_data": "data:text/plain;base64," + _b64(f"notes: {IN_MARK}")}})},
+}
+
+
+def test_every_text_the_model_reads_is_moderated(tmp_path: Path, upstream: FakeOpenAI,
+                                                 cs: ContentSafetyStandIn) -> None:
+    with gateway(tmp_path, config(upstream, cs)) as gw, httpx.Client(base_url=gw.openai_base_url, timeout=10) as http:
+        answers = {name: http.post("/chat/completions", json={"model": "gpt", **body})
+                   for name, body in FLAGGED_REQUESTS.items()}
+        answers["suffix"] = http.post("/completions", json={"model": "gpt", "prompt": "hello", "suffix": IN_MARK})
+    refused = {name: (a.status_code, a.json()["error"]["code"]) for name, a in answers.items()}
+    assert refused == dict.fromkeys(answers, (400, "moderation_blocked"))
+    assert upstream.requests == []
+
+
+def _answer(**message: Any) -> bytes:
+    return json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": None, **message}}]}).encode()
+
+
+def _event(delta: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                                   "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}).encode() + b"\n\n"
+
+
+_CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": ""}}
+_NAN = (b'data: {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini", "choices": '
+        b'[{"index": 0, "delta": {"content": "' + OUT_MARK.encode() + b'"}, "finish_reason": null, '
+        b'"logprobs": {"content": [{"token": "x", "logprob": NaN}]}}]}\n\n')
+FLAGGED_STREAMS: dict[str, list[bytes]] = {
+    "reasoning_content": [_event({"role": "assistant", "reasoning_content": "let me think: "}),
+                          _event({"reasoning_content": OUT_MARK})],
+    "tool_call_arguments": [_event({"role": "assistant", "tool_calls": [_CALL]}),
+                            _event({"tool_calls": [{"index": 0, "function": {"arguments": f'{{"q": "{OUT_MARK}'}}]}),
+                            _event({"tool_calls": [{"index": 0, "function": {"arguments": '"}'}}]})],
+    "nan_chunk": [_event({"role": "assistant", "content": ""}), _NAN],
+}
+
+
+def test_every_text_the_model_writes_is_moderated_complete_and_streamed(
+        tmp_path: Path, upstream: FakeOpenAI, cs: ContentSafetyStandIn) -> None:
+    upstream.script(Behaviour(body=_answer(tool_calls=[{**_CALL, "function": {
+                        "name": "lookup", "arguments": f'{{"q": "{OUT_MARK}"}}'}}])),
+                    Behaviour(body=_answer(content="fine", reasoning_content=OUT_MARK)),
+                    *(Behaviour(events=(*events, b"data: [DONE]\n\n")) for events in FLAGGED_STREAMS.values()))
+    with gateway(tmp_path, config(upstream, cs)) as gw, httpx.Client(base_url=gw.openai_base_url, timeout=10) as http:
+        complete = [http.post("/chat/completions", json={"model": "gpt", "messages": _ASK}) for _ in range(2)]
+        streamed = {name: http.post("/chat/completions", json={"model": "gpt", "messages": _ASK, "stream": True}).text
+                    for name in FLAGGED_STREAMS}
+    assert [(a.status_code, a.json()["error"]["code"]) for a in complete] == [(400, "moderation_blocked")] * 2
+    for name, text in streamed.items():
+        assert "OUT-MARK" not in text and '"code":"moderation_blocked"' in text and "[DONE]" not in text, name
+
+
+def test_a_stream_event_moderation_cannot_read_is_not_relayed(
+        tmp_path: Path, upstream: FakeOpenAI, cs: ContentSafetyStandIn) -> None:
+    unreadable = b"data: {\"choices\": [{\"delta\": {\"content\": \"" + OUT_MARK.encode() + b"\n\n"
+    upstream.script(Behaviour(events=(_event({"role": "assistant", "content": "hello"}), unreadable,
+                                      b"data: [DONE]\n\n")))
+    with gateway(tmp_path, config(upstream, cs, stream_mode="end")) as gw, \
+            httpx.Client(base_url=gw.openai_base_url, timeout=10) as http:
+        text = http.post("/chat/completions", json={"model": "gpt", "messages": _ASK, "stream": True,
+                                                    "metadata": tagged("unreadable")["metadata"]}).text
+        span = span_of(gw, "unreadable")
+    assert "OUT-MARK" not in text and '"code":"moderation_unreadable_event"' in text and "[DONE]" not in text
+    assert span["attributes"][sc.ERROR_TYPE] == "moderation_unreadable_event"
+    assert span["attributes"][sc.STREAM_OUTCOME] == sc.STREAM_UPSTREAM_INVALID_RESPONSE

@@ -20,14 +20,16 @@ from app.moderation.client import ContentSafetyClient
 from app.moderation.hook import (
     ContentSafetyHook,
     ModerationBlocked,
+    ModerationInputTooLong,
     ModerationMetrics,
     ModerationUnavailable,
+    ModerationUnreadable,
     TeamParams,
 )
 from app.moderation.settings import SECTION, WHERE, ContentSafetySettings, parse_settings, parse_team
 
-__all__ = ["SECTION", "ContentSafetyHook", "ModerationBlocked", "ModerationUnavailable", "build_content_safety",
-           "check_config", "check_team_metadata"]
+__all__ = ["SECTION", "ContentSafetyHook", "ModerationBlocked", "ModerationInputTooLong", "ModerationUnavailable",
+           "ModerationUnreadable", "build_content_safety", "check_config", "check_team_metadata"]
 
 
 def check_config(config: GatewayConfig) -> ContentSafetySettings:

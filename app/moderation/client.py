@@ -9,7 +9,9 @@ gateway span are the ones model calls get.
 
 Every way the service can fail to give a verdict is one ``ServiceMiss`` with a short reason
 (``timeout``, ``connect``, ``http_429``, ``http_5xx``, ``http_401``, ``http_4xx``, ``invalid_answer``):
-the hook decides between failing open and closed. The key is sent in ``Ocp-Apim-Subscription-Key``
+the hook decides between failing open and closed. A miss keeps the verdicts of the parts that did
+finish (one of them may already block) and how many parts were never sent before the deadline (the
+text was too long to check in time, whatever the service's health). The key is sent in ``Ocp-Apim-Subscription-Key``
 and never appears in a message, a log line or a span (the instrumentation records no headers).
 """
 
@@ -41,9 +43,30 @@ class ServiceMiss(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.checked: Severities = {}  # the highest severities over the parts that got a verdict
+        self.checked_parts = 0
+        self.unsent = 0  # parts never sent: the deadline came while they waited for a free slot
 
 
 Severities = dict[str, int]
+
+
+class _Run:
+    """One text's check as it goes: what the finished parts said, how many parts were sent."""
+
+    def __init__(self) -> None:
+        self.merged: Severities = {}
+        self.parts = 0
+        self.sent = 0
+
+    def add(self, verdict: Severities) -> None:
+        self.parts += 1
+        for category, severity in verdict.items():
+            self.merged[category] = max(severity, self.merged.get(category, 0))
+
+    def miss(self, miss: ServiceMiss, total: int) -> ServiceMiss:
+        miss.checked, miss.checked_parts, miss.unsent = self.merged, self.parts, total - self.sent
+        return miss
 
 
 class ContentSafetyClient:
@@ -59,30 +82,33 @@ class ContentSafetyClient:
     async def analyze(self, text: str) -> tuple[Severities, int]:
         """The highest severity per category over the text's parts, and how many parts it took."""
         parts = split_text(text)
+        run = _Run()
         try:
             async with asyncio.timeout(self._settings.timeout):
-                verdicts = [await self._analyze(parts[0])] if len(parts) == 1 else await self._all(parts)
+                await self._all(parts, run)
         except TimeoutError:
-            raise ServiceMiss("timeout") from None
-        merged: Severities = {}
-        for verdict in verdicts:
-            for category, severity in verdict.items():
-                merged[category] = max(severity, merged.get(category, 0))
-        return merged, len(parts)
+            raise run.miss(ServiceMiss("timeout"), len(parts)) from None
+        except ServiceMiss as miss:
+            raise run.miss(miss, len(parts)) from None
+        return run.merged, len(parts)
 
-    async def _all(self, parts: list[str]) -> list[Severities]:
+    async def _all(self, parts: list[str], run: _Run) -> None:
         """Every part, each one to its end (a part that fails does not cancel the others mid-request:
         the deadline bounds them all); the first miss is the answer."""
+        if len(parts) == 1:  # the common case, without a task
+            run.sent = 1
+            run.add(await self._analyze(parts[0]))
+            return
         gate = asyncio.Semaphore(MAX_PARALLEL)
-        results = await asyncio.gather(*(self._gated(gate, part) for part in parts), return_exceptions=True)
+        results = await asyncio.gather(*(self._gated(gate, part, run) for part in parts), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return results  # type: ignore[return-value]  # no exceptions left
 
-    async def _gated(self, gate: asyncio.Semaphore, part: str) -> Severities:
+    async def _gated(self, gate: asyncio.Semaphore, part: str, run: _Run) -> None:
         async with gate:
-            return await self._analyze(part)
+            run.sent += 1
+            run.add(await self._analyze(part))
 
     async def _analyze(self, text: str) -> Severities:
         body = _encode({"text": text, "categories": self._categories, "outputType": self._settings.output_type})

@@ -2,10 +2,15 @@
 complete answer before it is returned, a stream as it goes (``app.moderation.stream``).
 
 A verdict over a threshold rejects the call with ``ModerationBlocked`` (400, ``code``
-``moderation_blocked``, the error object naming ``source``, ``category`` and ``severity``); no
-verdict (down, slow, 429, 5xx, a wrong key) is ``ModerationUnavailable`` (503) unless the hook fails
-open, when the call goes on and the miss is counted and put on the span. The flagged text itself is
-never in an error, a log line or an attribute: only categories, severities and reasons are.
+``moderation_blocked``, the error object naming ``source``, ``category`` and ``severity``), also when
+it came from one part of a long text whose other parts got no verdict; no verdict (down, slow, 429,
+5xx, a wrong key) is ``ModerationUnavailable`` (503) unless the hook fails open, when the call goes
+on and the miss is counted and put on the span. An input too long to check in time is
+``ModerationInputTooLong`` (413) in either mode, never passed unchecked: over ``max_input_chars``
+before anything is sent, or when the deadline came with parts of it not yet sent. A stream event
+whose data cannot be read ends the stream with ``ModerationUnreadable`` (502), in either mode. The
+flagged text itself is never in an error, a log line or an attribute: only categories, severities and
+reasons are.
 
 What the span gets goes into ``call.extra`` (names in ``contracts.semconv``); the proxy copies it
 onto the gateway span.
@@ -24,7 +29,7 @@ from opentelemetry.metrics import Meter
 
 from app.call import CallRecord
 from app.config_keys import ConfigError
-from app.errors import InvalidRequest, ServiceUnavailable
+from app.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, UpstreamInvalidResponse
 from app.hooks import CallHook, StreamFilter
 from app.moderation.client import ContentSafetyClient, ServiceMiss, Severities
 from app.moderation.settings import CATEGORIES, SECTION, ContentSafetySettings, StreamMode, TeamModeration, parse_team
@@ -55,6 +60,29 @@ class ModerationUnavailable(ServiceUnavailable):
         self.fields = {"source": source}
 
 
+class ModerationInputTooLong(PayloadTooLarge):
+    code = "moderation_input_too_long"
+
+    def __init__(self, chars: int, limit: int | None) -> None:
+        why = (f"over the {limit} content moderation checks (azure_content_safety_params.max_input_chars)"
+               if limit is not None else "too long for content moderation to check within its deadline "
+               "(azure_content_safety_params.timeout_seconds)")
+        super().__init__(f"the input carries {chars} characters of text, {why}; the call was not made. "
+                         "Send a shorter input")
+        self.fields = {"source": sc.MODERATION_INPUT}
+
+
+class ModerationUnreadable(UpstreamInvalidResponse):
+    """A stream event whose data no JSON reader takes: its text cannot be checked, so it is not sent."""
+
+    code = "moderation_unreadable_event"
+
+    def __init__(self) -> None:
+        super().__init__("the upstream sent a stream event whose data content moderation cannot read (not JSON); "
+                         "it was not passed on and the stream was ended")
+        self.fields = {"source": sc.MODERATION_OUTPUT}
+
+
 class ModerationMetrics:
     def __init__(self, meter: Meter) -> None:
         self.checks = meter.create_counter(sc.METRIC_MODERATION_CHECKS, unit="{check}")
@@ -83,6 +111,8 @@ class ContentSafetyHook(CallHook):
         self._teams: dict[str, tuple[object, Policy | None]] = {}
         self._miss_logged = 0.0
         self._misses = 0
+        self._unreadable_logged = 0.0
+        self._unreadable = 0
         self._spawned: set[asyncio.Task[None]] = set()
 
     # --- points -------------------------------------------------------------------------------
@@ -104,6 +134,20 @@ class ContentSafetyHook(CallHook):
         if self.settings.stream_mode is StreamMode.END:
             return EndFilter(self, call, policy)
         return WindowFilter(self, call, policy, self.settings.stream_window_chars)
+
+    def unreadable(self, call: CallRecord) -> ModerationUnreadable:
+        """The error that ends a stream at an event its filter cannot read; counted, logged, on the span."""
+        call.extra[sc.moderation_unavailable(sc.MODERATION_OUTPUT)] = "unreadable_event"
+        self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: sc.MODERATION_OUTPUT,
+                                     sc.MODERATION_OUTCOME: "unreadable"})
+        self._unreadable += 1
+        now = time.monotonic()
+        if not self._unreadable_logged or now - self._unreadable_logged >= MISS_LOG_INTERVAL:
+            deployment = call.deployment.config.deployment_id if call.deployment is not None else "?"
+            log.warning("content moderation could not read a stream event from %s (not JSON): %d stream(s) "
+                        "ended there since the last line", deployment, self._unreadable)
+            self._unreadable_logged, self._unreadable = now, 0
+        return ModerationUnreadable()
 
     def spawn(self, check: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A stream window's check as a task. It is never cancelled: a stream that ends (blocked, or
@@ -151,18 +195,29 @@ class ContentSafetyHook(CallHook):
         return Policy({**self.settings.thresholds, **team.thresholds})
 
     async def check(self, call: CallRecord, source: str, text: str, policy: Policy) -> None:
-        """Raises ``ModerationBlocked`` over a threshold, ``ModerationUnavailable`` when failing closed."""
+        """Raises ``ModerationBlocked`` over a threshold, ``ModerationInputTooLong`` for an input too long
+        to check, ``ModerationUnavailable`` when failing closed."""
         if not text:
             return
+        if source == sc.MODERATION_INPUT and len(text) > self.settings.max_input_chars:
+            self._too_long(source)
+            raise ModerationInputTooLong(len(text), self.settings.max_input_chars)
         try:
             severities, parts = await self._client.analyze(text)
         except ServiceMiss as miss:
-            self._missed(call, source, miss)
+            self._missed(call, source, miss, policy, len(text))
             return
         self._record(call, source, severities, parts)
+        self._judge(call, source, severities, policy)
+
+    def _judge(self, call: CallRecord, source: str, severities: Severities, policy: Policy, *,
+               passed: bool = True) -> None:
+        """Raises ``ModerationBlocked`` when ``severities`` block; counts a pass when ``passed`` says
+        the severities are the whole text's."""
         blocked = verdict(severities, policy.thresholds)
         if blocked is None:
-            self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "passed"})
+            if passed:
+                self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "passed"})
             return
         category, severity = blocked
         self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "blocked"})
@@ -179,13 +234,25 @@ class ContentSafetyHook(CallHook):
         parts_name = sc.moderation_parts(source)
         call.extra[parts_name] = call.extra.get(parts_name, 0) + parts
 
-    def _missed(self, call: CallRecord, source: str, miss: ServiceMiss) -> None:
+    def _missed(self, call: CallRecord, source: str, miss: ServiceMiss, policy: Policy, chars: int) -> None:
+        """No verdict for the whole text. A part that got one may still block it; an input with parts
+        never sent was too long to check in time (413 in either mode: passing it open would pass text
+        nobody read, and a 503 invites a retry that misses again); otherwise the service missed."""
         call.extra[sc.moderation_unavailable(source)] = miss.reason
+        if miss.checked_parts:
+            self._record(call, source, miss.checked, miss.checked_parts)
+            self._judge(call, source, miss.checked, policy, passed=False)
+        if source == sc.MODERATION_INPUT and miss.unsent:
+            self._too_long(source)
+            raise ModerationInputTooLong(chars, None)
         self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "unavailable"})
         self._log_miss(source, miss.reason)
         if not self.settings.fail_open:
             raise ModerationUnavailable(source, miss.reason, miss.retry_after)
         self._metrics.fail_open.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_REASON: miss.reason})
+
+    def _too_long(self, source: str) -> None:
+        self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "too_long"})
 
     def _log_miss(self, source: str, reason: str) -> None:
         """One line per interval while the service misses, with the count: an outage under load must

@@ -16,6 +16,11 @@ Decisions, with the reasons the README repeats:
   nothing of the flagged window, the guarantee a complete answer has. ``end`` streams at once and
   checks the assembled answer at the end; a block then only cuts the stream (error event instead
   of ``[DONE]``) after the client has already seen the text.
+- ``max_input_chars`` (500,000 by default, about a 128K-token context) refuses a longer input with a
+  413 before anything is sent: its 50 parts take seven rounds of ``MAX_PARALLEL`` requests, ~1 s at
+  the service's usual 0.1-0.15 s, inside the 2 s deadline. A 4.1 M-character input (410 parts) cannot
+  be checked in time: failing open it reached the model unchecked, failing closed it is a 503 that no
+  retry cures. An input under the cap that still misses the deadline with parts unsent is a 413 too.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ DEFAULT_THRESHOLD = 4
 # The service answers in ~0.1-0.3 s; waiting longer during a brownout adds that wait to every call.
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_WINDOW_CHARS = 1000
+DEFAULT_MAX_INPUT_CHARS = 500_000
 OUTPUT_TYPES = ("FourSeverityLevels", "EightSeverityLevels")
 _KEYS = ("endpoint", "key", "api_key", "thresholds", "timeout_seconds", "fail_open", "stream_mode",
-         "stream_window_chars", "output_type")
+         "stream_window_chars", "output_type", "max_input_chars")
 _TEAM_KEYS = ("thresholds", "exempt")
 
 
@@ -60,6 +66,7 @@ class ContentSafetySettings:
     stream_mode: StreamMode = StreamMode.WINDOW
     stream_window_chars: int = DEFAULT_WINDOW_CHARS
     output_type: str = OUTPUT_TYPES[0]
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,7 @@ def parse_settings(raw: Mapping[str, Any] | None, where: str = WHERE) -> Content
         stream_window_chars=_window(raw.get("stream_window_chars", DEFAULT_WINDOW_CHARS),
                                     f"{where}.stream_window_chars"),
         output_type=output_type,
+        max_input_chars=_count(raw.get("max_input_chars", DEFAULT_MAX_INPUT_CHARS), f"{where}.max_input_chars"),
     )
 
 
@@ -154,6 +162,12 @@ def _seconds(value: Any, where: str) -> float:
 def _window(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
         raise ConfigError(f"{where}: expected a whole number of characters from 1 to 10000, got {value!r}")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive whole number of characters, got {value!r}")
     return value
 
 

@@ -14,12 +14,17 @@ answer over ``END_BATCH_CHARS`` is checked in batches as it streams (so its text
 in memory), and a batch that fails cuts the stream there.
 
 Both see the SSE bytes the relay forwards (complete events, LF line endings); a piece cut inside an
-event is joined with the next before it is read.
+event is joined with the next before it is read. The text of an event is every string of each
+choice's delta (``texts.message_text``: content, ``reasoning_content``, ``refusal``, tool call
+arguments). An event whose data the decoder rejects is read again as leniently as a client reads it
+(Python's ``json`` takes ``NaN``; bytes that are not UTF-8 are replaced); one that still cannot be
+read is never relayed unchecked: the stream ends there with ``ModerationUnreadable``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from app.call import CallRecord
+from app.moderation.texts import message_text, walk
 from contracts import semconv as sc
 
 if TYPE_CHECKING:
@@ -37,6 +43,10 @@ MAX_WINDOWS_IN_FLIGHT = 4  # per stream
 END_BATCH_CHARS = 100_000  # end mode: a longer answer is checked in batches as it streams
 _DONE = b"[DONE]"
 _decode = msgspec.json.decode
+
+
+class Unreadable(Exception):
+    """An event's data that no JSON reader takes: its text cannot be checked."""
 
 
 class _Events:
@@ -60,17 +70,30 @@ class _Events:
         return rest
 
     def text(self, event: bytes) -> str:
+        """The answer text the event carries; ``Unreadable`` when its data is not JSON."""
         data = _data(event)
-        if data is None or data == _DONE:
+        if not data or data == _DONE:
             return ""
-        try:
-            chunk = _decode(data)
-        except msgspec.DecodeError:
-            return ""
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        chunk = _lenient(data)
+        if not isinstance(chunk, dict):  # a bare string or array: whatever text it holds
+            return "".join(walk(chunk))
+        choices = chunk.get("choices")
         if not isinstance(choices, list):
             return ""
         return "".join(_choice_text(choice, self._chat) for choice in choices)
+
+
+def _lenient(data: bytes) -> Any:
+    """msgspec first (fast, strict); then as a client reads it: ``NaN`` and ``Infinity`` taken, bytes
+    that are not UTF-8 replaced, as httpx decodes them."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        pass
+    try:
+        return json.loads(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise Unreadable from None
 
 
 def is_done(event: bytes) -> bool:
@@ -85,7 +108,9 @@ def _data(event: bytes) -> bytes | None:
 def _choice_text(choice: Any, chat: bool) -> str:
     if not isinstance(choice, Mapping):
         return ""
-    value = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+    if chat:
+        return message_text(choice.get("delta"))
+    value = choice.get("text")
     return value if isinstance(value, str) else ""
 
 
@@ -100,30 +125,45 @@ class WindowFilter:
         self._text: list[str] = []
         self._size = 0
         self._tail = ""  # the end of the last window, read again with the next
-        # Windows cut, in order: their check (None: no text to check) and their events.
-        self._checking: deque[tuple[asyncio.Task[None] | None, bytes]] = deque()
+        # Windows cut, in order: their check (None: no text to check; an error: the stream ends there)
+        # and their events.
+        self._checking: deque[tuple[asyncio.Task[None] | Exception | None, bytes]] = deque()
         self._failed: Exception | None = None
+        self._stopped = False  # an unreadable event came: nothing after it is read or sent
 
     async def feed(self, piece: bytes) -> bytes:
         for event in self._events.split(piece):
-            self._held.append(event)
-            text = self._events.text(event)
-            if text:
-                self._text.append(text)
-                self._size += len(text)
-                if self._size >= self._window:
-                    self._cut()
-        return await self._release(keep=MAX_WINDOWS_IN_FLIGHT)
+            if self._stopped:
+                break
+            self._take(event)
+        return await self._release(keep=0 if self._stopped else MAX_WINDOWS_IN_FLIGHT)
 
     async def end(self) -> bytes:
         rest = self._events.rest()
-        if rest:
-            self._held.append(rest)
+        if rest and not self._stopped:
+            self._take(rest)
         self._cut()
         out = await self._release(keep=0)
         if self._failed is not None:  # the relay calls ``end`` once: what passed and the error cannot both go
             raise self._failed        # back, so the passed windows are dropped with it
         return out
+
+    def _take(self, event: bytes) -> None:
+        """Holds the event in the window being filled. An unreadable one is not held: the windows
+        before it are checked and sent, then the stream ends with its error."""
+        try:
+            text = self._events.text(event)
+        except Unreadable:
+            self._cut()
+            self._checking.append((self._hook.unreadable(self._call), b""))
+            self._stopped = True
+            return
+        self._held.append(event)
+        if text:
+            self._text.append(text)
+            self._size += len(text)
+            if self._size >= self._window:
+                self._cut()
 
     def _cut(self) -> None:
         if not self._held:
@@ -146,22 +186,25 @@ class WindowFilter:
             raise self._failed
         out = []
         while self._checking:
-            task, data = self._checking[0]
-            if task is not None:
-                if not task.done() and len(self._checking) <= keep:
-                    break
-                try:
-                    await task
-                except BaseException as exc:  # ModerationBlocked / ModerationUnavailable (or cancelled)
-                    self._checking.clear()  # later windows' checks finish on their own (see ``spawn``)
-                    if isinstance(exc, Exception):
-                        self._failed = exc
-                    if not out:
-                        raise
-                    break
+            check, data = self._checking[0]
+            if isinstance(check, asyncio.Task) and not check.done() and len(self._checking) <= keep:
+                break
+            try:
+                if isinstance(check, Exception):
+                    raise check
+                if check is not None:
+                    await check
+            except BaseException as exc:  # ModerationBlocked / Unavailable / Unreadable (or cancelled)
+                self._checking.clear()  # later windows' checks finish on their own (see ``spawn``)
+                if isinstance(exc, Exception):
+                    self._failed = exc
+                if not out:
+                    raise
+                break
             self._checking.popleft()
             out.append(data)
         return b"".join(out)
+
 
 class EndFilter:
     def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy,
@@ -183,10 +226,7 @@ class EndFilter:
             if is_done(event):
                 self._done = event  # held: sent only once the answer has passed
                 continue
-            text = self._events.text(event)
-            if text:
-                self._text.append(text)
-                self._size += len(text)
+            self._read(event)
             out.append(event)
         if self._size >= self._batch:  # a long answer is checked as it goes: its text is not all kept
             self._start()
@@ -195,10 +235,22 @@ class EndFilter:
 
     async def end(self) -> bytes:
         rest = self._events.rest()
+        if rest:  # a last event without its blank line is read like the others
+            self._read(rest)
         if self._text:
             self._start()
         await self._settle(keep=0)
         return rest + (self._done or b"")
+
+    def _read(self, event: bytes) -> None:
+        """Keeps the event's text for the check; an unreadable event ends the stream before it is sent."""
+        try:
+            text = self._events.text(event)
+        except Unreadable:
+            raise self._hook.unreadable(self._call) from None
+        if text:
+            self._text.append(text)
+            self._size += len(text)
 
     def _start(self) -> None:
         text = self._tail + "".join(self._text)

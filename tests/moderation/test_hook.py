@@ -9,7 +9,7 @@ import pytest
 
 from app.errors import error_body
 from app.hook_setup import build_hooks
-from app.moderation import ModerationBlocked, ModerationUnavailable
+from app.moderation import ModerationBlocked, ModerationInputTooLong, ModerationUnavailable
 from app.moderation.settings import CATEGORIES
 from app.moderation.texts import split_text
 from app.teams import TeamPolicy
@@ -236,3 +236,45 @@ async def test_one_part_of_a_long_text_failing_is_a_miss_for_the_whole(cs: Conte
         with pytest.raises(ModerationUnavailable, match="http_5xx"):
             await r.chain.before_upstream(chat_call("z " * 12_000))
     assert len(cs.requests) == 3  # the other parts still ran to their end
+
+
+async def test_a_finished_part_over_a_threshold_blocks_though_another_part_missed_the_deadline(
+        cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Hate=6)
+    cs.slow("LATE-PART", 5.0)  # far past the deadline: that part never gets a verdict
+    text = f"{MARK} " + "calm " * 2500 + "LATE-PART"  # two parts, the flagged one answered at once
+    async with rig(cs, timeout_seconds=0.3, fail_open=True) as r:
+        call = chat_call(text)
+        with pytest.raises(ModerationBlocked) as caught:
+            await r.chain.before_upstream(call)
+        assert r.counts(sc.METRIC_MODERATION_FAIL_OPEN) == {}
+    assert caught.value.fields == {"source": "input", "category": "Hate", "severity": 6}
+    assert call.extra[sc.moderation_unavailable("input")] == "timeout"
+    assert call.extra[sc.moderation_parts("input")] == 1 and len(split_text(text)) == 2
+
+
+async def test_an_input_over_max_input_chars_is_a_413_before_anything_is_sent(cs: ContentSafetyStandIn) -> None:
+    async with rig(cs, fail_open=True, max_input_chars=1000) as r:
+        with pytest.raises(ModerationInputTooLong) as caught:
+            await r.chain.before_upstream(chat_call("x" * 1001))
+        await r.chain.before_upstream(chat_call("x" * 1000))
+        assert r.counts(sc.METRIC_MODERATION_CHECKS) == {(("outcome", "too_long"), ("source", "input")): 1,
+                                                         (("outcome", "passed"), ("source", "input")): 1}
+    error = error_body(caught.value)["error"]
+    assert caught.value.status == 413 and error["code"] == "moderation_input_too_long"
+    assert "max_input_chars" in error["message"] and error["source"] == "input"
+    assert cs.texts == ["x" * 1000]
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+async def test_an_input_with_parts_unsent_at_the_deadline_is_a_413_in_either_mode(
+        cs: ContentSafetyStandIn, fail_open: bool) -> None:
+    cs.delay = 0.6  # the first eight parts outlast the deadline; the ninth is never sent
+    text = "calm " * 18_000  # 90,000 characters: nine parts
+    async with rig(cs, timeout_seconds=0.3, fail_open=fail_open) as r:
+        call = chat_call(text)
+        with pytest.raises(ModerationInputTooLong, match="timeout_seconds"):
+            await r.chain.before_upstream(call)
+        assert r.counts(sc.METRIC_MODERATION_FAIL_OPEN) == {}
+    assert len(split_text(text)) == 9 and len(cs.requests) <= 8  # the ninth never left
+    assert call.extra[sc.moderation_unavailable("input")] == "timeout"

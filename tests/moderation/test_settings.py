@@ -32,7 +32,7 @@ def test_defaults_and_key_from_the_environment() -> None:
     assert settings.key == "secret-1" and "secret-1" not in repr(settings)
     assert settings.thresholds == dict.fromkeys(CATEGORIES, 4)
     assert (settings.fail_open, settings.stream_mode, settings.timeout) == (False, StreamMode.WINDOW, 2.0)
-    assert settings.output_type == "FourSeverityLevels"
+    assert settings.output_type == "FourSeverityLevels" and settings.max_input_chars == 500_000
 
 
 def test_api_key_is_accepted_and_thresholds_override_per_category() -> None:
@@ -58,6 +58,8 @@ def test_api_key_is_accepted_and_thresholds_override_per_category() -> None:
     ({"endpoint": ENDPOINT, "key": "k", "fail_open": "yes"}, "fail_open"),
     ({"endpoint": ENDPOINT, "key": "k", "stream_mode": "buffer"}, "stream_mode"),
     ({"endpoint": ENDPOINT, "key": "k", "stream_window_chars": 0}, "stream_window_chars"),
+    ({"endpoint": ENDPOINT, "key": "k", "max_input_chars": 0}, "azure_content_safety_params.max_input_chars"),
+    ({"endpoint": ENDPOINT, "key": "k", "max_input_chars": "1e6"}, "azure_content_safety_params.max_input_chars"),
     ({"endpoint": ENDPOINT, "key": "k", "threshold": {}}, "azure_content_safety_params.threshold: unknown key"),
 ])
 def test_a_bad_value_stops_start_up_naming_it(params: dict[str, Any], named: str) -> None:

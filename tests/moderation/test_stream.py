@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.moderation import ModerationBlocked, ModerationUnavailable
+from app.moderation import ModerationBlocked, ModerationUnavailable, ModerationUnreadable
 from app.moderation.stream import EndFilter, WindowFilter
 from contracts import semconv as sc
 from tests.moderation.support import chat_call, rig
@@ -42,7 +42,7 @@ async def relay(stream_filter: object, pieces: list[bytes]) -> tuple[list[bytes]
         for piece in pieces:
             sent.append(await stream_filter.feed(piece))  # type: ignore[attr-defined]
         sent.append(await stream_filter.end())  # type: ignore[attr-defined]
-    except (ModerationBlocked, ModerationUnavailable) as exc:
+    except (ModerationBlocked, ModerationUnavailable, ModerationUnreadable) as exc:
         return sent, exc
     return sent, None
 
@@ -183,3 +183,58 @@ async def test_end_mode_checks_a_long_answer_in_batches_and_cuts_at_a_flagged_on
         stream_filter = EndFilter(hook, flagged, hook.policy(flagged), batch_chars=10)
         _sent, error = await relay(stream_filter, events(f"{MARK} ok", "x" * 10, "y" * 10, "z" * 10, "end"))
     assert isinstance(error, ModerationBlocked)
+
+
+def delta_chunk(delta: dict[str, object]) -> bytes:
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def tool_call(arguments: str) -> dict[str, object]:
+    return {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                            "function": {"name": "f", "arguments": arguments}}]}
+
+
+@pytest.mark.parametrize("mode", ["window", "end"])
+@pytest.mark.parametrize("delta", [{"reasoning_content": f"thinking {MARK}"}, tool_call(f'{{"q": "{MARK}"}}'),
+                                   {"refusal": f"no {MARK}"}], ids=["reasoning", "tool_call", "refusal"])
+async def test_reasoning_tool_call_arguments_and_refusals_are_checked(
+        cs: ContentSafetyStandIn, mode: str, delta: dict[str, object]) -> None:
+    cs.score(MARK, Hate=6)
+    async with rig(cs, stream_mode=mode) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        sent, error = await relay(stream_filter, [chunk(None), delta_chunk(delta), chunk(None, finish="stop"), DONE])
+    assert isinstance(error, ModerationBlocked)
+    assert DONE not in b"".join(sent)
+    if mode == "window":
+        assert MARK.encode() not in b"".join(sent)
+
+
+async def test_an_event_with_nan_is_read_as_a_client_reads_it(cs: ContentSafetyStandIn) -> None:
+    cs.score(MARK, Hate=6)
+    nan = (b'data: {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": '
+           b'{"content": "say ' + MARK.encode() + b'"}, "logprobs": {"content": [{"logprob": NaN}]}}]}\n\n')
+    json.loads(nan[6:])  # what the openai client does with it: it reads the text
+    async with rig(cs) as r:
+        (stream_filter,) = r.chain.stream_filters(chat_call("hi", stream=True))
+        sent, error = await relay(stream_filter, [chunk(None), nan, chunk(None, finish="stop"), DONE])
+    assert isinstance(error, ModerationBlocked) and MARK.encode() not in b"".join(sent)
+
+
+@pytest.mark.parametrize("mode", ["window", "end"])
+async def test_an_event_nobody_can_read_is_not_passed_on_and_ends_the_stream(
+        cs: ContentSafetyStandIn, mode: str) -> None:
+    garbage = b"data: {\"choices\": [{\"delta\": {\"content\": \"" + MARK.encode() + b"\n\n"
+    async with rig(cs, stream_mode=mode, stream_window_chars=5) as r:
+        call = chat_call("hi", stream=True)
+        (stream_filter,) = r.chain.stream_filters(call)
+        sent, error = await relay(stream_filter, [chunk("before "), garbage, chunk("after"), DONE])
+        assert r.counts(sc.METRIC_MODERATION_CHECKS)[(("outcome", "unreadable"), ("source", "output"))] == 1
+    assert isinstance(error, ModerationUnreadable) and error.status == 502
+    assert error.code == "moderation_unreadable_event"
+    out = b"".join(sent)
+    assert MARK.encode() not in out and b"after" not in out and DONE not in out
+    assert call.extra[sc.moderation_unavailable("output")] == "unreadable_event"
+    if mode == "window":  # the window before it was checked and sent
+        assert b"before " in out

@@ -7,6 +7,7 @@ service's error shape otherwise), the api-version, and the body (``text`` presen
     with ContentSafetyStandIn(key="k") as cs:
         cs.score("HATEFUL", Hate=6)        # any text containing HATEFUL gets Hate 6
         cs.script(Fault(status=429))       # the next request answers 429, then back to normal
+        cs.slow("LATE", 1.0)               # any text containing LATE is answered a second late
 
 With ``FourSeverityLevels`` a scripted severity is rounded down to 0, 2, 4 or 6, as the service
 reports it. Every request is recorded (text, headers), and the most requests in flight at once is
@@ -51,6 +52,7 @@ class ContentSafetyStandIn:
         self.max_in_flight = 0
         self._in_flight = 0
         self._scores: dict[str, dict[str, int]] = {}
+        self._slow: dict[str, float] = {}
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -67,6 +69,13 @@ class ContentSafetyStandIn:
         unknown = set(severities) - set(CATEGORIES)
         assert not unknown, f"not a category: {unknown}"
         self._scores[marker] = severities
+
+    def slow(self, marker: str, seconds: float) -> None:
+        """A text containing ``marker`` waits ``seconds`` before its answer (one part of a long text late)."""
+        self._slow[marker] = seconds
+
+    def _delay(self, text: str) -> float:
+        return max((s for marker, s in self._slow.items() if marker in text), default=self.delay)
 
     def script(self, *faults: Fault) -> None:
         with self._lock:
@@ -144,7 +153,8 @@ def _handler(cs: ContentSafetyStandIn) -> type[BaseHTTPRequestHandler]:
                 cs._end()
 
         def _answer(self, url: Any, headers: dict[str, str], body: Any, fault: Fault) -> None:
-            if not cs._sleep(fault.delay or cs.delay):
+            text = body.get("text") if isinstance(body, dict) else None
+            if not cs._sleep(fault.delay or cs._delay(text if isinstance(text, str) else "")):
                 return
             if url.path != PATH:
                 return self._json(404, _error("NotFound", "Resource not found"))
