@@ -18,6 +18,7 @@ from app.pricing import PriceBook
 from app.providers import Deployment
 from app.spans import (
     Attributes,
+    bounded,
     input_content_attributes,
     metadata_attributes,
     request_attributes,
@@ -29,6 +30,8 @@ from contracts import semconv as sc
 
 CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 RAW_REQUEST = sc.metadata_key("raw_request")
+# What an error puts in the span's status: every failure destination gets it, once per failure.
+MAX_STATUS_CHARS = 4096
 
 
 class CallSpans:
@@ -124,7 +127,7 @@ class CallSpans:
         out[sc.ERROR_TYPE] = exc.error_type
         out[sc.HTTP_STATUS_CODE] = exc.status
         span.set_attributes(out)
-        span.set_status(Status(StatusCode.ERROR, exc.message))
+        span.set_status(Status(StatusCode.ERROR, bounded(exc.message, MAX_STATUS_CHARS)))
         self._end(call, span, out)
 
     def raw_request(self, call: CallRecord, span: trace.Span, curl: str) -> None:
@@ -159,7 +162,7 @@ def metric_labels(call: CallRecord) -> dict[str, Any]:
     if call.caller.team_id:
         labels[sc.TEAM_ID] = call.caller.team_id
     if call.error is not None:
-        labels[sc.ERROR_TYPE] = call.error.error_type
+        labels[sc.ERROR_TYPE] = call.error.metric_label
     return labels
 
 

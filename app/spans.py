@@ -28,6 +28,7 @@ _REQUEST_PARAMS = (
 )
 _json = msgspec.json.Encoder()
 _INT64 = 2**63
+ELLIPSIS = "..."
 
 
 def to_json(value: Any) -> str:
@@ -36,6 +37,11 @@ def to_json(value: Any) -> str:
 
 def span_name(operation: str, model: str) -> str:
     return f"{operation} {model}"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters marked as cut."""
+    return text if len(text) <= limit else text[:limit] + ELLIPSIS
 
 
 def request_attributes(body: Mapping[str, Any]) -> Attributes:
