@@ -50,6 +50,7 @@ class CallRecord:
     request: dict[str, Any] | None = None  # the parsed body as received, ``metadata`` taken out
     metadata: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  # the model group the client asked for
+    group: str | None = None  # ``model`` once found configured: the only model name a metric label takes
     stream: bool = False
     deployment: Any = None  # app.providers.Deployment that answered (or was tried last)
     sent: SentRequest | None = None

@@ -28,7 +28,14 @@ from app.providers import Deployment, ModelRouter, upstream_error
 from app.providers.mock import MockDeployment
 from app.redact import deployment_secrets, scrub
 from app.relay import StreamRelay
-from app.spans import Attributes, embeddings_attributes, output_content_attributes, response_attributes
+from app.spans import (
+    MAX_CLIENT_NAME,
+    Attributes,
+    bounded,
+    embeddings_attributes,
+    output_content_attributes,
+    response_attributes,
+)
 from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
 from app.validation import parse_body, validate
@@ -99,7 +106,7 @@ class ProxyService:
             call.metadata = body.pop("metadata", None) or {}
             call.request, call.model = body, body["model"]
             _privacy(call)
-            group = self._group(call.model, ctx.caller)
+            group = self._group(call)
             if "mock_response" in body and not group.honours_mock_response:
                 raise InvalidRequest("'mock_response' is honoured only by mock/ models, unless the operator sets "
                                      "spangate_settings.allow_mock_response", param="mock_response",
@@ -131,13 +138,15 @@ class ProxyService:
                 self._fail(call, span)
             raise
 
-    def _group(self, model: str, caller: Caller) -> Any:
+    def _group(self, call: CallRecord) -> Any:
+        model, caller = call.model, call.caller
         group = self._router.get(model)
         if group is None:
             # Only what this caller may use: the full list would tell a restricted key what else exists.
             names = ", ".join(n for n in self._router.names if caller.may_use(n)) or "none for this key"
-            raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
-                           param="model", code="model_not_found")
+            raise NotFound(f"model {bounded(model, MAX_CLIENT_NAME)!r} is not configured on this gateway; "
+                           f"available: {names}", param="model", code="model_not_found")
+        call.group = group.name
         check_model_access(caller, model)
         return group
 
@@ -149,7 +158,7 @@ class ProxyService:
         validate(call.operation, body)
         if body["model"] != call.model:
             call.model = body["model"]
-            group = self._group(call.model, call.caller)
+            group = self._group(call)
             order = group.order()
             call.deployment = order[0]
         call.stream = body.get("stream") is True and call.operation != sc.OP_EMBEDDINGS
