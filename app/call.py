@@ -17,7 +17,7 @@ from typing import Any
 
 from app.auth import Caller
 from app.errors import GatewayError
-from app.redact import scrub
+from app.redact import masked_url, scrub
 
 REDACTED = "redacted-by-spangate"
 # Masked wherever headers are logged; spangate_settings.redact_headers adds names.
@@ -141,8 +141,9 @@ def _redacted_choice(choice: Any) -> Any:
 
 def curl_command(sent: SentRequest, secrets: Iterable[str], masked_names: frozenset[str]) -> str:
     """The request as a curl command one can paste (LiteLLM's ``raw_request``): credential headers
-    masked by name, and the deployment's secrets scrubbed from everything else."""
-    lines = [f"curl -X {sent.method} {_quote(sent.url)}"]
+    masked by name, the URL's ``user:password@`` masked, and the deployment's secrets scrubbed from
+    everything else."""
+    lines = [f"curl -X {sent.method} {_quote(masked_url(sent.url))}"]
     for name, value in masked_headers(sent.headers, masked_names).items():
         lines.append(f"-H {_quote(f'{name}: {value}')}")
     lines.append(f"-d {_quote(json.dumps(sent.body, ensure_ascii=False, default=str))}")

@@ -232,9 +232,8 @@ class ProxyService:
             call.sent = target.sent_request(call.operation, payload)
         if call.log_raw_request:
             config = deployment.config
-            self._spans.raw_request(call, span, curl_command(call.sent, deployment_secrets(config.api_key,
-                                                                                              config.headers),
-                                                             self._masked))
+            secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+            self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
         return result
 
     async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Answer:
@@ -274,7 +273,8 @@ class ProxyService:
                 await handle.aclose()
             raise upstream_error(handle.status, raw, deployment)
         call.status = handle.status
-        secrets = deployment_secrets(deployment.config.api_key, deployment.config.headers)
+        config = deployment.config
+        secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
         hooks = self._hooks
         on_chunk = (lambda chunk: hooks.stream_event(call, chunk)) if hooks.stream_events else None
         acc = StreamAccumulator(call.operation, keep_usage_chunk=client_wants_usage,

@@ -27,6 +27,7 @@ KEYS = {
 }
 HEADER_TOKEN = "gw-Tok/en+with~odd=chars"
 SK_KEY = "sk-proj-Echo1234abcdEFGH5678ijkl"
+URL_USER, URL_PASSWORD = "svc-gateway", "pw-In-The-Url-0042"
 PARTS = ("{key}", "Bearer {key}", "key ...{tail} rejected", "key {head}... rejected", "'{key}'")
 
 
@@ -46,6 +47,9 @@ def gw(upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "extra_headers": {"x-api-key": HEADER_TOKEN}}})
     models.append({"model_name": "echo", "litellm_params": {"model": "openai/gpt-4o-mini",
                                                             "api_base": upstream.api_base, "api_key": SK_KEY}})
+    with_userinfo = upstream.api_base.replace("http://", f"http://{URL_USER}:{URL_PASSWORD}@")
+    models.append({"model_name": "userinfo", "litellm_params": {"model": "openai/gpt-4o-mini",
+                                                                "api_base": with_userinfo, "api_key": SK_KEY}})
     config = {"model_list": models, "litellm_settings": {"success_callback": ["file"], "failure_callback": ["file"]}}
     with running_gateway(config, data_dir=tmp_path_factory.mktemp("secrets")) as running:
         yield running
@@ -161,3 +165,22 @@ def test_a_huge_error_message_is_cut_before_it_reaches_client_or_span(gw: Runnin
     assert len(error["message"]) <= MAX_MESSAGE_CHARS + 100
     assert len(span["status"]["description"]) <= MAX_STATUS_CHARS + 3
     assert SK_KEY not in json.dumps(span)
+
+
+# --- credentials in the api_base URL (issue 20, item 12) ------------------------------------------
+
+def test_the_raw_request_masks_the_user_and_password_of_the_api_base(gw: RunningGateway) -> None:
+    before = len(gw.spans())
+    client = openai.OpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0, timeout=10)
+    client.chat.completions.create(model="userinfo", messages=[{"role": "user", "content": "hi"}],
+                                   extra_body={"metadata": {"log_raw_request": True}})
+    span = gw.wait_for_spans(before + 1)[before]
+    raw = span["attributes"][sc.metadata_key("raw_request")]
+    assert raw.startswith("curl -X POST 'http://***@127.0.0.1:")
+    assert URL_PASSWORD not in json.dumps(span) and URL_USER not in json.dumps(span)
+
+
+def test_an_upstream_error_echoing_the_url_password_is_scrubbed(gw: RunningGateway, upstream: FakeOpenAI) -> None:
+    body, span = call_failing(gw, upstream, "userinfo", f"basic auth {URL_USER}:{URL_PASSWORD} refused", False)
+    assert "basic auth ***:*** refused" in body
+    assert URL_PASSWORD not in body + json.dumps(span)
