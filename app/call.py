@@ -24,6 +24,12 @@ REDACTED = "redacted-by-spangate"
 ALWAYS_MASKED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie",
                                    "proxy-authorization", "x-litellm-api-key", "ocp-apim-subscription-key"})
 MASK = "***"
+# Request-metadata keys the gateway writes itself (LiteLLM's ``litellm_params.metadata`` names, and the
+# raw request): a client's value under one of them would be shown at destinations as the gateway's
+# word (``user_api_key_team_id`` naming another team, a ``raw_request`` with log_raw_request off).
+GATEWAY_METADATA_KEYS = frozenset({"headers", "model_group", "deployment", "raw_request", "requester_ip_address",
+                                   "proxy_server_request", "api_base", "model_info", "hidden_params"})
+_GATEWAY_METADATA_PREFIX = "user_api_key"  # user_api_key, _alias, _team_id, _user_id, _hash, ...
 
 
 @dataclass(slots=True, eq=False)
@@ -93,6 +99,13 @@ class CallRecord:
             sent = replace(sent, body=redact_request(sent.body)) if sent is not None else None
         return replace(self, request=request, response=response, sent=sent, headers=self.logged_headers(),
                        log_raw_request=self.log_raw_request and self.capture_content)
+
+
+def client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` without the keys the gateway owns. Dropped rather than refused: LiteLLM overwrites
+    them too, and a client that forwards metadata it was handed must keep working."""
+    return {key: value for key, value in metadata.items()
+            if key not in GATEWAY_METADATA_KEYS and not str(key).startswith(_GATEWAY_METADATA_PREFIX)}
 
 
 def masked_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ import msgspec
 from opentelemetry import trace
 
 from app.auth import Caller
-from app.call import ALWAYS_MASKED_HEADERS, CallRecord, curl_command
+from app.call import ALWAYS_MASKED_HEADERS, CallRecord, client_metadata, curl_command
 from app.callspan import CallSpans
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse
@@ -103,7 +103,7 @@ class ProxyService:
             if isinstance(body.get("model"), str) and body["model"]:
                 call.model = body["model"]  # names the span of a call that fails validation too
             validate(operation, body)
-            call.metadata = body.pop("metadata", None) or {}
+            call.metadata = client_metadata(body.pop("metadata", None) or {})
             call.request, call.model = body, body["model"]
             _privacy(call)
             group = self._group(call)
