@@ -17,13 +17,19 @@ from typing import Any
 
 from app.auth import Caller
 from app.errors import GatewayError
-from app.redact import scrub
+from app.redact import masked_url, scrub
 
 REDACTED = "redacted-by-spangate"
 # Masked wherever headers are logged; spangate_settings.redact_headers adds names.
 ALWAYS_MASKED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie",
                                    "proxy-authorization", "x-litellm-api-key", "ocp-apim-subscription-key"})
 MASK = "***"
+# Request-metadata keys the gateway writes itself (LiteLLM's ``litellm_params.metadata`` names, and the
+# raw request): a client's value under one of them would be shown at destinations as the gateway's
+# word (``user_api_key_team_id`` naming another team, a ``raw_request`` with log_raw_request off).
+GATEWAY_METADATA_KEYS = frozenset({"headers", "model_group", "deployment", "raw_request", "requester_ip_address",
+                                   "proxy_server_request", "api_base", "model_info", "hidden_params"})
+_GATEWAY_METADATA_PREFIX = "user_api_key"  # user_api_key, _alias, _team_id, _user_id, _hash, ...
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +56,7 @@ class CallRecord:
     request: dict[str, Any] | None = None  # the parsed body as received, ``metadata`` taken out
     metadata: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  # the model group the client asked for
+    group: str | None = None  # ``model`` once found configured: the only model name a metric label takes
     stream: bool = False
     deployment: Any = None  # app.providers.Deployment that answered (or was tried last)
     sent: SentRequest | None = None
@@ -92,6 +99,13 @@ class CallRecord:
             sent = replace(sent, body=redact_request(sent.body)) if sent is not None else None
         return replace(self, request=request, response=response, sent=sent, headers=self.logged_headers(),
                        log_raw_request=self.log_raw_request and self.capture_content)
+
+
+def client_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` without the keys the gateway owns. Dropped rather than refused: LiteLLM overwrites
+    them too, and a client that forwards metadata it was handed must keep working."""
+    return {key: value for key, value in metadata.items()
+            if key not in GATEWAY_METADATA_KEYS and not str(key).startswith(_GATEWAY_METADATA_PREFIX)}
 
 
 def masked_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
@@ -140,8 +154,9 @@ def _redacted_choice(choice: Any) -> Any:
 
 def curl_command(sent: SentRequest, secrets: Iterable[str], masked_names: frozenset[str]) -> str:
     """The request as a curl command one can paste (LiteLLM's ``raw_request``): credential headers
-    masked by name, and the deployment's secrets scrubbed from everything else."""
-    lines = [f"curl -X {sent.method} {_quote(sent.url)}"]
+    masked by name, the URL's ``user:password@`` masked, and the deployment's secrets scrubbed from
+    everything else."""
+    lines = [f"curl -X {sent.method} {_quote(masked_url(sent.url))}"]
     for name, value in masked_headers(sent.headers, masked_names).items():
         lines.append(f"-H {_quote(f'{name}: {value}')}")
     lines.append(f"-d {_quote(json.dumps(sent.body, ensure_ascii=False, default=str))}")

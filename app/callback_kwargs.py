@@ -15,6 +15,7 @@ from typing import Any
 
 from app.call import REDACTED, CallRecord
 from app.custom_logger import ResponseObject, UserAPIKeyAuth
+from app.redact import masked_url
 from contracts.semconv import OP_CHAT, OP_EMBEDDINGS, OP_TEXT_COMPLETION
 
 # kwargs["call_type"], as LiteLLM's proxy (async client) names them ...
@@ -44,7 +45,7 @@ def call_kwargs(call: CallRecord) -> dict[str, Any]:
             "metadata": proxy_metadata(call),
             "proxy_server_request": server_request(call),
             "model_info": model_info(call),
-            "api_base": getattr(_deployment_config(call), "api_base", None),
+            "api_base": _api_base(call),
         },
         "response_cost": call.cost,
         "start_time": when(call.start_time),
@@ -123,7 +124,7 @@ def response_object(call: CallRecord) -> ResponseObject | None:
         body["usage"] = call.usage
     config = _deployment_config(call)
     hidden = {"response_cost": call.cost, "model_id": getattr(config, "deployment_id", None),
-              "api_base": getattr(config, "api_base", None)}
+              "api_base": _api_base(call)}
     return ResponseObject(body, hidden)
 
 
@@ -158,3 +159,9 @@ def hook_data(call: CallRecord) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _deployment_config(call: CallRecord) -> Any:
     return getattr(call.deployment, "config", None)
+
+
+def _api_base(call: CallRecord) -> str | None:
+    """Where the call went, its ``user:password@`` masked: a callback is a destination like any other."""
+    base = getattr(_deployment_config(call), "api_base", None)
+    return masked_url(base) if isinstance(base, str) else None

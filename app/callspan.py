@@ -17,7 +17,9 @@ from app.call import CallRecord
 from app.pricing import PriceBook
 from app.providers import Deployment
 from app.spans import (
+    MAX_CLIENT_NAME,
     Attributes,
+    bounded,
     input_content_attributes,
     metadata_attributes,
     request_attributes,
@@ -29,6 +31,9 @@ from contracts import semconv as sc
 
 CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 RAW_REQUEST = sc.metadata_key("raw_request")
+UNKNOWN_MODEL = "unknown"  # the metric label of a call whose model is not configured
+# What an error puts in the span's status: every failure destination gets it, once per failure.
+MAX_STATUS_CHARS = 4096
 
 
 class CallSpans:
@@ -46,7 +51,7 @@ class CallSpans:
         """The span of an accepted call. ``with_request``: the request's own attributes now (no
         hook can change the request); otherwise they follow in ``request``, after the hooks.
         One ``set_attributes`` costs ~10 us (the SDK checks every value): not paid twice for nothing."""
-        model = call.model or ""
+        model = bounded(call.model or "", MAX_CLIENT_NAME)
         attrs: Attributes = {
             sc.OPERATION_NAME: call.operation,
             sc.PROVIDER_NAME: first.provider_name,
@@ -82,7 +87,7 @@ class CallSpans:
         model = call.model
         attrs: Attributes = {sc.OPERATION_NAME: call.operation, sc.CALL_TYPE: CALL_TYPES[call.operation]}
         if model:
-            attrs[sc.REQUEST_MODEL] = model
+            attrs[sc.REQUEST_MODEL] = bounded(model, MAX_CLIENT_NAME)
         attrs.update(caller_attributes(call))
         return self._tracer.start_span(span_name(call.operation, model) if model else call.operation,
                                        context=client_context(call), kind=SpanKind.CLIENT, attributes=attrs)
@@ -124,7 +129,7 @@ class CallSpans:
         out[sc.ERROR_TYPE] = exc.error_type
         out[sc.HTTP_STATUS_CODE] = exc.status
         span.set_attributes(out)
-        span.set_status(Status(StatusCode.ERROR, exc.message))
+        span.set_status(Status(StatusCode.ERROR, bounded(exc.message, MAX_STATUS_CHARS)))
         self._end(call, span, out)
 
     def raw_request(self, call: CallRecord, span: trace.Span, curl: str) -> None:
@@ -154,12 +159,12 @@ def metric_labels(call: CallRecord) -> dict[str, Any]:
     labels: dict[str, Any] = {sc.OPERATION_NAME: call.operation}
     if call.deployment is not None:
         labels[sc.PROVIDER_NAME] = call.deployment.provider_name
-    if call.model:
-        labels[sc.REQUEST_MODEL] = call.model
+    if call.model:  # a client's invented name would be a series of its own, kept until restart
+        labels[sc.REQUEST_MODEL] = call.group if call.group == call.model else UNKNOWN_MODEL
     if call.caller.team_id:
         labels[sc.TEAM_ID] = call.caller.team_id
     if call.error is not None:
-        labels[sc.ERROR_TYPE] = call.error.error_type
+        labels[sc.ERROR_TYPE] = call.error.metric_label
     return labels
 
 

@@ -52,6 +52,11 @@ class GatewayError(Exception):
         """Low-cardinality value for the span's ``error.type``."""
         return self.code or type(self).__name__
 
+    @property
+    def metric_label(self) -> str:
+        """``error_type`` as a ``/metrics`` label: the gateway's own codes are a small fixed set."""
+        return self.error_type
+
 
 class InvalidRequest(GatewayError):
     status = 400
@@ -93,6 +98,13 @@ class ServiceUnavailable(GatewayError):
 
 class UpstreamError(GatewayError):
     type = "upstream_error"
+    # Set where the upstream chose ``code`` (app.upstream_errors.metric_label): its words are not
+    # the gateway's to turn into series.
+    label: str | None = None
+
+    @property
+    def metric_label(self) -> str:
+        return self.label or self.error_type
 
 
 class UpstreamUnavailable(UpstreamError):

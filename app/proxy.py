@@ -18,7 +18,7 @@ import msgspec
 from opentelemetry import trace
 
 from app.auth import Caller
-from app.call import ALWAYS_MASKED_HEADERS, CallRecord, curl_command
+from app.call import ALWAYS_MASKED_HEADERS, CallRecord, client_metadata, curl_command
 from app.callspan import CallSpans
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse
@@ -28,7 +28,14 @@ from app.providers import Deployment, ModelRouter, upstream_error
 from app.providers.mock import MockDeployment
 from app.redact import deployment_secrets, scrub
 from app.relay import StreamRelay
-from app.spans import Attributes, embeddings_attributes, output_content_attributes, response_attributes
+from app.spans import (
+    MAX_CLIENT_NAME,
+    Attributes,
+    bounded,
+    embeddings_attributes,
+    output_content_attributes,
+    response_attributes,
+)
 from app.streaming import StreamAccumulator
 from app.telemetry import GenAIMetrics
 from app.validation import parse_body, validate
@@ -96,10 +103,10 @@ class ProxyService:
             if isinstance(body.get("model"), str) and body["model"]:
                 call.model = body["model"]  # names the span of a call that fails validation too
             validate(operation, body)
-            call.metadata = body.pop("metadata", None) or {}
+            call.metadata = client_metadata(body.pop("metadata", None) or {})
             call.request, call.model = body, body["model"]
             _privacy(call)
-            group = self._group(call.model, ctx.caller)
+            group = self._group(call)
             if "mock_response" in body and not group.honours_mock_response:
                 raise InvalidRequest("'mock_response' is honoured only by mock/ models, unless the operator sets "
                                      "spangate_settings.allow_mock_response", param="mock_response",
@@ -131,13 +138,15 @@ class ProxyService:
                 self._fail(call, span)
             raise
 
-    def _group(self, model: str, caller: Caller) -> Any:
+    def _group(self, call: CallRecord) -> Any:
+        model, caller = call.model, call.caller
         group = self._router.get(model)
         if group is None:
             # Only what this caller may use: the full list would tell a restricted key what else exists.
             names = ", ".join(n for n in self._router.names if caller.may_use(n)) or "none for this key"
-            raise NotFound(f"model {model!r} is not configured on this gateway; available: {names}",
-                           param="model", code="model_not_found")
+            raise NotFound(f"model {bounded(model, MAX_CLIENT_NAME)!r} is not configured on this gateway; "
+                           f"available: {names}", param="model", code="model_not_found")
+        call.group = group.name
         check_model_access(caller, model)
         return group
 
@@ -149,7 +158,7 @@ class ProxyService:
         validate(call.operation, body)
         if body["model"] != call.model:
             call.model = body["model"]
-            group = self._group(call.model, call.caller)
+            group = self._group(call)
             order = group.order()
             call.deployment = order[0]
         call.stream = body.get("stream") is True and call.operation != sc.OP_EMBEDDINGS
@@ -223,9 +232,8 @@ class ProxyService:
             call.sent = target.sent_request(call.operation, payload)
         if call.log_raw_request:
             config = deployment.config
-            self._spans.raw_request(call, span, curl_command(call.sent, deployment_secrets(config.api_key,
-                                                                                              config.headers),
-                                                             self._masked))
+            secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+            self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
         return result
 
     async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Answer:
@@ -265,7 +273,8 @@ class ProxyService:
                 await handle.aclose()
             raise upstream_error(handle.status, raw, deployment)
         call.status = handle.status
-        secrets = deployment_secrets(deployment.config.api_key, deployment.config.headers)
+        config = deployment.config
+        secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
         hooks = self._hooks
         on_chunk = (lambda chunk: hooks.stream_event(call, chunk)) if hooks.stream_events else None
         acc = StreamAccumulator(call.operation, keep_usage_chunk=client_wants_usage,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 FRAGMENT = 8
@@ -51,12 +52,33 @@ def _replace_marked(text: str, hidden: bytearray) -> str:
     return "".join(out)
 
 
-def deployment_secrets(api_key: str | None, headers: Mapping[str, str]) -> tuple[str, ...]:
-    """What of a deployment's config must never be echoed: its key and its configured header values.
+def deployment_secrets(api_key: str | None, headers: Mapping[str, str],
+                       api_base: str | None = None) -> tuple[str, ...]:
+    """What of a deployment's config must never be echoed: its key, its configured header values and
+    the credentials of its ``api_base`` (``https://user:password@host``).
 
     Every header value counts (``extra_headers`` is where Azure ``api-key``s, gateway tokens and
-    the like are configured), except short ones, which are names rather than credentials.
+    the like are configured), except short ones, which are names rather than credentials; the same
+    goes for the user and password of a URL (some servers take a token as the user alone).
     """
     values = [api_key] if api_key else []
-    values += [v for v in headers.values() if len(v) >= FRAGMENT]
+    values += [v for v in (*headers.values(), *url_credentials(api_base)) if len(v) >= FRAGMENT]
     return tuple(values)
+
+
+def url_credentials(url: str | None) -> tuple[str, ...]:
+    """The user and password of ``url``'s userinfo, as written and percent-decoded."""
+    userinfo = _userinfo(url) if url else ""
+    words = [w for w in userinfo.split(":", 1) if w] if userinfo else []
+    return tuple(dict.fromkeys(form for w in words for form in (w, unquote(w))))
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its userinfo masked (``https://***@host/v1``): the host stays, to say where it went."""
+    userinfo = _userinfo(url)
+    return url.replace(userinfo + "@", MASK + "@", 1) if userinfo else url
+
+
+def _userinfo(url: str) -> str:
+    netloc = urlsplit(url).netloc
+    return netloc.rpartition("@")[0]

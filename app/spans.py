@@ -28,6 +28,10 @@ _REQUEST_PARAMS = (
 )
 _json = msgspec.json.Encoder()
 _INT64 = 2**63
+# What a span name, a model attribute or an error message takes of a name a client chose: real
+# model names are far shorter, and an invented one of 1 MiB went whole into every span and metric.
+MAX_CLIENT_NAME = 256
+ELLIPSIS = "..."
 
 
 def to_json(value: Any) -> str:
@@ -35,7 +39,12 @@ def to_json(value: Any) -> str:
 
 
 def span_name(operation: str, model: str) -> str:
-    return f"{operation} {model}"
+    return f"{operation} {bounded(model, MAX_CLIENT_NAME)}"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters marked as cut."""
+    return text if len(text) <= limit else text[:limit] + ELLIPSIS
 
 
 def request_attributes(body: Mapping[str, Any]) -> Attributes:

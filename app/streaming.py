@@ -31,6 +31,7 @@ import msgspec
 from app.config import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import GatewayError, UpstreamError, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.spans import Attributes, to_json, usage_attributes
+from app.upstream_errors import metric_label, read_error
 from contracts import semconv as sc
 
 _decode = msgspec.json.decode
@@ -40,6 +41,10 @@ MAX_CAPTURED_CHARS = 1 << 20
 # OpenAI allows n <= 128; an index beyond it would only grow the per-choice tables.
 MAX_INDEX = 128
 _MAX_FINISH_REASON = 64
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 class StreamAccumulator:
@@ -140,18 +145,13 @@ class StreamAccumulator:
 
     def _upstream_error(self, error: Any) -> bool:
         """An error object in the middle of the stream (providers send ``data: {"error": ...}`` when
-        they fail after the 200): the stream ends with it, secrets scrubbed, as the span's error."""
-        message, kind, code = "", "upstream_error", None
-        if isinstance(error, dict):
-            message = str(error.get("message") or "")
-            kind = error.get("type") if isinstance(error.get("type"), str) and error["type"] else kind
-            code = error.get("code") if isinstance(error.get("code"), str) else None
-        elif isinstance(error, str):
-            message = error
-        message = message[:2000] or "the upstream sent an error in the middle of the stream"
-        if self._scrub is not None:
-            message = self._scrub(message)
-        self.error = UpstreamError(f"upstream error during the stream: {message}", status=502, type=kind, code=code)
+        they fail after the 200): the stream ends with it, read as ``app.upstream_errors`` reads an
+        error answer (bounded, scrubbed, plain-word type and code), as the span's error."""
+        fields = read_error(error, self._scrub or _unchanged)
+        message = fields.message or "the upstream sent an error in the middle of the stream"
+        self.error = UpstreamError(f"upstream error during the stream: {message}", status=502,
+                                   type=fields.type or "upstream_error", code=fields.code, param=fields.param)
+        self.error.label = metric_label(fields.code, 502) if fields.code else None
         return False
 
     def _invalid(self, what: str) -> bool:

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from app.spans import ELLIPSIS, MAX_CLIENT_NAME
 from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.upstream import LEAKED_KEY, Behaviour, FakeOpenAI, closed_port
@@ -291,3 +292,21 @@ def test_a_rejected_call_joins_the_clients_trace(gw: RunningGateway) -> None:
     assert response.status_code == 400
     span = gw.wait_for_spans(before + 1)[before]
     assert (span["trace_id"], span["parent_span_id"]) == (trace_id, parent_id)
+
+
+def test_invented_model_names_become_no_metric_label_and_are_cut_on_the_span(gw: RunningGateway) -> None:
+    """Issue 20, item 3: every name a client invents was a /metrics series kept until restart, and went
+    whole into the span's name, attributes and status."""
+    ok, _ = post(gw, CHAT_PATH, {"model": "mock-gpt", "messages": MESSAGES})
+    assert ok.status_code == 200
+    invented = [f"invented-{i}-" + "m" * 1800 for i in range(3)]
+    for name in invented:
+        for body, status in (({"model": name, "messages": MESSAGES}, 404), ({"model": name}, 400)):
+            response, span = post(gw, CHAT_PATH, body)
+            error = error_of(response, status)
+            assert len(span["name"]) <= len("chat ") + MAX_CLIENT_NAME + len(ELLIPSIS)
+            assert span["attributes"][sc.REQUEST_MODEL] == name[:MAX_CLIENT_NAME] + ELLIPSIS
+            assert len(error["message"]) < len(name) and len(span["status"]["description"]) < len(name)
+    metrics = httpx.get(gw.base_url + "/metrics", timeout=10).text
+    assert "invented-" not in metrics
+    assert 'gen_ai_request_model="unknown"' in metrics and 'gen_ai_request_model="mock-gpt"' in metrics

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from app.redact import FRAGMENT, deployment_secrets, scrub
+from app.auth import Caller
+from app.call import CallRecord
+from app.callback_kwargs import call_kwargs, response_object
+from app.config import DeploymentConfig
+from app.redact import FRAGMENT, deployment_secrets, masked_url, scrub, url_credentials
 
 AZURE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 SLASHED = "AbC+def/GhI~jkl=MnO.pqr_StU-vwx+YZ09"
@@ -41,3 +47,21 @@ def test_unknown_key_shaped_words_still_go() -> None:
 def test_deployment_secrets_are_the_key_and_the_longer_header_values() -> None:
     secrets = deployment_secrets("k1-long-enough", {"api-key": AZURE, "x-org": "acme", "authorization": "Bearer tok"})
     assert secrets == ("k1-long-enough", AZURE, "Bearer tok")
+
+
+URL = "http://svc%40acme:pa%3Ass-word-42@10.0.0.5:8000/v1"
+
+
+def test_the_userinfo_of_a_url_is_masked_and_its_parts_are_secrets() -> None:
+    assert masked_url(URL) == "http://***@10.0.0.5:8000/v1"
+    assert masked_url("http://10.0.0.5:8000/v1") == "http://10.0.0.5:8000/v1"
+    assert url_credentials(URL) == ("svc%40acme", "svc@acme", "pa%3Ass-word-42", "pa:ss-word-42")
+    assert deployment_secrets("k1-long-enough", {}, URL) == ("k1-long-enough", "svc%40acme", "svc@acme",
+                                                              "pa%3Ass-word-42", "pa:ss-word-42")
+
+
+def test_callbacks_get_the_api_base_without_its_credentials() -> None:
+    config = DeploymentConfig("m", "openai", "gpt-4o-mini", "d1", api_base=URL)
+    call = CallRecord("chat", Caller(), {}, None, deployment=SimpleNamespace(config=config), response={})
+    assert call_kwargs(call)["litellm_params"]["api_base"] == "http://***@10.0.0.5:8000/v1"
+    assert response_object(call)._hidden_params["api_base"] == "http://***@10.0.0.5:8000/v1"

@@ -7,6 +7,7 @@ the gateway has stopped, because stopping flushes delivery: a stray span would b
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,18 @@ from typing import Any
 import pytest
 
 from tests.support.gateway import running_gateway
+from tests.support.sinks import HttpSink, always
+from tests.support.spanlog import read_spans
 from tests.support.teams import (
     MODEL,
     LangfuseProject,
     admin_client,
+    chat,
     database,
     gateway_settings,
     langfuse_projects,
+    new_key,
+    new_team,
     openai_client,
     operator_env,
 )
@@ -145,3 +151,24 @@ def test_team_whose_callback_cannot_be_decrypted_logs_to_nobody(tmp_path: Path) 
             projects["operator"].wait_for(lambda s: len(s) >= 1)
     assert projects["A"].spans() == []
     assert Counter(projects["operator"].team_ids()) == {None: 1}
+
+
+def test_request_metadata_cannot_forge_what_the_gateway_owns(tmp_path: Path) -> None:
+    """Issue 20, item 17: a client's ``user_api_key_team_id`` reached destinations as the call's team,
+    and its ``raw_request`` as the gateway's curl command while log_raw_request was off."""
+    forged = {"user_api_key_team_id": "team-forged", "user_api_key_alias": "alias-forged",
+              "raw_request": "curl forged", "model_group": "group-forged", "headers": {"x": "headers-forged"}}
+    with (database("sqlite", tmp_path) as db, HttpSink(always(200)) as generic,
+          running_gateway(gateway_settings(db, success_callback=["generic", "file"]), data_dir=tmp_path,
+                          env={"GENERIC_LOGGER_ENDPOINT": generic.url + "/log", **db.env}) as gw,
+          admin_client(gw.base_url) as admin):
+        team = new_team(admin, team_alias="real")
+        key = new_key(admin, team_id=team)
+        assert chat(gw.base_url, key, tag="kept", **forged).status_code == 200
+        span_log = gw.span_log_path
+    [span] = read_spans(span_log)  # the gateway has stopped: delivery is flushed
+    [record] = [json.loads(r.body)["data"] for r in generic.requests]
+    assert span["attributes"][TEAM] == record["team_id"] == team
+    assert record["metadata"]["tag"] == "kept"
+    for seen in (json.dumps(span), json.dumps(record)):
+        assert "forged" not in seen, seen

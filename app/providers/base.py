@@ -13,6 +13,7 @@ from app.call import SentRequest
 from app.config import DeploymentConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.redact import deployment_secrets, scrub
+from app.upstream_errors import metric_label, read_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,25 +57,22 @@ def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host
 
 
 def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and its error's message/type/code; scrub the deployment's secrets
-    (whole or in part) first, then anything key-shaped (``app.redact``)."""
-    message, kind, code, param = "", "upstream_error", None, None
+    """Keep the upstream status and what ``app.upstream_errors`` lets through of its error object:
+    every field bounded and scrubbed of the deployment's secrets (whole or in part), then of anything
+    key-shaped (``app.redact``); a type or code that is not a plain word becomes the gateway's own."""
     try:
         data = msgspec.json.decode(raw) if raw else None
     except msgspec.DecodeError:
         data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-        kind = str(error.get("type") or kind)
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        param = error.get("param") if isinstance(error.get("param"), str) else None
-    elif isinstance(error, str):
-        message = error
-    if not message:
-        message = raw[:200].decode(errors="replace") if raw else f"HTTP {status}"
     config = deployment.config
-    message = scrub(message, deployment_secrets(config.api_key, config.headers))
-    where = f"{deployment.config.model_name} ({deployment.server_address})"
-    return UpstreamError(f"upstream error from {where}: {message}", status=status, type=kind,
-                         code=code or f"upstream_http_{status}", param=param)
+    secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+    fields = read_error(data.get("error") if isinstance(data, dict) else None, lambda text: scrub(text, secrets))
+    message = fields.message
+    if not message:
+        message = scrub(raw[:200].decode(errors="replace"), secrets) if raw else f"HTTP {status}"
+    where = f"{config.model_name} ({deployment.server_address})"
+    error = UpstreamError(f"upstream error from {where}: {message}", status=status,
+                          type=fields.type or "upstream_error", code=fields.code or f"upstream_http_{status}",
+                          param=fields.param)
+    error.label = metric_label(fields.code, status)
+    return error
