@@ -10,6 +10,7 @@ import logging.config
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,22 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.config.dictConfig(log_config(log_level(args)))
 
 
+def data_dir_failure(config: GatewayConfig) -> tuple[int, str] | None:
+    """Exit code and the one line to print when the data directory (the SQLite store's home) or the
+    spool in it cannot be written, else None. Checked before the store: with PostgreSQL the spool was
+    the first thing to touch the disk, in the lifespan, and start-up ended in a 59-line traceback."""
+    where = config.data_dir / "spool" if config.durable_delivery else config.data_dir
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=where):  # root passes os.access; a real create tells
+            pass
+    except OSError as exc:
+        what = "the spool directory" if config.durable_delivery else "the data directory"
+        return STARTUP_FAILED, (f"spangate: cannot write {what} {where} (spangate_settings.data_dir): "
+                                f"{type(exc).__name__}: {exc.strerror or exc}")
+    return None
+
+
 def store_failure(config: GatewayConfig, env: Mapping[str, str]) -> tuple[int, str] | None:
     """Exit code and the one line to print when the store cannot be opened, else None. Checked in the CLI's
     process before uvicorn starts: otherwise each worker's lifespan fails with a 150-line traceback."""
@@ -154,7 +171,7 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
         check_destinations(config, env)
     except ConfigError as exc:
         return fail_startup(config, env, 2, f"spangate: config error: {exc}")
-    failure = store_failure(config, env)
+    failure = data_dir_failure(config) or store_failure(config, env)
     if failure is not None:
         return fail_startup(config, env, *failure)
     try:

@@ -6,10 +6,13 @@ path appended to it), host lowercased, and IPv4 shorthand (``127.1``, ``0x7f0000
 rewritten the way ``inet_aton`` and so the connecting socket read it, so a policy sees the real address.
 
 ``CallbackPolicy`` is what API-set destinations may reach. Link-local addresses (169.254.0.0/16 with
-the cloud metadata service, fe80::/10, AWS's fd00:ec2::254) never, whatever the settings; loopback
-and private addresses yes (a self-hosted Langfuse inside the company network is the common case),
-unless the operator sets ``spangate_settings.callback_allowed_hosts``. Config-file destinations are
-the operator's and are not checked.
+the cloud metadata service, fe80::/10) and the metadata services outside it (AWS's fd00:ec2::254,
+EKS Pod Identity's fd00:ec2::23, Alibaba's 100.100.100.200, Azure's WireServer 168.63.129.16) never,
+whatever the settings, nor an IPv4 address wrapped in IPv6 (mapped, translated, compatible, NAT64,
+6to4, Teredo) that would be refused bare; loopback and private addresses yes (a self-hosted Langfuse
+inside the company network is the common case), unless the operator sets
+``spangate_settings.callback_allowed_hosts``. Config-file destinations are the operator's and are not
+checked.
 
 A check at API time alone would not hold: a DNS answer can change after it. ``guarded_client`` adds
 the check to every connection its client opens: an IP literal is refused before connecting, a name
@@ -33,8 +36,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_HOSTS_SETTING = "spangate_settings.callback_allowed_hosts"
-_METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # an IPv4 address wrapped for NAT64 is still that address
+_LINK_LOCAL_METADATA = frozenset(map(ipaddress.ip_address, ("169.254.169.254", "fd00:ec2::254")))
+# Metadata services that are not link-local: they answer a VM's credentials like 169.254.169.254 does.
+_OTHER_METADATA = frozenset(map(ipaddress.ip_address, ("100.100.100.200", "168.63.129.16", "fd00:ec2::23")))
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, which a translator or the kernel
+# connects to: NAT64's well-known prefix (RFC 6052), IPv4-mapped, IPv4-translated (SIIT),
+# IPv4-compatible (deprecated, but ::a9fe:a9fe must not read as a harmless IPv6 address).
+_LAST_32_BITS = tuple(map(ipaddress.ip_network, ("64:ff9b::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "::/96")))
+# NAT64's local-use prefix (RFC 8215): the operator picks a /48 to /96 inside it, so each layout is read.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
@@ -110,12 +120,41 @@ def parse_address(host: str) -> IPAddress | None:
 def address_refusal(address: IPAddress) -> str | None:
     """Why no API-set destination may ever connect to ``address``, or ``None``."""
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        elif address in _NAT64:
-            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if address in _METADATA:
+        for inner in embedded_ipv4(address):
+            reason = _bare_refusal(inner)
+            if reason is not None:
+                return reason
+    return _bare_refusal(address)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address a translator or tunnel could take ``address`` to mean (often none)."""
+    value = int(address)
+    found = [ipaddress.IPv4Address(value & 0xFFFFFFFF)] if any(address in net for net in _LAST_32_BITS) else []
+    if address in _LOCAL_NAT64:
+        # 0.0.0.0 in one layout only means the address uses another (64:ff9b:1::a00:1 is 10.0.0.1)
+        found += [inner for length in (48, 56, 64, 96) if not (inner := _rfc6052_ipv4(value, length)).is_unspecified]
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
+def _rfc6052_ipv4(value: int, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address after a NAT64 prefix of ``prefix_length`` bits (RFC 6052 2.2): it skips the
+    octet u (bits 64-71), which only a /96 prefix has already passed."""
+    octets = value.to_bytes(16, "big")
+    if prefix_length <= 64:
+        octets = octets[:8] + octets[9:]
+    return ipaddress.IPv4Address(octets[prefix_length // 8:prefix_length // 8 + 4])
+
+
+def _bare_refusal(address: IPAddress) -> str | None:
+    if address in _LINK_LOCAL_METADATA:
         return "link-local (cloud metadata)"
+    if address in _OTHER_METADATA:
+        return "cloud metadata"
     if address.is_link_local:
         return "link-local"
     if address.is_unspecified or address.is_multicast:

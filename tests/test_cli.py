@@ -15,6 +15,7 @@ from app import __version__
 from app.cli import check_exposure, is_loopback
 from app.config import ConfigError, parse_config
 from tests.support.gateway import running_gateway
+from tests.support.postgres import fresh_database
 from tests.support.process import gateway_process
 from tests.support.spanlog import wait_for_spans
 from tests.support.upstream import closed_port
@@ -239,6 +240,24 @@ def test_start_up_with_an_unreadable_sqlite_store_exits_3_with_one_line(tmp_path
     result = spangate("--config", str(config), "--port", str(closed_port()))
     assert result.returncode == 3
     assert result.stderr == f"spangate: store unavailable: sqlite:///{store}: DatabaseError: file is not a database\n"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_an_unwritable_spool_directory_exits_3_with_one_line_whatever_the_store(tmp_path: Path, store: str) -> None:
+    """Issue 20, item 15: with PostgreSQL the spool was the first write, in the lifespan (a 59-line
+    traceback). A regular file where the data directory should be: not writable even by root."""
+    (tmp_path / "not-a-dir").write_text("")
+    data_dir = tmp_path / "not-a-dir" / "data"
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if store == "postgres" else f"sqlite:///{tmp_path / 'teams.db'}"
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({  # no file destination: its span log would be refused first
+            "model_list": MOCK_ONLY["model_list"], "general_settings": {"database_url": url},
+            "spangate_settings": {"data_dir": str(data_dir)}}))
+        result = spangate("--config", str(config), "--port", str(closed_port()))
+    assert result.returncode == 3
+    assert result.stderr == (f"spangate: cannot write the spool directory {data_dir / 'spool'} "
+                             "(spangate_settings.data_dir): NotADirectoryError: Not a directory\n")
 
 
 def test_an_unusable_database_url_is_a_config_error(tmp_path: Path) -> None:

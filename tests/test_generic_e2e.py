@@ -5,6 +5,7 @@ destinations. Official openai client; loopback sinks; counts checked after the g
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.support.teams import (
     gateway_settings,
     mock_models,
     openai_client,
+    poll,
 )
 
 PROVIDER_KEY = "sk-provider-SECRET-5f1c"
@@ -131,14 +133,41 @@ def test_a_stored_token_is_only_sent_where_it_was_stored(tmp_path: Path) -> None
         assert "generic_logger_headers" in moved.json()["error"]["message"]
         shown = admin.get(f"/team/{team_id}/callback").json()["data"]["callback_vars"]
         assert shown["generic_logger_endpoint"] == first.url + "/in"  # nothing changed
-        # The same endpoint without the headers is a plain replacement: nothing is sent anywhere new.
-        assert post(first, generic_logger_format="ndjson").status_code == 200
         post(second, generic_logger_headers=f"X-Hook-Token={HOOK_TOKEN}").raise_for_status()
         with openai_client(gw.base_url, key) as client:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         second.wait_for(lambda reqs: len(reqs) >= 1)
     assert first.requests == []
     assert all(r.headers["x-hook-token"] == HOOK_TOKEN for r in second.requests)
+
+
+def test_a_stored_secret_left_out_at_the_same_endpoint_is_refused_not_dropped(tmp_path: Path) -> None:
+    """Issue 20, item 16: re-posting a callback without its optional secret headers used to be a 200
+    that dropped them silently. It is a 400 naming the var; the stored headers stay and are sent."""
+    with (database("sqlite", tmp_path) as db, HttpSink() as hook,
+          running_gateway(settings(db), data_dir=tmp_path, env={"SPANGATE_SALT_KEY": SALT_KEY}) as gw,
+          admin_client(gw.base_url) as admin):
+        team_id, key = team_with_key(admin, "keepers")
+
+        def post(**extra: str) -> Any:
+            return admin.post(f"/team/{team_id}/callback", json={
+                "callback_name": "generic", "callback_type": "success",
+                "callback_vars": {"generic_logger_endpoint": hook.url + "/in", **extra}})
+
+        post(generic_logger_headers=f"X-Hook-Token={HOOK_TOKEN}").raise_for_status()
+        error = error_of(post(generic_logger_format="ndjson"), 400)
+        assert (error["param"], error["code"]) == ("callback_vars.generic_logger_headers", "secret_must_be_resent")
+        assert "would drop it" in error["message"] and HOOK_TOKEN not in error["message"]
+        shown = admin.get(f"/team/{team_id}/callback").json()["data"]["callback_vars"]
+        assert (shown["generic_logger_headers"], shown.get("generic_logger_format")) == (MASK, None)  # unchanged
+        with openai_client(gw.base_url, key) as client:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        hook.wait_for(lambda reqs: len(reqs) >= 1)
+        assert hook.requests[0].headers["x-hook-token"] == HOOK_TOKEN  # the stored secret is still sent
+        assert post(generic_logger_format="ndjson", generic_logger_headers=f"X-Hook-Token={HOOK_TOKEN}"
+                    ).status_code == 200  # sent again: a plain replacement
+        admin.delete(f"/team/{team_id}/callback/generic").raise_for_status()
+        assert post().status_code == 200  # deleted first: the admin meant to drop the headers
 
 
 @pytest.mark.parametrize(("callback_vars", "param", "names"), [
@@ -189,3 +218,31 @@ def test_a_failing_webhook_breaks_no_call_and_no_other_destination(tmp_path: Pat
     assert len(operator.requests) == 4
     assert {name: h["last_error"] for name, h in health.items()} == {"generic": "HTTP 500", "generic_api": "HTTP 429"}
     assert all(h["delivered"] == 0 and h["retried"] >= 2 for h in health.values())
+
+
+def echo_headers(status: int) -> Any:
+    """A webhook that refuses and quotes the request's headers back, as some debugging endpoints do."""
+    return lambda req: Reply(status, json.dumps({"error": "bad event", "headers": req.headers}).encode())
+
+
+def test_a_dead_letter_is_logged_with_its_status_never_the_answer(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every record, whatever level earlier tests left
+    with (database("sqlite", tmp_path) as db, HttpSink(echo_headers(400)) as hook,
+          running_gateway(settings(db), data_dir=tmp_path, env={"SPANGATE_SALT_KEY": SALT_KEY}) as gw,
+          admin_client(gw.base_url) as admin):
+        team_id, key = team_with_key(admin, "echoed")
+        admin.post(f"/team/{team_id}/callback", json={
+            "callback_name": "generic", "callback_type": "success",
+            "callback_vars": {"generic_logger_endpoint": hook.url + "/in",
+                              "generic_logger_headers": f"X-Hook-Token={HOOK_TOKEN}"}}).raise_for_status()
+        with openai_client(gw.base_url, key) as client:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        poll(lambda: "spans dead-lettered:" in caplog.text, timeout=10)
+        [health] = [h for h in admin.get("/health/destinations").json()["destinations"]
+                    if (h["team"], h["name"]) == (team_id, "generic")]
+    assert hook.requests[0].headers["x-hook-token"] == HOOK_TOKEN  # so its answer quoted the token
+    [line] = [r.getMessage() for r in caplog.records if "spans dead-lettered:" in r.getMessage()]
+    assert line.endswith(": 1 spans dead-lettered: HTTP 400"), line
+    assert HOOK_TOKEN not in caplog.text and "bad event" not in caplog.text
+    assert (health["dead_lettered"], health["last_error"]) == (1, "HTTP 400")

@@ -96,18 +96,27 @@ def secrets_follow_their_urls(previous: Iterable[StoredEntry], data: CallbackSet
                               secrets: Mapping[str, Any], where: str = "") -> None:
     """A stored secret is only ever sent where it was sent when stored: an entry that moves to another
     host or endpoint must bring its secrets again, so an admin who can change URLs but never saw the
-    secrets cannot redirect them (the replaced entry's secrets are dropped either way)."""
+    secrets cannot redirect them. An entry that stays but leaves out a stored (optional) secret is
+    refused too: a replacement must not drop it silently, nor keep it when the admin meant to drop it."""
     for record in previous:
         if (record.callback_name != data.callback_name or str(record.callback_type) != data.callback_type
                 or not record.secret_var_names):
             continue
         given = {var: urls[var] if var in data.callback_vars else None for var in urls}
         moved = [var for var, url in given.items() if url != record.plain_vars.get(var)]
-        missing = [name for name in record.secret_var_names if name not in secrets]
+        missing = sorted(name for name in record.secret_var_names if name not in secrets)
         if moved and missing:
             raise InvalidRequest(f"callback_vars.{moved[0]} changes where {data.callback_name} sends its stored "
-                                 f"secret; send {', '.join(sorted(missing))} again with it (or delete the callback "
+                                 f"secret; send {', '.join(missing)} again with it (or delete the callback "
                                  "first)", param=f"{where}callback_vars.{moved[0]}", code="secret_must_be_resent")
+        if missing:
+            raise _secret_left_out(data.callback_name, missing, where)
+
+
+def _secret_left_out(callback_name: str, missing: Sequence[str], where: str) -> InvalidRequest:
+    return InvalidRequest(f"callback_vars.{missing[0]} is stored for this {callback_name} callback and this update "
+                          f"would drop it; send {', '.join(missing)} again to keep it, or delete the callback first "
+                          "to remove it", param=f"{where}callback_vars.{missing[0]}", code="secret_must_be_resent")
 
 
 async def allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: Mapping[str, Any],

@@ -19,6 +19,7 @@ from app.providers.egress import ProxyRoutes
 from app.providers.reachability import Reachability, ReachabilityCache
 from app.routes.admin import require_admin
 from app.routes.llm import caller_of
+from processors.delivery import SpoolHealth
 
 if TYPE_CHECKING:
     from app.server import Gateway
@@ -36,9 +37,12 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     async def readiness() -> Response[dict[str, Any]]:
         # Not ready while the store is unreachable, so a load balancer prefers instances that can
         # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
+        # Nor while the disk refuses the spool: spans are then only in memory, lost in a crash.
         db = gateway.store_link.db_status() if gateway.store_link is not None else "Not connected"
-        ready = db == "connected"
-        body = {"status": "healthy" if ready else "unhealthy", "db": db, "version": __version__,
+        spool = gateway.delivery.spool_health()
+        ready = db == "connected" and spool.state != "failing"
+        body = {"status": "healthy" if ready else "unhealthy", "db": db, "spool": _spool_line(spool),
+                "version": __version__,
                 "success_callbacks": list(gateway.config.success_callback),
                 "failure_callbacks": list(gateway.config.failure_callback)}
         return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
@@ -46,9 +50,11 @@ def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
     @get("/health/destinations", tags=["health"])
     async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error;
-        per callback (hook): background runs, errors, timeouts, dropped runs, last error type."""
+        the spool: ok, or failing with the spans held in memory meanwhile; per callback (hook):
+        background runs, errors, timeouts, dropped runs, last error type."""
         require_admin(gateway, request)
         return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()],
+                "spool": dataclasses.asdict(gateway.delivery.spool_health()),
                 "callbacks": hooks_health(gateway.proxy.hooks)}
 
     @get("/health", tags=["health"])
@@ -85,6 +91,12 @@ def check_scraper(gateway: Gateway, request: Request[Any, Any, Any]) -> None:
     if master_key is None:
         raise AuthenticationFailed("missing or wrong scrape token: send 'Authorization: Bearer <metrics_auth token>'")
     require_admin(gateway, request)
+
+
+def _spool_line(spool: SpoolHealth) -> str:
+    if spool.state != "failing":
+        return spool.state
+    return f"failing ({spool.reason}); {spool.held_in_memory} spans held in memory"
 
 
 def _endpoint(result: Reachability) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 ``DeliveryManager.open(key, ...)`` gives a ``Destination`` whose ``submit(span)`` the router calls
 from ``on_end``. Everything after that (encoding, the spool, batching, retries, dead letters)
-happens off the event loop. See ``manager.py`` for the thread model and ``spool.py`` for the
-file layout.
+happens off the event loop. See ``manager.py`` for the thread model, ``spool.py`` for the
+file layout and ``fallback.py`` for what happens when the disk refuses writes.
 """
 
 from .codec import decode_span, encode_span
-from .config import DeadLetter, DeliveryConfig, DestinationHealth
+from .config import DeadLetter, DeliveryConfig, DestinationHealth, SpoolHealth
 from .destination import Destination
 from .manager import DeliveryManager
 
@@ -17,6 +17,7 @@ __all__ = [
     "DeliveryManager",
     "Destination",
     "DestinationHealth",
+    "SpoolHealth",
     "decode_span",
     "encode_span",
 ]

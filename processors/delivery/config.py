@@ -63,6 +63,8 @@ class DeliveryConfig:
     # A failing destination logs when it starts failing, when it recovers, and this often in between.
     failing_log_interval: float = 300.0
     max_spool_slots: int = 64
+    # While the disk refuses the spool's writes (spans held in memory), how often it is tried again.
+    spool_retry_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,14 @@ class DeadLetter:
     status: int | None
     detail: str
     at: float
+
+
+@dataclass(frozen=True)
+class SpoolHealth:
+    """The durable lane's disk: ``ok``, ``failing`` (spans held in memory meanwhile) or ``off`` (memory-only)."""
+
+    state: str
+    failing_since: float | None = None  # unix seconds
+    reason: str | None = None  # the database's error, e.g. "OperationalError: database or disk is full"
+    held_in_memory: int = 0  # spans the disk refused, waiting in memory (sent, or spooled when it works again)
+    dropped: int = 0  # held spans dropped during this outage (oldest first, beyond the per-destination bound)

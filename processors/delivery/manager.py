@@ -18,8 +18,9 @@ from collections.abc import Callable
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from .config import DeadLetter, DeliveryConfig, DestinationHealth
+from .config import DeadLetter, DeliveryConfig, DestinationHealth, SpoolHealth
 from .destination import Destination
+from .fallback import FallbackSpool
 from .lazy import LazySpanExporter
 from .scheduler import Scheduler
 from .sender import Sender, retire
@@ -38,7 +39,7 @@ class DeliveryManager:
         self._lock = threading.Lock()
         self._dests: dict[str, Destination] = {}
         self._telemetry = Telemetry(meter, self._log, lambda: list(self._dests.values()), config.drop_log_interval)
-        self._spool: SqliteSpool | None = None
+        self._spool: FallbackSpool | None = None
         self._lanes: dict[bool, Lane] = {}  # durable? -> lane; both memory when the manager is not durable
         self._writer: SpoolWriter | None = None
         self._scheduler: Scheduler | None = None
@@ -76,7 +77,10 @@ class DeliveryManager:
             return {True: memory, False: memory}
         self.slot, self._slot_fd = claim_slot(self._config.spool_dir, self._config.max_spool_slots)
         path = self._config.spool_dir / f"spool-{self.slot}.db"
-        self._spool = SqliteSpool(path, self._log, self._config.cached_spans)
+        self._spool = FallbackSpool(SqliteSpool(path, self._log, self._config.cached_spans), self._log,
+                                    held_per_destination=self._config.memory_queue_size,
+                                    log_interval=self._config.failing_log_interval,
+                                    retry_interval=self._config.spool_retry_interval)
         return {True: Lane(self._spool, self._config.max_spool_bytes), False: memory}
 
     def _assign_lane(self, dest: Destination, durable: bool) -> None:
@@ -220,6 +224,10 @@ class DeliveryManager:
         dest = self._dests.get(key)
         lane = dest.lane if dest is not None else self._lanes.get(True)
         return lane.store.dead_letters(key, limit) if lane is not None else []
+
+    def spool_health(self) -> SpoolHealth:
+        """Whether the disk takes the durable lane's writes (readiness and /health/destinations)."""
+        return self._spool.health() if self._spool is not None else SpoolHealth("off")
 
     def spool_status(self) -> dict[str, object]:
         """Which slot this process owns and what start-up had to quarantine."""

@@ -129,7 +129,7 @@ class Sender:
         _store(dest).dead_letter(dest.key, batch, failure.status, failure.detail)
         self._remove(dest, batch)
         dest.count("dead_lettered", len(batch))
-        self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, len(batch), failure.detail)
+        self._status.dead_lettered(dest, len(batch), failure)
         dest.failures, dest.suspect, dest.in_backoff = 0, False, False  # it answered: it is up
         return 0.0 if dest.has_work() else None
 

@@ -5,7 +5,7 @@ destination stops taking spans, that it is still down, and when it came back and
 sender calls ``failed`` / ``delivered`` after each attempt (on the worker that owns the destination,
 so the outage record needs no lock). The still-failing reminder rides on the failed attempts: a
 failing destination is retried at least every ``max_backoff`` seconds, finer than the reminder.
-The lines carry ``ExportFailure.reason``, never a destination's response body.
+The lines carry ``ExportFailure.reason``, never a destination's response body (the dead-letter line too).
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ class StatusLog:
                               "(%d attempts)", dest.key, _duration(now - outage.since),
                               _reason(failure), dest.queued(), dest.retried - outage.retried,
                               dest.dead_lettered - outage.dead_lettered, outage.attempts)
+
+    def dead_lettered(self, dest: Destination, count: int, failure: ExportFailure) -> None:
+        # The reason, not ``detail``: a destination that echoes the request quotes the team's own
+        # headers (a generic_logger_headers token) into its answer, and the log is read by many.
+        self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, count, _reason(failure))
 
     def delivered(self, dest: Destination) -> None:
         outage = dest.outage

@@ -68,6 +68,19 @@ def test_a_bad_base_url_is_refused_naming_the_var(given: str, why: str) -> None:
     ("::ffff:169.254.169.254", "link-local (cloud metadata)"),
     ("64:ff9b::a9fe:a9fe", "link-local (cloud metadata)"),
     ("0.0.0.0", "not a unicast address"),
+    ("100.100.100.200", "cloud metadata"), ("168.63.129.16", "cloud metadata"), ("fd00:ec2::23", "cloud metadata"),
+    ("::ffff:100.100.100.200", "cloud metadata"),
+    ("::ffff:0:a9fe:a9fe", "link-local (cloud metadata)"),  # IPv4-translated (SIIT)
+    ("::a9fe:a9fe", "link-local (cloud metadata)"),  # IPv4-compatible
+    ("2002:a9fe:a9fe::1", "link-local (cloud metadata)"),  # 6to4
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "link-local (cloud metadata)"),  # Teredo, client bits inverted
+    # NAT64 local use (RFC 8215): the address after a /96, /64, /56 and /48 prefix
+    ("64:ff9b:1::a9fe:a9fe", "link-local (cloud metadata)"),
+    ("64:ff9b:1:0:a9:fea9:fe00:0", "link-local (cloud metadata)"),
+    ("64:ff9b:1:a9:fe:a9fe::", "link-local (cloud metadata)"),
+    ("64:ff9b:1:a9fe:a9:fe00::", "link-local (cloud metadata)"),
+    ("64:ff9b:1::a00:1", None), ("64:ff9b:1:a00:1::", None), ("2002:a00:1::1", None),
+    ("100.100.100.100", None), ("168.63.129.17", None),
     ("127.0.0.1", None), ("::1", None), ("10.1.2.3", None), ("192.168.0.9", None), ("fd12::1", None),
 ])
 def test_link_local_is_never_allowed_loopback_and_private_are(address: str, reason: str | None) -> None:

@@ -69,6 +69,15 @@ def set_host(admin: httpx.Client, team_id: str, host: str, secret: str = "sk-lf-
     ("http://[fd00:ec2::254]", "link-local (cloud metadata)"),
     ("http://[::ffff:169.254.169.254]", "link-local (cloud metadata)"),
     ("http://0.0.0.0:3000", "not a unicast address"),
+    # metadata services outside link-local, and 169.254.169.254 inside every IPv6 wrapping of IPv4
+    ("http://100.100.100.200/latest/meta-data", "cloud metadata"),
+    ("http://168.63.129.16", "cloud metadata"),
+    ("http://[fd00:ec2::23]", "cloud metadata"),
+    ("http://[64:ff9b:1::a9fe:a9fe]", "link-local (cloud metadata)"),
+    ("http://[64:ff9b:1:a9fe:a9:fe00::]", "link-local (cloud metadata)"),
+    ("http://[::ffff:0:a9fe:a9fe]", "link-local (cloud metadata)"),
+    ("http://[::a9fe:a9fe]", "link-local (cloud metadata)"),
+    ("http://[2002:a9fe:a9fe::1]", "link-local (cloud metadata)"),
 ])
 def test_link_local_callback_urls_are_refused_naming_the_var(admin: httpx.Client, host: str, why: str) -> None:
     team_id = new_team(admin)

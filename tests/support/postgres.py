@@ -9,12 +9,16 @@ that directory so it never collides with the system's.
         ...  # pg.url
         pg.stop()     # as a crash: pg_ctl stop -m immediate
         pg.start()    # same data, same port
+
+``fresh_database()`` is the lighter kind: an empty database of its own on the shared server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.support.upstream import closed_port
@@ -93,3 +98,25 @@ def own_postgres() -> Iterator[TemporaryPostgres]:
     """A fresh server per test; import it into the test module to use it."""
     with temporary_postgres() as server:
         yield server
+
+
+SHARED_SERVER = "postgresql://postgres@127.0.0.1:5432"  # trust auth; its ``test`` database is the maintenance one
+
+
+async def _admin_execute(statement: str) -> None:
+    conn = await asyncpg.connect(f"{SHARED_SERVER}/test")
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database on the shared server for one test, dropped after it; yields its URL."""
+    name = f"spangate_t_{secrets.token_hex(6)}"
+    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{SHARED_SERVER}/{name}"
+    finally:
+        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
