@@ -20,7 +20,11 @@ Behaviour (the same rules as ``app.providers.http11``, the request path's async 
   ReadError, ReadTimeout, RemoteProtocolError, LocalProtocolError), so ``exporters.base`` maps them
   as before; ``connect_check(host, address)`` runs before connecting to a literal address and again
   on the connected peer, before TLS and before a byte is written (the callback policy);
-- the answer's body is read whole (export answers are short), at most ``max_body`` bytes.
+- the answer's body is read whole (export answers are short), at most ``max_body`` bytes; its head
+  at most ``MAX_RESPONSE_HEAD`` bytes (``ResponseHeadTooLarge``, the connection dropped);
+- ``deadline`` bounds the whole exchange (connecting, writing, the answer to its last byte): a
+  destination that trickles its answer a byte at a time would otherwise hold a delivery thread for
+  as long as it likes, since each read on its own is quick.
 
 Proven against httpx's default transport by ``tests/exporters/test_export_transport_differential.py``.
 """
@@ -40,6 +44,7 @@ from typing import Any
 import httptools
 import httpx
 
+from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge, head_room
 from app.providers.request_head import check_header, serialize
 
 _Key = tuple[str, str, int]
@@ -62,6 +67,7 @@ class _Answer:
         self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
         self.error: Exception | None = None
         self.parser: httptools.HttpResponseParser | None = None
+        self.head_bytes = 0  # bytes fed before the final head ended (interim heads included)
 
     def on_message_begin(self) -> None:
         if self.complete or self.in_body:  # a second answer nobody asked for
@@ -282,15 +288,33 @@ class ExportTransport(httpx.BaseTransport):
                     answer.complete = True
                     break
                 raise httpx.RemoteProtocolError("the server closed the connection before the answer was complete")
-            try:
-                parser.feed_data(data)
-            except httptools.HttpParserError as exc:
-                if not answer.complete:
-                    raise httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}") from exc
-                answer.keep_alive = False  # garbage after a complete answer: only the connection goes
+            _feed(answer, parser, data)
             if answer.error is not None:
                 raise answer.error
         return answer
+
+
+def _feed(answer: _Answer, parser: httptools.HttpResponseParser, data: bytes) -> None:
+    """The parser sees at most ``MAX_RESPONSE_HEAD`` bytes before the head ends (it joins a header's
+    pieces by concatenation: an unbounded head is memory and quadratic CPU)."""
+    if not answer.in_body:
+        data, rest = head_room(answer.head_bytes, data)
+        answer.head_bytes += len(data)
+        _parse(answer, parser, data)
+        if answer.error is None and not answer.in_body and (rest or answer.head_bytes >= MAX_RESPONSE_HEAD):
+            raise ResponseHeadTooLarge()
+        data = rest
+    if data and answer.error is None:
+        _parse(answer, parser, data)
+
+
+def _parse(answer: _Answer, parser: httptools.HttpResponseParser, data: bytes) -> None:
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserError as exc:
+        if not answer.complete:
+            raise httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}") from exc
+        answer.keep_alive = False  # garbage after a complete answer: only the connection goes
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -17,7 +17,11 @@ Behaviour:
   RemoteProtocolError, ReadError), so callers and the instrumentation see one family;
 - a response body that is closed before its end, or a cancelled call, closes its connection;
 - reading pauses when a streamed body is not consumed (64 KiB buffered), so a slow client of a
-  stream does not make the gateway buffer the upstream's whole answer.
+  stream does not make the gateway buffer the upstream's whole answer;
+- a response head (status line, headers, interim 1xx heads included) over ``MAX_RESPONSE_HEAD``
+  bytes fails the call with ``ResponseHeadTooLarge`` and drops the connection: httptools joins a
+  header's pieces by concatenation, so an unbounded head cost memory and quadratic CPU on the loop
+  (one 128 MB header value stalled every call for 17 s).
 """
 
 from __future__ import annotations
@@ -37,6 +41,24 @@ from app.providers.egress import ProxyRoutes, open_tunnel
 from app.providers.request_head import serialize
 
 _HIGH_WATER = 64 * 1024  # buffered body bytes before reading from the socket pauses
+# nginx reads an upstream's head into proxy_buffer_size (4 or 8 KiB by default) and answers 502
+# ("upstream sent too big header") beyond it; Node's HTTP parser stops at 16 KiB. A provider's head
+# is about 1 KiB; 64 KiB leaves room for long cookies and tracing headers.
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class ResponseHeadTooLarge(httpx.RemoteProtocolError):
+    """The answer's head went past ``MAX_RESPONSE_HEAD`` bytes before it ended."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the response head is larger than {MAX_RESPONSE_HEAD} bytes")
+
+
+def head_room(fed: int, data: bytes) -> tuple[bytes, bytes]:
+    """Split ``data`` into what a head already ``fed`` bytes long may still take, and the rest.
+    The parser sees at most ``MAX_RESPONSE_HEAD`` bytes before the head ends, so it never joins more."""
+    room = MAX_RESPONSE_HEAD - fed
+    return (data, b"") if len(data) <= room else (data[:max(room, 0)], data[max(room, 0):])
 _Key = tuple[bytes, bytes, int]
 
 
@@ -73,6 +95,7 @@ class _Connection(asyncio.Protocol):
         self.in_body = False  # final head received: later on_header calls are trailers
         self.until_close = False  # close-delimited body
         self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
+        self.head_bytes = 0  # bytes fed before the final head ended (interim heads included)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -82,15 +105,31 @@ class _Connection(asyncio.Protocol):
         if self.head is None or self.complete:  # bytes nobody asked for: the connection is unusable
             self._close()
             return
+        if not self.in_body:
+            data, rest = head_room(self.head_bytes, data)
+            self.head_bytes += len(data)
+            if not self._feed(data):
+                return
+            if not self.in_body and (rest or self.head_bytes >= MAX_RESPONSE_HEAD):
+                self._fail(ResponseHeadTooLarge())
+                self._close()
+                return
+            data = rest
+        if data and not self._feed(data):
+            return
+        if self.complete and self.keep_alive is False and not self.closed:
+            self._close()
+
+    def _feed(self, data: bytes) -> bool:
+        """``False`` when the bytes were not HTTP: the connection is closed."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if not self.complete:
                 self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from upstream: {exc}"))
             self._close()
-            return
-        if self.complete and self.keep_alive is False and not self.closed:
-            self._close()
+            return False
+        return True
 
     def eof_received(self) -> bool:
         self._lost()
@@ -166,7 +205,7 @@ class _Connection(asyncio.Protocol):
         self.status, self.headers, self.keep_alive = 0, [], False
         self.chunks.clear()
         self.buffered, self.complete, self.error, self.waiter = 0, False, None, None
-        self.in_body, self.until_close, self.framing = False, False, 0
+        self.in_body, self.until_close, self.framing, self.head_bytes = False, False, 0, 0
         self.head = loop.create_future()
         return self.head
 

@@ -13,8 +13,9 @@ from opentelemetry import trace
 
 from app.call import SentRequest
 from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
-from app.errors import UpstreamResponseTooLarge
+from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
+from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -131,6 +132,10 @@ class OpenAICompatibleDeployment:
         return SentRequest("POST", str(self._urls[operation]), self._headers, payload)
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
+        # What only this transport raises is mapped here; the httpx family in ``map_transport_error``.
+        if isinstance(exc, ResponseHeadTooLarge):
+            return UpstreamInvalidResponse(f"the answer of {self._where} has a head larger than "
+                                           f"{MAX_RESPONSE_HEAD} bytes")
         return map_transport_error(exc, self.config, self.server_address)
 
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
