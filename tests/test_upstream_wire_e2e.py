@@ -15,8 +15,8 @@ import pytest
 from openai import OpenAI
 
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.raw_upstream import RawServer, fixed, huge_head
-from tests.support.upstream import chat
+from tests.support.raw_upstream import RawServer, fixed, huge_head, trickle, trickle_stream
+from tests.support.upstream import chat, chat_events
 
 PROMPT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 OK_BODY = json.dumps(chat(PROMPT)).encode()
@@ -66,3 +66,26 @@ def test_an_answer_head_over_the_cap_is_a_502_its_connection_dropped_and_the_nex
 
             upstream.script = fixed(200, OK_BODY)
             assert call(client, "gpt").choices[0].message.content == "fake says: hi"
+
+
+def test_the_deployment_timeout_bounds_the_whole_call_not_each_read(gateway_of) -> None:
+    # Every byte comes well within the timeout; the whole answer would take ~3 s, six times it.
+    with RawServer(trickle(OK_BODY[:30], every=0.1)) as upstream:
+        gw = gateway_of([deployment("gpt", upstream, timeout=0.5)])
+        with client_of(gw) as client, pytest.raises(openai.APIStatusError) as caught:
+            call(client, "gpt")
+    assert caught.value.status_code == 504
+    assert caught.value.code == "upstream_timeout"
+    assert "did not answer within 0.5s" in caught.value.message
+
+
+def test_a_stream_may_outlast_the_timeout_while_its_bytes_keep_coming(gateway_of) -> None:
+    # The deadline is the call's; a stream is bounded until its head, then per wait for more bytes.
+    events = chat_events(PROMPT)  # 6 events, 0.1 s apart: the stream takes longer than the timeout
+    with RawServer(trickle_stream(events, every=0.1)) as upstream:
+        gw = gateway_of([deployment("gpt", upstream, timeout=0.5)])
+        with client_of(gw) as client:
+            stream = client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}],
+                                                    stream=True)
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "fake says: hi"

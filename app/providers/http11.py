@@ -12,7 +12,10 @@ Behaviour:
   allowed keep-alive, dropped after ``keepalive_expiry`` idle seconds or when the server closed them;
 - ``timeout`` extension as httpx sends it: ``connect`` bounds connecting (and the TLS handshake),
   ``read`` bounds each wait for response bytes, ``pool`` bounds the wait for a free connection
-  when ``max_connections`` are in use;
+  when ``max_connections`` are in use; two more keys httpx does not have: ``total`` bounds the
+  whole exchange, from the call to the body's last byte, and ``head`` the part up to the response
+  head (a stream's body may then run as long as its reads keep coming). Per-read timeouts alone
+  let an upstream that trickles a byte within each one hold a call for as long as it likes;
 - failures are httpx's exceptions (ConnectError, ConnectTimeout, ReadTimeout, PoolTimeout,
   RemoteProtocolError, ReadError), so callers and the instrumentation see one family;
 - a response body that is closed before its end, or a cancelled call, closes its connection;
@@ -240,23 +243,45 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def wait(self, timeout: float | None) -> None:
-        """Until more body bytes, the end of the message or an error."""
-        self.waiter = asyncio.get_running_loop().create_future()
+    async def wait(self, timeout: float | None, deadline: float | None) -> None:
+        """Until more body bytes, the end of the message or an error; ``deadline`` in loop time."""
+        loop = asyncio.get_running_loop()
+        limit = _within(timeout, deadline, loop)
+        self.waiter = loop.create_future()
         try:
-            if timeout is None:
+            if limit is None:
                 await self.waiter
             else:
-                await asyncio.wait_for(self.waiter, timeout)
+                await asyncio.wait_for(self.waiter, limit)
         except TimeoutError:
-            raise httpx.ReadTimeout(f"no data from upstream within {timeout:g}s") from None
+            raise httpx.ReadTimeout(f"the answer did not end within {limit:g}s") from None
         finally:
             self.waiter = None
 
 
+def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
+    """``timeout`` cut to what is left before ``deadline`` (loop time); ``None``: unbounded."""
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - loop.time())
+    return left if timeout is None else min(timeout, left)
+
+
+def _deadlines(timeouts: dict[str, Any], loop: asyncio.AbstractEventLoop) -> tuple[float | None, float | None]:
+    """(until the head, until the body's end) in loop time, from the ``total`` and ``head`` keys."""
+    now = loop.time()
+    total, head = timeouts.get("total"), timeouts.get("head")
+    body_deadline = None if total is None else now + total
+    head_deadline = body_deadline if head is None else now + head
+    if body_deadline is not None and head_deadline is not None:
+        head_deadline = min(head_deadline, body_deadline)
+    return head_deadline, body_deadline
+
+
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, pool: Http11Transport, conn: _Connection, read_timeout: float | None) -> None:
-        self._pool, self._conn, self._timeout = pool, conn, read_timeout
+    def __init__(self, pool: Http11Transport, conn: _Connection, read_timeout: float | None,
+                 deadline: float | None) -> None:
+        self._pool, self._conn, self._timeout, self._deadline = pool, conn, read_timeout, deadline
         self._released = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -270,7 +295,7 @@ class _Body(httpx.AsyncByteStream):
                     raise conn.error
                 if conn.complete:
                     break
-                await conn.wait(self._timeout)
+                await conn.wait(self._timeout, self._deadline)
         except BaseException:
             self._release(reusable=False)
             raise
@@ -314,10 +339,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return conn
         return None
 
-    async def _acquire(self, key: _Key, timeouts: dict[str, Any]) -> _Connection:
+    async def _acquire(self, key: _Key, timeouts: dict[str, Any], head_deadline: float | None) -> _Connection:
         """An idle connection to ``key`` or a new one; waits (``pool`` timeout) while all are busy."""
         loop = asyncio.get_running_loop()
-        pool_timeout = timeouts.get("pool")
+        pool_timeout = _within(timeouts.get("pool"), head_deadline, loop)
         deadline = None if pool_timeout is None else loop.time() + pool_timeout
         while True:
             conn = self._checkout(key)
@@ -327,7 +352,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._evict_idle()  # an idle connection to another upstream gives up its slot
             if self._open < self._max:
                 self._open += 1
-                return await self._connect(key, timeouts)
+                return await self._connect(key, _within(timeouts.get("connect"), head_deadline, loop))
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -351,11 +376,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 waiter.set_result(None)
                 return
 
-    async def _connect(self, key: _Key, timeouts: dict[str, Any]) -> _Connection:
+    async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
         """Dial with a slot already counted in ``_open``; the slot is freed if dialing fails."""
         hostname, port = key[1].decode("ascii"), key[2]
         try:
-            _transport, conn = await asyncio.wait_for(self._dial(key), timeouts.get("connect"))
+            _transport, conn = await asyncio.wait_for(self._dial(key), timeout)
         except TimeoutError:
             self._free()
             raise httpx.ConnectTimeout(f"connecting to {hostname}:{port} timed out") from None
@@ -409,12 +434,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
         forward = self._proxies.for_origin(key) if self._proxies is not None and key[0] == b"http" else None
         message = serialize(request, body, self._names_ok, forward)
-        conn = self._checkout(key) or await self._acquire(key, timeouts)
-        head = conn.begin(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        head_deadline, body_deadline = _deadlines(timeouts, loop)
+        conn = self._checkout(key) or await self._acquire(key, timeouts, head_deadline)
+        head = conn.begin(loop)
         try:
             assert conn.transport is not None
             conn.transport.write(message)
-            read = timeouts.get("read")
+            read = _within(timeouts.get("read"), head_deadline, loop)
             try:
                 await (asyncio.wait_for(head, read) if read is not None else head)
             except TimeoutError:
@@ -422,8 +449,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except BaseException:
             self.release(conn, reusable=False)  # cancelled or failed mid-exchange: never reuse
             raise
-        return httpx.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, timeouts.get("read")),
-                              request=request, extensions={"http_version": b"HTTP/1.1"})
+        stream = _Body(self, conn, timeouts.get("read"), body_deadline)
+        return httpx.Response(conn.status, headers=conn.headers, stream=stream, request=request,
+                              extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
         for idle in self._idle.values():

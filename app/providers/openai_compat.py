@@ -103,7 +103,11 @@ class OpenAICompatibleDeployment:
         elif config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
         self._headers = httpx.Headers(headers)
-        self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
+        # ``timeout`` as LiteLLM's users read it: the most a call may take. A whole answer must end
+        # within it (``total``); a stream must start within it (``head``), then each wait for its
+        # next bytes is bounded by it, as a stream may rightly run longer than any one call.
+        per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
+        self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
         self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
 
@@ -114,13 +118,13 @@ class OpenAICompatibleDeployment:
             return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
         return self._base + path
 
-    def _request(self, operation: str, payload: dict[str, Any]) -> httpx.Request:
+    def _request(self, operation: str, payload: dict[str, Any], stream: bool = False) -> httpx.Request:
         """Built directly, not through ``AsyncClient``: the URL, headers and timeouts are fixed per
         deployment, and the client's redirect, auth, cookie and hook layers cost ~0.2 ms a call for
         nothing a proxy wants (it must not follow redirects or keep one caller's cookies for another)."""
         payload["model"] = self.config.upstream_model
         request = httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
-                                extensions={"timeout": self._timeout})
+                                extensions={"timeout": self._timeouts[stream]})
         if self._inject_traceparent:
             ctx = trace.get_current_span().get_span_context()
             if ctx.is_valid:
@@ -151,7 +155,7 @@ class OpenAICompatibleDeployment:
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
         try:
-            response = await self._transport.handle_async_request(self._request(operation, payload))
+            response = await self._transport.handle_async_request(self._request(operation, payload, stream=True))
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
         return HttpStream(response, self._error, self._max_response_bytes, self._where)

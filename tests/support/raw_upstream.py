@@ -157,3 +157,16 @@ def held(status: int, body: bytes) -> Script:
         conn.sendall(answer(status, body))
         return False
     return script
+
+
+def trickle_stream(events: list[bytes], every: float) -> Script:
+    """A chunked SSE 200 that writes one event each ``every`` seconds, then ends."""
+    def script(conn: socket.socket, server: RawServer) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for event in events:
+            if server.release.wait(every):
+                return False
+            conn.sendall(b"%x\r\n%b\r\n" % (len(event), event))
+        conn.sendall(b"0\r\n\r\n")
+        return True
+    return script
