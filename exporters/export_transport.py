@@ -51,6 +51,9 @@ _Key = tuple[str, str, int]
 _Exchanged = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, raw body
 ConnectCheck = Callable[[str, "ipaddress.IPv4Address | ipaddress.IPv6Address"], None]
 _RECV = 65536
+# The delivery layer's export_timeout: an export still running then is counted as timed out, and
+# now also ends then.
+DEFAULT_DEADLINE = 10.0
 
 
 class _Answer:
@@ -146,8 +149,9 @@ class _Connection:
 class ExportTransport(httpx.BaseTransport):
     def __init__(self, *, verify: ssl.SSLContext | str | bool = True, max_idle_per_host: int = 16,
                  keepalive_expiry: float = 30.0, connect_check: ConnectCheck | None = None,
-                 max_body: int = 16 << 20) -> None:
+                 max_body: int = 16 << 20, deadline: float | None = DEFAULT_DEADLINE) -> None:
         self._verify = verify
+        self._deadline = deadline
         self._ssl: ssl.SSLContext | None = None
         self._max_idle, self._expiry, self._check, self._max_body = max_idle_per_host, keepalive_expiry, \
             connect_check, max_body
@@ -176,10 +180,11 @@ class ExportTransport(httpx.BaseTransport):
         """``send_message`` without building an ``httpx.Response``: status, raw headers, raw body."""
         scheme = url.scheme
         key = (scheme, url.raw_host.decode("ascii"), url.port or (443 if scheme == "https" else 80))
-        conn = self._checkout(key) or self._connect(key, timeouts.get("connect"))
+        deadline = _Deadline(self._deadline)
+        conn = self._checkout(key) or self._connect(key, deadline.cut(timeouts.get("connect")))
         try:
-            self._send(conn, message, timeouts.get("write"))
-            answer = self._receive(conn, head_only, timeouts.get("read"))
+            self._send(conn, message, deadline.cut(timeouts.get("write")))
+            answer = self._receive(conn, head_only, timeouts.get("read"), deadline)
         except BaseException:
             conn.close()
             raise
@@ -267,20 +272,21 @@ class ExportTransport(httpx.BaseTransport):
         except OSError as exc:
             raise httpx.WriteError(str(exc)) from exc
 
-    def _receive(self, conn: _Connection, head_only: bool, timeout: float | None) -> _Answer:
+    def _receive(self, conn: _Connection, head_only: bool, timeout: float | None, deadline: _Deadline) -> _Answer:
         answer = _Answer(head_only, self._max_body)
         parser = answer.parser = httptools.HttpResponseParser(answer)
         # Content-Length beside Transfer-Encoding: RFC 9112 says Transfer-Encoding wins (h11 agrees);
         # such a connection is never reused (framing == 3).
         parser.set_dangerous_leniencies(lenient_chunked_length=True)
         sock = conn.sock
-        if sock.gettimeout() != timeout:
-            sock.settimeout(timeout)
         while not answer.complete:
+            wait = deadline.cut(timeout)
+            if sock.gettimeout() != wait:
+                sock.settimeout(wait)
             try:
                 data = sock.recv(_RECV)
             except TimeoutError as exc:
-                raise httpx.ReadTimeout(f"no answer bytes within {timeout:g}s") from exc
+                raise deadline.timeout(timeout) from exc
             except OSError as exc:
                 raise httpx.ReadError(str(exc)) from exc
             if not data:
@@ -292,6 +298,28 @@ class ExportTransport(httpx.BaseTransport):
             if answer.error is not None:
                 raise answer.error
         return answer
+
+
+class _Deadline:
+    """The end of one exchange (monotonic), which every socket timeout of it is cut to."""
+
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at = None if seconds is None else time.monotonic() + seconds
+
+    def cut(self, timeout: float | None) -> float | None:
+        if self.at is None:
+            return timeout
+        # Never 0: that makes the socket non-blocking (BlockingIOError); a microsecond times out alike.
+        left = max(1e-6, self.at - time.monotonic())
+        return left if timeout is None else min(timeout, left)
+
+    def timeout(self, read: float | None) -> httpx.ReadTimeout:
+        if read is None or (self.at is not None and time.monotonic() >= self.at):
+            return httpx.ReadTimeout(f"the answer did not end within {self.seconds:g}s (the export's deadline)")
+        return httpx.ReadTimeout(f"no answer bytes within {read:g}s")
 
 
 def _feed(answer: _Answer, parser: httptools.HttpResponseParser, data: bytes) -> None:
