@@ -47,6 +47,7 @@ from app.telemetry import (
     build_tracer_provider,
     build_upstream_transport,
     http_semconv_mode,
+    pool_timeout_counter,
     sdk_disabled,
 )
 from exporters.export_transport import ExportClient, ExportTransport
@@ -128,9 +129,17 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
+    pool = config.upstream_pool
+    proxies = ProxyRoutes.from_settings(config.upstream_proxy)
     upstream = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
-                                        proxies=ProxyRoutes.from_settings(config.upstream_proxy),
+                                        max_connections=pool.max_connections, max_per_origin=pool.max_per_origin,
+                                        proxies=proxies, on_pool_timeout=pool_timeout_counter(meter, "deployments"),
                                         http_semconv=http_semconv_mode(env))
+    # Moderation's own pool: held model streams must not stop inputs being checked, nor the reverse.
+    hook_transport = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
+                                              max_connections=pool.max_per_origin, proxies=proxies,
+                                              on_pool_timeout=pool_timeout_counter(meter, "moderation"),
+                                              http_semconv=http_semconv_mode(env))
     delivery_config = delivery_config or _delivery_config(config)
     delivery = DeliveryManager(delivery_config, meter=meter, logger=logging.getLogger("spangate.delivery"))
     limits = httpx.Limits(max_connections=64)
@@ -148,9 +157,9 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     # traceparent with its own child span's.
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
-                               allow_mock_response=config.allow_mock_response)
+                               allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
     hooks = build_hooks(config, env,
-                        resources=HookResources(transport=upstream, meter=meter, team_params=teams.hook_params))
+                        resources=HookResources(transport=hook_transport, meter=meter, team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.content_safety import ContentSafetyStandIn
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.raw_upstream import RawServer, fixed, huge_head, trickle, trickle_stream
+from tests.support.raw_upstream import RawServer, fixed, held, huge_head, trickle, trickle_stream
 from tests.support.upstream import chat, chat_events
 
 PROMPT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -30,11 +33,12 @@ def deployment(name: str, server: RawServer, **params: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def gateway_of(tmp_path: Path) -> Iterator[Any]:
-    """``gateway_of(model_list, **spangate_settings)``: one running gateway for the test."""
+    """``gateway_of(model_list, litellm_settings, **spangate_settings)``: one running gateway for the test."""
     stack: list[Any] = []
 
-    def start(models: list[dict[str, Any]], **settings: Any) -> RunningGateway:
-        context = running_gateway({"model_list": models, "spangate_settings": settings}, data_dir=tmp_path)
+    def start(models: list[dict[str, Any]], litellm: dict[str, Any] | None = None, **settings: Any) -> RunningGateway:
+        config = {"model_list": models, "litellm_settings": litellm or {}, "spangate_settings": settings}
+        context = running_gateway(config, data_dir=tmp_path)
         stack.append(context)
         return context.__enter__()
 
@@ -89,3 +93,45 @@ def test_a_stream_may_outlast_the_timeout_while_its_bytes_keep_coming(gateway_of
                                                     stream=True)
             text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "fake says: hi"
+
+
+POOL = {"upstream_max_connections": 3, "upstream_max_connections_per_origin": 2, "upstream_pool_wait_seconds": 0.2}
+
+
+def call_status(client: OpenAI, model: str) -> tuple[int, str | None]:
+    try:
+        call(client, model)
+    except openai.APIStatusError as exc:
+        return exc.status_code, exc.code
+    return 200, None
+
+
+def test_a_slow_upstream_holds_only_its_share_of_connections_and_a_call_over_it_is_a_quick_503(gateway_of) -> None:
+    with RawServer(held(200, OK_BODY)) as slow, RawServer(fixed(200, OK_BODY)) as fast:
+        gw = gateway_of([deployment("slow", slow), deployment("fast", fast)], **POOL)
+        with client_of(gw) as client, ThreadPoolExecutor(2) as pool:
+            holding = [pool.submit(call_status, client, "slow") for _ in range(2)]
+            slow.wait_requests(2)
+            assert call_status(client, "slow") == (503, "upstream_connections_busy")  # its origin's cap
+            assert call(client, "fast").choices[0].message.content == "fake says: hi"  # a slot of its own
+            slow.release.set()
+            assert [f.result() for f in holding] == [(200, None), (200, None)]
+        assert slow.requests == 2
+        metrics = httpx.get(gw.base_url + "/metrics").text
+    assert ('spangate_upstream_pool_timeouts_total{pool="deployments",server_address="127.0.0.1",'
+            f'server_port="{slow.port}"}} 1') in metrics
+
+
+def test_moderation_checks_inputs_while_every_model_connection_is_held(gateway_of) -> None:
+    with RawServer(held(200, OK_BODY)) as slow, ContentSafetyStandIn() as cs:
+        gw = gateway_of([deployment("slow", slow)], **{**POOL, "upstream_max_connections_per_origin": 3},
+                        litellm={"callbacks": ["azure_content_safety"],
+                                 "azure_content_safety_params": {"endpoint": cs.endpoint, "key": cs.key}})
+        with client_of(gw) as client, ThreadPoolExecutor(3) as pool:
+            holding = [pool.submit(call_status, client, "slow") for _ in range(3)]
+            slow.wait_requests(3)  # every connection of the deployments' pool is held
+            # Moderation has its own pool: the input is checked, then the model call finds no slot.
+            assert call_status(client, "slow") == (503, "upstream_connections_busy")
+            assert len(cs.requests) == 4
+            slow.release.set()
+            assert [f.result() for f in holding] == [(200, None)] * 3

@@ -12,10 +12,11 @@ Behaviour:
   allowed keep-alive, dropped after ``keepalive_expiry`` idle seconds or when the server closed them;
 - ``timeout`` extension as httpx sends it: ``connect`` bounds connecting (and the TLS handshake),
   ``read`` bounds each wait for response bytes, ``pool`` bounds the wait for a free connection
-  when ``max_connections`` are in use; two more keys httpx does not have: ``total`` bounds the
-  whole exchange, from the call to the body's last byte, and ``head`` the part up to the response
-  head (a stream's body may then run as long as its reads keep coming). Per-read timeouts alone
-  let an upstream that trickles a byte within each one hold a call for as long as it likes;
+  when ``max_connections`` in all, or ``max_per_origin`` to the call's origin, are open. Two more
+  keys httpx does not have: ``total`` bounds the whole exchange, from the call to the body's last
+  byte, and ``head`` the part up to the response head (a stream's body may then run as long as its
+  reads keep coming). Per-read timeouts alone let an upstream that trickles a byte within each one
+  hold a call for as long as it likes;
 - failures are httpx's exceptions (ConnectError, ConnectTimeout, ReadTimeout, PoolTimeout,
   RemoteProtocolError, ReadError), so callers and the instrumentation see one family;
 - a response body that is closed before its end, or a cancelled call, closes its connection;
@@ -34,7 +35,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -310,17 +311,28 @@ class _Body(httpx.AsyncByteStream):
             self._pool.release(self._conn, reusable=reusable and self._conn.finish())
 
 
+PoolTimeoutHook = Callable[[str, int], None]  # (host, port) of the origin a call waited for in vain
+
+
 class Http11Transport(httpx.AsyncBaseTransport):
-    def __init__(self, *, max_connections: int = 1000, keepalive_expiry: float = 60.0,
-                 ssl_context: ssl.SSLContext | None = None, proxies: ProxyRoutes | None = None) -> None:
+    """``max_per_origin``: connections to one (scheme, host, port), idle ones included, so one slow
+    upstream holding its calls open cannot take every slot (``None``: ``max_connections``).
+    ``on_pool_timeout``: told of each call that gave up waiting for a slot (a metric)."""
+
+    def __init__(self, *, max_connections: int = 1000, max_per_origin: int | None = None,
+                 keepalive_expiry: float = 60.0, ssl_context: ssl.SSLContext | None = None,
+                 proxies: ProxyRoutes | None = None, on_pool_timeout: PoolTimeoutHook | None = None) -> None:
         self._proxies = proxies
         self._names_ok: set[bytes] = set()  # header names already checked: the same few on every call
         self._max = max_connections
+        self._per_origin = min(max_per_origin or max_connections, max_connections)
         self._expiry = keepalive_expiry
         self._ssl = ssl_context
         self._idle: dict[_Key, deque[_Connection]] = {}
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._by_origin: dict[_Key, int] = {}  # open connections per origin, idle ones included
+        self._waiters: deque[tuple[_Key, asyncio.Future[None]]] = deque()
+        self._on_pool_timeout = on_pool_timeout
 
     # -- pool ------------------------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
@@ -348,20 +360,33 @@ class Http11Transport(httpx.AsyncBaseTransport):
             conn = self._checkout(key)
             if conn is not None:
                 return conn
-            if self._open >= self._max:
+            origin_full = self._by_origin.get(key, 0) >= self._per_origin
+            if not origin_full and self._open >= self._max:
                 self._evict_idle()  # an idle connection to another upstream gives up its slot
-            if self._open < self._max:
-                self._open += 1
+            if not origin_full and self._open < self._max:
+                self._count(key)
                 return await self._connect(key, _within(timeouts.get("connect"), head_deadline, loop))
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            entry = (key, loop.create_future())
+            self._waiters.append(entry)
             try:
-                await asyncio.wait_for(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(entry[1], None if deadline is None else max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise httpx.PoolTimeout(f"all {self._max} upstream connections busy") from None
+                raise self._pool_timeout(key, origin_full) from None
             finally:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                    self._waiters.remove(entry)
+
+    def _pool_timeout(self, key: _Key, origin_full: bool) -> httpx.PoolTimeout:
+        host = key[1].decode("ascii")
+        if self._on_pool_timeout is not None:
+            self._on_pool_timeout(host, key[2])
+        if origin_full:
+            return httpx.PoolTimeout(f"all {self._per_origin} connections to {host}:{key[2]} busy")
+        return httpx.PoolTimeout(f"all {self._max} upstream connections busy")
+
+    def _count(self, key: _Key) -> None:
+        self._open += 1
+        self._by_origin[key] = self._by_origin.get(key, 0) + 1
 
     def _evict_idle(self) -> None:
         for idle in self._idle.values():
@@ -369,10 +394,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._discard(idle.popleft())
                 return
 
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
+    def _wake_one(self, freed: _Key) -> None:
+        """Wake the first waiter that can go on now that a connection to ``freed`` is free or idle:
+        one for that origin, or one whose origin is under its cap. Scanned only while calls wait."""
+        for i, (key, waiter) in enumerate(self._waiters):
+            if not waiter.done() and (key == freed or self._by_origin.get(key, 0) < self._per_origin):
+                del self._waiters[i]
                 waiter.set_result(None)
                 return
 
@@ -382,13 +409,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
         try:
             _transport, conn = await asyncio.wait_for(self._dial(key), timeout)
         except TimeoutError:
-            self._free()
+            self._free(key)
             raise httpx.ConnectTimeout(f"connecting to {hostname}:{port} timed out") from None
         except (OSError, ssl.SSLError) as exc:
-            self._free()
+            self._free(key)
             raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {exc}") from None
         except BaseException:
-            self._free()
+            self._free(key)
             raise
         return conn
 
@@ -409,13 +436,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
         conn = _Connection(key)
         return await open_tunnel(proxy, proxy_tls, key, conn, self._ssl_context()), conn
 
-    def _free(self) -> None:
+    def _free(self, key: _Key) -> None:
         self._open -= 1
-        self._wake_one()
+        left = self._by_origin.pop(key) - 1
+        if left:
+            self._by_origin[key] = left
+        self._wake_one(key)
 
     def _discard(self, conn: _Connection) -> None:
         conn._close()
-        self._free()
+        self._free(conn.key)
 
     def release(self, conn: _Connection, *, reusable: bool) -> None:
         if not reusable:
@@ -424,7 +454,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, deque()).append(conn)
-        self._wake_one()
+        self._wake_one(conn.key)
 
     # -- the call --------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -12,8 +12,8 @@ import msgspec
 from opentelemetry import trace
 
 from app.call import SentRequest
-from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
-from app.errors import UpstreamInvalidResponse, UpstreamResponseTooLarge
+from app.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
+from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
 from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
@@ -82,7 +82,8 @@ class HttpStream:
 
 class OpenAICompatibleDeployment:
     def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport, *,
-                 inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+                 inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 pool_wait: float = DEFAULT_POOL_WAIT) -> None:
         self.config = config
         self._transport = transport
         self._max_response_bytes = max_response_bytes
@@ -106,7 +107,10 @@ class OpenAICompatibleDeployment:
         # ``timeout`` as LiteLLM's users read it: the most a call may take. A whole answer must end
         # within it (``total``); a stream must start within it (``head``), then each wait for its
         # next bytes is bounded by it, as a stream may rightly run longer than any one call.
-        per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
+        # A slot of the pool is waited for briefly (``pool_wait``): calls over the per-origin cap are
+        # a quick 503 (UpstreamBusy), not a wait of the whole timeout for an upstream never contacted.
+        per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0),
+                                 pool=min(config.timeout, pool_wait)).as_dict()
         self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
         self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
@@ -137,6 +141,9 @@ class OpenAICompatibleDeployment:
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
         # What only this transport raises is mapped here; the httpx family in ``map_transport_error``.
+        if isinstance(exc, httpx.PoolTimeout):  # before the TimeoutException family: nothing was sent
+            return UpstreamBusy(f"no connection to {self._where} was free in time ({exc}); "
+                                "the upstream was not contacted")
         if isinstance(exc, ResponseHeadTooLarge):
             return UpstreamInvalidResponse(f"the answer of {self._where} has a head larger than "
                                            f"{MAX_RESPONSE_HEAD} bytes")

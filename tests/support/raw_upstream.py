@@ -32,12 +32,13 @@ class RawServer:
         self._conns: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.05)  # so the accept loop notices close()
+        self.port: int = self._server.getsockname()[1]
         self._closed = False
         self._thread = threading.Thread(target=self._accept, name="raw-upstream", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> RawServer:
         self._thread.start()
