@@ -1,7 +1,7 @@
 """Destinations that trickle their answers must not hold delivery for other teams: the real server,
 teams from ``default_team_settings`` on Langfuse, raw-socket destinations that answer a byte at a
 time (each read quick, the whole answer far slower than any export should take), and a healthy
-team's loopback Langfuse project."""
+team's loopback Langfuse project. The export deadline itself: ``tests/exporters/test_export_transport_bounds.py``."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ def send_chat(base_url: str, key: str) -> None:
 
 
 def test_trickling_destinations_do_not_hold_a_healthy_teams_spans(tmp_path: Path) -> None:
+    # The export deadline is far longer than the test: a slow export ends only when its server closes.
     delivery = DeliveryConfig(spool_dir=tmp_path / "spool", durable=False, batch_delay=0.02, workers=2,
-                              probation_workers=1, stall_after=0.05, export_timeout=0.3, initial_backoff=0.05,
+                              probation_workers=1, stall_after=0.05, export_timeout=30.0, initial_backoff=0.05,
                               max_backoff=0.2, shutdown_flush_timeout=1.0)
     with ExitStack() as stack:
-        # 200 bytes, one each 0.1 s: 20 s per answer, where the export's deadline is 0.3 s.
+        # 200 bytes, one each 0.1 s: 20 s per answer, each read quick.
         slow = [stack.enter_context(RawServer(trickle(b" " * 198 + b"{}", every=0.1))) for _ in range(SLOW_TEAMS)]
         healthy = LangfuseProject("healthy")
         stack.enter_context(healthy.sink)
@@ -52,3 +53,8 @@ def test_trickling_destinations_do_not_hold_a_healthy_teams_spans(tmp_path: Path
         send_chat(gw.base_url, keys["healthy"])
         healthy.wait_for(lambda spans: len(spans) >= 1)
         assert healthy.team_ids() == ["healthy"]
+        # Delivered while every slow export was still running: they held spares, not the workers.
+        slow_health = [h for h in gw.gateway.delivery.health() if (h.team or "").startswith("slow-")]
+        assert [(h.delivered, h.failed) for h in slow_health] == [(0, 0)] * SLOW_TEAMS
+        for server in slow:
+            server.release.set()  # their exports end now (a failure, retried), and the gateway stops quickly
