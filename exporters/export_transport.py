@@ -54,6 +54,7 @@ _RECV = 65536
 # The delivery layer's export_timeout: an export still running then is counted as timed out, and
 # now also ends then.
 DEFAULT_DEADLINE = 10.0
+_SLACK = 0.05  # seconds a socket timeout may overrun the deadline rather than be set again
 
 
 class _Answer:
@@ -280,9 +281,9 @@ class ExportTransport(httpx.BaseTransport):
         parser.set_dangerous_leniencies(lenient_chunked_length=True)
         sock = conn.sock
         while not answer.complete:
-            wait = deadline.cut(timeout)
-            if sock.gettimeout() != wait:
-                sock.settimeout(wait)
+            if deadline.passed():  # a trickle: every recv returns in time, the answer never ends
+                raise deadline.timeout(timeout)
+            deadline.apply(sock, timeout)
             try:
                 data = sock.recv(_RECV)
             except TimeoutError as exc:
@@ -315,6 +316,16 @@ class _Deadline:
         # Never 0: that makes the socket non-blocking (BlockingIOError); a microsecond times out alike.
         left = max(1e-6, self.at - time.monotonic())
         return left if timeout is None else min(timeout, left)
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def apply(self, sock: socket.socket, timeout: float | None) -> None:
+        """Set ``sock``'s timeout to ``cut(timeout)`` unless it is already within ``_SLACK`` of it:
+        each ``settimeout`` is a system call, and the deadline moves on between two reads."""
+        wanted, current = self.cut(timeout), sock.gettimeout()
+        if current != wanted and (current is None or wanted is None or abs(current - wanted) > _SLACK):
+            sock.settimeout(wanted)
 
     def timeout(self, read: float | None) -> httpx.ReadTimeout:
         if read is None or (self.at is not None and time.monotonic() >= self.at):
