@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_SSE_EVENT_BYTES = 1024 * 1024
+DEFAULT_POOL_WAIT = 2.0
 
 _TEAM_KEYS = frozenset({"team_id", "success_callback", "failure_callback", "callbacks", "turn_off_message_logging"})
 MIN_TOKEN_LENGTH = 16
@@ -46,6 +47,19 @@ class MetricsAuth:
 
     open: bool = False
     token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPoolConfig:
+    """The deployments' connection pool (``spangate_settings.upstream_*``). A cap per origin, so
+    calls held open by one slow upstream leave slots for the others (1,000 held streams to one model
+    made every other model wait for its timeout); a short wait for a slot, after which the call is a
+    503 saying the upstream was not contacted. Moderation has a pool of its own, ``max_per_origin``
+    connections, so neither can starve the other."""
+
+    max_connections: int = 1000
+    max_per_origin: int = 500
+    wait_seconds: float = DEFAULT_POOL_WAIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,7 @@ class GatewayConfig:
     delivery_linger_seconds: float = 0.2  # a quiet destination waits this long for more (DeliveryConfig.batch_delay)
     team_poll_seconds: float = 0.5
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
+    upstream_pool: UpstreamPoolConfig = field(default_factory=UpstreamPoolConfig)
     header_read_timeout_seconds: float = 10.0
     max_connections_per_worker: int = 2048
     max_upstream_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
@@ -192,6 +207,7 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
         delivery_linger_seconds=_linger(spangate.get("delivery_linger_seconds", 0.2)),
         team_poll_seconds=_float(spangate.get("team_poll_seconds", 0.5), "spangate_settings.team_poll_seconds"),
         upstream_proxy=proxy_url(spangate.get("upstream_proxy"), "spangate_settings.upstream_proxy"),
+        upstream_pool=_upstream_pool(spangate),
         header_read_timeout_seconds=_positive(spangate.get("header_read_timeout_seconds", 10.0),
                                               "spangate_settings.header_read_timeout_seconds"),
         max_connections_per_worker=_int(spangate.get("max_connections_per_worker", 2048),
@@ -427,6 +443,18 @@ def _linger(value: Any) -> float:
     if result > _MAX_LINGER:
         raise ConfigError(f"{where}: at most {_MAX_LINGER:g} seconds, got {result:g}")
     return result
+
+
+def _upstream_pool(spangate: Mapping[str, Any]) -> UpstreamPoolConfig:
+    where = "spangate_settings.upstream_max_connections"
+    total = _int(spangate.get("upstream_max_connections", 1000), where, minimum=1)
+    per_origin = _int(spangate.get("upstream_max_connections_per_origin", max(1, total // 2)),
+                      f"{where}_per_origin", minimum=1)
+    if per_origin > total:
+        raise ConfigError(f"{where}_per_origin: at most upstream_max_connections ({total}), got {per_origin}")
+    wait = _positive(spangate.get("upstream_pool_wait_seconds", DEFAULT_POOL_WAIT),
+                     "spangate_settings.upstream_pool_wait_seconds")
+    return UpstreamPoolConfig(max_connections=total, max_per_origin=per_origin, wait_seconds=wait)
 
 
 def _positive(value: Any, where: str) -> float:

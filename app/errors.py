@@ -12,6 +12,8 @@
      └── UpstreamError        *     the provider answered with an error (status kept)
           ├── UpstreamUnavailable  502  connect error
           ├── UpstreamTimeout      504  no answer in time
+          ├── UpstreamBusy         503  no connection to the upstream free in time (it was not
+          │                              contacted); sent with Retry-After
           └── UpstreamInvalidResponse  502  an answer the gateway cannot pass on (not JSON, wrong shape)
                └── UpstreamResponseTooLarge  502  over spangate_settings.max_upstream_response_bytes
                                                   or one SSE event over max_sse_event_bytes
@@ -115,6 +117,12 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamBusy(UpstreamError):
+    status = 503
+    code = "upstream_connections_busy"
+    retry_after = 1  # a slot frees as soon as one of the calls holding them ends
 
 
 class UpstreamInvalidResponse(UpstreamError):

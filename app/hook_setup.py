@@ -27,7 +27,9 @@ CONTENT_SAFETY = "azure_content_safety"
 class HookResources:
     """What one worker's gateway lends its built-in hooks (``app.server.build_gateway``)."""
 
-    transport: httpx.AsyncBaseTransport  # the upstream transport: egress proxy choice, child spans
+    # The hooks' own pool, never the deployments' (app.server): egress proxy choice, child spans; the
+    # hook that uses it closes it.
+    transport: httpx.AsyncBaseTransport
     meter: Meter
     # TeamDirectory.hook_params: (team_id, section) -> that team's settings for a hook, or None
     team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
@@ -36,8 +38,9 @@ class HookResources:
 def build_hooks(config: GatewayConfig, env: Mapping[str, str], *,
                 resources: HookResources | None = None) -> HookChain:
     """Every configured hook, or ``ConfigError`` naming the entry that cannot be built.
-    ``resources``: what the built-in hooks use (the upstream transport, so their calls are child
-    spans of the gateway span and take the egress proxy); ``None`` outside a gateway."""
+    ``resources``: what the built-in hooks use (a transport of their own, instrumented like the
+    deployments', so their calls are child spans of the gateway span and take the egress proxy);
+    ``None`` outside a gateway."""
     hooks: list[CallHook] = []
     for name in config.hooks:
         hook = _content_safety(config, resources) if name == CONTENT_SAFETY else _user_callback(name, config)
@@ -68,4 +71,5 @@ def _content_safety(config: GatewayConfig, resources: HookResources | None) -> C
                                     owns_transport=True)
     lookup = resources.team_params
     return build_content_safety(config, transport=resources.transport, meter=resources.meter,
-                                team_params=(lambda team_id: lookup(team_id, SECTION)) if lookup else None)
+                                team_params=(lambda team_id: lookup(team_id, SECTION)) if lookup else None,
+                                owns_transport=True)

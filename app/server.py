@@ -47,6 +47,7 @@ from app.telemetry import (
     build_tracer_provider,
     build_upstream_transport,
     http_semconv_mode,
+    pool_timeout_counter,
     sdk_disabled,
 )
 from exporters.export_transport import ExportClient, ExportTransport
@@ -110,13 +111,15 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     return GatewayApp(litestar, gateway)
 
 
-def export_client(upstream_proxy: str | None, limits: httpx.Limits) -> httpx.Client:
+def export_client(upstream_proxy: str | None, limits: httpx.Limits, deadline: float) -> httpx.Client:
     """The config-file destinations' client: the lean export path, and httpx's own transports only for
-    the routes ``upstream_proxy`` sends through a proxy."""
+    the routes ``upstream_proxy`` sends through a proxy. ``deadline``: the most one export exchange
+    takes on the lean path (httpx's proxied transports bound each read only)."""
     mounts = client_mounts(upstream_proxy, limits)
+    transport = ExportTransport(deadline=deadline)
     if not mounts:
-        return ExportClient(timeout=10.0, trust_env=False)
-    return httpx.Client(timeout=10.0, trust_env=False, transport=ExportTransport(), mounts=mounts)
+        return ExportClient(timeout=10.0, trust_env=False, transport=transport)
+    return httpx.Client(timeout=10.0, trust_env=False, transport=transport, mounts=mounts)
 
 
 def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config: DeliveryConfig | None) -> Gateway:
@@ -126,26 +129,37 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     meter_provider, metric_reader = build_meter_provider(resource)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
+    pool = config.upstream_pool
+    proxies = ProxyRoutes.from_settings(config.upstream_proxy)
     upstream = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
-                                        proxies=ProxyRoutes.from_settings(config.upstream_proxy),
+                                        max_connections=pool.max_connections, max_per_origin=pool.max_per_origin,
+                                        proxies=proxies, on_pool_timeout=pool_timeout_counter(meter, "deployments"),
                                         http_semconv=http_semconv_mode(env))
-    delivery = DeliveryManager(delivery_config or _delivery_config(config), meter=meter,
-                               logger=logging.getLogger("spangate.delivery"))
+    # Moderation's own pool: held model streams must not stop inputs being checked, nor the reverse.
+    hook_transport = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
+                                              max_connections=pool.max_per_origin, proxies=proxies,
+                                              on_pool_timeout=pool_timeout_counter(meter, "moderation"),
+                                              http_semconv=http_semconv_mode(env))
+    delivery_config = delivery_config or _delivery_config(config)
+    delivery = DeliveryManager(delivery_config, meter=meter, logger=logging.getLogger("spangate.delivery"))
     limits = httpx.Limits(max_connections=64)
+    # An export ends by the delivery layer's export_timeout however its destination trickles the
+    # answer: delivery threads are shared by every team.
+    deadline = delivery_config.export_timeout
     # API-set destinations connect directly, never through upstream_proxy: the address policy must
     # see the destination's own address (a proxy would resolve and connect on its behalf).
-    build_ctx = BuildContext(http_client=export_client(config.upstream_proxy, limits),
+    build_ctx = BuildContext(http_client=export_client(config.upstream_proxy, limits, deadline),
                              span_log_path=config.resolved_span_log_path,
                              api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
-                                                            limits=limits))
+                                                            limits=limits, deadline=deadline))
     teams = TeamDirectory(config)
     # Each request names the gateway span as its parent; a traced call's instrumentation replaces that
     # traceparent with its own child span's.
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
-                               allow_mock_response=config.allow_mock_response)
+                               allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
     hooks = build_hooks(config, env,
-                        resources=HookResources(transport=upstream, meter=meter, team_params=teams.hook_params))
+                        resources=HookResources(transport=hook_transport, meter=meter, team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,

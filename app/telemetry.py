@@ -25,12 +25,13 @@ from opentelemetry.sdk.version import __version__ as _sdk_version
 from app import __version__
 from app.config import ConfigError
 from app.providers.egress import ProxyRoutes
-from app.providers.http11 import Http11Transport
+from app.providers.http11 import Http11Transport, PoolTimeoutHook
 from contracts import semconv as sc
 
 # Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
 SPAN_LIMITS = SpanLimits(max_span_attributes=1024, max_span_attribute_length=1 << 20)
 _HTTPX_SCOPE = "opentelemetry.instrumentation.httpx"  # the instrumentation's own tracer name
+POOL_TIMEOUTS_METRIC = "spangate.upstream.pool_timeouts"  # spangate_upstream_pool_timeouts_total{pool, ...}
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
 
@@ -92,7 +93,8 @@ def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> Trace
 
 
 def build_upstream_transport(tracer_provider: TracerProvider, *, child_spans: Callable[[], bool] | None = None,
-                             max_connections: int = 1000, proxies: ProxyRoutes | None = None,
+                             max_connections: int = 1000, max_per_origin: int | None = None,
+                             proxies: ProxyRoutes | None = None, on_pool_timeout: PoolTimeoutHook | None = None,
                              http_semconv: _StabilityMode = _StabilityMode.HTTP) -> httpx.AsyncBaseTransport:
     """One pooled transport for every upstream; only it makes child spans, and only when asked.
 
@@ -105,9 +107,22 @@ def build_upstream_transport(tracer_provider: TracerProvider, *, child_spans: Ca
     ``otlp``). ``child_spans`` says, per call, whether the call's route has one (``None``: always);
     a call nobody traces gets no span, instead of a span nobody receives.
     """
-    transport = Http11Transport(max_connections=max_connections, keepalive_expiry=60.0, proxies=proxies)
+    transport = Http11Transport(max_connections=max_connections, max_per_origin=max_per_origin,
+                                keepalive_expiry=60.0, proxies=proxies, on_pool_timeout=on_pool_timeout)
     instrumented = StableHttpTransport(transport, tracer_provider=tracer_provider, mode=http_semconv)
     return instrumented if child_spans is None else ChildSpanSwitch(transport, instrumented, child_spans)
+
+
+def pool_timeout_counter(meter: Meter, pool: str) -> PoolTimeoutHook:
+    """Counts calls that waited in vain for a slot of ``pool`` ("deployments", "moderation"), by
+    origin: the origins are the config's deployments and hook endpoints, never a client's."""
+    counter = meter.create_counter(POOL_TIMEOUTS_METRIC, unit="{call}",
+                                   description="Calls refused because no upstream connection was free in time")
+
+    def count(host: str, port: int) -> None:
+        counter.add(1, {"pool": pool, sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port})
+
+    return count
 
 
 class StableHttpTransport(AsyncOpenTelemetryTransport):

@@ -20,7 +20,11 @@ Behaviour (the same rules as ``app.providers.http11``, the request path's async 
   ReadError, ReadTimeout, RemoteProtocolError, LocalProtocolError), so ``exporters.base`` maps them
   as before; ``connect_check(host, address)`` runs before connecting to a literal address and again
   on the connected peer, before TLS and before a byte is written (the callback policy);
-- the answer's body is read whole (export answers are short), at most ``max_body`` bytes.
+- the answer's body is read whole (export answers are short), at most ``max_body`` bytes; its head
+  at most ``MAX_RESPONSE_HEAD`` bytes (``ResponseHeadTooLarge``, the connection dropped);
+- ``deadline`` bounds the whole exchange (connecting, writing, the answer to its last byte): a
+  destination that trickles its answer a byte at a time would otherwise hold a delivery thread for
+  as long as it likes, since each read on its own is quick.
 
 Proven against httpx's default transport by ``tests/exporters/test_export_transport_differential.py``.
 """
@@ -40,12 +44,17 @@ from typing import Any
 import httptools
 import httpx
 
+from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge, head_room
 from app.providers.request_head import check_header, serialize
 
 _Key = tuple[str, str, int]
 _Exchanged = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, raw body
 ConnectCheck = Callable[[str, "ipaddress.IPv4Address | ipaddress.IPv6Address"], None]
 _RECV = 65536
+# The delivery layer's export_timeout: an export still running then is counted as timed out, and
+# now also ends then.
+DEFAULT_DEADLINE = 10.0
+_SLACK = 0.05  # seconds a socket timeout may overrun the deadline rather than be set again
 
 
 class _Answer:
@@ -62,6 +71,7 @@ class _Answer:
         self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
         self.error: Exception | None = None
         self.parser: httptools.HttpResponseParser | None = None
+        self.head_bytes = 0  # bytes fed before the final head ended (interim heads included)
 
     def on_message_begin(self) -> None:
         if self.complete or self.in_body:  # a second answer nobody asked for
@@ -140,8 +150,9 @@ class _Connection:
 class ExportTransport(httpx.BaseTransport):
     def __init__(self, *, verify: ssl.SSLContext | str | bool = True, max_idle_per_host: int = 16,
                  keepalive_expiry: float = 30.0, connect_check: ConnectCheck | None = None,
-                 max_body: int = 16 << 20) -> None:
+                 max_body: int = 16 << 20, deadline: float | None = DEFAULT_DEADLINE) -> None:
         self._verify = verify
+        self._deadline = deadline
         self._ssl: ssl.SSLContext | None = None
         self._max_idle, self._expiry, self._check, self._max_body = max_idle_per_host, keepalive_expiry, \
             connect_check, max_body
@@ -170,10 +181,11 @@ class ExportTransport(httpx.BaseTransport):
         """``send_message`` without building an ``httpx.Response``: status, raw headers, raw body."""
         scheme = url.scheme
         key = (scheme, url.raw_host.decode("ascii"), url.port or (443 if scheme == "https" else 80))
-        conn = self._checkout(key) or self._connect(key, timeouts.get("connect"))
+        deadline = _Deadline(self._deadline)
+        conn = self._checkout(key) or self._connect(key, deadline.cut(timeouts.get("connect")))
         try:
-            self._send(conn, message, timeouts.get("write"))
-            answer = self._receive(conn, head_only, timeouts.get("read"))
+            self._send(conn, message, deadline.cut(timeouts.get("write")))
+            answer = self._receive(conn, head_only, timeouts.get("read"), deadline)
         except BaseException:
             conn.close()
             raise
@@ -261,20 +273,21 @@ class ExportTransport(httpx.BaseTransport):
         except OSError as exc:
             raise httpx.WriteError(str(exc)) from exc
 
-    def _receive(self, conn: _Connection, head_only: bool, timeout: float | None) -> _Answer:
+    def _receive(self, conn: _Connection, head_only: bool, timeout: float | None, deadline: _Deadline) -> _Answer:
         answer = _Answer(head_only, self._max_body)
         parser = answer.parser = httptools.HttpResponseParser(answer)
         # Content-Length beside Transfer-Encoding: RFC 9112 says Transfer-Encoding wins (h11 agrees);
         # such a connection is never reused (framing == 3).
         parser.set_dangerous_leniencies(lenient_chunked_length=True)
         sock = conn.sock
-        if sock.gettimeout() != timeout:
-            sock.settimeout(timeout)
         while not answer.complete:
+            if deadline.passed():  # a trickle: every recv returns in time, the answer never ends
+                raise deadline.timeout(timeout)
+            deadline.apply(sock, timeout)
             try:
                 data = sock.recv(_RECV)
             except TimeoutError as exc:
-                raise httpx.ReadTimeout(f"no answer bytes within {timeout:g}s") from exc
+                raise deadline.timeout(timeout) from exc
             except OSError as exc:
                 raise httpx.ReadError(str(exc)) from exc
             if not data:
@@ -282,15 +295,65 @@ class ExportTransport(httpx.BaseTransport):
                     answer.complete = True
                     break
                 raise httpx.RemoteProtocolError("the server closed the connection before the answer was complete")
-            try:
-                parser.feed_data(data)
-            except httptools.HttpParserError as exc:
-                if not answer.complete:
-                    raise httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}") from exc
-                answer.keep_alive = False  # garbage after a complete answer: only the connection goes
+            _feed(answer, parser, data)
             if answer.error is not None:
                 raise answer.error
         return answer
+
+
+class _Deadline:
+    """The end of one exchange (monotonic), which every socket timeout of it is cut to."""
+
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at = None if seconds is None else time.monotonic() + seconds
+
+    def cut(self, timeout: float | None) -> float | None:
+        if self.at is None:
+            return timeout
+        # Never 0: that makes the socket non-blocking (BlockingIOError); a microsecond times out alike.
+        left = max(1e-6, self.at - time.monotonic())
+        return left if timeout is None else min(timeout, left)
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def apply(self, sock: socket.socket, timeout: float | None) -> None:
+        """Set ``sock``'s timeout to ``cut(timeout)`` unless it is already within ``_SLACK`` of it:
+        each ``settimeout`` is a system call, and the deadline moves on between two reads."""
+        wanted, current = self.cut(timeout), sock.gettimeout()
+        if current != wanted and (current is None or wanted is None or abs(current - wanted) > _SLACK):
+            sock.settimeout(wanted)
+
+    def timeout(self, read: float | None) -> httpx.ReadTimeout:
+        if read is None or (self.at is not None and time.monotonic() >= self.at):
+            return httpx.ReadTimeout(f"the answer did not end within {self.seconds:g}s (the export's deadline)")
+        return httpx.ReadTimeout(f"no answer bytes within {read:g}s")
+
+
+def _feed(answer: _Answer, parser: httptools.HttpResponseParser, data: bytes) -> None:
+    """The parser sees at most ``MAX_RESPONSE_HEAD`` bytes before the head ends (it joins a header's
+    pieces by concatenation: an unbounded head is memory and quadratic CPU)."""
+    if not answer.in_body:
+        data, rest = head_room(answer.head_bytes, data)
+        answer.head_bytes += len(data)
+        _parse(answer, parser, data)
+        if answer.error is None and not answer.in_body and (rest or answer.head_bytes >= MAX_RESPONSE_HEAD):
+            raise ResponseHeadTooLarge()
+        data = rest
+    if data and answer.error is None:
+        _parse(answer, parser, data)
+
+
+def _parse(answer: _Answer, parser: httptools.HttpResponseParser, data: bytes) -> None:
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserError as exc:
+        if not answer.complete:
+            raise httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}") from exc
+        answer.keep_alive = False  # garbage after a complete answer: only the connection goes
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -271,11 +271,13 @@ class GuardedTransport(httpx.BaseTransport):
 
 
 def guarded_client(policy: CallbackPolicy, **kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` whose every connection is checked; ``kwargs`` as for ``httpx.Client``.
+    """An ``httpx.Client`` whose every connection is checked; ``kwargs`` as for ``httpx.Client``, and
+    ``deadline``: the most one exchange takes (``ExportTransport``).
 
     Its transport is the exporters' lean one (``ExportTransport``), which calls ``_check`` itself
     where ``GuardedTransport`` hooks httpcore's trace events: same points, same refusals."""
-    from exporters.export_transport import ExportClient, ExportTransport  # app.providers imports this module
+    # Imported here: app.providers imports this module.
+    from exporters.export_transport import DEFAULT_DEADLINE, ExportClient, ExportTransport
 
     verify = kwargs.pop("verify", True)
     limits = kwargs.pop("limits", None)
@@ -286,5 +288,6 @@ def guarded_client(policy: CallbackPolicy, **kwargs: Any) -> httpx.Client:
         if reason is not None:
             raise DestinationRefused(f"address not allowed: {reason}")
 
-    transport = ExportTransport(verify=verify, max_idle_per_host=min(idle, 16), connect_check=check)
+    deadline = kwargs.pop("deadline", DEFAULT_DEADLINE)  # the whole exchange (ExportTransport)
+    transport = ExportTransport(verify=verify, max_idle_per_host=min(idle, 16), connect_check=check, deadline=deadline)
     return ExportClient(transport=transport, **kwargs)

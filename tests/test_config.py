@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, DeploymentConfig, MetricsAuth, TeamSettingsConfig, load_config, parse_config
+from app.config import (
+    ConfigError,
+    DeploymentConfig,
+    MetricsAuth,
+    TeamSettingsConfig,
+    UpstreamPoolConfig,
+    load_config,
+    parse_config,
+)
 
 MODEL = {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini"}}
 
@@ -107,6 +115,10 @@ def test_environment_variables_are_exported_into_env_references_and_kept() -> No
      "spangate_settings.header_read_timeout_seconds: must be more than 0 seconds"),
     (with_model(spangate_settings={"max_connections_per_worker": 0}),
      "spangate_settings.max_connections_per_worker: expected a whole number >= 1, got 0"),
+    (with_model(spangate_settings={"upstream_max_connections": 10, "upstream_max_connections_per_origin": 11}),
+     "spangate_settings.upstream_max_connections_per_origin: at most upstream_max_connections (10), got 11"),
+    (with_model(spangate_settings={"upstream_pool_wait_seconds": 0}),
+     "spangate_settings.upstream_pool_wait_seconds: must be more than 0 seconds"),
     (with_model(spangate_settings={"max_upstream_response_bytes": 100}),
      "spangate_settings.max_upstream_response_bytes: expected a whole number >= 1024, got 100"),
     (with_model(spangate_settings={"max_sse_event_bytes": "big"}),
@@ -161,6 +173,7 @@ def test_defaults_when_sections_are_absent() -> None:
     assert (config.success_callback, config.failure_callback, config.turn_off_message_logging) == ((), (), False)
     assert (config.master_key, config.max_request_body_bytes, config.warnings) == (None, 10 * 1024 * 1024, ())
     assert (config.header_read_timeout_seconds, config.max_connections_per_worker) == (10.0, 2048)
+    assert config.upstream_pool == UpstreamPoolConfig(max_connections=1000, max_per_origin=500, wait_seconds=2.0)
 
 
 def test_upstream_answer_bounds_default_generously_and_can_be_set() -> None:

@@ -12,12 +12,20 @@ Behaviour:
   allowed keep-alive, dropped after ``keepalive_expiry`` idle seconds or when the server closed them;
 - ``timeout`` extension as httpx sends it: ``connect`` bounds connecting (and the TLS handshake),
   ``read`` bounds each wait for response bytes, ``pool`` bounds the wait for a free connection
-  when ``max_connections`` are in use;
+  when ``max_connections`` in all, or ``max_per_origin`` to the call's origin, are open. Two more
+  keys httpx does not have: ``total`` bounds the whole exchange, from the call to the body's last
+  byte, and ``head`` the part up to the response head (a stream's body may then run as long as its
+  reads keep coming). Per-read timeouts alone let an upstream that trickles a byte within each one
+  hold a call for as long as it likes;
 - failures are httpx's exceptions (ConnectError, ConnectTimeout, ReadTimeout, PoolTimeout,
   RemoteProtocolError, ReadError), so callers and the instrumentation see one family;
 - a response body that is closed before its end, or a cancelled call, closes its connection;
 - reading pauses when a streamed body is not consumed (64 KiB buffered), so a slow client of a
-  stream does not make the gateway buffer the upstream's whole answer.
+  stream does not make the gateway buffer the upstream's whole answer;
+- a response head (status line, headers, interim 1xx heads included) over ``MAX_RESPONSE_HEAD``
+  bytes fails the call with ``ResponseHeadTooLarge`` and drops the connection: httptools joins a
+  header's pieces by concatenation, so an unbounded head cost memory and quadratic CPU on the loop
+  (one 128 MB header value stalled every call for 17 s).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -37,6 +45,24 @@ from app.providers.egress import ProxyRoutes, open_tunnel
 from app.providers.request_head import serialize
 
 _HIGH_WATER = 64 * 1024  # buffered body bytes before reading from the socket pauses
+# nginx reads an upstream's head into proxy_buffer_size (4 or 8 KiB by default) and answers 502
+# ("upstream sent too big header") beyond it; Node's HTTP parser stops at 16 KiB. A provider's head
+# is about 1 KiB; 64 KiB leaves room for long cookies and tracing headers.
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class ResponseHeadTooLarge(httpx.RemoteProtocolError):
+    """The answer's head went past ``MAX_RESPONSE_HEAD`` bytes before it ended."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the response head is larger than {MAX_RESPONSE_HEAD} bytes")
+
+
+def head_room(fed: int, data: bytes) -> tuple[bytes, bytes]:
+    """Split ``data`` into what a head already ``fed`` bytes long may still take, and the rest.
+    The parser sees at most ``MAX_RESPONSE_HEAD`` bytes before the head ends, so it never joins more."""
+    room = MAX_RESPONSE_HEAD - fed
+    return (data, b"") if len(data) <= room else (data[:max(room, 0)], data[max(room, 0):])
 _Key = tuple[bytes, bytes, int]
 
 
@@ -73,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self.in_body = False  # final head received: later on_header calls are trailers
         self.until_close = False  # close-delimited body
         self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
+        self.head_bytes = 0  # bytes fed before the final head ended (interim heads included)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -82,15 +109,31 @@ class _Connection(asyncio.Protocol):
         if self.head is None or self.complete:  # bytes nobody asked for: the connection is unusable
             self._close()
             return
+        if not self.in_body:
+            data, rest = head_room(self.head_bytes, data)
+            self.head_bytes += len(data)
+            if not self._feed(data):
+                return
+            if not self.in_body and (rest or self.head_bytes >= MAX_RESPONSE_HEAD):
+                self._fail(ResponseHeadTooLarge())
+                self._close()
+                return
+            data = rest
+        if data and not self._feed(data):
+            return
+        if self.complete and self.keep_alive is False and not self.closed:
+            self._close()
+
+    def _feed(self, data: bytes) -> bool:
+        """``False`` when the bytes were not HTTP: the connection is closed."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if not self.complete:
                 self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from upstream: {exc}"))
             self._close()
-            return
-        if self.complete and self.keep_alive is False and not self.closed:
-            self._close()
+            return False
+        return True
 
     def eof_received(self) -> bool:
         self._lost()
@@ -166,7 +209,7 @@ class _Connection(asyncio.Protocol):
         self.status, self.headers, self.keep_alive = 0, [], False
         self.chunks.clear()
         self.buffered, self.complete, self.error, self.waiter = 0, False, None, None
-        self.in_body, self.until_close, self.framing = False, False, 0
+        self.in_body, self.until_close, self.framing, self.head_bytes = False, False, 0, 0
         self.head = loop.create_future()
         return self.head
 
@@ -201,23 +244,45 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def wait(self, timeout: float | None) -> None:
-        """Until more body bytes, the end of the message or an error."""
-        self.waiter = asyncio.get_running_loop().create_future()
+    async def wait(self, timeout: float | None, deadline: float | None) -> None:
+        """Until more body bytes, the end of the message or an error; ``deadline`` in loop time."""
+        loop = asyncio.get_running_loop()
+        limit = _within(timeout, deadline, loop)
+        self.waiter = loop.create_future()
         try:
-            if timeout is None:
+            if limit is None:
                 await self.waiter
             else:
-                await asyncio.wait_for(self.waiter, timeout)
+                await asyncio.wait_for(self.waiter, limit)
         except TimeoutError:
-            raise httpx.ReadTimeout(f"no data from upstream within {timeout:g}s") from None
+            raise httpx.ReadTimeout(f"the answer did not end within {limit:g}s") from None
         finally:
             self.waiter = None
 
 
+def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
+    """``timeout`` cut to what is left before ``deadline`` (loop time); ``None``: unbounded."""
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - loop.time())
+    return left if timeout is None else min(timeout, left)
+
+
+def _deadlines(timeouts: dict[str, Any], loop: asyncio.AbstractEventLoop) -> tuple[float | None, float | None]:
+    """(until the head, until the body's end) in loop time, from the ``total`` and ``head`` keys."""
+    now = loop.time()
+    total, head = timeouts.get("total"), timeouts.get("head")
+    body_deadline = None if total is None else now + total
+    head_deadline = body_deadline if head is None else now + head
+    if body_deadline is not None and head_deadline is not None:
+        head_deadline = min(head_deadline, body_deadline)
+    return head_deadline, body_deadline
+
+
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, pool: Http11Transport, conn: _Connection, read_timeout: float | None) -> None:
-        self._pool, self._conn, self._timeout = pool, conn, read_timeout
+    def __init__(self, pool: Http11Transport, conn: _Connection, read_timeout: float | None,
+                 deadline: float | None) -> None:
+        self._pool, self._conn, self._timeout, self._deadline = pool, conn, read_timeout, deadline
         self._released = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -231,7 +296,7 @@ class _Body(httpx.AsyncByteStream):
                     raise conn.error
                 if conn.complete:
                     break
-                await conn.wait(self._timeout)
+                await conn.wait(self._timeout, self._deadline)
         except BaseException:
             self._release(reusable=False)
             raise
@@ -246,17 +311,28 @@ class _Body(httpx.AsyncByteStream):
             self._pool.release(self._conn, reusable=reusable and self._conn.finish())
 
 
+PoolTimeoutHook = Callable[[str, int], None]  # (host, port) of the origin a call waited for in vain
+
+
 class Http11Transport(httpx.AsyncBaseTransport):
-    def __init__(self, *, max_connections: int = 1000, keepalive_expiry: float = 60.0,
-                 ssl_context: ssl.SSLContext | None = None, proxies: ProxyRoutes | None = None) -> None:
+    """``max_per_origin``: connections to one (scheme, host, port), idle ones included, so one slow
+    upstream holding its calls open cannot take every slot (``None``: ``max_connections``).
+    ``on_pool_timeout``: told of each call that gave up waiting for a slot (a metric)."""
+
+    def __init__(self, *, max_connections: int = 1000, max_per_origin: int | None = None,
+                 keepalive_expiry: float = 60.0, ssl_context: ssl.SSLContext | None = None,
+                 proxies: ProxyRoutes | None = None, on_pool_timeout: PoolTimeoutHook | None = None) -> None:
         self._proxies = proxies
         self._names_ok: set[bytes] = set()  # header names already checked: the same few on every call
         self._max = max_connections
+        self._per_origin = min(max_per_origin or max_connections, max_connections)
         self._expiry = keepalive_expiry
         self._ssl = ssl_context
         self._idle: dict[_Key, deque[_Connection]] = {}
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._by_origin: dict[_Key, int] = {}  # open connections per origin, idle ones included
+        self._waiters: deque[tuple[_Key, asyncio.Future[None]]] = deque()
+        self._on_pool_timeout = on_pool_timeout
 
     # -- pool ------------------------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
@@ -275,29 +351,42 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return conn
         return None
 
-    async def _acquire(self, key: _Key, timeouts: dict[str, Any]) -> _Connection:
+    async def _acquire(self, key: _Key, timeouts: dict[str, Any], head_deadline: float | None) -> _Connection:
         """An idle connection to ``key`` or a new one; waits (``pool`` timeout) while all are busy."""
         loop = asyncio.get_running_loop()
-        pool_timeout = timeouts.get("pool")
+        pool_timeout = _within(timeouts.get("pool"), head_deadline, loop)
         deadline = None if pool_timeout is None else loop.time() + pool_timeout
         while True:
             conn = self._checkout(key)
             if conn is not None:
                 return conn
-            if self._open >= self._max:
+            origin_full = self._by_origin.get(key, 0) >= self._per_origin
+            if not origin_full and self._open >= self._max:
                 self._evict_idle()  # an idle connection to another upstream gives up its slot
-            if self._open < self._max:
-                self._open += 1
-                return await self._connect(key, timeouts)
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            if not origin_full and self._open < self._max:
+                self._count(key)
+                return await self._connect(key, _within(timeouts.get("connect"), head_deadline, loop))
+            entry = (key, loop.create_future())
+            self._waiters.append(entry)
             try:
-                await asyncio.wait_for(waiter, None if deadline is None else max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(entry[1], None if deadline is None else max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise httpx.PoolTimeout(f"all {self._max} upstream connections busy") from None
+                raise self._pool_timeout(key, origin_full) from None
             finally:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                    self._waiters.remove(entry)
+
+    def _pool_timeout(self, key: _Key, origin_full: bool) -> httpx.PoolTimeout:
+        host = key[1].decode("ascii")
+        if self._on_pool_timeout is not None:
+            self._on_pool_timeout(host, key[2])
+        if origin_full:
+            return httpx.PoolTimeout(f"all {self._per_origin} connections to {host}:{key[2]} busy")
+        return httpx.PoolTimeout(f"all {self._max} upstream connections busy")
+
+    def _count(self, key: _Key) -> None:
+        self._open += 1
+        self._by_origin[key] = self._by_origin.get(key, 0) + 1
 
     def _evict_idle(self) -> None:
         for idle in self._idle.values():
@@ -305,26 +394,28 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._discard(idle.popleft())
                 return
 
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
+    def _wake_one(self, freed: _Key) -> None:
+        """Wake the first waiter that can go on now that a connection to ``freed`` is free or idle:
+        one for that origin, or one whose origin is under its cap. Scanned only while calls wait."""
+        for i, (key, waiter) in enumerate(self._waiters):
+            if not waiter.done() and (key == freed or self._by_origin.get(key, 0) < self._per_origin):
+                del self._waiters[i]
                 waiter.set_result(None)
                 return
 
-    async def _connect(self, key: _Key, timeouts: dict[str, Any]) -> _Connection:
+    async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
         """Dial with a slot already counted in ``_open``; the slot is freed if dialing fails."""
         hostname, port = key[1].decode("ascii"), key[2]
         try:
-            _transport, conn = await asyncio.wait_for(self._dial(key), timeouts.get("connect"))
+            _transport, conn = await asyncio.wait_for(self._dial(key), timeout)
         except TimeoutError:
-            self._free()
+            self._free(key)
             raise httpx.ConnectTimeout(f"connecting to {hostname}:{port} timed out") from None
         except (OSError, ssl.SSLError) as exc:
-            self._free()
+            self._free(key)
             raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {exc}") from None
         except BaseException:
-            self._free()
+            self._free(key)
             raise
         return conn
 
@@ -345,13 +436,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
         conn = _Connection(key)
         return await open_tunnel(proxy, proxy_tls, key, conn, self._ssl_context()), conn
 
-    def _free(self) -> None:
+    def _free(self, key: _Key) -> None:
         self._open -= 1
-        self._wake_one()
+        left = self._by_origin.pop(key) - 1
+        if left:
+            self._by_origin[key] = left
+        self._wake_one(key)
 
     def _discard(self, conn: _Connection) -> None:
         conn._close()
-        self._free()
+        self._free(conn.key)
 
     def release(self, conn: _Connection, *, reusable: bool) -> None:
         if not reusable:
@@ -360,7 +454,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, deque()).append(conn)
-        self._wake_one()
+        self._wake_one(conn.key)
 
     # -- the call --------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -370,12 +464,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
         forward = self._proxies.for_origin(key) if self._proxies is not None and key[0] == b"http" else None
         message = serialize(request, body, self._names_ok, forward)
-        conn = self._checkout(key) or await self._acquire(key, timeouts)
-        head = conn.begin(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        head_deadline, body_deadline = _deadlines(timeouts, loop)
+        conn = self._checkout(key) or await self._acquire(key, timeouts, head_deadline)
+        head = conn.begin(loop)
         try:
             assert conn.transport is not None
             conn.transport.write(message)
-            read = timeouts.get("read")
+            read = _within(timeouts.get("read"), head_deadline, loop)
             try:
                 await (asyncio.wait_for(head, read) if read is not None else head)
             except TimeoutError:
@@ -383,8 +479,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except BaseException:
             self.release(conn, reusable=False)  # cancelled or failed mid-exchange: never reuse
             raise
-        return httpx.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, timeouts.get("read")),
-                              request=request, extensions={"http_version": b"HTTP/1.1"})
+        stream = _Body(self, conn, timeouts.get("read"), body_deadline)
+        return httpx.Response(conn.status, headers=conn.headers, stream=stream, request=request,
+                              extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
         for idle in self._idle.values():

@@ -12,9 +12,10 @@ import msgspec
 from opentelemetry import trace
 
 from app.call import SentRequest
-from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
-from app.errors import UpstreamResponseTooLarge
+from app.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
+from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
+from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -82,7 +83,8 @@ class HttpStream:
 
 class OpenAICompatibleDeployment:
     def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport, *,
-                 inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+                 inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 pool_wait: float = DEFAULT_POOL_WAIT) -> None:
         self.config = config
         self._transport = transport
         self._max_response_bytes = max_response_bytes
@@ -103,7 +105,14 @@ class OpenAICompatibleDeployment:
         elif config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
         self._headers = httpx.Headers(headers)
-        self._timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)).as_dict()
+        # ``timeout`` as LiteLLM's users read it: the most a call may take. A whole answer must end
+        # within it (``total``); a stream must start within it (``head``), then each wait for its
+        # next bytes is bounded by it, as a stream may rightly run longer than any one call.
+        # A slot of the pool is waited for briefly (``pool_wait``): calls over the per-origin cap are
+        # a quick 503 (UpstreamBusy), not a wait of the whole timeout for an upstream never contacted.
+        per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0),
+                                 pool=min(config.timeout, pool_wait)).as_dict()
+        self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
         self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
 
@@ -114,13 +123,13 @@ class OpenAICompatibleDeployment:
             return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
         return self._base + path
 
-    def _request(self, operation: str, payload: dict[str, Any]) -> httpx.Request:
+    def _request(self, operation: str, payload: dict[str, Any], stream: bool = False) -> httpx.Request:
         """Built directly, not through ``AsyncClient``: the URL, headers and timeouts are fixed per
         deployment, and the client's redirect, auth, cookie and hook layers cost ~0.2 ms a call for
         nothing a proxy wants (it must not follow redirects or keep one caller's cookies for another)."""
         payload["model"] = self.config.upstream_model
         request = httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
-                                extensions={"timeout": self._timeout})
+                                extensions={"timeout": self._timeouts[stream]})
         if self._inject_traceparent:
             ctx = trace.get_current_span().get_span_context()
             if ctx.is_valid:
@@ -132,6 +141,13 @@ class OpenAICompatibleDeployment:
         return SentRequest("POST", str(self._urls[operation]), self._headers, payload)
 
     def _error(self, exc: httpx.HTTPError) -> Exception:
+        # What only this transport raises is mapped here; the httpx family in ``map_transport_error``.
+        if isinstance(exc, httpx.PoolTimeout):  # before the TimeoutException family: nothing was sent
+            return UpstreamBusy(f"no connection to {self._where} was free in time ({exc}); "
+                                "the upstream was not contacted")
+        if isinstance(exc, ResponseHeadTooLarge):
+            return UpstreamInvalidResponse(f"the answer of {self._where} has a head larger than "
+                                           f"{MAX_RESPONSE_HEAD} bytes")
         return map_transport_error(exc, self.config, self.server_address)
 
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
@@ -147,7 +163,7 @@ class OpenAICompatibleDeployment:
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
         try:
-            response = await self._transport.handle_async_request(self._request(operation, payload))
+            response = await self._transport.handle_async_request(self._request(operation, payload, stream=True))
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
         return HttpStream(response, self._error, self._max_response_bytes, self._where)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
+from app.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamUnavailable
 from app.providers.base import Deployment
 from app.providers.mock import MockDeployment
@@ -78,13 +78,13 @@ class ModelRouter:
     @classmethod
     def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport, *,
               inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-              allow_mock_response: bool = False) -> ModelRouter:
+              allow_mock_response: bool = False, pool_wait: float = DEFAULT_POOL_WAIT) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
         for config in deployments:
             deployment: Deployment = (
                 MockDeployment(config) if config.provider == "mock"
                 else OpenAICompatibleDeployment(config, transport, inject_traceparent=inject_traceparent,
-                                                max_response_bytes=max_response_bytes))
+                                                max_response_bytes=max_response_bytes, pool_wait=pool_wait))
             grouped.setdefault(config.model_name, []).append(deployment)
         return cls({name: ModelGroup(name, items, allow_mock_response=allow_mock_response)
                     for name, items in grouped.items()})

@@ -49,13 +49,16 @@ class DeliveryConfig:
     commit_interval: float = 0.02
     max_batch: int = 512
     batch_delay: float = 0.2
-    export_timeout: float = 10.0  # an export running this long is counted as timed out
+    # An export running this long is counted as timed out; the export transport ends it then
+    # (app.server gives it this deadline).
+    export_timeout: float = 10.0
     initial_backoff: float = 0.5
     max_backoff: float = 60.0
     workers: int = 8
     shutdown_flush_timeout: float = 10.0
     # An export still running after ``stall_after`` seconds gets a spare thread started in its
-    # place (at most ``workers`` spares), so black-holed destinations cannot starve healthy ones.
+    # place (at most ``workers * ceil(export_timeout / stall_after)`` spares: every stall the
+    # export deadline lets run at once), so slow destinations cannot starve healthy ones.
     stall_after: float = 1.0
     # Destinations whose last attempt failed or stalled share at most this many threads.
     probation_workers: int = 2

@@ -8,8 +8,15 @@ heap entry, it holds no thread. Isolation against dead destinations comes from t
   every thread with export timeouts;
 * **spares**: a watchdog notices an export of a destination *not* on probation running longer
   than ``stall_after`` (a black hole not yet caught), moves it to probation and starts a spare
-  thread in its place, at most ``workers`` spares; a thread that finishes while the pool is
-  above its size exits. Stalls on probation need no spare: the quota already bounds them.
+  thread in its place; a thread that finishes while the pool is above its size exits. Stalls on
+  probation need no spare: the quota already bounds them. So a slow destination holds a spare,
+  never one of the ``workers`` the others need. The spares are bounded by the export deadline (the
+  export transport ends every exchange by ``export_timeout``): the pool keeps ``workers`` threads
+  that are not stalled, each starts at most one stalling export per ``stall_after``, so
+  ``workers * ceil(export_timeout / stall_after)`` spares cover every stall still running. With
+  only ``workers`` spares, as before, 16 destinations answering a byte every few seconds held all
+  8 workers and their 8 spares and stopped delivery for every team; many teams on one host that
+  turns slow are that case.
 
 Each destination is in at most one place (idle, a heap, or one thread): send concurrency is 1.
 
@@ -68,6 +75,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._busy: dict[int, Destination] = {}
         self._threads = self._spares = self._probation_running = 0
+        self._max_spares = config.workers * max(1, math.ceil(config.export_timeout / config.stall_after))
         self._stopping = False
         self.expedite_all = False  # set while flushing: skip the batch delay
         self._all_threads: list[threading.Thread] = []
@@ -221,7 +229,7 @@ class Scheduler:
                 dest.spare = False
             dest.sched = IDLE
             self._reschedule(dest, delay)  # no wake-up: this thread looks again right away...
-            if self._threads > self._config.workers + min(self._spares, self._config.workers):
+            if self._threads > self._config.workers + min(self._spares, self._max_spares):
                 self._threads -= 1
                 self._wake_for(self._head_due())  # ...unless it is surplus and exits: then one that will look
                 return False
@@ -262,6 +270,6 @@ class Scheduler:
             dest.on_probation = dest.spare = True
             self._probation_running += 1
             self._spares += 1
-            if self._threads < self._config.workers + min(self._spares, self._config.workers):
+            if self._threads < self._config.workers + min(self._spares, self._max_spares):
                 self._log.info("destination %s stalled; starting a spare delivery thread", dest.key)
                 self._spawn()

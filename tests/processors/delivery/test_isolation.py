@@ -45,7 +45,7 @@ def test_black_holed_destinations_do_not_delay_healthy_ones(managers) -> None:
         for server in holes + sinks:
             server.__exit__(None, None, None)
     assert lags[int(len(lags) * 0.99)] < 2.0
-    assert len(pool) <= 4  # workers plus at most as many spares
+    assert len(pool) <= 2 + 3  # the workers, and a spare for each black hole while it stalls
     for n in range(3):
         assert health[f"team/b{n}/hole"].delivered == 0
         assert health[f"team/b{n}/hole"].queued == len(submitted)
