@@ -6,7 +6,8 @@
      ├── AuthenticationFailed 401   missing, unknown, deleted or expired key
      ├── PermissionDenied     403   model outside the key's or team's models; admin route for a virtual key
      ├── NotFound             404   unknown model, team or route
-     ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes
+     ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes; an input too long
+     │                              for content moderation to check (moderation_input_too_long)
      ├── ServiceUnavailable   503   a dependency is down (the team and key store, content moderation);
      │                              sent with Retry-After
      └── UpstreamError        *     the provider answered with an error (status kept)
@@ -14,7 +15,8 @@
           ├── UpstreamTimeout      504  no answer in time
           ├── UpstreamBusy         503  no connection to the upstream free in time (it was not
           │                              contacted); sent with Retry-After
-          └── UpstreamInvalidResponse  502  an answer the gateway cannot pass on (not JSON, wrong shape)
+          └── UpstreamInvalidResponse  502  an answer the gateway cannot pass on (not JSON, wrong shape,
+               │                              a head over 64 KiB, a stream event moderation cannot read)
                └── UpstreamResponseTooLarge  502  over spangate_settings.max_upstream_response_bytes
                                                   or one SSE event over max_sse_event_bytes
 
