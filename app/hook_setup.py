@@ -27,9 +27,9 @@ CONTENT_SAFETY = "azure_content_safety"
 class HookResources:
     """What one worker's gateway lends its built-in hooks (``app.server.build_gateway``)."""
 
-    # The hooks' own pool, never the deployments' (app.server): egress proxy choice, child spans; the
-    # hook that uses it closes it.
-    transport: httpx.AsyncBaseTransport
+    # Builds the hooks' own pool, never the deployments' (app.server): egress proxy choice, child
+    # spans. Called only by a hook that makes calls, which closes what it gets: no hook, no pool.
+    new_transport: Callable[[], httpx.AsyncBaseTransport]
     meter: Meter
     # TeamDirectory.hook_params: (team_id, section) -> that team's settings for a hook, or None
     team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
@@ -70,6 +70,6 @@ def _content_safety(config: GatewayConfig, resources: HookResources | None) -> C
         return build_content_safety(config, transport=transport, meter=NoOpMeter("spangate"), team_params=None,
                                     owns_transport=True)
     lookup = resources.team_params
-    return build_content_safety(config, transport=resources.transport, meter=resources.meter,
+    return build_content_safety(config, transport=resources.new_transport(), meter=resources.meter,
                                 team_params=(lambda team_id: lookup(team_id, SECTION)) if lookup else None,
                                 owns_transport=True)

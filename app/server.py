@@ -136,10 +136,11 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                                         proxies=proxies, on_pool_timeout=pool_timeout_counter(meter, "deployments"),
                                         http_semconv=http_semconv_mode(env))
     # Moderation's own pool: held model streams must not stop inputs being checked, nor the reverse.
-    hook_transport = build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
-                                              max_connections=pool.max_per_origin, proxies=proxies,
-                                              on_pool_timeout=pool_timeout_counter(meter, "moderation"),
-                                              http_semconv=http_semconv_mode(env))
+    def hook_transport() -> httpx.AsyncBaseTransport:
+        return build_upstream_transport(tracer_provider, child_spans=processor.traces_current_call,
+                                        max_connections=pool.max_per_origin, proxies=proxies,
+                                        on_pool_timeout=pool_timeout_counter(meter, "moderation"),
+                                        http_semconv=http_semconv_mode(env))
     delivery_config = delivery_config or _delivery_config(config)
     delivery = DeliveryManager(delivery_config, meter=meter, logger=logging.getLogger("spangate.delivery"))
     limits = httpx.Limits(max_connections=64)
@@ -158,8 +159,8 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
-    hooks = build_hooks(config, env,
-                        resources=HookResources(transport=hook_transport, meter=meter, team_params=teams.hook_params))
+    hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter,
+                                                             team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,

@@ -53,7 +53,7 @@ async def rig(cs: ContentSafetyStandIn, teams: Any = None, **params: Any) -> Asy
     directory = TeamDirectory(config)
     reader = InMemoryMetricReader()
     transport = Http11Transport()
-    chain = build_hooks(config, {}, resources=HookResources(transport=transport,
+    chain = build_hooks(config, {}, resources=HookResources(new_transport=lambda: transport,
                                                   meter=MeterProvider(metric_readers=[reader]).get_meter("t"),
                                                   team_params=directory.hook_params))
     try:
