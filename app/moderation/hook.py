@@ -64,7 +64,7 @@ class ModerationInputTooLong(PayloadTooLarge):
     code = "moderation_input_too_long"
 
     def __init__(self, chars: int, limit: int | None) -> None:
-        why = (f"over the {limit} content moderation checks (azure_content_safety_params.max_input_chars)"
+        why = (f"over the {limit} characters content moderation checks (azure_content_safety_params.max_input_chars)"
                if limit is not None else "too long for content moderation to check within its deadline "
                "(azure_content_safety_params.timeout_seconds)")
         super().__init__(f"the input carries {chars} characters of text, {why}; the call was not made. "
