@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.accesslog import log_config
-from app.config import ConfigError, GatewayConfig, default_config, load_config
+from app.config.settings import ConfigError, GatewayConfig, default_config, load_config
+from app.server.accesslog import log_config
 
 log = logging.getLogger("spangate")
 WEAK_KEYS = frozenset({"sk-1234", "sk-12345", "sk-master", "master", "changeme", "password", "admin"})
@@ -115,7 +115,7 @@ def data_dir_failure(config: GatewayConfig) -> tuple[int, str] | None:
 def store_failure(config: GatewayConfig, env: Mapping[str, str]) -> tuple[int, str] | None:
     """Exit code and the one line to print when the store cannot be opened, else None. Checked in the CLI's
     process before uvicorn starts: otherwise each worker's lifespan fails with a 150-line traceback."""
-    from app.server import check_store, database_url
+    from app.server.factory import check_store, database_url
     from app.store import StoreUnavailable
     from app.store.engine import display_url
 
@@ -163,8 +163,8 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     common = {"host": args.host, "port": args.port, "loop": "uvloop", "log_level": level,
               "access_log": args.debug or args.detailed_debug, "timeout_graceful_shutdown": 30,
               "log_config": log_config(log_level(args))}
-    from app.server import check_destinations
-    from app.serving import listen
+    from app.server.factory import check_destinations
+    from app.server.serving import listen
 
     env = {**os.environ, **config.environment_variables}
     try:
@@ -187,13 +187,13 @@ def serve(config: GatewayConfig, args: argparse.Namespace) -> int:
 
 def _run(config: GatewayConfig, args: argparse.Namespace, env: Mapping[str, str], sock: socket.socket,
          common: dict[str, Any]) -> int:
-    from app.server import create_app
-    from app.serving import run_server, server_config
+    from app.server.factory import create_app
+    from app.server.serving import run_server, server_config
 
     if args.num_workers > 1:
         if args.config:
             os.environ["SPANGATE_CONFIG"] = str(Path(args.config).resolve())
-        run_server(server_config("app.server:app_from_env", config, factory=True, workers=args.num_workers,
+        run_server(server_config("app.server.factory:app_from_env", config, factory=True, workers=args.num_workers,
                                  **common), sock)
         return 0
     try:
@@ -207,7 +207,7 @@ def _run(config: GatewayConfig, args: argparse.Namespace, env: Mapping[str, str]
 
 def describe_destinations(config: GatewayConfig) -> str:
     """Where spans go and where teams are kept, for the start-up line (never a password)."""
-    from app.server import database_url
+    from app.server.factory import database_url
     from app.store.engine import display_url
 
     success, failure = config.success_callback, config.failure_callback
@@ -221,7 +221,7 @@ def describe_destinations(config: GatewayConfig) -> str:
 def fail_startup(config: GatewayConfig, env: Mapping[str, str], code: int, line: str) -> int:
     """Print why start-up failed, tell the failure destinations that take alerts (Sentry), and return the exit
     code. The line names keys, never secret values (database URLs are shown with the password masked)."""
-    from app.startup_alerts import send_startup_alerts
+    from app.server.startup_alerts import send_startup_alerts
 
     print(line, file=sys.stderr)
     send_startup_alerts(config, env, "ConfigError" if code == 2 else "StartupFailure", line)

@@ -4,10 +4,10 @@
     import litellm                                                  ->  from app import custom_logger as litellm
 
 ``CustomLogger`` declares the methods Spangate calls (``SUPPORTED_METHODS``); a handler overrides
-the ones it needs and only those are wired (``app.callback_hook``). ``completion_cost`` reads the
+the ones it needs and only those are wired (``app.litellm.hook``). ``completion_cost`` reads the
 cost the gateway already priced for the call from the response it handed over, as LiteLLM keeps it
 in ``_hidden_params["response_cost"]``; for any other response it prices model and usage from the
-gateway's table (``app.pricing``). Nothing here keeps state between calls.
+gateway's table (``app.calls.pricing``). Nothing here keeps state between calls.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.pricing import PriceBook
+from app.calls.pricing import PriceBook
 
 # The logging methods: arguments as in LiteLLM's docs (log_pre_api_call takes model, messages, kwargs).
 LOGGING_METHODS = ("log_pre_api_call", "log_post_api_call", "log_stream_event", "async_log_stream_event",

@@ -2,7 +2,7 @@
 
     GatewayError                    any error a client sees; carries status, type, param, code
      ├── InvalidRequest       400   malformed JSON, missing or wrong-typed fields; content moderation
-     │                              blocked the input or output (app.moderation)
+     │                              blocked the input or output (app.hooks.moderation)
      ├── AuthenticationFailed 401   missing, unknown, deleted or expired key
      ├── PermissionDenied     403   model outside the key's or team's models; admin route for a virtual key
      ├── NotFound             404   unknown model, team or route
@@ -21,7 +21,7 @@
                                                   or one SSE event over max_sse_event_bytes
 
 Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``),
-the store's ``StoreUnavailable`` in one exception handler (``app.server``);
+the store's ``StoreUnavailable`` in one exception handler (``app.server.factory``);
 everything that reaches the HTTP boundary is rendered by ``error_body``.
 """
 
@@ -102,7 +102,7 @@ class ServiceUnavailable(GatewayError):
 
 class UpstreamError(GatewayError):
     type = "upstream_error"
-    # Set where the upstream chose ``code`` (app.upstream_errors.metric_label): its words are not
+    # Set where the upstream chose ``code`` (app.providers.upstream_errors.metric_label): its words are not
     # the gateway's to turn into series.
     label: str | None = None
 

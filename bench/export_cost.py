@@ -70,7 +70,7 @@ def exporters(n: int, url: str, client: httpx.Client):
 
 
 def api_client() -> httpx.Client:
-    from exporters.urlpolicy import CallbackPolicy, guarded_client
+    from exporters.transport.urlpolicy import CallbackPolicy, guarded_client
 
     return guarded_client(CallbackPolicy(), timeout=10.0, trust_env=False, limits=httpx.Limits(max_connections=64))
 

@@ -34,7 +34,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.failures import ExportFailure
-from exporters.base import post_batch
+from exporters.transport.answers import post_batch
 from processors.delivery import DeliveryConfig, DeliveryManager
 from tests.support.sinks import HttpSink, Received, Reply
 

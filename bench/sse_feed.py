@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 
-from app.streaming import StreamAccumulator
+from app.gateway.sse import StreamAccumulator
 from contracts import semconv as sc
 
 READ = 64 * 1024

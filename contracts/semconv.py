@@ -56,7 +56,7 @@ SESSION_ID: Final = "session.id"
 CLIENT_ADDRESS: Final = "client.address"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
 # Stable HTTP client names (semconv 1.23+), written by the httpx instrumentation on the upstream child
-# span once app/telemetry.py opts it in; named here so tests and readers spell them once.
+# span once app/server/telemetry.py opts it in; named here so tests and readers spell them once.
 HTTP_REQUEST_METHOD: Final = "http.request.method"
 URL_FULL: Final = "url.full"
 # Resource attributes the gateway sets itself (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES may replace them).
@@ -106,7 +106,7 @@ STREAM_ENDED_WITHOUT_DONE: Final = "ended_without_done"
 # A hook's stream filter ended the stream with an error (moderation of the output, a user's hook).
 STREAM_REJECTED: Final = "rejected"
 
-# --- Content moderation (app.moderation): the verdict on the gateway span ---------------------------
+# --- Content moderation (app.hooks.moderation): the verdict on the gateway span ---------------------------
 MODERATION_BLOCKED: Final = "spangate.moderation.blocked"  # true when a check blocked the call
 MODERATION_SOURCE: Final = "spangate.moderation.source"  # what was blocked: MODERATION_INPUT or _OUTPUT
 MODERATION_CATEGORY: Final = "spangate.moderation.category"  # the category that blocked it

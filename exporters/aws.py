@@ -22,7 +22,7 @@ import botocore.config
 import botocore.exceptions
 
 from contracts.failures import EXCERPT, ExportFailure, failure_from_status, parse_retry_after, unrecognised
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["AwsAccess", "LazyClient", "failure_from_aws", "make_client"]
 

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
+from exporters.encode.span_json import span_to_dict
 from exporters.plugin import DestinationType
-from exporters.span_json import span_to_dict
 
 _encode = msgspec.json.Encoder()
 

@@ -17,9 +17,9 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from exporters.base import GzipPostSpanExporter
-from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
+from exporters.encode.otlp_proto import PROTOBUF_CONTENT_TYPE, encode_otlp_traces
 from exporters.plugin import DestinationType, GlobalInputs, env_vars, from_env
+from exporters.transport.answers import GzipPostSpanExporter
 
 _PROTOCOLS = ("http/protobuf", "grpc")
 _COMPRESSIONS = ("gzip", "none")

@@ -15,7 +15,7 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 
 from contracts.failures import ExportFailure
-from exporters.base import encoding_failure, post_batch
+from exporters.transport.answers import encoding_failure, post_batch
 
 __all__ = ["SpanPoster", "span_hex"]
 

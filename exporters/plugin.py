@@ -37,7 +37,7 @@ class BuildContext:
     """What exporters may be given: a background HTTP client (never the request path's) and paths.
 
     ``api_http_client`` is for destinations set through the admin API: its connections are checked
-    against the callback policy (``exporters.urlpolicy``). ``for_api()`` is the context to build
+    against the callback policy (``exporters.transport.urlpolicy``). ``for_api()`` is the context to build
     those with; it fails rather than fall back to the unchecked client.
     """
 

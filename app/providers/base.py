@@ -9,11 +9,11 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from app.call import SentRequest
-from app.config import DeploymentConfig
+from app.calls.record import SentRequest
+from app.calls.redact import deployment_secrets, scrub
+from app.config.settings import DeploymentConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from app.redact import deployment_secrets, scrub
-from app.upstream_errors import metric_label, read_error
+from app.providers.upstream_errors import metric_label, read_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +57,9 @@ def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host
 
 
 def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
-    """Keep the upstream status and what ``app.upstream_errors`` lets through of its error object:
+    """Keep the upstream status and what ``app.providers.upstream_errors`` lets through of its error object:
     every field bounded and scrubbed of the deployment's secrets (whole or in part), then of anything
-    key-shaped (``app.redact``); a type or code that is not a plain word becomes the gateway's own."""
+    key-shaped (``app.calls.redact``); a type or code that is not a plain word becomes the gateway's own."""
     try:
         data = msgspec.json.decode(raw) if raw else None
     except msgspec.DecodeError:

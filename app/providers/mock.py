@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from app.call import SentRequest
-from app.config import DeploymentConfig
+from app.calls.record import SentRequest
+from app.config.settings import DeploymentConfig
 from app.providers.base import UpstreamReply
 from contracts import semconv as sc
 

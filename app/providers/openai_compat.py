@@ -11,11 +11,11 @@ import httpx
 import msgspec
 from opentelemetry import trace
 
-from app.call import SentRequest
-from app.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
+from app.calls.record import SentRequest
+from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
-from app.providers.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
+from app.wire.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"

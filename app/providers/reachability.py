@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.config import DeploymentConfig
-from app.providers.egress import ProxyRoutes
+from app.config.settings import DeploymentConfig
 from app.providers.openai_compat import OPENAI_API_BASE
+from app.wire.egress import ProxyRoutes
 
 CONNECT_TIMEOUT = 2.0  # well under a load balancer's probe timeout; an upstream slower than this is unhealthy
 # A verdict is reused this long: load balancers and dashboards probing /health every second, from

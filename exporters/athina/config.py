@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exporters.plugin import check_vars
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "BASE_URL_VAR", "DEFAULT_BASE_URL", "ENV_VARS", "SECRET_VARS", "AthinaConfig"]
 

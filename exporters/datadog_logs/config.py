@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exporters.plugin import GlobalInputs, env_vars
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "ENV_VARS", "KNOWN_SITES", "SECRET_VARS", "DatadogConfig", "OperatorValue", "global_vars"]
 

@@ -30,9 +30,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import EXCERPT, ExportFailure, failure_from_status, unrecognised
-from exporters.base import encoding_failure
 from exporters.datadog_logs.config import DatadogConfig
 from exporters.datadog_logs.encode import LogLabels, encode_datadog
+from exporters.transport.answers import encoding_failure
 
 __all__ = ["DatadogSpanExporter", "failure_from_exception", "new_api_client"]
 

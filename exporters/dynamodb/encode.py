@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 
-from exporters.call_record import call_record
+from exporters.encode.call_record import call_record
 
 __all__ = ["MAX_ITEM_BYTES", "DynamoItems", "encode_dynamodb", "item_size"]
 

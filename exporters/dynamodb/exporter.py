@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
 from exporters.aws import LazyClient, failure_from_aws, make_client
-from exporters.base import encoding_failure
 from exporters.dynamodb.config import DynamoDBConfig
 from exporters.dynamodb.encode import encode_dynamodb
+from exporters.transport.answers import encoding_failure
 
 __all__ = ["BATCH_SIZE", "DynamoDBSpanExporter"]
 

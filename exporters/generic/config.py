@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from exporters.plugin import check_vars
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "ENDPOINT_VAR", "ENV_VARS", "SECRET_VARS", "GenericConfig", "LogFormat"]
 

@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
-from exporters.base import post_batch
 from exporters.generic.config import GenericConfig, LogFormat
 from exporters.generic.encode import encode_json_array, encode_ndjson, encode_single
 from exporters.per_span import SpanPoster
+from exporters.transport.answers import post_batch
 
 __all__ = ["IDEMPOTENCY_HEADER", "GenericSpanExporter"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exporters.plugin import credential
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_HOST", "ENV_VARS", "NAME", "SECRET_VARS", "LangfuseConfig"]
 

@@ -38,8 +38,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from contracts import semconv
-from exporters.otlp_encode import copy_span, encode_otlp_traces
-from exporters.request_metadata import metadata_text, parse_tags, pop_metadata
+from exporters.encode.otlp_proto import copy_span, encode_otlp_traces
+from exporters.encode.request_metadata import metadata_text, parse_tags, pop_metadata
 
 __all__ = ["encode_langfuse", "langfuse_trace_id", "to_langfuse_span"]
 

@@ -14,10 +14,10 @@ import base64
 
 import httpx
 
-from exporters.base import GzipPostSpanExporter
+from exporters.encode.otlp_proto import PROTOBUF_CONTENT_TYPE
 from exporters.langfuse.config import LangfuseConfig
 from exporters.langfuse.encode import encode_langfuse
-from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE
+from exporters.transport.answers import GzipPostSpanExporter
 
 __all__ = ["INGESTION_VERSION", "LangfuseSpanExporter"]
 

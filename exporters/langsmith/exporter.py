@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import httpx
 
-from exporters.base import GzipPostSpanExporter
+from exporters.encode.otlp_proto import PROTOBUF_CONTENT_TYPE
 from exporters.langsmith.config import LangSmithConfig
 from exporters.langsmith.encode import encode_langsmith
-from exporters.otlp_encode import PROTOBUF_CONTENT_TYPE
+from exporters.transport.answers import GzipPostSpanExporter
 
 __all__ = ["PROJECT_HEADER", "LangSmithSpanExporter"]
 

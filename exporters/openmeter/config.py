@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from exporters.plugin import check_vars, credential
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DEFAULT_ENDPOINT", "DEFAULT_EVENT_TYPE", "ENV_VARS", "SECRET_VARS", "OpenMeterConfig"]
 

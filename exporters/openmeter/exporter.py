@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
-from exporters.base import encoding_failure, post_batch
 from exporters.openmeter.config import OpenMeterConfig
 from exporters.openmeter.encode import BATCH_CONTENT_TYPE, encode_openmeter, openmeter_events
+from exporters.transport.answers import encoding_failure, post_batch
 
 __all__ = ["OpenMeterSpanExporter"]
 

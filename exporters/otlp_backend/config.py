@@ -12,7 +12,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from exporters.otlp import OtlpConfig, parse_headers
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "ENDPOINT_VAR", "PROTOCOLS", "SECRET_VARS", "OtlpBackendConfig"]
 

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
-from exporters.otlp_encode import copy_span, encode_otlp_traces
+from exporters.encode.otlp_proto import copy_span, encode_otlp_traces
 
 __all__ = ["JSON_CONTENT_TYPE", "encode_json", "encode_protobuf", "with_resource"]
 

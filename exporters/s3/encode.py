@@ -26,7 +26,7 @@ import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 
 from contracts import semconv as sc
-from exporters.call_record import call_id, call_record
+from exporters.encode.call_record import call_id, call_record
 
 __all__ = ["NO_TEAM", "S3Object", "encode_s3", "partition"]
 

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import ExportFailure
 from exporters.aws import LazyClient, failure_from_aws, make_client
-from exporters.base import encoding_failure
 from exporters.s3.config import S3Config
 from exporters.s3.encode import S3Object, encode_s3
+from exporters.transport.answers import encoding_failure
 
 __all__ = ["PUT_WORKERS", "S3SpanExporter"]
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from exporters.plugin import check_vars
-from exporters.urlpolicy import normalize_base_url
+from exporters.transport.urlpolicy import normalize_base_url
 
 __all__ = ["ALLOWED_VARS", "DSN_VAR", "ENV_VARS", "NAME", "SECRET_VARS", "SentryConfig"]
 

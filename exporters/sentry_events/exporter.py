@@ -39,9 +39,9 @@ from sentry_sdk.transport import Transport
 from sentry_sdk.utils import Dsn
 
 from contracts.failures import ExportFailure, parse_retry_after
-from exporters.base import encoding_failure, failure_from_exception, failure_from_response
 from exporters.sentry_events.config import SentryConfig
 from exporters.sentry_events.encode import encode_sentry
+from exporters.transport.answers import encoding_failure, failure_from_exception, failure_from_response
 
 __all__ = ["SentrySender", "SentrySpanExporter", "rate_limit_seconds"]
 

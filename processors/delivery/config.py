@@ -50,7 +50,7 @@ class DeliveryConfig:
     max_batch: int = 512
     batch_delay: float = 0.2
     # An export running this long is counted as timed out; the export transport ends it then
-    # (app.server gives it this deadline).
+    # (app.server.factory gives it this deadline).
     export_timeout: float = 10.0
     initial_backoff: float = 0.5
     max_backoff: float = 60.0

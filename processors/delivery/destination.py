@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .config import DROP_BUFFER_FULL, DROP_CLOSED, DROP_ERROR, DestinationHealth
-from .store import Lane, Record
+from .queues import Lane, Record
 
 if TYPE_CHECKING:
+    from .reporting import Telemetry
     from .status import Outage
-    from .telemetry import Telemetry
 
 IDLE, QUEUED, RUNNING = "idle", "queued", "running"
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .config import DeadLetter, SpoolHealth
+from .queues import KeyStats, Record
 from .spool import SqliteSpool
-from .store import KeyStats, Record
 
 _DISK_ERRORS = (sqlite3.Error, OSError)  # SQLITE_FULL, SQLITE_IOERR, EIO, ENOSPC from the lock files
 _DEAD_LETTERS_KEPT = 1000

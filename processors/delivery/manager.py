@@ -22,11 +22,11 @@ from .config import DeadLetter, DeliveryConfig, DestinationHealth, SpoolHealth
 from .destination import Destination
 from .fallback import FallbackSpool
 from .lazy import LazySpanExporter
+from .queues import Lane, MemoryStore
+from .reporting import Telemetry
 from .scheduler import Scheduler
 from .sender import Sender, retire
 from .spool import SqliteSpool, claim_slot, release_slot
-from .store import Lane, MemoryStore
-from .telemetry import Telemetry
 from .writer import SpoolWriter
 
 _FLUSH_POLL = 0.01

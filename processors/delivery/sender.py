@@ -22,8 +22,8 @@ from contracts.failures import ExportFailure, unrecognised
 from .codec import CorruptRecord, decode_span
 from .config import DROP_CORRUPT, DeliveryConfig
 from .destination import Destination
+from .queues import Record, Store
 from .status import StatusLog
-from .store import Record, Store
 
 _UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why", reason="export failed")
 

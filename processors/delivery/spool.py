@@ -24,7 +24,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .config import DeadLetter
-from .store import KeyStats, Record
+from .queues import KeyStats, Record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (id INTEGER PRIMARY KEY AUTOINCREMENT, dest TEXT NOT NULL,

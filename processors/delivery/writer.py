@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from .codec import encode_span
 from .config import DROP_ERROR, DROP_SPOOL_ERROR, DROP_SPOOL_FULL
 from .destination import Destination
-from .store import Lane
-from .telemetry import Telemetry
+from .queues import Lane
+from .reporting import Telemetry
 
 _IDLE_WAKE = 0.25  # seconds; also the pace of the drop log
 

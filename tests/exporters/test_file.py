@@ -8,8 +8,8 @@ from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from contracts import semconv as sc
+from exporters.encode.span_json import span_to_dict
 from exporters.file import FileConfig, FileSpanExporter
-from exporters.span_json import span_to_dict
 from tests.support.readable_spans import (
     CHAT_OK,
     END,

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import parse_config
-from app.routing import global_specs
+from app.config.settings import parse_config
+from app.teams.routing import global_specs
 from exporters.plugin import DestinationType, from_env
 from exporters.registry import _MODULES, BuildContext, builtin_registry, registry_of
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.server import Gateway
+from app.server.factory import Gateway
 
 _ROOMY = 1 << 30  # SQLite's default max_page_count
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import uvicorn
 
-from app.config import GatewayConfig, parse_config
-from app.front import GatewayApp
-from app.server import Gateway, create_app
-from app.serving import server_config
+from app.config.settings import GatewayConfig, parse_config
+from app.gateway.front import GatewayApp
+from app.server.factory import Gateway, create_app
+from app.server.serving import server_config
 from processors.delivery import DeliveryConfig
 from tests.support.spanlog import read_spans, wait_for_spans
 

@@ -4,7 +4,7 @@ Each strategy draws a ``Case``: the bytes a scripted server plays (``Play``: spl
 then closed or not), the outcome a correct client must reach (an answer with ``body``, an error, or
 either where the RFCs allow a refusal) and whether the connection may serve the next request.
 ``bad_fields`` draws request fields that must never be written. The rules they encode, and where
-h11 and RFC 9112 differ, are written down in ``tests/providers/test_http11_differential.py``.
+h11 and RFC 9112 differ, are written down in ``tests/app/wire/test_http11_differential.py``.
 """
 
 from __future__ import annotations

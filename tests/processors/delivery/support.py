@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
 from contracts.failures import ExportFailure
-from exporters.base import post_batch
+from exporters.transport.answers import post_batch
 from tests.support.sinks import Received, Reply
 
 JSON = {"content-type": "application/json"}

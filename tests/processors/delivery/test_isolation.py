@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from processors.delivery.destination import Destination
+from processors.delivery.reporting import Telemetry
 from processors.delivery.scheduler import Scheduler, _Entry
-from processors.delivery.telemetry import Telemetry
 from tests.support.sinks import HttpSink
 
 from .conftest import fast_config

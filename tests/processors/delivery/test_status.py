@@ -8,8 +8,8 @@ import pytest
 
 from contracts.failures import ExportFailure, failure_from_status
 from processors.delivery.destination import Destination
+from processors.delivery.reporting import Telemetry
 from processors.delivery.status import StatusLog
-from processors.delivery.telemetry import Telemetry
 
 REFUSED = ExportFailure(retryable=True, detail="ConnectError: [Errno 111] Connection refused",
                         reason="export failed (ConnectError)")

@@ -8,8 +8,8 @@ import time
 
 from processors.delivery.codec import decode_span
 from processors.delivery.destination import Destination
-from processors.delivery.store import Lane, MemoryStore
-from processors.delivery.telemetry import Telemetry
+from processors.delivery.queues import Lane, MemoryStore
+from processors.delivery.reporting import Telemetry
 from processors.delivery.writer import SpoolWriter
 
 from .support import make_span

@@ -1,0 +1,1 @@
+"""Configuration: ``config.yaml`` read once at start-up into typed, frozen settings."""

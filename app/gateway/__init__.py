@@ -1,0 +1,1 @@
+"""The request path: the ASGI front door, body validation, the proxy and the stream relay."""

@@ -1,0 +1,306 @@
+"""The LLM call: validate (``app.gateway.validation``), pick a deployment, run the hooks, forward, and end
+the call's record and span exactly once (``app.calls.span``).
+
+The span starts before the hooks and the upstream call (so the moderation and upstream HTTP spans
+are its children) and ends when the answer is complete: for streams, when the stream ends or the
+client goes away. Span end only hands the span to the router's queues, and the success and failure
+hooks run in the background: nothing here waits on an exporter or a callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from opentelemetry import trace
+
+from app.calls.attributes import (
+    MAX_CLIENT_NAME,
+    Attributes,
+    bounded,
+    embeddings_attributes,
+    output_content_attributes,
+    response_attributes,
+)
+from app.calls.caller import Caller
+from app.calls.metrics import GenAIMetrics
+from app.calls.pricing import PriceBook
+from app.calls.record import ALWAYS_MASKED_HEADERS, CallRecord, client_metadata, curl_command
+from app.calls.redact import deployment_secrets, scrub
+from app.calls.span import CallSpans
+from app.config.settings import DEFAULT_MAX_SSE_EVENT_BYTES
+from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse
+from app.gateway.relay import StreamRelay
+from app.gateway.sse import StreamAccumulator
+from app.gateway.validation import parse_body, validate
+from app.hooks.chain import NO_HOOKS, HookChain
+from app.providers import Deployment, ModelRouter, upstream_error
+from app.providers.mock import MockDeployment
+from contracts import semconv as sc
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+log = logging.getLogger("spangate")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete answer: the upstream's status and body, passed through unchanged (unless a hook
+    replaced the response)."""
+
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAnswer:
+    """An open stream: send ``events()`` as SSE, then always ``close()`` (it ends the call if the
+    stream never started or was cut short)."""
+
+    relay: StreamRelay
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"text/event-stream"),
+                                                 (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    caller: Caller
+    headers: Mapping[str, str]
+    client_ip: str | None
+    capture_content: bool  # what global, team and key settings allow; a request may only narrow it
+    path: str = ""
+
+
+class ProxyService:
+    def __init__(self, router: ModelRouter, tracer: trace.Tracer, prices: PriceBook,
+                 metrics: GenAIMetrics | None, *, max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES,
+                 hooks: HookChain = NO_HOOKS, redact_headers: frozenset[str] = frozenset()) -> None:
+        self._router = router
+        self._max_sse_event_bytes = max_sse_event_bytes
+        self._spans = CallSpans(tracer, prices, metrics)
+        self._hooks = hooks
+        self._masked = ALWAYS_MASKED_HEADERS | redact_headers
+        self._mocks: dict[str, MockDeployment] = {}
+
+    @property
+    def hooks(self) -> HookChain:
+        return self._hooks
+
+    def _record(self, operation: str, ctx: CallContext) -> CallRecord:
+        return CallRecord(operation, ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
+                          masked_header_names=self._masked, capture_content=ctx.capture_content)
+
+    async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:
+        """One call, one record, one span, whatever happens: bad input and bugs included (a bug is a
+        500 ``internal_error`` span; the exception goes on to the front door, which logs it)."""
+        call = self._record(operation, ctx)
+        span: trace.Span | None = None
+        try:
+            body = parse_body(raw)
+            if isinstance(body.get("model"), str) and body["model"]:
+                call.model = body["model"]  # names the span of a call that fails validation too
+            validate(operation, body)
+            call.metadata = client_metadata(body.pop("metadata", None) or {})
+            call.request, call.model = body, body["model"]
+            _privacy(call)
+            group = self._group(call)
+            if "mock_response" in body and not group.honours_mock_response:
+                raise InvalidRequest("'mock_response' is honoured only by mock/ models, unless the operator sets "
+                                     "spangate_settings.allow_mock_response", param="mock_response",
+                                     code="mock_response_not_allowed")
+            order = group.order()
+            call.deployment = order[0]
+            call.stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
+            hooked = bool(self._hooks.before)
+            span = self._spans.start(call, order[0], with_request=not hooked)
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                if hooked:
+                    group, order = await self._before_upstream(call, group, order)
+                    self._spans.request(call, span)
+                if call.stream:
+                    return await self._stream(call, group, order, span)
+                return await self._complete(call, group, order, span)
+        except GatewayError as exc:
+            call.error = exc
+            if span is None:
+                raise self._rejected(call) from None
+            self._fail(call, span)
+            raise
+        except BaseException as exc:  # a bug, or the client went away (CancelledError) mid-call
+            call.error = GatewayError(f"internal error: {type(exc).__name__}", code="internal_error")
+            call.exception = exc
+            if span is None:
+                self._rejected(call)
+            else:
+                self._fail(call, span)
+            raise
+
+    def _group(self, call: CallRecord) -> Any:
+        model, caller = call.model, call.caller
+        group = self._router.get(model)
+        if group is None:
+            # Only what this caller may use: the full list would tell a restricted key what else exists.
+            names = ", ".join(n for n in self._router.names if caller.may_use(n)) or "none for this key"
+            raise NotFound(f"model {bounded(model, MAX_CLIENT_NAME)!r} is not configured on this gateway; "
+                           f"available: {names}", param="model", code="model_not_found")
+        call.group = group.name
+        check_model_access(caller, model)
+        return group
+
+    async def _before_upstream(self, call: CallRecord, group: Any, order: list[Deployment]) -> tuple[Any, Any]:
+        """The hooks may change the request: it is checked again, and a changed model is resolved
+        (and access-checked) again."""
+        await self._hooks.before_upstream(call)
+        body = call.request
+        validate(call.operation, body)
+        if body["model"] != call.model:
+            call.model = body["model"]
+            group = self._group(call)
+            order = group.order()
+            call.deployment = order[0]
+        call.stream = body.get("stream") is True and call.operation != sc.OP_EMBEDDINGS
+        return group, order
+
+    def reject(self, operation: str, body: Mapping[str, Any] | None, ctx: CallContext,
+               exc: GatewayError) -> GatewayError:
+        """Bad input before the call could start (a body over the limit): still a failed call."""
+        call = self._record(operation, ctx)
+        model = body.get("model") if isinstance(body, Mapping) else None
+        call.model = model if isinstance(model, str) and model else None
+        call.error = exc
+        return self._rejected(call)
+
+    def _rejected(self, call: CallRecord) -> GatewayError:
+        self._fail(call, self._spans.rejected(call))
+        return call.error
+
+    def _fail(self, call: CallRecord, span: trace.Span, attrs: Attributes | None = None) -> None:
+        self._spans.fail(call, span, attrs)
+        if self._hooks.failure:
+            self._hooks.finished(call)
+
+    def _end_stream(self, call: CallRecord, span: trace.Span, attrs: Attributes) -> None:
+        if call.error is not None:
+            self._fail(call, span, attrs)
+        else:
+            self._succeed(call, span, attrs)
+
+    def _succeed(self, call: CallRecord, span: trace.Span, attrs: Attributes) -> None:
+        self._spans.finish(call, span, attrs)
+        if self._hooks.success:
+            self._hooks.finished(call)
+
+    # --- upstream -----------------------------------------------------------------------------
+
+    def _target(self, deployment: Deployment, body: dict[str, Any]) -> tuple[Deployment, dict[str, Any]]:
+        """The deployment that really answers and the payload it gets (defaults under the client's)."""
+        payload = {**deployment.config.default_params, **body} if deployment.config.default_params else dict(body)
+        if "mock_response" in payload and not isinstance(deployment, MockDeployment):
+            mock = self._mocks.get(deployment.config.deployment_id)
+            if mock is None:
+                mock = self._mocks[deployment.config.deployment_id] = MockDeployment(deployment.config)
+            return mock, payload
+        if not isinstance(deployment, MockDeployment):
+            payload.pop("mock_response", None)
+        return deployment, payload
+
+    async def _send(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Any:
+        """Try the group's deployments in order; the answer (reply or open stream)."""
+        sent: list[Any] = [None]
+        stream = call.stream
+        if stream:  # usage is recorded even if the client did not ask for it (not in call.request)
+            options = call.request.get("stream_options")
+            usage_options = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+
+        async def attempt(deployment: Deployment) -> Any:
+            target, payload = self._target(deployment, call.request)
+            if stream:
+                payload["stream_options"] = usage_options
+            sent[0] = (target, payload)
+            call.deployment = deployment
+            send = target.stream if stream else target.complete
+            return await send(call.operation, payload)
+
+        deployment, result = await group.call(attempt, lambda r: r.status, order=order)
+        call.deployment = deployment
+        self._spans.deployment(call, span)
+        if self._hooks or call.log_raw_request:  # nobody else reads it: not built for nothing
+            target, payload = sent[0]
+            call.sent = target.sent_request(call.operation, payload)
+        if call.log_raw_request:
+            config = deployment.config
+            secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+            self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
+        return result
+
+    async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Answer:
+        reply = await self._send(call, group, order, span)
+        deployment = call.deployment
+        if reply.status >= 400:
+            raise upstream_error(reply.status, reply.body, deployment)
+        try:
+            answer = _decode(reply.body)
+        except msgspec.DecodeError:
+            raise UpstreamInvalidResponse(f"model {group.name!r} answered with invalid JSON") from None
+        answer = answer if isinstance(answer, dict) else {}
+        call.status, call.response = reply.status, answer
+        body = reply.body
+        if self._hooks.after:
+            await self._hooks.after_upstream(call)
+            if call.response is not answer:  # a hook replaced the answer: the client gets the new one
+                answer = call.response if isinstance(call.response, dict) else {}
+                body = _encode(answer)
+        call.usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
+        operation = call.operation
+        attrs = embeddings_attributes(answer) if operation == sc.OP_EMBEDDINGS else response_attributes(answer)
+        if call.capture_content:
+            attrs.update(output_content_attributes(operation, answer))
+        self._succeed(call, span, attrs)
+        return Answer(reply.status, body)
+
+    async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> StreamAnswer:
+        options = call.request.get("stream_options")
+        client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        handle = await self._send(call, group, order, span)
+        deployment = call.deployment
+        if handle.status >= 400:
+            try:
+                raw = await handle.read()
+            finally:
+                await handle.aclose()
+            raise upstream_error(handle.status, raw, deployment)
+        call.status = handle.status
+        config = deployment.config
+        secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+        hooks = self._hooks
+        on_chunk = (lambda chunk: hooks.stream_event(call, chunk)) if hooks.stream_events else None
+        acc = StreamAccumulator(call.operation, keep_usage_chunk=client_wants_usage,
+                                capture_content=call.capture_content, max_event_bytes=self._max_sse_event_bytes,
+                                assemble=hooks.wants_response, on_chunk=on_chunk,
+                                scrub=lambda text: scrub(text, secrets))
+        filters = hooks.stream_filters(call) if hooks.filters else ()
+        return StreamAnswer(StreamRelay(call, span, handle, acc, filters, self._end_stream, hooks.wants_response))
+
+
+def _privacy(call: CallRecord) -> None:
+    """A request may ask for more privacy than its key and team give, never for less; it may ask
+    for the raw request only while its messages may be logged."""
+    metadata = call.metadata
+    if not metadata:
+        return
+    if metadata.get("turn_off_message_logging") is True:
+        call.capture_content = False
+    call.log_raw_request = metadata.get("log_raw_request") is True and call.capture_content
+
+
+# --- access and upstream errors ---------------------------------------------------------------
+
+
+def check_model_access(caller: Caller, model: str) -> None:
+    for allowed, whose in ((caller.models, "key"), (caller.team_models, "team")):
+        if allowed and model not in allowed and "all-proxy-models" not in allowed:
+            raise PermissionDenied(f"this {whose} is not allowed to use model {model!r}; allowed: "
+                                   f"{', '.join(sorted(allowed))}", param="model", code="model_not_allowed")

@@ -1,0 +1,1 @@
+"""LiteLLM's callback surface: users' ``CustomLogger`` handlers, their loader, kwargs and destinations."""

@@ -1,0 +1,1 @@
+"""Span readers and encoders several destinations share: OTLP protobuf, OpenAI shapes, call records."""
