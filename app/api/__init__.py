@@ -1,6 +1,16 @@
-"""HTTP routes, grouped by audience; each factory takes the worker's ``Gateway``."""
+"""HTTP routes, grouped by audience: admin/ (teams, keys, callbacks), health.py, models.py, and the
+services they ask for by name (dependencies.py); ``app.server.factory`` registers both."""
 
+from litestar.types import ControllerRouterHandler
+
+from app.api.admin import AdminCheck, admin_routes
+from app.api.dependencies import api_dependencies
 from app.api.health import health_routes
 from app.api.models import llm_routes
 
-__all__ = ["health_routes", "llm_routes"]
+
+def api_routes(admin_check: AdminCheck) -> list[ControllerRouterHandler]:
+    return [*llm_routes(), *health_routes(), *admin_routes(admin_check)]
+
+
+__all__ = ["AdminCheck", "api_dependencies", "api_routes"]

@@ -4,85 +4,94 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import MediaType, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from app import __version__
-from app.api.admin import require_admin
+from app.api.admin import AdminCheck
 from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
+from app.api.services import ApiSettings, OpenStore
 from app.errors import AuthenticationFailed
+from app.hooks.chain import HookChain
 from app.hooks.metrics import hooks_health
 from app.providers.reachability import Reachability, ReachabilityCache
-from app.teams.auth import bearer_token
-from app.wire.egress import ProxyRoutes
-from processors.delivery import SpoolHealth
-
-if TYPE_CHECKING:
-    from app.server.factory import Gateway
+from app.teams.auth import Authenticator, bearer_token
+from processors.delivery import DeliveryManager, SpoolHealth
 
 
-def health_routes(gateway: Gateway) -> list[BaseRouteHandler]:
-    proxies = ProxyRoutes.from_settings(gateway.config.upstream_proxy)  # read once, as the upstream transport does
-    reachability = ReachabilityCache(proxies)
-    @get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
-    async def liveliness() -> Response[str]:
-        # LiteLLM answers a JSON string; probes and scripts written for it parse that.
-        return Response('"I\'m alive!"', media_type="application/json")
+@get(["/health/liveliness", "/health/liveness"], include_in_schema=False)
+async def liveliness() -> Response[str]:
+    # LiteLLM answers a JSON string; probes and scripts written for it parse that.
+    return Response('"I\'m alive!"', media_type="application/json")
 
-    @get("/health/readiness", include_in_schema=False)
-    async def readiness() -> Response[dict[str, Any]]:
-        # Not ready while the store is unreachable, so a load balancer prefers instances that can
-        # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
-        # Nor while the disk refuses the spool: spans are then only in memory, lost in a crash.
-        db = gateway.store_link.db_status() if gateway.store_link is not None else "Not connected"
-        spool = gateway.delivery.spool_health()
-        ready = db == "connected" and spool.state != "failing"
-        body = {"status": "healthy" if ready else "unhealthy", "db": db, "spool": _spool_line(spool),
-                "version": __version__,
-                "success_callbacks": list(gateway.config.success_callback),
-                "failure_callbacks": list(gateway.config.failure_callback)}
-        return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
 
-    @get("/health/destinations", tags=["health"])
-    async def destinations(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error;
-        the spool: ok, or failing with the spans held in memory meanwhile; per callback (hook):
-        background runs, errors, timeouts, dropped runs, last error type."""
-        require_admin(gateway, request)
-        return {"destinations": [dataclasses.asdict(h) for h in gateway.delivery.health()],
-                "spool": dataclasses.asdict(gateway.delivery.spool_health()),
-                "callbacks": hooks_health(gateway.proxy.hooks)}
+@get("/health/readiness", include_in_schema=False)
+async def readiness(settings: NamedDependency[ApiSettings], delivery: NamedDependency[DeliveryManager],
+                    store_link: NamedDependency[OpenStore | None]) -> Response[dict[str, Any]]:
+    # Not ready while the store is unreachable, so a load balancer prefers instances that can
+    # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
+    # Nor while the disk refuses the spool: spans are then only in memory, lost in a crash.
+    db = store_link.db_status() if store_link is not None else "Not connected"
+    spool = delivery.spool_health()
+    ready = db == "connected" and spool.state != "failing"
+    body = {"status": "healthy" if ready else "unhealthy", "db": db, "spool": _spool_line(spool),
+            "version": __version__,
+            "success_callbacks": list(settings.success_callback),
+            "failure_callbacks": list(settings.failure_callback)}
+    return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
 
-    @get("/health", tags=["health"])
-    async def models_health(request: Request[Any, Any, Any], model: FromQuery[str | None] = None) -> dict[str, Any]:
-        """LiteLLM's model check: each deployment the caller may use, healthy when its upstream accepts a
-        TCP connection (no API call, nothing billed; a verdict is reused for 5 s); mocks are always healthy."""
-        caller = caller_of(gateway, request)
-        wanted = [d for d in gateway.config.deployments
-                  if caller.may_use(d.model_name) and (model is None or d.model_name == model)]
-        results = await reachability.check_all(wanted)
-        healthy = [_endpoint(r) for r in results if r.error is None]
-        unhealthy = [_endpoint(r) for r in results if r.error is not None]
-        return {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
-                "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}
 
-    @get("/metrics", include_in_schema=False)
-    async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-        check_scraper(gateway, request)
-        text = render_prometheus(gateway.metric_reader.get_metrics_data())
-        return Response(text, media_type=CONTENT_TYPE)
+@get("/health/destinations", tags=["health"])
+async def destinations(request: Request[Any, Any, Any], admin_check: NamedDependency[AdminCheck],
+                       delivery: NamedDependency[DeliveryManager], hooks: NamedDependency[HookChain]) -> dict[str, Any]:
+    """Per destination: queued, delivered, retried, failed, dead-lettered, dropped, lag, last error;
+    the spool: ok, or failing with the spans held in memory meanwhile; per callback (hook):
+    background runs, errors, timeouts, dropped runs, last error type."""
+    admin_check.require(request)
+    return {"destinations": [dataclasses.asdict(h) for h in delivery.health()],
+            "spool": dataclasses.asdict(delivery.spool_health()),
+            "callbacks": hooks_health(hooks)}
 
+
+@get("/health", tags=["health"])
+async def models_health(request: Request[Any, Any, Any], auth: NamedDependency[Authenticator],
+                        settings: NamedDependency[ApiSettings], reachability: NamedDependency[ReachabilityCache],
+                        model: FromQuery[str | None] = None) -> dict[str, Any]:
+    """LiteLLM's model check: each deployment the caller may use, healthy when its upstream accepts a
+    TCP connection (no API call, nothing billed; a verdict is reused for 5 s); mocks are always healthy."""
+    caller = caller_of(auth, request)
+    wanted = [d for d in settings.deployments
+              if caller.may_use(d.model_name) and (model is None or d.model_name == model)]
+    results = await reachability.check_all(wanted)
+    healthy = [_endpoint(r) for r in results if r.error is None]
+    unhealthy = [_endpoint(r) for r in results if r.error is not None]
+    return {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
+            "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(request: Request[Any, Any, Any], settings: NamedDependency[ApiSettings],
+                  admin_check: NamedDependency[AdminCheck],
+                  metric_reader: NamedDependency[InMemoryMetricReader]) -> Response[str]:
+    check_scraper(settings, admin_check, request)
+    text = render_prometheus(metric_reader.get_metrics_data())
+    return Response(text, media_type=CONTENT_TYPE)
+
+
+def health_routes() -> list[BaseRouteHandler]:
     return [liveliness, readiness, destinations, models_health, metrics]
 
 
-def check_scraper(gateway: Gateway, request: Request[Any, Any, Any]) -> None:
+def check_scraper(settings: ApiSettings, admin_check: AdminCheck, request: Request[Any, Any, Any]) -> None:
     """``spangate_settings.metrics_auth``: spend and team names are not for anonymous scrapers unless the
     operator opens them; a scrape token spares Prometheus the master key."""
-    auth, master_key = gateway.config.metrics_auth, gateway.config.master_key
+    auth, master_key = settings.metrics_auth, settings.master_key
     if auth.open or (master_key is None and auth.token is None):
         return
     token = bearer_token(request.headers)
@@ -90,7 +99,7 @@ def check_scraper(gateway: Gateway, request: Request[Any, Any, Any]) -> None:
         return
     if master_key is None:
         raise AuthenticationFailed("missing or wrong scrape token: send 'Authorization: Bearer <metrics_auth token>'")
-    require_admin(gateway, request)
+    admin_check.require(request)
 
 
 def _spool_line(spool: SpoolHealth) -> str:

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 from litestar import Litestar, MediaType, Request, Response
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from app import __version__
-from app.api import health_routes, llm_routes
-from app.api.admin import admin_routes
+from app.api import AdminCheck, api_dependencies, api_routes
 from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
@@ -63,7 +63,7 @@ CONFIG_ENV = "SPANGATE_CONFIG"
 
 @dataclass
 class Gateway:
-    """Everything one worker owns; handed to route factories (no module globals)."""
+    """Everything one worker owns (no module globals); routes get only the parts they ask for (``_dependencies``)."""
 
     config: GatewayConfig
     env: Mapping[str, str]
@@ -95,13 +95,15 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     process-wide state such as the garbage collector; tests run many apps in one process."""
     env = dict(os.environ if env is None else env) | dict(config.environment_variables)
     gateway = build_gateway(config, env, delivery_config)
+    admin_check = AdminCheck(config.master_key, gateway.auth)
     litestar = Litestar(
-        route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes()],
+        route_handlers=api_routes(admin_check),
+        dependencies=_dependencies(gateway, admin_check),
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error,
                             StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway, tune_gc=own_process)],
-        state=State({"gateway": gateway}),  # the admin API's dependency reads it
+        state=State({"gateway": gateway}),  # for tests and tooling; routes read their own dependencies
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
         # Litestar's default config takes over the root logger in each process it starts in (its own
@@ -109,6 +111,14 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
         logging_config=None,
     )
     return GatewayApp(litestar, gateway)
+
+
+def _dependencies(gateway: Gateway, admin_check: AdminCheck) -> dict[str, Provide]:
+    return api_dependencies(settings=gateway.config, auth=gateway.auth, admin_check=admin_check,
+                            teams=gateway.teams, registry=gateway.registry, delivery=gateway.delivery,
+                            hooks=gateway.proxy.hooks, metric_reader=gateway.metric_reader,
+                            resource=gateway.tracer_provider.resource, build_ctx=gateway.build_ctx,
+                            store_link=lambda: gateway.store_link)
 
 
 def export_client(upstream_proxy: str | None, limits: httpx.Limits, deadline: float) -> httpx.Client:

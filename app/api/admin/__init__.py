@@ -4,9 +4,9 @@ Only the master key administers. Secrets never leave: keys are shown once at gen
 secrets come back as a fixed mask, and a masked value posted back is refused rather than stored.
 
 One controller per resource, each documenting itself in the OpenAPI schema under its tag:
-``TeamController`` (``/team/...``, admin_teams.py), ``KeyController`` (``/key/...``, admin_keys.py)
-and ``TeamCallbackController`` (``/team/{team_id}/...``, admin_callbacks.py). They reach the gateway
-through the ``admin`` dependency (admin_context.py), never through a closure.
+``TeamController`` (``/team/...``, teams.py), ``KeyController`` (``/key/...``, keys.py) and
+``TeamCallbackController`` (``/team/{team_id}/...``, callbacks.py). They reach the store through the
+``admin`` dependency and check entries with ``rules`` (context.py), never through a closure.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from litestar import Request, Router
 
 from app.api.admin.callbacks import TeamCallbackController
 from app.api.admin.context import ADMIN_DEPENDENCIES, admin_guard
-from app.api.admin.context import require_admin as require_admin  # health.py guards /health/destinations
+from app.api.admin.context import AdminCheck as AdminCheck  # health.py guards /health/destinations with it
 from app.api.admin.keys import KEY_HEADER as KEY_HEADER  # tests import it from here
 from app.api.admin.keys import KeyController
 from app.api.admin.teams import TeamController
@@ -26,11 +26,11 @@ from app.gateway.validation import check_json_depth
 from app.teams.secrets import MASK as MASK  # what GET shows for a secret; tests import it from here
 
 
-def admin_routes() -> list[Router]:
+def admin_routes(check: AdminCheck) -> list[Router]:
     # One guard for the whole admin API, checked before Litestar parses a body or query; then the
     # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500), and
     # LiteLLM fields msgspec would otherwise drop without a word.
-    return [Router(path="/", guards=[admin_guard], before_request=_check_body, dependencies=ADMIN_DEPENDENCIES,
+    return [Router(path="/", guards=[admin_guard(check)], before_request=_check_body, dependencies=ADMIN_DEPENDENCIES,
                    route_handlers=[TeamController, KeyController, TeamCallbackController])]
 
 

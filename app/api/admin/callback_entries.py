@@ -9,20 +9,18 @@ policy refuses, or an update that would send a stored secret somewhere new witho
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
+from app.api.services import OpenStore
 from app.errors import GatewayError, InvalidRequest
 from app.store import CallbackWrite
 from app.teams.routing import CALLBACK_TYPES
-from app.teams.secrets import MASK, SecretBoxError, is_mask, require_box
+from app.teams.secrets import MASK, SecretBox, SecretBoxError, is_mask, require_box
 from app.teams.state import TURN_OFF_CONTENT
-from exporters.registry import UnknownDestination
+from exporters.registry import DestinationRegistry, UnknownDestination
 from exporters.transport.urlpolicy import CallbackPolicy, url_refusal
-
-if TYPE_CHECKING:
-    from app.server.factory import Gateway
 
 _ENTRY_FIELDS = ("callback_name", "callback_type", "callback_vars")
 LOGGING = "logging"  # metadata.logging, LiteLLM's key-level (and here team-level) callbacks
@@ -32,6 +30,24 @@ class CallbackSet(msgspec.Struct):
     callback_name: str
     callback_vars: dict[str, Any]
     callback_type: str = "success_and_failure"
+
+
+class CallbackRules:
+    """What an entry is checked against and sealed with: the destinations a team or key may name, the
+    callback URL policy, and the open store's secret box."""
+
+    __slots__ = ("_store_link", "policy", "registry")
+
+    def __init__(self, registry: DestinationRegistry, policy: CallbackPolicy,
+                 store_link: Callable[[], OpenStore | None]) -> None:
+        self.registry = registry
+        self.policy = policy
+        self._store_link = store_link  # read when sealing: the store opens after the app is built
+
+    @property
+    def secret_box(self) -> SecretBox | None:
+        link = self._store_link()
+        return link.secret_box if link is not None else None
 
 
 class StoredEntry(Protocol):
@@ -47,7 +63,7 @@ class StoredEntry(Protocol):
     def plain_vars(self) -> Mapping[str, Any]: ...
 
 
-async def prepare_callback(gateway: Gateway, data: CallbackSet, previous: Iterable[StoredEntry], context: str,
+async def prepare_callback(rules: CallbackRules, data: CallbackSet, previous: Iterable[StoredEntry], context: str,
                            where: str = "") -> CallbackWrite:
     """Validate ``data`` and encrypt its secrets bound to ``context``; ``previous`` are the stored
     entries it replaces. ``where`` prefixes the 400's ``param`` (``metadata.logging[0].``)."""
@@ -55,14 +71,14 @@ async def prepare_callback(gateway: Gateway, data: CallbackSet, previous: Iterab
         raise InvalidRequest(f"callback_type must be one of {', '.join(CALLBACK_TYPES)}",
                              param=f"{where}callback_type", code="invalid_value")
     try:
-        kind = gateway.registry.get(data.callback_name)
+        kind = rules.registry.get(data.callback_name)
     except UnknownDestination:
-        names = ", ".join(gateway.registry.team_names)
+        names = ", ".join(rules.registry.team_names)
         raise InvalidRequest(f"unsupported callback_name {data.callback_name!r}; supported: {names}",
                              param=f"{where}callback_name", code="invalid_value") from None
     if not kind.team_configurable:
         raise InvalidRequest(f"{data.callback_name!r} is gateway-wide and cannot be set per team or key; supported: "
-                             f"{', '.join(gateway.registry.team_names)}", param=f"{where}callback_name",
+                             f"{', '.join(rules.registry.team_names)}", param=f"{where}callback_name",
                              code="invalid_value")
     masked = [k for k, v in data.callback_vars.items() if is_mask(v)]
     if masked:
@@ -77,7 +93,7 @@ async def prepare_callback(gateway: Gateway, data: CallbackSet, previous: Iterab
         parsed = kind.parse(given)
     except ValueError as exc:
         raise InvalidRequest(str(exc), param=f"{where}callback_vars", code="invalid_value") from None
-    urls = await allowed_urls(gateway.config.callback_policy, kind.base_urls(parsed), given, where)
+    urls = await allowed_urls(rules.policy, kind.base_urls(parsed), given, where)
     secrets = {k: v for k, v in given.items() if k in kind.secret_vars}
     secrets_follow_their_urls(previous, data, urls, secrets, where)
     # URLs are stored as normalised (what GET shows is what is connected to)
@@ -85,7 +101,7 @@ async def prepare_callback(gateway: Gateway, data: CallbackSet, previous: Iterab
     ciphertext = None
     if secrets:
         try:
-            box = require_box(gateway.store_link.secret_box if gateway.store_link is not None else None)
+            box = require_box(rules.secret_box)
         except SecretBoxError as exc:
             raise GatewayError(str(exc), status=503, code="secrets_unavailable") from None
         ciphertext = box.encrypt(secrets, context=context)
@@ -133,7 +149,7 @@ async def allowed_urls(policy: CallbackPolicy, urls: Mapping[str, str], given: M
     return urls
 
 
-async def split_logging(gateway: Gateway, metadata: Mapping[str, Any], previous: Sequence[StoredEntry],
+async def split_logging(rules: CallbackRules, metadata: Mapping[str, Any], previous: Sequence[StoredEntry],
                         context_of: Callable[[str, str], str]) -> tuple[dict[str, Any], list[CallbackWrite] | None]:
     """(metadata to store, the owner's logging entries to store), every entry checked before any is
     sealed; the entries are None when the metadata has no ``logging`` (an update then keeps the
@@ -145,8 +161,8 @@ async def split_logging(gateway: Gateway, metadata: Mapping[str, Any], previous:
     plain = {k: v for k, v in metadata.items() if k != LOGGING}
     if metadata.get(LOGGING) is None:
         return plain, None
-    return plain, [await prepare_callback(gateway, entry, previous, context_of(entry.callback_name,
-                                                                               entry.callback_type), where)
+    return plain, [await prepare_callback(rules, entry, previous, context_of(entry.callback_name,
+                                                                             entry.callback_type), where)
                    for where, entry in logging_entries(metadata[LOGGING])]
 
 

@@ -6,30 +6,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from app.api.admin.callback_entries import CallbackSet, masked_vars, prepare_callback
-from app.api.admin.context import Admin, AdminContext
+from app.api.admin.context import Admin, AdminContext, Rules
 from app.api.admin.teams import team_not_found
 from app.calls.attributes import span_name
 from app.errors import NotFound
 from app.store import AlreadyExists, CallbackType
 from app.store import NotFound as StoreNotFound
+from app.teams.directory import TeamDirectory
 from app.teams.routing import DestinationSpec, build_context
 from app.teams.state import secret_context
 from contracts import semconv as sc
 from contracts.failures import ExportFailure
-from exporters.registry import BuildContext
-
-if TYPE_CHECKING:
-    from app.server.factory import Gateway
+from exporters.registry import BuildContext, DestinationRegistry
 
 _SUCCESS = (CallbackType.SUCCESS, CallbackType.SUCCESS_AND_FAILURE)
 _FAILURE = (CallbackType.FAILURE, CallbackType.SUCCESS_AND_FAILURE)
@@ -40,10 +40,10 @@ class TeamCallbackController(Controller):
     tags = ["team management"]
 
     @post("/callback", status_code=200)
-    async def callback_set(self, admin: Admin, team_id: FromPath[str],
+    async def callback_set(self, admin: Admin, rules: Rules, team_id: FromPath[str],
                            data: JSONBody[CallbackSet]) -> dict[str, Any]:
         await admin.known_team(team_id)
-        write = await prepare_callback(admin.gateway, data, await admin.store.list_callbacks(team_id),
+        write = await prepare_callback(rules, data, await admin.store.list_callbacks(team_id),
                                        secret_context(team_id, data.callback_name, data.callback_type))
         replaced = await admin.store.set_callback(team_id, write.callback_name, write.callback_type,
                                                   write.vars_ciphertext, write.secret_var_names, write.plain_vars)
@@ -77,19 +77,37 @@ class TeamCallbackController(Controller):
         return await _set_logging(admin, team_id, False)
 
     @post("/callback/test", status_code=200)
-    async def callback_test(self, admin: Admin, team_id: FromPath[str]) -> dict[str, Any]:
+    async def callback_test(self, admin: Admin, tester: NamedDependency[DestinationTester],
+                            team_id: FromPath[str]) -> dict[str, Any]:
         """Send one synthetic span through each of the team's destinations, now, and say how each went."""
         await admin.known_team(team_id)
-        gateway = admin.gateway
-        specs = gateway.teams.destination_specs(gateway.registry).get(team_id, [])
+        specs = tester.specs(team_id)
         if not specs:
             raise NotFound(f"team {team_id!r} has no callbacks of its own to test", param="team_id",
                            code="callback_not_found")
-        span = synthetic_span(gateway, team_id)
-        results = await asyncio.gather(*(asyncio.to_thread(try_destination, spec, span, gateway.build_ctx)
-                                         for spec in specs))
+        results = await tester.send(team_id, specs)
         ok = all(r["status"] == "success" for r in results)
         return {"status": "success" if ok else "failure", "team_id": team_id, "results": results}
+
+
+class DestinationTester:
+    """What ``/team/{id}/callback/test`` needs: a team's destinations, built as the router builds them
+    (``build_ctx``), and the resource the gateway's spans carry."""
+
+    __slots__ = ("_build_ctx", "_registry", "_resource", "_teams")
+
+    def __init__(self, teams: TeamDirectory, registry: DestinationRegistry, resource: Resource,
+                 build_ctx: BuildContext) -> None:
+        self._teams, self._registry = teams, registry
+        self._resource, self._build_ctx = resource, build_ctx
+
+    def specs(self, team_id: str) -> list[DestinationSpec]:
+        return self._teams.destination_specs(self._registry).get(team_id, [])
+
+    async def send(self, team_id: str, specs: list[DestinationSpec]) -> list[dict[str, Any]]:
+        span = synthetic_span(self._resource, team_id)
+        return await asyncio.gather(*(asyncio.to_thread(try_destination, spec, span, self._build_ctx)
+                                      for spec in specs))
 
 
 async def _set_logging(admin: AdminContext, team_id: str, disabled: bool) -> dict[str, Any]:
@@ -115,7 +133,7 @@ async def _callbacks_json(admin: AdminContext, team_id: str) -> dict[str, Any]:
             "failure_callbacks": list(dict.fromkeys(failure)), "callback_vars": shown}
 
 
-def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
+def synthetic_span(resource: Resource, team_id: str) -> ReadableSpan:
     """A finished chat span that never enters the router, so only the tested destinations see it."""
     ids = RandomIdGenerator()
     context = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), is_remote=False,
@@ -124,7 +142,7 @@ def synthetic_span(gateway: Gateway, team_id: str) -> ReadableSpan:
              sc.SYNTHETIC: True, sc.USAGE_INPUT_TOKENS: 1, sc.USAGE_OUTPUT_TOKENS: 1}
     now = time.time_ns()
     return ReadableSpan(name=span_name(sc.OP_CHAT, "spangate-callback-test"), context=context,
-                        resource=gateway.tracer_provider.resource, attributes=attrs, kind=SpanKind.CLIENT,
+                        resource=resource, attributes=attrs, kind=SpanKind.CLIENT,
                         start_time=now - 1_000_000, end_time=now)
 
 

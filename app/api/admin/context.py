@@ -1,59 +1,73 @@
-"""What every admin controller needs: the master-key guard and ``AdminContext``, the gateway as seen
-by the admin API (its store, the watcher's refresh, team lookups), injected as the ``admin`` dependency.
+"""What every admin controller needs: ``AdminCheck``, the master-key guard, and ``AdminContext``, the
+store as the admin API sees it (its rows, the watcher's refresh, team lookups), injected as the
+``admin`` dependency; and ``CallbackRules``, what a logging entry is checked against, as ``rules``.
 
 Controllers are plain classes Litestar instantiates per request, so nothing is closed over: the
-gateway comes from the app's state (``create_app`` puts it there), once per request through ``Provide``.
+context is built once per request through ``Provide`` from the app's services (``app.api.dependencies``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
+from litestar.types import Guard
 
+from app.api.admin.callback_entries import CallbackRules
+from app.api.services import OpenStore
 from app.calls.caller import Caller
 from app.errors import AuthenticationFailed, NotFound, PermissionDenied
-from app.store import StoreSnapshot, StoreUnavailable, TeamRecord
-from app.teams.auth import bearer_token
-
-if TYPE_CHECKING:
-    from app.server.factory import Gateway, StoreLink
-    from app.store import Store
+from app.store import Store, StoreSnapshot, StoreUnavailable, TeamRecord
+from app.teams.auth import Authenticator, bearer_token
+from app.teams.directory import TeamDirectory
 
 
-def require_admin(gateway: Gateway, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
-    if gateway.config.master_key is None:
-        raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
-    token = bearer_token(request.headers)
-    if token is None:
-        raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
-    caller = gateway.auth.authenticate(token)
-    if not caller.is_admin:
-        raise PermissionDenied("only the master key can use admin routes", code="admin_only")
-    return caller
+class AdminCheck:
+    """Only the master key administers: the admin API's guard, and /health/destinations' and
+    /metrics' own check."""
+
+    __slots__ = ("_auth", "_master_key")
+
+    def __init__(self, master_key: str | None, auth: Authenticator) -> None:
+        self._master_key = master_key
+        self._auth = auth
+
+    def require(self, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+        if self._master_key is None:
+            raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
+        token = bearer_token(request.headers)
+        if token is None:
+            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
+        caller = self._auth.authenticate(token)
+        if not caller.is_admin:
+            raise PermissionDenied("only the master key can use admin routes", code="admin_only")
+        return caller
 
 
-async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-    # Guards run before Litestar parses the body and query: without it a caller lacking the master
-    # key got 400 with the admin API's validation details instead of 401/403. Async, though it never
-    # waits: Litestar runs a sync guard in a worker thread.
-    require_admin(connection.app.state["gateway"], connection)
+def admin_guard(check: AdminCheck) -> Guard:
+    # A closure, not the bound method: Litestar deep-copies a Router it registers, and a bound method
+    # would be copied with its AdminCheck and Authenticator (a function is copied as itself).
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        # Guards run before Litestar parses the body and query: without it a caller lacking the master
+        # key got 400 with the admin API's validation details instead of 401/403. Async, though it never
+        # waits: Litestar runs a sync guard in a worker thread.
+        check.require(connection)
+
+    return guard
 
 
 class AdminContext:
-    # A plain class, not a dataclass: Litestar's signature model would resolve a dataclass's field
-    # types (``Gateway``, imported only for type checking) when it builds each handler.
-    __slots__ = ("gateway",)
+    __slots__ = ("_store_link", "_teams")
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, store_link: OpenStore | None, teams: TeamDirectory) -> None:
+        self._store_link = store_link
+        self._teams = teams
 
-    def _link(self) -> StoreLink:
-        link = self.gateway.store_link
+    def _link(self) -> OpenStore:
+        link = self._store_link
         if link is None:  # only before the lifespan has opened the store
             raise StoreUnavailable("the team and key store is not open yet")
         return link
@@ -76,16 +90,18 @@ class AdminContext:
     async def known_team(self, team_id: str) -> TeamRecord | None:
         """The team's store row; None for a team that exists only in the config; else a 404."""
         team = await self.store.get_team(team_id)
-        if team is None and team_id not in self.gateway.teams.config_team_ids:
+        if team is None and team_id not in self._teams.config_team_ids:
             raise NotFound(f"team {team_id!r} does not exist", param="team_id", code="team_not_found")
         return team
 
 
 Admin: TypeAlias = NamedDependency[AdminContext]  # how a handler asks for it: ``admin: Admin``
+Rules: TypeAlias = NamedDependency[CallbackRules]  # ``rules: Rules``, where a handler saves logging entries
 
 
-def _provide_admin(state: State) -> AdminContext:
-    return AdminContext(state["gateway"])
+def _provide_admin(store_link: NamedDependency[OpenStore | None],
+                   teams: NamedDependency[TeamDirectory]) -> AdminContext:
+    return AdminContext(store_link, teams)
 
 
 ADMIN_DEPENDENCIES = {"admin": Provide(_provide_admin, sync_to_thread=False)}

@@ -8,21 +8,18 @@ secrets encrypted), and put back, masked, whenever a key is shown: /key/generate
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.api.admin.callback_entries import LOGGING, StoredEntry, masked_entries, split_logging
+from app.api.admin.callback_entries import LOGGING, CallbackRules, StoredEntry, masked_entries, split_logging
 from app.store import CallbackWrite, KeyRecord
 from app.teams.state import key_secret_context
 
-if TYPE_CHECKING:
-    from app.server.factory import Gateway
 
-
-async def split_key_metadata(gateway: Gateway, token_hash: str, metadata: Mapping[str, Any],
+async def split_key_metadata(rules: CallbackRules, token_hash: str, metadata: Mapping[str, Any],
                              previous: Sequence[StoredEntry]) -> tuple[dict[str, Any], list[CallbackWrite] | None]:
     """(metadata to store, the key's logging entries to store); the entries are None when the
     metadata has no ``logging`` (an update then keeps the key's entries as they are)."""
-    return await split_logging(gateway, metadata, previous,
+    return await split_logging(rules, metadata, previous,
                                lambda name, kind: key_secret_context(token_hash, name, kind))
 
 

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromQuery, HeaderParameter, JSONBody
 
-from app.api.admin.context import Admin, AdminContext
+from app.api.admin.context import Admin, AdminContext, Rules
 from app.api.admin.key_logging import key_json, split_key_metadata
 from app.errors import InvalidRequest, NotFound
 from app.store import NotFound as StoreNotFound
@@ -79,21 +79,21 @@ class KeyController(Controller):
     tags = ["key management"]
 
     @post("/generate", status_code=200, opt={"body": KeyGenerate})
-    async def key_generate(self, admin: Admin, data: JSONBody[KeyGenerate]) -> dict[str, Any]:
+    async def key_generate(self, admin: Admin, rules: Rules, data: JSONBody[KeyGenerate]) -> dict[str, Any]:
         if data.team_id is not None:
             await admin.known_team(data.team_id)
         expires = utcnow() + parse_duration(data.duration) if data.duration else None
         plaintext = new_virtual_key()
         token = hash_key(plaintext)
         # Checked in full before anything is written: a typo in metadata.logging saves no key at all.
-        metadata, entries = await split_key_metadata(admin.gateway, token, data.metadata, ())
+        metadata, entries = await split_key_metadata(rules, token, data.metadata, ())
         record = await admin.store.create_key(token, key_display_prefix(plaintext), data.team_id, data.key_alias,
                                               data.models, metadata, expires, callbacks=entries or ())
         await admin.refresh()
         return {"key": plaintext, **key_json(record, entries or ())}
 
     @post("/update", status_code=200, opt={"body": KeyUpdate})
-    async def key_update(self, admin: Admin, data: JSONBody[KeyUpdate]) -> dict[str, Any]:
+    async def key_update(self, admin: Admin, rules: Rules, data: JSONBody[KeyUpdate]) -> dict[str, Any]:
         token = as_hash(data.key)
         if await admin.store.get_key(token) is None:
             raise key_not_found()
@@ -106,7 +106,7 @@ class KeyController(Controller):
         stored = (await admin.store.list_key_callbacks([token])).get(token, ())
         entries = None
         if data.metadata is not None:
-            fields["metadata"], entries = await split_key_metadata(admin.gateway, token, data.metadata, stored)
+            fields["metadata"], entries = await split_key_metadata(rules, token, data.metadata, stored)
         try:
             record = await admin.store.update_key(token, callbacks=entries, **fields)
         except StoreNotFound:  # deleted meanwhile

@@ -16,20 +16,17 @@ says is what the team logs to afterwards. ``[]`` removes them all; metadata with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.api.admin.callback_entries import LOGGING, StoredEntry, masked_entries, split_logging
+from app.api.admin.callback_entries import LOGGING, CallbackRules, StoredEntry, masked_entries, split_logging
 from app.config.keys import ConfigError
 from app.errors import InvalidRequest
 from app.hooks.moderation import check_team_metadata
 from app.store import CallbackWrite, TeamRecord
 from app.teams.state import secret_context
 
-if TYPE_CHECKING:
-    from app.server.factory import Gateway
 
-
-async def split_team_metadata(gateway: Gateway, team_id: str, metadata: Mapping[str, Any],
+async def split_team_metadata(rules: CallbackRules, team_id: str, metadata: Mapping[str, Any],
                               previous: Sequence[StoredEntry]) -> tuple[dict[str, Any], list[CallbackWrite] | None]:
     """(metadata to store, the team's callbacks to store); the callbacks are None when the metadata
     has no ``logging`` (an update then keeps the team's callbacks as they are). Hooks' settings in it
@@ -38,7 +35,7 @@ async def split_team_metadata(gateway: Gateway, team_id: str, metadata: Mapping[
         check_team_metadata(metadata)
     except ConfigError as exc:
         raise InvalidRequest(str(exc), param="metadata", code="invalid_value") from None
-    return await split_logging(gateway, metadata, previous,
+    return await split_logging(rules, metadata, previous,
                                lambda name, kind: secret_context(team_id, name, kind))
 
 

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromQuery, JSONBody
 
-from app.api.admin.context import Admin
+from app.api.admin.context import Admin, Rules
 from app.api.admin.key_logging import key_json
 from app.api.admin.team_logging import split_team_metadata, team_json
 from app.errors import InvalidRequest, NotFound
@@ -45,12 +45,12 @@ class TeamController(Controller):
     tags = ["team management"]
 
     @post("/new", status_code=200, opt={"body": TeamNew})
-    async def team_new(self, admin: Admin, data: JSONBody[TeamNew]) -> dict[str, Any]:
+    async def team_new(self, admin: Admin, rules: Rules, data: JSONBody[TeamNew]) -> dict[str, Any]:
         if data.team_id is not None and not data.team_id.strip():
             raise InvalidRequest("team_id must not be empty", param="team_id")
         team_id = data.team_id or str(uuid.uuid4())  # chosen here: the callbacks' secrets are bound to it
         # Checked in full before anything is written: a typo in metadata.logging saves no team at all.
-        metadata, entries = await split_team_metadata(admin.gateway, team_id, data.metadata, ())
+        metadata, entries = await split_team_metadata(rules, team_id, data.metadata, ())
         try:
             team = await admin.store.create_team(team_id, data.team_alias, data.models, metadata, entries or ())
         except AlreadyExists:
@@ -76,15 +76,14 @@ class TeamController(Controller):
         return [team_json(t, entries.get(t.team_id, ())) for t in teams]
 
     @post("/update", status_code=200, opt={"body": TeamUpdate})
-    async def team_update(self, admin: Admin, data: JSONBody[TeamUpdate]) -> dict[str, Any]:
+    async def team_update(self, admin: Admin, rules: Rules, data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         if await admin.store.get_team(data.team_id) is None:  # a 404 before metadata.logging's 400s
             raise team_not_found(data.team_id)
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models)) if v is not None}
         stored = await admin.store.list_callbacks(data.team_id)
         entries = None
         if data.metadata is not None:
-            fields["metadata"], entries = await split_team_metadata(admin.gateway, data.team_id, data.metadata,
-                                                                    stored)
+            fields["metadata"], entries = await split_team_metadata(rules, data.team_id, data.metadata, stored)
         try:
             team = await admin.store.update_team(data.team_id, callbacks=entries, **fields)
         except StoreNotFound:  # deleted meanwhile
