@@ -33,7 +33,8 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.config.keys import ConfigError, closest
-from app.config.settings import GatewayConfig, is_hook_name
+from app.config.litellm_settings import is_hook_name
+from app.config.settings import GatewayConfig
 from app.custom_logger import SUPPORTED_METHODS, CustomLogger, hook_like, overridden
 
 HANDLER, EXPORTER, PROCESSOR = "handler", "exporter", "processor"
