@@ -75,10 +75,6 @@ class DestinationRegistry:
         return sorted(n for n, t in self.types.items() if t.team_configurable)
 
     @property
-    def settings_sections(self) -> frozenset[str]:
-        return frozenset(t.settings_section for t in self.types.values() if t.settings_section)
-
-    @property
     def settings_keys(self) -> frozenset[str]:
         return frozenset(k for t in self.types.values() for k in t.settings_keys)
 

@@ -30,6 +30,10 @@ KNOWN_LITELLM = frozenset({
     "success_callback", "failure_callback", "callbacks", "turn_off_message_logging",
     "default_team_settings", "drop_params", "set_verbose", "request_timeout",
 })
+# Plain litellm_settings keys a destination reads (its ``DestinationType.settings_keys``), as LiteLLM
+# spells them. Written here, not asked of the registry, so that reading YAML loads no destination
+# (the registry imports boto3, sentry-sdk and the Datadog client); tests/app/config holds the two equal.
+DESTINATION_KEYS = frozenset({"dynamodb_table_name"})
 KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
 KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
@@ -66,6 +70,12 @@ def unknown_keys(section: Mapping[Any, Any], known: frozenset[str], prefix: str)
         hint = f"; did you mean {guess}?" if guess else ", ignored"
         warnings.append(f"{prefix}{key}: unknown key{hint}")
     return warnings
+
+
+def is_destination_key(key: Any) -> bool:
+    """A destination's own litellm_settings entry: its section (``s3_callback_params``, read by the
+    destination that declares it) or a plain key it declares; neither is an unknown key."""
+    return str(key).endswith("_params") or key in DESTINATION_KEYS
 
 
 def misspelt_params(model_list: Iterable[Any]) -> list[str]:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from app.config.settings import GatewayConfig
-from app.litellm.loader import EXPORTER, HANDLER, user_callbacks
+from app.litellm.loader import UserCallbackKind, user_callbacks
 from contracts.failures import ExportFailure
 from exporters.plugin import BuildContext, DestinationType, GlobalInputs
 
@@ -71,12 +71,12 @@ def user_destinations(config: GatewayConfig) -> list[UserDestination]:
     """Each exporter or processor named in the config (handlers are hooks: ``app.server.hook_setup``)."""
     out = []
     for loaded in user_callbacks(config):
-        if loaded.kind == HANDLER:
+        if loaded.kind is UserCallbackKind.HANDLER:
             continue
         name = loaded.name
         success = name in config.hooks or name in config.success_callback
         failure = name in config.hooks or name in config.failure_callback
-        kind = _destination_type(name, durable=loaded.kind == EXPORTER, traces=success and failure)
+        kind = _destination_type(name, durable=loaded.kind is UserCallbackKind.EXPORTER, traces=success and failure)
         out.append(UserDestination(name, kind, loaded.obj, success, failure))
     return out
 

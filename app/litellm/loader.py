@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,10 +34,18 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.config.keys import ConfigError, closest
-from app.config.settings import GatewayConfig, is_hook_name
+from app.config.litellm_settings import is_hook_name
+from app.config.settings import GatewayConfig
 from app.custom_logger import SUPPORTED_METHODS, CustomLogger, hook_like, overridden
 
-HANDLER, EXPORTER, PROCESSOR = "handler", "exporter", "processor"
+
+class UserCallbackKind(Enum):
+    """What a user's object is, which decides what it becomes (see the module docstring)."""
+
+    HANDLER = "handler"  # a CustomLogger-style handler: a call hook
+    EXPORTER = "exporter"  # a SpanExporter: a destination, spooled like a remote one
+    PROCESSOR = "processor"  # a SpanProcessor: a destination fed on_end from a delivery thread
+
 
 # LiteLLM methods a handler may carry that Spangate does not call: said so, rather than a did-you-mean.
 _NOT_CALLED = frozenset({"async_post_call_streaming_hook", "async_post_call_streaming_iterator_hook",
@@ -51,7 +60,7 @@ _NOT_CALLED = frozenset({"async_post_call_streaming_hook", "async_post_call_stre
 class UserCallback:
     name: str  # as configured: ``custom_callbacks.proxy_handler_instance``
     obj: Any
-    kind: str  # HANDLER, EXPORTER or PROCESSOR
+    kind: UserCallbackKind
 
 
 def is_user_callback(name: str) -> bool:
@@ -70,7 +79,7 @@ def load_callback(name: str, config_dir: Path | None, where: str = "litellm_sett
         raise ConfigError(f"{where}: {name}: {_origin(module)} has no attribute {attr!r}{hint}")
     obj = getattr(module, attr)
     kind = _kind(obj, f"{where}: {name}")
-    if kind == HANDLER:
+    if kind is UserCallbackKind.HANDLER:
         check_method_names(type(obj), f"{where}: {name}")
         if not overridden(obj):
             raise ConfigError(f"{where}: {name}: {type(obj).__name__} defines none of the callback methods "
@@ -92,7 +101,7 @@ def user_callbacks(config: GatewayConfig) -> list[UserCallback]:
             if not is_user_callback(name) or name in out:
                 continue
             loaded = load_callback(name, config.config_dir, f"litellm_settings.{section}")
-            if loaded.kind == HANDLER:
+            if loaded.kind is UserCallbackKind.HANDLER:
                 raise ConfigError(f"litellm_settings.{section}: {name} is a CustomLogger handler; list it under "
                                   "litellm_settings.callbacks, which runs its success and failure methods")
             out[name] = loaded
@@ -115,18 +124,18 @@ def check_method_names(cls: type, where: str) -> None:
                               f"did you mean {guess}?")
 
 
-def _kind(obj: Any, where: str) -> str:
+def _kind(obj: Any, where: str) -> UserCallbackKind:
     if isinstance(obj, type):
         if issubclass(obj, SpanExporter | SpanProcessor) or _handler_methods(obj):
             raise ConfigError(f"{where} is the class {obj.__name__}, not an instance of it; set an instance in "
                               f"the module (proxy_handler_instance = {obj.__name__}()) and name that")
         raise ConfigError(f"{where} is the class {obj.__name__}, not a callback object")
     if isinstance(obj, SpanExporter) or _duck(obj, "export", "shutdown"):
-        return EXPORTER
+        return UserCallbackKind.EXPORTER
     if isinstance(obj, SpanProcessor) or _duck(obj, "on_start", "on_end"):
-        return PROCESSOR
+        return UserCallbackKind.PROCESSOR
     if isinstance(obj, CustomLogger) or _handler_methods(type(obj)) or hook_like(dir(type(obj))):
-        return HANDLER  # one with only misspelt methods is reported by check_method_names
+        return UserCallbackKind.HANDLER  # one with only misspelt methods is reported by check_method_names
     raise ConfigError(f"{where} is a {type(obj).__name__}, which is neither a CustomLogger handler, a "
                       "SpanExporter nor a SpanProcessor")
 

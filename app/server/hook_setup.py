@@ -16,7 +16,7 @@ from app.hooks.chain import CallHook, HookChain
 from app.hooks.moderation import SECTION, build_content_safety
 from app.hooks.moderation import check_config as check_moderation
 from app.litellm.hook import callback_hook
-from app.litellm.loader import HANDLER, is_user_callback, load_callback
+from app.litellm.loader import UserCallbackKind, is_user_callback, load_callback
 from app.wire.egress import ProxyRoutes
 from app.wire.http11 import Http11Transport
 
@@ -60,7 +60,7 @@ def _user_callback(name: str, config: GatewayConfig) -> CallHook | None:
     destination (``app.litellm.destinations``) even when listed under ``callbacks``."""
     if is_user_callback(name):
         loaded = load_callback(name, config.config_dir)
-        return callback_hook(name, loaded.obj) if loaded.kind == HANDLER else None
+        return callback_hook(name, loaded.obj) if loaded.kind is UserCallbackKind.HANDLER else None
     raise ConfigError(f"litellm_settings.callbacks: {name}: not a known hook or a module.attribute")
 
 

@@ -37,9 +37,18 @@ class StoreUnavailable(StoreError):
 
 
 class CallbackType(StrEnum):
+    """Which calls' spans a destination takes; one type for the store, the API and the config's lists."""
+
     SUCCESS = "success"
     FAILURE = "failure"
     SUCCESS_AND_FAILURE = "success_and_failure"
+
+    @classmethod
+    def of(cls, *, success: bool, failure: bool) -> CallbackType:
+        """The type of a callback named in the success list, the failure list, or both."""
+        if success and failure:
+            return cls.SUCCESS_AND_FAILURE
+        return cls.SUCCESS if success else cls.FAILURE
 
 
 @dataclass(frozen=True, slots=True)

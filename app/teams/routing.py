@@ -17,13 +17,15 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from app.config.settings import ConfigError, GatewayConfig, TeamSettingsConfig
 from app.litellm.destinations import user_destinations
 from app.litellm.loader import is_user_callback
+from app.store import CallbackType
 from exporters.registry import BuildContext, DestinationRegistry, DestinationType, GlobalInputs, UnknownDestination
 from processors.team_router import Route, RoutingTable, Sink
 
 log = logging.getLogger(__name__)
 
-SUCCESS, FAILURE, BOTH = "success", "failure", "success_and_failure"
-CALLBACK_TYPES = (SUCCESS, FAILURE, BOTH)
+CALLBACK_TYPES = tuple(CallbackType)  # what the admin API accepts, in the order its 400 lists them
+_ON_SUCCESS = (CallbackType.SUCCESS, CallbackType.SUCCESS_AND_FAILURE)
+_ON_FAILURE = (CallbackType.FAILURE, CallbackType.SUCCESS_AND_FAILURE)
 
 
 class SinkFactory(Protocol):
@@ -38,7 +40,7 @@ class DestinationSpec:
     name: str
     kind: DestinationType | None  # None only when not usable
     config: Any
-    callback_type: str = BOTH
+    callback_type: CallbackType = CallbackType.SUCCESS_AND_FAILURE
     team: str | None = None
     usable: bool = True
     from_api: bool = False  # set through the admin API: built with the policy-checked client
@@ -57,18 +59,11 @@ class DestinationSpec:
 
     @property
     def on_success(self) -> bool:
-        return self.callback_type in (SUCCESS, BOTH)
+        return self.callback_type in _ON_SUCCESS
 
     @property
     def on_failure(self) -> bool:
-        return self.callback_type in (FAILURE, BOTH)
-
-
-def parse_destination(registry: DestinationRegistry, name: str, values: Mapping[str, Any]) -> tuple[DestinationType,
-                                                                                                      Any]:
-    """Name and vars -> (type, typed config); ValueError/UnknownDestination say what is wrong."""
-    kind = registry.get(name)
-    return kind, kind.parse(values)
+        return self.callback_type in _ON_FAILURE
 
 
 def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapping[str, str],
@@ -84,11 +79,11 @@ def global_specs(config: GatewayConfig, registry: DestinationRegistry, env: Mapp
                 parsed = global_config(kind, config, env, ctx)
             except (UnknownDestination, ValueError) as exc:
                 raise ConfigError(f"litellm_settings.{section}: {name}: {exc}") from None
-            both = name in config.success_callback and name in config.failure_callback
-            kind_type = BOTH if both else (SUCCESS if section == "success_callback" else FAILURE)
+            kind_type = CallbackType.of(success=name in config.success_callback,
+                                        failure=name in config.failure_callback)
             specs[name] = DestinationSpec(f"global/{name}", name, kind, parsed, kind_type)
     for user in user_destinations(config):
-        kind_type = BOTH if user.success and user.failure else (SUCCESS if user.success else FAILURE)
+        kind_type = CallbackType.of(success=user.success, failure=user.failure)
         specs[user.name] = DestinationSpec(f"global/{user.name}", user.name, user.kind, user.obj, kind_type)
     return list(specs.values())
 
@@ -106,8 +101,8 @@ def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) 
     where = f"litellm_settings.default_team_settings[team_id={entry.team_id}]"
     out = []
     for name in dict.fromkeys(entry.success_callback + entry.failure_callback):
-        both = name in entry.success_callback and name in entry.failure_callback
-        callback_type = BOTH if both else (SUCCESS if name in entry.success_callback else FAILURE)
+        callback_type = CallbackType.of(success=name in entry.success_callback,
+                                        failure=name in entry.failure_callback)
         try:
             kind = registry.get(name)
             values = {k: v for k, v in entry.callback_vars.items() if k.startswith(f"{kind.name}_")}
@@ -120,7 +115,7 @@ def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) 
     return out
 
 
-def team_spec(team_id: str, name: str, callback_type: str, kind: DestinationType, parsed: Any, *,
+def team_spec(team_id: str, name: str, callback_type: CallbackType, kind: DestinationType, parsed: Any, *,
               from_api: bool = False) -> DestinationSpec:
     return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id,
                            from_api=from_api)
@@ -134,7 +129,7 @@ class KeyDestinations:
     specs: tuple[DestinationSpec, ...]
 
 
-def key_spec(key_hash: str, team_id: str | None, name: str, callback_type: str, kind: DestinationType | None,
+def key_spec(key_hash: str, team_id: str | None, name: str, callback_type: CallbackType, kind: DestinationType | None,
              parsed: Any, *, usable: bool = True) -> DestinationSpec:
     """``key_hash`` is the span's short key hash: it names the sink too, so health and metrics can
     tell keys apart without ever showing a lookup-able hash."""
@@ -147,7 +142,7 @@ def build_context(spec: DestinationSpec, ctx: BuildContext) -> BuildContext:
     return ctx.for_api() if spec.from_api else ctx
 
 
-def unusable_spec(team_id: str, name: str, callback_type: str,
+def unusable_spec(team_id: str, name: str, callback_type: CallbackType,
                   kind: DestinationType | None = None) -> DestinationSpec:
     """A team entry that cannot be built (say its secret no longer decrypts after a key change).
     It still replaces the global destination of the same name: the team's spans then go nowhere,
@@ -167,7 +162,8 @@ def team_route(own: Iterable[DestinationSpec], globals_: Iterable[DestinationSpe
     own = list(own)
     replaced = {spec.type_name for spec in own}
     chosen = [s for s in own if s.usable] + [g for g in globals_ if g.type_name not in replaced]
-    every_span = [s for s in chosen if s.kind.traces and (not s.owned or s.callback_type == BOTH)]
+    every_span = [s for s in chosen
+                  if s.kind.traces and (not s.owned or s.callback_type == CallbackType.SUCCESS_AND_FAILURE)]
     logs = [s for s in chosen if s not in every_span]
     return Route(success=tuple(sinks[s.key] for s in logs if s.on_success and not s.kind.failures_only),
                  failure=tuple(sinks[s.key] for s in logs if s.on_failure),

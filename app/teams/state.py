@@ -137,7 +137,7 @@ class TeamState:
         return spec
 
     def _build_spec(self, record: CallbackRecord | KeyCallbackRecord, key_team: str | None) -> DestinationSpec:
-        name, callback_type = record.callback_name, record.callback_type.value
+        name, callback_type = record.callback_name, record.callback_type
         kind = None
         try:
             kind = self._registry.get(name)

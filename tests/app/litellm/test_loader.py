@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.config.settings import ConfigError, parse_config
-from app.litellm.loader import EXPORTER, HANDLER, PROCESSOR, load_callback
+from app.litellm.loader import UserCallbackKind, load_callback
 from app.server.factory import check_destinations
 from app.server.hook_setup import build_hooks
 from app.teams.routing import global_specs
@@ -19,6 +19,7 @@ from exporters.registry import BuildContext, builtin_registry
 from tests.support.callbacks import write_seed
 from tests.support.upstream import closed_port
 
+HANDLER, EXPORTER, PROCESSOR = UserCallbackKind.HANDLER, UserCallbackKind.EXPORTER, UserCallbackKind.PROCESSOR
 SPANGATE = str(Path(sys.executable).parent / "spangate")
 HANDLER_FILE = """
 from app.custom_logger import CustomLogger

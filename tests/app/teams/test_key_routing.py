@@ -9,8 +9,11 @@ from typing import Any
 
 import httpx
 
-from app.teams.routing import BOTH, SUCCESS, DestinationSpec, KeyDestinations, RoutingBuilder, key_spec, team_spec
+from app.store import CallbackType
+from app.teams.routing import DestinationSpec, KeyDestinations, RoutingBuilder, key_spec, team_spec
 from exporters.registry import BuildContext, builtin_registry
+
+SUCCESS, BOTH = CallbackType.SUCCESS, CallbackType.SUCCESS_AND_FAILURE
 
 
 class NamedSinks:

@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 
 from app.config.settings import TeamSettingsConfig, default_config
+from app.store import CallbackType
 from app.teams.routing import (
-    BOTH,
-    SUCCESS,
     DestinationSpec,
     RoutingBuilder,
     config_team_specs,
@@ -22,6 +21,8 @@ from app.teams.routing import (
     unusable_spec,
 )
 from exporters.registry import BuildContext, builtin_registry
+
+SUCCESS, BOTH = CallbackType.SUCCESS, CallbackType.SUCCESS_AND_FAILURE
 
 
 class RecordingSinks:
@@ -75,6 +76,22 @@ def test_default_team_settings_give_an_alias_its_types_vars() -> None:
                                               "langfuse_public_key": "pk"})
     (spec,) = config_team_specs(entry, builtin_registry())
     assert (spec.name, spec.type_name, spec.config.endpoint) == ("generic_api", "generic", "http://127.0.0.1:9/x")
+
+
+def test_the_lists_a_callback_is_named_in_give_its_callback_type(tmp_path: Path) -> None:
+    with httpx.Client() as client:
+        ctx = BuildContext(http_client=client, span_log_path=tmp_path / "spans.jsonl", console=io.StringIO())
+        config = replace(default_config(tmp_path), success_callback=("file", "console"),
+                         failure_callback=("file", "otel"))
+        specs = global_specs(config, builtin_registry(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, ctx)
+    assert {s.name: s.callback_type for s in specs} == {"file": CallbackType.SUCCESS_AND_FAILURE,
+                                                        "console": CallbackType.SUCCESS, "otel": CallbackType.FAILURE}
+    assert all(isinstance(s.callback_type, CallbackType) for s in specs)  # one type, as the store's records have
+    entry = TeamSettingsConfig(team_id="t", success_callback=("langfuse", "athina"), failure_callback=("athina",),
+                               callback_vars={"langfuse_public_key": "pk", "langfuse_secret_key": "sk",
+                                              "athina_api_key": "ak"})
+    assert [s.key for s in config_team_specs(entry, builtin_registry())] == [
+        "team/t/langfuse/success", "team/t/athina/success_and_failure"]
 
 
 def test_a_failures_only_destination_is_never_routed_successes(tmp_path: Path) -> None:
