@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.calls.caller import Caller
+from app.calls.operations import Operation
 from app.calls.redact import masked_url, scrub
 from app.errors import GatewayError
 
@@ -44,7 +45,7 @@ class SentRequest:
 
 @dataclass(slots=True, eq=False)
 class CallRecord:
-    operation: str  # contracts.semconv OP_*: chat, text_completion, embeddings
+    operation: Operation  # compares equal to its contracts.semconv OP_* name: chat, text_completion, embeddings
     caller: Caller
     headers: Mapping[str, str]  # as received, lower-case names; use ``logged_headers()`` to log them
     client_ip: str | None

@@ -27,6 +27,7 @@ from app.calls.attributes import (
 )
 from app.calls.caller import Caller
 from app.calls.metrics import GenAIMetrics
+from app.calls.operations import Operation
 from app.calls.pricing import PriceBook
 from app.calls.record import ALWAYS_MASKED_HEADERS, CallRecord, client_metadata, curl_command
 from app.calls.redact import deployment_secrets, scrub
@@ -90,7 +91,7 @@ class ProxyService:
         return self._hooks
 
     def _record(self, operation: str, ctx: CallContext) -> CallRecord:
-        return CallRecord(operation, ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
+        return CallRecord(Operation(operation), ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
                           masked_header_names=self._masked, capture_content=ctx.capture_content)
 
     async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:

@@ -11,6 +11,7 @@ import httpx
 import msgspec
 from opentelemetry import trace
 
+from app.calls.operations import Operation, facts
 from app.calls.record import SentRequest
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
@@ -19,7 +20,6 @@ from app.wire.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
-_PATHS = {sc.OP_CHAT: "/chat/completions", sc.OP_TEXT_COMPLETION: "/completions", sc.OP_EMBEDDINGS: "/embeddings"}
 # gen_ai.provider.name: the conventions' well-known values where one exists, else the config's prefix.
 _PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
                    "text-completion-openai": sc.PROVIDER_OPENAI, "mistral": "mistral_ai", "xai": "x_ai"}
@@ -113,11 +113,11 @@ class OpenAICompatibleDeployment:
         per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0),
                                  pool=min(config.timeout, pool_wait)).as_dict()
         self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
-        self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
+        self._urls = {op: httpx.URL(self._url(op)) for op in Operation}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
 
     def _url(self, operation: str) -> str:
-        path = _PATHS[operation]
+        path = facts(operation).path
         if self.config.provider == "azure":
             version = self.config.api_version or "2024-10-21"
             return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
