@@ -31,7 +31,7 @@ from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
 from app.gateway.front import GatewayApp
-from app.gateway.proxy import ProxyService
+from app.gateway.proxy import Admission, ProxyService
 from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
@@ -154,6 +154,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                              api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
                                                             limits=limits, deadline=deadline))
     teams = TeamDirectory(config)
+    auth = Authenticator(config.master_key)
     # Each request names the gateway span as its parent; a traced call's instrumentation replaces that
     # traceparent with its own child span's.
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
@@ -164,10 +165,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
-                         redact_headers=config.redact_headers)
+                         redact_headers=config.redact_headers, admission=Admission(auth, teams))
     check_destinations(config, env)
     routing = RoutingBuilder(delivery, build_ctx, export_traces=_export_traces(env))
-    return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
+    return Gateway(config=config, env=env, registry=registry, auth=auth, teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
                    routing=routing, build_ctx=build_ctx, upstream=upstream,
                    metric_reader=metric_reader, meter_provider=meter_provider)
