@@ -17,11 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import msgspec
 from litestar import Litestar
 
 from app.calls.operations import Operation, routes
-from app.errors import GatewayError, error_body
+from app.errors import GatewayError, render_error
 from app.gateway.proxy import Answer, ProxyService, StreamAnswer
 
 Scope = MutableMapping[str, Any]
@@ -33,7 +32,6 @@ log = logging.getLogger("spangate")
 
 OPERATIONS = routes()
 _JSON = (b"content-type", b"application/json")
-_encode = msgspec.json.encode
 
 
 class _BodyTooLarge(Exception):
@@ -65,14 +63,13 @@ class GatewayApp:
         try:
             answer = await self._answer(operation, scope, receive)
         except GatewayError as exc:
-            await _send_json(send, exc.status, _encode(error_body(exc)), retry_after=exc.retry_after)
+            await _send_error(send, exc)
             return
         except _Disconnected:
             return
         except Exception as exc:  # a bug must cost one request a 500, never the worker
             log.error("unhandled error on POST %s: %s", scope["path"], type(exc).__name__, exc_info=exc)
-            internal = GatewayError("internal error; see the gateway log", code="internal_error")
-            await _send_json(send, 500, _encode(error_body(internal)))
+            await _send_error(send, GatewayError("internal error; see the gateway log", code="internal_error"))
             return
         if isinstance(answer, Answer):
             await _send_json(send, answer.status, answer.body)
@@ -113,10 +110,16 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def _send_json(send: Send, status: int, body: bytes, *, retry_after: int | None = None) -> None:
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    if retry_after is not None:  # ServiceUnavailable (moderation down) says when to come back, as the admin API does
-        headers.append((b"retry-after", str(retry_after).encode()))
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await _send(send, status, [_JSON, (b"content-length", str(len(body)).encode())], body)
+
+
+async def _send_error(send: Send, exc: GatewayError) -> None:
+    answer = render_error(exc)  # the same bytes as the Litestar routes' errors (app.server.factory)
+    await _send(send, answer.status, list(answer.headers), answer.body)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -29,7 +29,7 @@ from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
-from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
+from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, render_error
 from app.gateway.front import GatewayApp
 from app.gateway.proxy import Admission, ProxyService
 from app.hooks.metrics import register_hook_metrics
@@ -97,7 +97,7 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     gateway = build_gateway(config, env, delivery_config)
     litestar = Litestar(
         route_handlers=[*llm_routes(gateway), *health_routes(gateway), *admin_routes()],
-        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error,
+        exception_handlers={GatewayError: gateway_error_response, HTTPException: _http_error,
                             StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway, tune_gc=own_process)],
@@ -341,9 +341,11 @@ def app_from_env() -> GatewayApp:
 _STATUS_ERRORS: dict[int, type[GatewayError]] = {400: InvalidRequest, 404: NotFound, 413: PayloadTooLarge}
 
 
-def _gateway_error(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
-    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-    return Response(error_body(exc), status_code=exc.status, media_type=MediaType.JSON, headers=headers)
+def gateway_error_response(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    """Litestar's side of ``render_error``: its headers are given in full, so Litestar adds none."""
+    answer = render_error(exc)
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+    return Response(answer.body, status_code=answer.status, media_type=MediaType.JSON, headers=headers)
 
 
 # The watcher polls every team_poll_seconds and the admin API answers again as soon as the store
@@ -357,7 +359,7 @@ def _store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -
     error = ServiceUnavailable("the team and key store is unreachable; the admin API answers again when it is back "
                                "(virtual keys already known keep working)", code="store_unavailable",
                                retry_after=STORE_RETRY_AFTER_SECONDS)
-    return _gateway_error(request, error)
+    return gateway_error_response(request, error)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -376,9 +378,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         error = kind(str(exc.detail))
     else:
         error = GatewayError(str(exc.detail), status=status, type="invalid_request_error")
-    return _gateway_error(request, error)
+    return gateway_error_response(request, error)
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
-    return _gateway_error(request, GatewayError("internal error; see the gateway log", code="internal_error"))
+    return gateway_error_response(request, GatewayError("internal error; see the gateway log", code="internal_error"))
