@@ -26,6 +26,7 @@ from app.config.keys import (
     misspelt_params,
     unknown_keys,
 )
+from app.config.provider_kind import ProviderKind
 from app.config.wire_values import check_wire_values, proxy_url
 from exporters.registry import builtin_registry
 from exporters.transport.urlpolicy import CallbackPolicy
@@ -75,6 +76,10 @@ class DeploymentConfig:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_params: Mapping[str, Any] = field(default_factory=dict)
     model_info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> ProviderKind:
+        return ProviderKind.of(self.provider)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +286,8 @@ def _deployment(raw: Any, where: str, default_timeout: float,
             _float(model_info[price_key], f"{where}.model_info.{price_key}")
     index = next(counters.setdefault(name, itertools.count()))
     headers = params.get("extra_headers") or params.get("headers") or {}
-    check_wire_values(params, headers, upstream_model if provider == "azure" else None, where)
+    azure = ProviderKind.of(provider) is ProviderKind.AZURE
+    check_wire_values(params, headers, upstream_model if azure else None, where)
     return DeploymentConfig(
         model_name=name,
         provider=provider,

@@ -13,6 +13,7 @@ from opentelemetry import trace
 
 from app.calls.operations import Operation, facts
 from app.calls.record import SentRequest
+from app.config.provider_kind import ProviderKind
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
@@ -99,7 +100,8 @@ class OpenAICompatibleDeployment:
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
         self._base = base
         headers = {"content-type": "application/json", **config.headers}
-        if config.provider == "azure":
+        self._azure = config.kind is ProviderKind.AZURE
+        if self._azure:
             if config.api_key:
                 headers["api-key"] = config.api_key
         elif config.api_key:
@@ -118,7 +120,7 @@ class OpenAICompatibleDeployment:
 
     def _url(self, operation: str) -> str:
         path = facts(operation).path
-        if self.config.provider == "azure":
+        if self._azure:
             version = self.config.api_version or "2024-10-21"
             return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
         return self._base + path
