@@ -7,7 +7,7 @@ message shape ``{role, parts: [{type, ...}]}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -237,7 +237,3 @@ def _fits(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return (isinstance(value, int) and -_INT64 <= value < _INT64) or isinstance(value, float)
-
-
-def finish_reasons(reasons: Sequence[str | None]) -> tuple[str, ...]:
-    return tuple(r for r in reasons if r)

@@ -75,10 +75,6 @@ class CallRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # what hooks record for the span (moderation verdicts)
 
     @property
-    def succeeded(self) -> bool:
-        return self.error is None
-
-    @property
     def team_id(self) -> str | None:
         return self.caller.team_id
 
