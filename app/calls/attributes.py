@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from app.calls.operations import facts
 from contracts import semconv as sc
 
 Attributes = dict[str, Any]
@@ -161,7 +162,7 @@ def input_content_attributes(operation: str, body: Mapping[str, Any]) -> Attribu
         if system:
             attrs[sc.SYSTEM_INSTRUCTIONS] = to_json(system)
         return attrs
-    prompt = body.get("prompt") if operation == sc.OP_TEXT_COMPLETION else body.get("input")
+    prompt = body.get(facts(operation).required)  # the prompt, or the input to embed
     if prompt is None:
         return {}
     texts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else [prompt]

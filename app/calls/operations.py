@@ -28,15 +28,20 @@ class Operation(StrEnum):
 class OperationFacts:
     path: str  # OpenAI's path, after the API base: served with and without /v1, sent upstream as is
     call_type: str  # LiteLLM's call type on the span (gen_ai.call_type)
-    required: str  # the body field the operation cannot go without
+    required: str  # the body field the operation cannot go without: the messages, or the text in
     streams: bool  # whether ``"stream": true`` is honoured (embeddings answer whole)
+    answer_object: str  # the ``object`` of a whole answer (and of a stream assembled into one)
+    chunk_object: str | None  # the ``object`` of a stream's chunks
 
 
 # Keyed by the members, which hash as their names: ``facts("chat")`` finds chat's too.
 _FACTS: dict[str, OperationFacts] = {
-    Operation.CHAT: OperationFacts("/chat/completions", "acompletion", "messages", streams=True),
-    Operation.TEXT_COMPLETION: OperationFacts("/completions", "atext_completion", "prompt", streams=True),
-    Operation.EMBEDDINGS: OperationFacts("/embeddings", "aembedding", "input", streams=False),
+    Operation.CHAT: OperationFacts("/chat/completions", "acompletion", "messages", streams=True,
+                                   answer_object="chat.completion", chunk_object="chat.completion.chunk"),
+    Operation.TEXT_COMPLETION: OperationFacts("/completions", "atext_completion", "prompt", streams=True,
+                                              answer_object="text_completion", chunk_object="text_completion"),
+    Operation.EMBEDDINGS: OperationFacts("/embeddings", "aembedding", "input", streams=False,
+                                         answer_object="list", chunk_object=None),
 }
 
 

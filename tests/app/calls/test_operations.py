@@ -19,6 +19,8 @@ def test_facts_are_found_by_member_and_by_name() -> None:
     assert facts("text_completion") is Operation.TEXT_COMPLETION.facts
     assert [(op.facts.call_type, op.facts.required, op.facts.streams) for op in Operation] == [
         ("acompletion", "messages", True), ("atext_completion", "prompt", True), ("aembedding", "input", False)]
+    assert [(op.facts.answer_object, op.facts.chunk_object) for op in Operation] == [
+        ("chat.completion", "chat.completion.chunk"), ("text_completion", "text_completion"), ("list", None)]
 
 
 def test_the_front_door_serves_each_path_with_and_without_v1() -> None:
