@@ -97,7 +97,7 @@ class CallSpans:
         if model:
             attrs[sc.REQUEST_MODEL] = bounded(model, MAX_CLIENT_NAME)
         attrs.update(caller_attributes(call))
-        return self._tracer.start_span(span_name(call.operation, model) if model else call.operation,
+        return self._tracer.start_span(span_name(call.operation, model) if model else call.operation.value,
                                        context=client_context(call), kind=SpanKind.CLIENT, attributes=attrs)
 
     def deployment(self, call: CallRecord, span: trace.Span) -> None:
