@@ -22,13 +22,17 @@
 
 Upstream ``httpx`` exceptions are mapped in one place (``app.providers.map_transport_error``),
 the store's ``StoreUnavailable`` in one exception handler (``app.server.factory``);
-everything that reaches the HTTP boundary is rendered by ``error_body``.
+everything that reaches an HTTP boundary, the raw ASGI front door and Litestar's exception handlers
+alike, is rendered by ``render_error`` (its body by ``error_body``, which stream error events use too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 
 class GatewayError(Exception):
@@ -134,6 +138,27 @@ class UpstreamInvalidResponse(UpstreamError):
 
 class UpstreamResponseTooLarge(UpstreamInvalidResponse):
     code = "upstream_response_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """An error as it goes on the wire: status, ASGI headers (lower-case names) and the JSON body."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+_JSON = (b"content-type", b"application/json")
+
+
+def render_error(exc: GatewayError) -> ErrorAnswer:
+    """The one rendering of an error for a client, whichever boundary sends it."""
+    body = msgspec.json.encode(error_body(exc))
+    headers = (_JSON, (b"content-length", str(len(body)).encode()))
+    if exc.retry_after is not None:  # ServiceUnavailable and UpstreamBusy say when to come back
+        headers += ((b"retry-after", str(exc.retry_after).encode()),)
+    return ErrorAnswer(exc.status, headers, body)
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:

@@ -7,11 +7,12 @@ message shape ``{role, parts: [{type, ...}]}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from app.calls.operations import facts
 from contracts import semconv as sc
 
 Attributes = dict[str, Any]
@@ -161,7 +162,7 @@ def input_content_attributes(operation: str, body: Mapping[str, Any]) -> Attribu
         if system:
             attrs[sc.SYSTEM_INSTRUCTIONS] = to_json(system)
         return attrs
-    prompt = body.get("prompt") if operation == sc.OP_TEXT_COMPLETION else body.get("input")
+    prompt = body.get(facts(operation).required)  # the prompt, or the input to embed
     if prompt is None:
         return {}
     texts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else [prompt]
@@ -237,7 +238,3 @@ def _fits(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return (isinstance(value, int) and -_INT64 <= value < _INT64) or isinstance(value, float)
-
-
-def finish_reasons(reasons: Sequence[str | None]) -> tuple[str, ...]:
-    return tuple(r for r in reasons if r)

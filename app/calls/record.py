@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.calls.caller import Caller
+from app.calls.operations import Operation
 from app.calls.redact import masked_url, scrub
 from app.errors import GatewayError
 
@@ -44,7 +45,7 @@ class SentRequest:
 
 @dataclass(slots=True, eq=False)
 class CallRecord:
-    operation: str  # contracts.semconv OP_*: chat, text_completion, embeddings
+    operation: Operation  # compares equal to its contracts.semconv OP_* name: chat, text_completion, embeddings
     caller: Caller
     headers: Mapping[str, str]  # as received, lower-case names; use ``logged_headers()`` to log them
     client_ip: str | None
@@ -72,10 +73,6 @@ class CallRecord:
     time_to_first_chunk: float | None = None  # seconds, streams only
     stream_outcome: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # what hooks record for the span (moderation verdicts)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
 
     @property
     def team_id(self) -> str | None:

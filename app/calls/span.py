@@ -38,7 +38,6 @@ class Deployment(Protocol):
     server_address: str
     server_port: int
 
-CALL_TYPES = {sc.OP_CHAT: "acompletion", sc.OP_TEXT_COMPLETION: "atext_completion", sc.OP_EMBEDDINGS: "aembedding"}
 RAW_REQUEST = sc.metadata_key("raw_request")
 UNKNOWN_MODEL = "unknown"  # the metric label of a call whose model is not configured
 # What an error puts in the span's status: every failure destination gets it, once per failure.
@@ -62,12 +61,12 @@ class CallSpans:
         One ``set_attributes`` costs ~10 us (the SDK checks every value): not paid twice for nothing."""
         model = bounded(call.model or "", MAX_CLIENT_NAME)
         attrs: Attributes = {
-            sc.OPERATION_NAME: call.operation,
+            sc.OPERATION_NAME: call.operation.value,
             sc.PROVIDER_NAME: first.provider_name,
             sc.REQUEST_MODEL: model,
             sc.SERVER_ADDRESS: first.server_address,
             sc.SERVER_PORT: first.server_port,
-            sc.CALL_TYPE: CALL_TYPES[call.operation],
+            sc.CALL_TYPE: call.operation.facts.call_type,
             sc.MODEL_GROUP: model,
         }
         attrs.update(caller_attributes(call))
@@ -94,11 +93,11 @@ class CallSpans:
     def rejected(self, call: CallRecord) -> trace.Span:
         """Bad input is still a call: an ERROR span for failure destinations (ended by ``fail``)."""
         model = call.model
-        attrs: Attributes = {sc.OPERATION_NAME: call.operation, sc.CALL_TYPE: CALL_TYPES[call.operation]}
+        attrs: Attributes = {sc.OPERATION_NAME: call.operation.value, sc.CALL_TYPE: call.operation.facts.call_type}
         if model:
             attrs[sc.REQUEST_MODEL] = bounded(model, MAX_CLIENT_NAME)
         attrs.update(caller_attributes(call))
-        return self._tracer.start_span(span_name(call.operation, model) if model else call.operation,
+        return self._tracer.start_span(span_name(call.operation, model) if model else call.operation.value,
                                        context=client_context(call), kind=SpanKind.CLIENT, attributes=attrs)
 
     def deployment(self, call: CallRecord, span: trace.Span) -> None:
@@ -165,7 +164,7 @@ class CallSpans:
 
 
 def metric_labels(call: CallRecord) -> dict[str, Any]:
-    labels: dict[str, Any] = {sc.OPERATION_NAME: call.operation}
+    labels: dict[str, Any] = {sc.OPERATION_NAME: call.operation.value}
     if call.deployment is not None:
         labels[sc.PROVIDER_NAME] = call.deployment.provider_name
     if call.model:  # a client's invented name would be a series of its own, kept until restart

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.config.keys import CONNECTION_KEYS, ConfigError
+from app.config.provider_kind import ProviderKind
 from app.config.values import as_float, as_list, as_mapping, as_opt_str, as_str
 from app.config.wire_values import check_wire_values
 
@@ -31,6 +32,10 @@ class DeploymentConfig:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_params: Mapping[str, Any] = field(default_factory=dict)
     model_info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> ProviderKind:
+        return ProviderKind.of(self.provider)
 
 
 def parse_model_list(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:
@@ -65,7 +70,8 @@ def _deployment(raw: Any, where: str, default_timeout: float,
             as_float(model_info[price_key], f"{where}.model_info.{price_key}")
     index = next(counters.setdefault(name, itertools.count()))
     headers = params.get("extra_headers") or params.get("headers") or {}
-    check_wire_values(params, headers, upstream_model if provider == "azure" else None, where)
+    azure = ProviderKind.of(provider) is ProviderKind.AZURE
+    check_wire_values(params, headers, upstream_model if azure else None, where)
     return DeploymentConfig(
         model_name=name,
         provider=provider,

@@ -5,7 +5,8 @@ with msgspec and answers bytes. Serving them in plain ASGI skips Litestar's rout
 model, exception middleware and response objects (~0.2 ms of CPU per call in the bench); the
 admin API, health routes and ``/v1/models`` keep Litestar (OpenAPI, guards, typed bodies).
 The behaviour is the same as before: OpenAI error JSON for every failure, 413 over the body limit,
-streams cut when the client goes away.
+streams cut when the client goes away. The door only frames bytes: who may call and what a call may
+log, and the failed call of a body over the limit, are the proxy's (``ProxyService.admit``, ``too_large``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import msgspec
 from litestar import Litestar
 
-from app.errors import GatewayError, PayloadTooLarge, error_body
-from app.gateway.proxy import Answer, CallContext, ProxyService, StreamAnswer
-from app.teams.auth import bearer_token
-from contracts import semconv as sc
+from app.calls.operations import Operation, routes
+from app.errors import GatewayError, render_error
+from app.gateway.proxy import Answer, ProxyService, StreamAnswer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,17 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("spangate")
 
-OPERATIONS = {
-    "/v1/chat/completions": sc.OP_CHAT,
-    "/chat/completions": sc.OP_CHAT,
-    "/v1/completions": sc.OP_TEXT_COMPLETION,
-    "/completions": sc.OP_TEXT_COMPLETION,
-    "/v1/embeddings": sc.OP_EMBEDDINGS,
-    "/embeddings": sc.OP_EMBEDDINGS,
-}
+OPERATIONS = routes()
 _JSON = (b"content-type", b"application/json")
-_encode = msgspec.json.encode
-_TOO_LARGE = "request body is larger than general_settings.max_request_body_bytes"
 
 
 class _BodyTooLarge(Exception):
@@ -58,7 +48,6 @@ class GatewayApp:
     def __init__(self, litestar: Litestar, gateway: Any) -> None:
         self.litestar = litestar
         self.state = litestar.state
-        self._gateway = gateway
         self._proxy: ProxyService = gateway.proxy
         self._max_body = gateway.config.max_request_body_bytes
 
@@ -70,36 +59,31 @@ class GatewayApp:
                 return
         await self.litestar(scope, receive, send)
 
-    async def _llm(self, operation: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _llm(self, operation: Operation, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             answer = await self._answer(operation, scope, receive)
         except GatewayError as exc:
-            await _send_json(send, exc.status, _encode(error_body(exc)), retry_after=exc.retry_after)
+            await _send_error(send, exc)
             return
         except _Disconnected:
             return
         except Exception as exc:  # a bug must cost one request a 500, never the worker
             log.error("unhandled error on POST %s: %s", scope["path"], type(exc).__name__, exc_info=exc)
-            internal = GatewayError("internal error; see the gateway log", code="internal_error")
-            await _send_json(send, 500, _encode(error_body(internal)))
+            await _send_error(send, GatewayError("internal error; see the gateway log", code="internal_error"))
             return
         if isinstance(answer, Answer):
             await _send_json(send, answer.status, answer.body)
         else:
             await _send_stream(answer, receive, send)
 
-    async def _answer(self, operation: str, scope: Scope, receive: Receive) -> Answer | StreamAnswer:
+    async def _answer(self, operation: Operation, scope: Scope, receive: Receive) -> Answer | StreamAnswer:
         headers = _headers(scope)
-        gateway = self._gateway
-        caller = gateway.auth.authenticate(bearer_token(headers))
         client = scope.get("client")
-        ctx = CallContext(caller=caller, headers=headers, client_ip=client[0] if client else None,
-                          capture_content=caller.capture_content and gateway.teams.capture_content(caller.team_id),
-                          path=scope["path"])
+        ctx = self._proxy.admit(headers, client[0] if client else None, scope["path"])
         try:
             raw = await self._read_body(headers, receive)
         except _BodyTooLarge:
-            raise self._proxy.reject(operation, None, ctx, PayloadTooLarge(_TOO_LARGE)) from None
+            raise self._proxy.too_large(operation, ctx) from None
         return await self._proxy.handle(operation, raw, ctx)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
@@ -126,10 +110,16 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def _send_json(send: Send, status: int, body: bytes, *, retry_after: int | None = None) -> None:
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    if retry_after is not None:  # ServiceUnavailable (moderation down) says when to come back, as the admin API does
-        headers.append((b"retry-after", str(retry_after).encode()))
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await _send(send, status, [_JSON, (b"content-length", str(len(body)).encode())], body)
+
+
+async def _send_error(send: Send, exc: GatewayError) -> None:
+    answer = render_error(exc)  # the same bytes as the Litestar routes' errors (app.server.factory)
+    await _send(send, answer.status, list(answer.headers), answer.body)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -1,5 +1,5 @@
-"""The LLM call: validate (``app.gateway.validation``), pick a deployment, run the hooks, forward, and end
-the call's record and span exactly once (``app.calls.span``).
+"""The LLM call: admit it (key and team policy), validate (``app.gateway.validation``), pick a deployment,
+run the hooks, forward, and end the call exactly once (``app.gateway.lifecycle``).
 
 The span starts before the hooks and the upstream call (so the moderation and upstream HTTP spans
 are its children) and ends when the answer is complete: for streams, when the stream ends or the
@@ -19,7 +19,6 @@ from opentelemetry import trace
 
 from app.calls.attributes import (
     MAX_CLIENT_NAME,
-    Attributes,
     bounded,
     embeddings_attributes,
     output_content_attributes,
@@ -27,23 +26,33 @@ from app.calls.attributes import (
 )
 from app.calls.caller import Caller
 from app.calls.metrics import GenAIMetrics
+from app.calls.operations import Operation
 from app.calls.pricing import PriceBook
 from app.calls.record import ALWAYS_MASKED_HEADERS, CallRecord, client_metadata, curl_command
 from app.calls.redact import deployment_secrets, scrub
-from app.calls.span import CallSpans
 from app.config.settings import DEFAULT_MAX_SSE_EVENT_BYTES
-from app.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamInvalidResponse
+from app.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UpstreamInvalidResponse,
+)
+from app.gateway.lifecycle import CallEnd, CallLifecycle
 from app.gateway.relay import StreamRelay
 from app.gateway.sse import StreamAccumulator
 from app.gateway.validation import parse_body, validate
 from app.hooks.chain import NO_HOOKS, HookChain
 from app.providers import Deployment, ModelRouter, upstream_error
 from app.providers.mock import MockDeployment
-from contracts import semconv as sc
+from app.teams.auth import Authenticator, bearer_token
+from app.teams.directory import TeamDirectory
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 log = logging.getLogger("spangate")
+TOO_LARGE = "request body is larger than general_settings.max_request_body_bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +83,30 @@ class CallContext:
     path: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Who calls, and what their key and team let the call log: decided before the body is read."""
+
+    auth: Authenticator
+    teams: TeamDirectory
+
+    def context(self, headers: Mapping[str, str], client_ip: str | None, path: str) -> CallContext:
+        caller = self.auth.authenticate(bearer_token(headers))
+        return CallContext(caller=caller, headers=headers, client_ip=client_ip, path=path,
+                           capture_content=caller.capture_content and self.teams.capture_content(caller.team_id))
+
+
 class ProxyService:
     def __init__(self, router: ModelRouter, tracer: trace.Tracer, prices: PriceBook,
                  metrics: GenAIMetrics | None, *, max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES,
-                 hooks: HookChain = NO_HOOKS, redact_headers: frozenset[str] = frozenset()) -> None:
+                 hooks: HookChain = NO_HOOKS, redact_headers: frozenset[str] = frozenset(),
+                 admission: Admission | None = None) -> None:
         self._router = router
         self._max_sse_event_bytes = max_sse_event_bytes
-        self._spans = CallSpans(tracer, prices, metrics)
+        self._calls = CallLifecycle.build(tracer, prices, metrics, hooks)
+        self._spans = self._calls.spans
         self._hooks = hooks
+        self._admission = admission
         self._masked = ALWAYS_MASKED_HEADERS | redact_headers
         self._mocks: dict[str, MockDeployment] = {}
 
@@ -89,15 +114,22 @@ class ProxyService:
     def hooks(self) -> HookChain:
         return self._hooks
 
+    def admit(self, headers: Mapping[str, str], client_ip: str | None, path: str) -> CallContext:
+        """The context of a call about to be read (``AuthenticationFailed`` for a bad key): the
+        front door asks before it reads the body, so a stranger's upload is never read."""
+        if self._admission is None:
+            raise RuntimeError("this ProxyService was built without an Admission")
+        return self._admission.context(headers, client_ip, path)
+
     def _record(self, operation: str, ctx: CallContext) -> CallRecord:
-        return CallRecord(operation, ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
+        return CallRecord(Operation(operation), ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
                           masked_header_names=self._masked, capture_content=ctx.capture_content)
 
     async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:
         """One call, one record, one span, whatever happens: bad input and bugs included (a bug is a
         500 ``internal_error`` span; the exception goes on to the front door, which logs it)."""
         call = self._record(operation, ctx)
-        span: trace.Span | None = None
+        end: CallEnd | None = None
         try:
             body = parse_body(raw)
             if isinstance(body.get("model"), str) and body["model"]:
@@ -113,29 +145,29 @@ class ProxyService:
                                      code="mock_response_not_allowed")
             order = group.order()
             call.deployment = order[0]
-            call.stream = body.get("stream") is True and operation != sc.OP_EMBEDDINGS
+            call.stream = body.get("stream") is True and call.operation.facts.streams
             hooked = bool(self._hooks.before)
-            span = self._spans.start(call, order[0], with_request=not hooked)
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            end = self._calls.start(call, order[0], with_request=not hooked)
+            with trace.use_span(end.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 if hooked:
                     group, order = await self._before_upstream(call, group, order)
-                    self._spans.request(call, span)
+                    self._spans.request(call, end.span)
                 if call.stream:
-                    return await self._stream(call, group, order, span)
-                return await self._complete(call, group, order, span)
+                    return await self._stream(call, group, order, end)
+                return await self._complete(call, group, order, end)
         except GatewayError as exc:
             call.error = exc
-            if span is None:
-                raise self._rejected(call) from None
-            self._fail(call, span)
+            if end is None:
+                raise self._calls.reject(call) from None
+            end.fail()
             raise
         except BaseException as exc:  # a bug, or the client went away (CancelledError) mid-call
             call.error = GatewayError(f"internal error: {type(exc).__name__}", code="internal_error")
             call.exception = exc
-            if span is None:
-                self._rejected(call)
+            if end is None:
+                self._calls.reject(call)
             else:
-                self._fail(call, span)
+                end.fail()
             raise
 
     def _group(self, call: CallRecord) -> Any:
@@ -161,7 +193,7 @@ class ProxyService:
             group = self._group(call)
             order = group.order()
             call.deployment = order[0]
-        call.stream = body.get("stream") is True and call.operation != sc.OP_EMBEDDINGS
+        call.stream = body.get("stream") is True and call.operation.facts.streams
         return group, order
 
     def reject(self, operation: str, body: Mapping[str, Any] | None, ctx: CallContext,
@@ -171,27 +203,11 @@ class ProxyService:
         model = body.get("model") if isinstance(body, Mapping) else None
         call.model = model if isinstance(model, str) and model else None
         call.error = exc
-        return self._rejected(call)
+        return self._calls.reject(call)
 
-    def _rejected(self, call: CallRecord) -> GatewayError:
-        self._fail(call, self._spans.rejected(call))
-        return call.error
-
-    def _fail(self, call: CallRecord, span: trace.Span, attrs: Attributes | None = None) -> None:
-        self._spans.fail(call, span, attrs)
-        if self._hooks.failure:
-            self._hooks.finished(call)
-
-    def _end_stream(self, call: CallRecord, span: trace.Span, attrs: Attributes) -> None:
-        if call.error is not None:
-            self._fail(call, span, attrs)
-        else:
-            self._succeed(call, span, attrs)
-
-    def _succeed(self, call: CallRecord, span: trace.Span, attrs: Attributes) -> None:
-        self._spans.finish(call, span, attrs)
-        if self._hooks.success:
-            self._hooks.finished(call)
+    def too_large(self, operation: str, ctx: CallContext) -> GatewayError:
+        """The body went over ``max_request_body_bytes`` (the front door stopped reading it)."""
+        return self.reject(operation, None, ctx, PayloadTooLarge(TOO_LARGE))
 
     # --- upstream -----------------------------------------------------------------------------
 
@@ -236,8 +252,8 @@ class ProxyService:
             self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
         return result
 
-    async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Answer:
-        reply = await self._send(call, group, order, span)
+    async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd) -> Answer:
+        reply = await self._send(call, group, order, end.span)
         deployment = call.deployment
         if reply.status >= 400:
             raise upstream_error(reply.status, reply.body, deployment)
@@ -255,16 +271,16 @@ class ProxyService:
                 body = _encode(answer)
         call.usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
         operation = call.operation
-        attrs = embeddings_attributes(answer) if operation == sc.OP_EMBEDDINGS else response_attributes(answer)
+        attrs = embeddings_attributes(answer) if operation is Operation.EMBEDDINGS else response_attributes(answer)
         if call.capture_content:
             attrs.update(output_content_attributes(operation, answer))
-        self._succeed(call, span, attrs)
+        end.succeed(attrs)
         return Answer(reply.status, body)
 
-    async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> StreamAnswer:
+    async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd) -> StreamAnswer:
         options = call.request.get("stream_options")
         client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        handle = await self._send(call, group, order, span)
+        handle = await self._send(call, group, order, end.span)
         deployment = call.deployment
         if handle.status >= 400:
             try:
@@ -282,7 +298,7 @@ class ProxyService:
                                 assemble=hooks.wants_response, on_chunk=on_chunk,
                                 scrub=lambda text: scrub(text, secrets))
         filters = hooks.stream_filters(call) if hooks.filters else ()
-        return StreamAnswer(StreamRelay(call, span, handle, acc, filters, self._end_stream, hooks.wants_response))
+        return StreamAnswer(StreamRelay(end, handle, acc, filters, hooks.wants_response))
 
 
 def _privacy(call: CallRecord) -> None:

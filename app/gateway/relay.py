@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
-from opentelemetry import trace
 
-from app.calls.record import CallRecord
 from app.errors import GatewayError, UpstreamError, UpstreamInvalidResponse, error_body
+from app.gateway.lifecycle import CallEnd
 from app.gateway.sse import StreamAccumulator
 from app.hooks.chain import StreamFilter
 from contracts import semconv as sc
@@ -21,18 +20,16 @@ log = logging.getLogger("spangate")
 
 
 class StreamRelay:
-    """Forwards the upstream's events through the hooks' stream filters, then ends the call with
-    ``end_call(call, span, attrs)`` (success or failure, by ``call.error``)."""
+    """Forwards the upstream's events through the hooks' stream filters, then ends the call through
+    its ``CallEnd`` (success or failure, by ``call.error``)."""
 
-    def __init__(self, call: CallRecord, span: trace.Span, handle: Any, acc: StreamAccumulator,
-                 filters: Sequence[StreamFilter], end_call: Callable[[CallRecord, trace.Span, dict[str, Any]], None],
+    def __init__(self, end: CallEnd, handle: Any, acc: StreamAccumulator, filters: Sequence[StreamFilter],
                  assemble: bool) -> None:
-        self._call = call
-        self._span = span
+        self._call_end = end
+        self._call = end.call
         self._handle = handle
         self._acc = acc
         self._filters = filters
-        self._end_call = end_call
         self._assemble = assemble
         self._ended = False
 
@@ -105,7 +102,7 @@ class StreamRelay:
         if self._assemble:
             call.response = self._acc.assembled()
         call.error = error
-        self._end_call(call, self._span, attrs)
+        self._call_end.stream_ended(attrs)
 
 
 def _stream_outcome(exc: GatewayError) -> str:

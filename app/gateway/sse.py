@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from app.calls.attributes import Attributes, to_json, usage_attributes
+from app.calls.operations import facts
 from app.config.settings import DEFAULT_MAX_SSE_EVENT_BYTES
 from app.errors import GatewayError, UpstreamError, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.upstream_errors import metric_label, read_error
@@ -306,9 +307,8 @@ class StreamAccumulator:
             else:
                 choice["text"] = text
             choices.append(choice)
-        return {"id": self.response_id, "object": "chat.completion" if self.operation == sc.OP_CHAT
-                else "text_completion", "created": self.created, "model": self.model, "choices": choices,
-                "usage": self.usage}
+        return {"id": self.response_id, "object": facts(self.operation).answer_object, "created": self.created,
+                "model": self.model, "choices": choices, "usage": self.usage}
 
     def _messages(self) -> list[dict[str, Any]]:
         indexes = sorted(set(self.text) | set(self.finish) | set(self.tool_calls)) or [0]

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from app.calls.operations import Operation, facts
 from app.errors import InvalidRequest
 from app.gateway.jsonchecks import (
     INT64_MAX,
@@ -37,7 +38,6 @@ from app.gateway.jsonchecks import (
     string,
     wrong_type,
 )
-from contracts import semconv as sc
 
 MAX_DEPTH = 64
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
@@ -118,7 +118,7 @@ def validate(operation: str, body: Mapping[str, Any]) -> None:
         raise InvalidRequest("missing required field 'model'", param="model", code="missing_required_parameter")
     if type(model) is not str or not model:
         raise InvalidRequest("'model' must be a non-empty string", param="model", code="invalid_type")
-    required = _REQUIRED[operation]
+    required = facts(operation).required
     if required not in body:
         raise InvalidRequest(f"missing required field {required!r}", param=required,
                              code="missing_required_parameter")
@@ -387,6 +387,7 @@ EMBEDDING_CHECKS: dict[str, Check] = {
     "input": texts_or_tokens(allow_empty=False), "dimensions": integer(1, MAX_DIMENSIONS),
     "encoding_format": one_of(*ENCODING_FORMATS), "user": string, "metadata": obj,
 }
-_REQUIRED = {sc.OP_CHAT: "messages", sc.OP_TEXT_COMPLETION: "prompt", sc.OP_EMBEDDINGS: "input"}
-_CHECKS: dict[str, dict[str, Check]] = {sc.OP_CHAT: CHAT_CHECKS, sc.OP_TEXT_COMPLETION: COMPLETION_CHECKS,
-                                        sc.OP_EMBEDDINGS: EMBEDDING_CHECKS}
+# Validation's own per-operation fact (the checks are the gateway's, below it nobody needs them);
+# every other one is in ``app.calls.operations``.
+_CHECKS: dict[str, dict[str, Check]] = {Operation.CHAT: CHAT_CHECKS, Operation.TEXT_COMPLETION: COMPLETION_CHECKS,
+                                        Operation.EMBEDDINGS: EMBEDDING_CHECKS}

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from app.config.provider_kind import ProviderKind
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamUnavailable
 from app.providers.base import Deployment
@@ -82,7 +83,7 @@ class ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
         for config in deployments:
             deployment: Deployment = (
-                MockDeployment(config) if config.provider == "mock"
+                MockDeployment(config) if config.kind is ProviderKind.MOCK
                 else OpenAICompatibleDeployment(config, transport, inject_traceparent=inject_traceparent,
                                                 max_response_bytes=max_response_bytes, pool_wait=pool_wait))
             grouped.setdefault(config.model_name, []).append(deployment)

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from app.calls.operations import facts
 from app.calls.record import SentRequest
 from app.config.settings import DeploymentConfig
 from app.providers.base import UpstreamReply
@@ -39,7 +40,7 @@ def _prompt_text(operation: str, payload: Mapping[str, Any]) -> list[str]:
             elif isinstance(content, list):
                 texts.extend(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
         return texts
-    value = payload.get("prompt" if operation == sc.OP_TEXT_COMPLETION else "input")
+    value = payload.get(facts(operation).required)
     if isinstance(value, str):
         return [value]
     return [v if isinstance(v, str) else str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -110,11 +111,11 @@ class MockDeployment:
         if operation == sc.OP_CHAT:
             choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": answer},
                                       "finish_reason": "stop", "logprobs": None}
-            kind, prefix = "chat.completion", "chatcmpl"
+            prefix = "chatcmpl"
         else:
             choice = {"index": 0, "text": answer, "finish_reason": "stop", "logprobs": None}
-            kind, prefix = "text_completion", "cmpl"
-        return {"id": _request_id(prefix), "object": kind, "created": _CREATED,
+            prefix = "cmpl"
+        return {"id": _request_id(prefix), "object": facts(operation).answer_object, "created": _CREATED,
                 "model": self.config.upstream_model, "choices": [choice], "usage": usage}
 
     def _events(self, operation: str, payload: Mapping[str, Any]) -> list[bytes]:
@@ -123,8 +124,7 @@ class MockDeployment:
         answer = choice["message"]["content"] if operation == sc.OP_CHAT else choice["text"]
         words = answer.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-        base = {"id": full["id"], "object": "chat.completion.chunk" if operation == sc.OP_CHAT else "text_completion",
-                "created": _CREATED, "model": full["model"]}
+        base = {"id": full["id"], "object": facts(operation).chunk_object, "created": _CREATED, "model": full["model"]}
         events = [self._chunk(base, operation, piece, None, first=i == 0) for i, piece in enumerate(pieces)]
         events.append(self._chunk(base, operation, "", "stop", first=False))
         options = payload.get("stream_options")
@@ -149,7 +149,7 @@ class MockDeployment:
         dims = payload.get("dimensions") if isinstance(payload.get("dimensions"), int) else 16
         data = [{"object": "embedding", "index": i, "embedding": _vector(t, dims)} for i, t in enumerate(texts)]
         tokens = sum(count_tokens(t) for t in texts)
-        return {"object": "list", "data": data, "model": self.config.upstream_model,
+        return {"object": facts(sc.OP_EMBEDDINGS).answer_object, "data": data, "model": self.config.upstream_model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 

@@ -11,7 +11,9 @@ import httpx
 import msgspec
 from opentelemetry import trace
 
+from app.calls.operations import Operation, facts
 from app.calls.record import SentRequest
+from app.config.provider_kind import ProviderKind
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
@@ -19,7 +21,6 @@ from app.wire.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
-_PATHS = {sc.OP_CHAT: "/chat/completions", sc.OP_TEXT_COMPLETION: "/completions", sc.OP_EMBEDDINGS: "/embeddings"}
 # gen_ai.provider.name: the conventions' well-known values where one exists, else the config's prefix.
 _PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
                    "text-completion-openai": sc.PROVIDER_OPENAI, "mistral": "mistral_ai", "xai": "x_ai"}
@@ -99,7 +100,8 @@ class OpenAICompatibleDeployment:
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
         self._base = base
         headers = {"content-type": "application/json", **config.headers}
-        if config.provider == "azure":
+        self._azure = config.kind is ProviderKind.AZURE
+        if self._azure:
             if config.api_key:
                 headers["api-key"] = config.api_key
         elif config.api_key:
@@ -113,12 +115,12 @@ class OpenAICompatibleDeployment:
         per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0),
                                  pool=min(config.timeout, pool_wait)).as_dict()
         self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
-        self._urls = {op: httpx.URL(self._url(op)) for op in _PATHS}
+        self._urls = {op: httpx.URL(self._url(op)) for op in Operation}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
 
     def _url(self, operation: str) -> str:
-        path = _PATHS[operation]
-        if self.config.provider == "azure":
+        path = facts(operation).path
+        if self._azure:
             version = self.config.api_version or "2024-10-21"
             return f"{self._base}/openai/deployments/{self.config.upstream_model}{path}?api-version={version}"
         return self._base + path

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from app.config.provider_kind import ProviderKind
 from app.config.settings import DeploymentConfig
 from app.providers.openai_compat import OPENAI_API_BASE
 from app.wire.egress import ProxyRoutes
@@ -36,7 +37,7 @@ async def check(deployment: DeploymentConfig, proxies: ProxyRoutes | None = None
                 timeout: float = CONNECT_TIMEOUT) -> Reachability:
     """Behind an egress proxy (``upstream_proxy`` or HTTP(S)_PROXY, as calls choose it) the proxy is what
     the gateway connects to, so it is what is checked: a direct connect there would fail by design."""
-    if deployment.provider == "mock":
+    if deployment.kind is ProviderKind.MOCK:
         return Reachability(deployment, "mock")
     parts = urlsplit(deployment.api_base or OPENAI_API_BASE)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)

@@ -29,9 +29,9 @@ from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
-from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, error_body
+from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, render_error
 from app.gateway.front import GatewayApp
-from app.gateway.proxy import ProxyService
+from app.gateway.proxy import Admission, ProxyService
 from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
@@ -99,7 +99,7 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     litestar = Litestar(
         route_handlers=api_routes(admin_check),
         dependencies=_dependencies(gateway, admin_check),
-        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error,
+        exception_handlers={GatewayError: gateway_error_response, HTTPException: _http_error,
                             StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
         lifespan=[_lifespan(gateway, tune_gc=own_process)],
@@ -164,6 +164,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
                              api_http_client=guarded_client(config.callback_policy, timeout=10.0, trust_env=False,
                                                             limits=limits, deadline=deadline))
     teams = TeamDirectory(config)
+    auth = Authenticator(config.master_key)
     # Each request names the gateway span as its parent; a traced call's instrumentation replaces that
     # traceparent with its own child span's.
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
@@ -174,10 +175,10 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     register_hook_metrics(meter, hooks)
     proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
-                         redact_headers=config.redact_headers)
+                         redact_headers=config.redact_headers, admission=Admission(auth, teams))
     check_destinations(config, env)
     routing = RoutingBuilder(delivery, build_ctx, export_traces=_export_traces(env))
-    return Gateway(config=config, env=env, registry=registry, auth=Authenticator(config.master_key), teams=teams,
+    return Gateway(config=config, env=env, registry=registry, auth=auth, teams=teams,
                    proxy=proxy, router_processor=processor, tracer_provider=tracer_provider, delivery=delivery,
                    routing=routing, build_ctx=build_ctx, upstream=upstream,
                    metric_reader=metric_reader, meter_provider=meter_provider)
@@ -350,9 +351,11 @@ def app_from_env() -> GatewayApp:
 _STATUS_ERRORS: dict[int, type[GatewayError]] = {400: InvalidRequest, 404: NotFound, 413: PayloadTooLarge}
 
 
-def _gateway_error(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
-    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-    return Response(error_body(exc), status_code=exc.status, media_type=MediaType.JSON, headers=headers)
+def gateway_error_response(_request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    """Litestar's side of ``render_error``: its headers are given in full, so Litestar adds none."""
+    answer = render_error(exc)
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+    return Response(answer.body, status_code=answer.status, media_type=MediaType.JSON, headers=headers)
 
 
 # The watcher polls every team_poll_seconds and the admin API answers again as soon as the store
@@ -366,7 +369,7 @@ def _store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -
     error = ServiceUnavailable("the team and key store is unreachable; the admin API answers again when it is back "
                                "(virtual keys already known keep working)", code="store_unavailable",
                                retry_after=STORE_RETRY_AFTER_SECONDS)
-    return _gateway_error(request, error)
+    return gateway_error_response(request, error)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -385,9 +388,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         error = kind(str(exc.detail))
     else:
         error = GatewayError(str(exc.detail), status=status, type="invalid_request_error")
-    return _gateway_error(request, error)
+    return gateway_error_response(request, error)
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
-    return _gateway_error(request, GatewayError("internal error; see the gateway log", code="internal_error"))
+    return gateway_error_response(request, GatewayError("internal error; see the gateway log", code="internal_error"))

@@ -123,7 +123,17 @@ class Destination:
 
     def count(self, outcome: str, n: int) -> None:
         with self.lock:
-            setattr(self, outcome, getattr(self, outcome) + n)
+            match outcome:  # each counter named: a mistyped outcome cannot write another attribute
+                case "delivered":
+                    self.delivered += n
+                case "retried":
+                    self.retried += n
+                case "failed":
+                    self.failed += n
+                case "dead_lettered":
+                    self.dead_lettered += n
+                case _:
+                    raise ValueError(f"not a delivery outcome: {outcome!r}")
         self._telemetry.outcome(self, outcome, n)
 
     def stored(self, added: int, size: int, oldest: float | None = None) -> None:
