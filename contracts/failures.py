@@ -17,7 +17,6 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 EXCERPT = 300  # characters of a destination's answer kept in ``detail`` (operator-only logs)
@@ -35,10 +34,6 @@ class ExportFailure:
     # Short and safe to show an admin ("HTTP 500", "connection refused"): ``detail`` may quote the
     # destination's answer, which can be an internal service's page. Not part of equality.
     reason: str = field(default="", compare=False)
-
-
-class ReportsFailure(Protocol):
-    last_failure: ExportFailure | None
 
 
 def parse_retry_after(value: str | float | None, now: float | None = None) -> float | None:

@@ -11,7 +11,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -19,11 +20,28 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from .config import DROP_BUFFER_FULL, DROP_CLOSED, DROP_ERROR, DestinationHealth
 from .queues import Lane, Record
 
-if TYPE_CHECKING:
-    from .reporting import Telemetry
-    from .status import Outage
-
 IDLE, QUEUED, RUNNING = "idle", "queued", "running"
+
+
+class Counts(Protocol):
+    """Where a destination's counts go (``reporting.Telemetry``). Declared here, not imported, so
+    this module stays below the reporting module that reads destinations."""
+
+    def outcome(self, dest: Destination, outcome: str, n: int) -> None: ...
+
+    def dropped(self, dest: Destination, reason: str, n: int) -> None: ...
+
+
+@dataclass
+class Outage:
+    """A run of failed attempts, kept on the destination by ``reporting.StatusLog``."""
+
+    since: float  # monotonic
+    logged_at: float
+    delivered: int  # the destination's counters when it started failing
+    retried: int
+    dead_lettered: int
+    attempts: int = 1
 
 
 class Destination:
@@ -44,7 +62,7 @@ class Destination:
         name: str,
         *,
         buffer_size: int,
-        telemetry: Telemetry,
+        telemetry: Counts,
         on_dirty: Callable[[Destination], None],
     ) -> None:
         self.key, self.team, self.name = key, team, name

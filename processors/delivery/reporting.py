@@ -1,7 +1,16 @@
-"""Metrics and rate-limited drop logs of the delivery layer.
+"""What the delivery layer tells an operator: metrics, rate-limited drop logs, state-change lines.
 
 Drops are counted where they happen (possibly on the event loop); the log lines are written by the
 writer thread calling ``log_drops`` so the request path never formats or writes a log record.
+
+``StatusLog`` writes one log line per change of a destination's state: healthy -> failing ->
+(still failing) -> recovered. ``/health/destinations`` shows the counters; an operator watching the
+log needs to hear when a destination stops taking spans, that it is still down, and when it came
+back and caught up. The sender calls ``failed`` / ``delivered`` after each attempt (on the worker
+that owns the destination, so the outage record needs no lock). The still-failing reminder rides on
+the failed attempts: a failing destination is retried at least every ``max_backoff`` seconds, finer
+than the reminder. The lines carry ``ExportFailure.reason``, never a destination's response body
+(the dead-letter line too).
 """
 
 from __future__ import annotations
@@ -10,14 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from .config import ATTR_DESTINATION, ATTR_OUTCOME, ATTR_TEAM, QUEUED_METRIC, SPANS_METRIC
+from contracts.failures import ExportFailure
 
-if TYPE_CHECKING:
-    from .destination import Destination
+from .config import ATTR_DESTINATION, ATTR_OUTCOME, ATTR_TEAM, QUEUED_METRIC, SPANS_METRIC
+from .destination import Destination, Outage
 
 _OUTCOMES = {"delivered", "retried", "failed", "dead_lettered"}
 
@@ -78,3 +86,57 @@ class Telemetry:
 
     def _observe_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(d.queued(), _attributes(d)) for d in list(self._destinations())]
+
+
+class StatusLog:
+    def __init__(self, logger: logging.Logger, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log, self._interval, self._clock = logger, interval, clock
+
+    def failed(self, dest: Destination, failure: ExportFailure) -> None:
+        now = self._clock()
+        outage = dest.outage
+        if outage is None:
+            dest.outage = Outage(now, now, dest.delivered, dest.retried, dest.dead_lettered)
+            then = "retried with backoff" if failure.retryable else "refused spans are dead-lettered"
+            self._log.warning("destination %s: failing: %s; %d spans queued, %s", dest.key, _reason(failure),
+                              dest.queued(), then)
+            return
+        outage.attempts += 1
+        if now - outage.logged_at >= self._interval:
+            outage.logged_at = now
+            self._log.warning("destination %s: still failing after %s: %s; queued=%d retried=%d dead_lettered=%d "
+                              "(%d attempts)", dest.key, _duration(now - outage.since),
+                              _reason(failure), dest.queued(), dest.retried - outage.retried,
+                              dest.dead_lettered - outage.dead_lettered, outage.attempts)
+
+    def dead_lettered(self, dest: Destination, count: int, failure: ExportFailure) -> None:
+        # The reason, not ``detail``: a destination that echoes the request quotes the team's own
+        # headers (a generic_logger_headers token) into its answer, and the log is read by many.
+        self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, count, _reason(failure))
+
+    def delivered(self, dest: Destination) -> None:
+        outage = dest.outage
+        if outage is None:
+            return
+        dest.outage = None
+        self._log.info("destination %s: recovered after %s down: %d spans caught up, %d still queued, "
+                          "%d dead-lettered meanwhile", dest.key, _duration(self._clock() - outage.since),
+                          dest.delivered - outage.delivered, dest.queued(), dest.dead_lettered - outage.dead_lettered)
+
+
+def _reason(failure: ExportFailure) -> str:
+    """The short reason; never ``detail`` of a failure that has a status (it may quote the answer's body)."""
+    if failure.reason:
+        return failure.reason
+    return f"HTTP {failure.status}" if failure.status is not None else failure.detail
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -116,10 +116,6 @@ class Scheduler:
                 if entry.token == dest.token and not dest.in_backoff and dest.due > now:
                     self._push(dest, now)
 
-    def running(self, dest: Destination) -> bool:
-        with self._cond:
-            return dest.sched == RUNNING
-
     # -- the pool ----------------------------------------------------------------------------
     def _push(self, dest: Destination, due: float, wake: bool = True) -> None:
         dest.token += 1

@@ -23,7 +23,7 @@ from .codec import CorruptRecord, decode_span
 from .config import DROP_CORRUPT, DeliveryConfig
 from .destination import Destination
 from .queues import Record, Store
-from .status import StatusLog
+from .reporting import StatusLog
 
 _UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why", reason="export failed")
 

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.metrics import Meter
@@ -36,6 +35,7 @@ from app.hooks.moderation.settings import (
     CATEGORIES,
     SECTION,
     ContentSafetySettings,
+    Policy,
     StreamMode,
     TeamModeration,
     parse_team,
@@ -95,11 +95,6 @@ class ModerationMetrics:
         self.checks = meter.create_counter(sc.METRIC_MODERATION_CHECKS, unit="{check}")
         self.blocks = meter.create_counter(sc.METRIC_MODERATION_BLOCKS, unit="{call}")
         self.fail_open = meter.create_counter(sc.METRIC_MODERATION_FAIL_OPEN, unit="{check}")
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    thresholds: Mapping[str, int]
 
 
 class ContentSafetyHook(CallHook):

@@ -77,6 +77,13 @@ class TeamModeration:
     exempt: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The thresholds one call is checked against: the global ones, or a team's merged over them."""
+
+    thresholds: Mapping[str, int]
+
+
 def parse_settings(raw: Mapping[str, Any] | None, where: str = WHERE) -> ContentSafetySettings:
     if raw is None:
         raise ConfigError(f"{where}: required by litellm_settings.callbacks: azure_content_safety "

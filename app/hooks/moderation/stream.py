@@ -26,23 +26,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol
 
 import msgspec
 
 from app.calls.record import CallRecord
+from app.hooks.moderation.settings import Policy
 from app.hooks.moderation.texts import message_text, walk
 from contracts import semconv as sc
-
-if TYPE_CHECKING:
-    from app.hooks.moderation.hook import ContentSafetyHook, Policy
 
 OVERLAP_CHARS = 200
 MAX_WINDOWS_IN_FLIGHT = 4  # per stream
 END_BATCH_CHARS = 100_000  # end mode: a longer answer is checked in batches as it streams
 _DONE = b"[DONE]"
 _decode = msgspec.json.decode
+
+
+class Moderator(Protocol):
+    """What a filter asks of its hook (``hook.ContentSafetyHook``). Declared here, not imported, so
+    the hook that builds the filters is the only one of the two that imports the other."""
+
+    async def check(self, call: CallRecord, source: str, text: str, policy: Policy) -> None: ...
+
+    def spawn(self, check: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+
+    def unreadable(self, call: CallRecord) -> Exception: ...
 
 
 class Unreadable(Exception):
@@ -115,7 +124,7 @@ def _choice_text(choice: Any, chat: bool) -> str:
 
 
 class WindowFilter:
-    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy, window_chars: int) -> None:
+    def __init__(self, hook: Moderator, call: CallRecord, policy: Policy, window_chars: int) -> None:
         self._hook = hook
         self._call = call
         self._policy = policy
@@ -207,7 +216,7 @@ class WindowFilter:
 
 
 class EndFilter:
-    def __init__(self, hook: ContentSafetyHook, call: CallRecord, policy: Policy,
+    def __init__(self, hook: Moderator, call: CallRecord, policy: Policy,
                  batch_chars: int = END_BATCH_CHARS) -> None:
         self._hook = hook
         self._call = call

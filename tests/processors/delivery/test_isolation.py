@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,12 @@ def test_idle_threads_do_not_poll_a_probation_entry_while_the_quota_is_used_up(t
     assert scheduler._wait_time(now=10.0) == 1.0  # quota used up: nothing to wait for
 
 
+def settled(scheduler: Scheduler, idle: int) -> bool:
+    """One thread waits as the timer (for the next due time) and ``idle`` others wait for work."""
+    with scheduler._cond:
+        return scheduler._timer_due != math.inf and scheduler._idle == idle
+
+
 def _switches(tids: list[int]) -> int:
     """Times these threads went to sleep so far (Linux; preemptions are not counted)."""
     total = 0
@@ -106,7 +113,7 @@ def test_work_due_later_wakes_no_idle_thread_and_runs_each_destination_once_when
         dest.exporter = object()  # type: ignore[assignment]  # only "not None" matters to the scheduler
     scheduler.start()
     try:
-        time.sleep(0.2)  # the threads settle: one waits for the next due time, the others for work
+        wait_until(lambda: settled(scheduler, idle=7), what="one timer thread and seven idle ones")
         tids = [t.native_id for t in scheduler._all_threads if t.native_id is not None]
         before = _switches(tids)
         for dest in dests[:100]:  # spread out, as the writer's commits are
@@ -131,11 +138,13 @@ def test_a_retry_due_before_what_the_timer_waits_for_runs_on_time(tmp_path) -> N
     """A failed run comes back with its backoff and no wake-up. Meanwhile another thread became the
     timer, waiting for something later: the thread that finished the run must re-aim it."""
     runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    a_running, b_pushed = threading.Event(), threading.Event()
 
     def run(dest: Destination) -> float | None:
         runs[dest.team].append(time.monotonic())  # type: ignore[index]
         if dest.team == "a" and len(runs["a"]) == 1:
-            time.sleep(0.3)  # while it runs, the other thread runs c, then waits as the timer
+            a_running.set()
+            b_pushed.wait(5)  # while it runs, the other thread runs c, then waits as the timer
             dest.suspect = True  # what the sender does on a retryable failure
             return 0.1
         return None
@@ -148,16 +157,17 @@ def test_a_retry_due_before_what_the_timer_waits_for_runs_on_time(tmp_path) -> N
     a.exporter = b.exporter = c.exporter = object()  # type: ignore[assignment]
     scheduler.start()
     try:
-        time.sleep(0.1)
+        wait_until(lambda: settled(scheduler, idle=1), what="one timer thread and one idle one")
         scheduler.expedite_all = True
-        scheduler.notify_work(a)  # due now: one thread runs it (0.3 s)
-        time.sleep(0.05)
+        scheduler.notify_work(a)  # due now: one thread runs it, until b is pushed
+        a_running.wait(5)
         scheduler.notify_work(c)  # due now: the other thread runs it, then becomes the timer
         scheduler.expedite_all = False
-        time.sleep(0.05)
+        wait_until(lambda: bool(runs["c"]) and settled(scheduler, idle=0), what="c run, its thread the timer")
         scheduler.notify_work(b)  # due in 2 s
+        b_pushed.set()
         wait_until(lambda: len(runs["a"]) == 2, timeout=5, what="the retry")
     finally:
         scheduler.stop(3.0)
     assert runs["c"] and not runs["b"]
-    assert runs["a"][1] - runs["a"][0] < 0.6  # 0.3 s run + 0.1 s backoff; not when the timer next wakes (1 s)
+    assert runs["a"][1] - runs["a"][0] < 0.6  # the run + 0.1 s backoff; not when the timer next wakes (1 s)

@@ -8,8 +8,7 @@ import pytest
 
 from contracts.failures import ExportFailure, failure_from_status
 from processors.delivery.destination import Destination
-from processors.delivery.reporting import Telemetry
-from processors.delivery.status import StatusLog
+from processors.delivery.reporting import StatusLog, Telemetry
 
 REFUSED = ExportFailure(retryable=True, detail="ConnectError: [Errno 111] Connection refused",
                         reason="export failed (ConnectError)")
