@@ -32,6 +32,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from exporters.transport.client import ExportClient
+from exporters.transport.http11 import DEFAULT_DEADLINE, ExportTransport
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -276,9 +279,6 @@ def guarded_client(policy: CallbackPolicy, **kwargs: Any) -> httpx.Client:
 
     Its transport is the exporters' lean one (``ExportTransport``), which calls ``_check`` itself
     where ``GuardedTransport`` hooks httpcore's trace events: same points, same refusals."""
-    # Imported here: app.providers imports this module.
-    from exporters.transport.client import DEFAULT_DEADLINE, ExportClient, ExportTransport
-
     verify = kwargs.pop("verify", True)
     limits = kwargs.pop("limits", None)
     idle = limits.max_keepalive_connections if limits is not None and limits.max_keepalive_connections else 16
