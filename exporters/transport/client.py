@@ -1,9 +1,9 @@
 """The exporters' shared httpx client on the lean transport (``exporters.transport.http11``), and
 the answer it hands an exporter.
 
-``ExportClient`` is the client every HTTP exporter posts through: its ``post_answer`` writes a
-cached, already checked request head, a Content-Length and the body; what that head cannot carry
-goes through httpx's own ``post`` (``_httpx_post``).
+``ExportClient`` is the ``Poster`` (``exporters.transport.poster``) every HTTP exporter posts
+through: its ``post_answer`` writes a cached, already checked request head, a Content-Length and
+the body; what that head cannot carry goes through httpx's own ``post`` (``_httpx_post``).
 Proven against ``httpx.Client`` by ``tests/exporters/transport/test_client_differential.py``.
 """
 
@@ -16,6 +16,7 @@ import httpx
 
 from contracts.request_head import check_header, serialize
 from exporters.transport.http11 import Exchanged, ExportTransport
+from exporters.transport.poster import Poster
 
 
 class ExportAnswer:
@@ -58,7 +59,7 @@ class ExportAnswer:
         return self.response.text
 
 
-class ExportClient(httpx.Client):
+class ExportClient(httpx.Client, Poster):
     """An ``httpx.Client`` on ``ExportTransport`` whose ``post`` of a bytes body skips what an export
     never uses: base-URL merging, auth, redirects, event hooks, the per-request log line, and
     cookies, which a client shared by every team must not carry from one team's answer into another
@@ -105,7 +106,7 @@ class ExportClient(httpx.Client):
 
     def post_answer(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None,
                     timeout: Any = httpx.USE_CLIENT_DEFAULT, extra: Mapping[str, str] | None = None) -> ExportAnswer:
-        """For an exporter: the request ``post`` would write, the answer as an ``ExportAnswer``.
+        """``Poster.post_answer``: the request ``post`` would write, the answer as an ``ExportAnswer``.
 
         ``extra`` (headers that change with every POST, an idempotency key) rides on the cached head,
         so each POST is not a new one. What the cached head cannot carry goes through httpx."""
