@@ -26,6 +26,9 @@ Behaviour:
   bytes fails the call with ``ResponseHeadTooLarge`` and drops the connection: httptools joins a
   header's pieces by concatenation, so an unbounded head cost memory and quadratic CPU on the loop
   (one 128 MB header value stalled every call for 17 s).
+
+The pool and the call are here; one connection is ``app.wire.connection``; the response framing and
+the request head are shared with the exporters' transport (``contracts.http11``, ``contracts.request_head``).
 """
 
 from __future__ import annotations
