@@ -45,11 +45,7 @@ import httpx
 
 from app.wire.connection import Connection, Key, within
 from app.wire.egress import ProxyRoutes, open_tunnel
-from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts.request_head import serialize
-
-# Imported from here by the providers, which read the bound and its error: the framing core has them.
-__all__ = ["MAX_RESPONSE_HEAD", "Http11Transport", "PoolTimeoutHook", "ResponseHeadTooLarge"]
 
 
 def _deadlines(timeouts: dict[str, Any], loop: asyncio.AbstractEventLoop) -> tuple[float | None, float | None]:
