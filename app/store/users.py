@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.base import StoreBase
-from app.store.records import AlreadyExists, KeyRecord, MemberRecord, MemberWrite, UserRecord
+from app.store.records import AlreadyExists, KeyRecord, MemberRecord, MemberRole, MemberWrite, UserRecord
 from app.store.rows import KEY_COLUMNS, MEMBER_COLUMNS, USER_COLUMNS, key_of, member_of, user_of, values_of
 from app.store.schema import keys, team_members, users
 
@@ -23,14 +23,18 @@ DEFAULT_USER_ROLE = "internal_user"  # LiteLLM's default for /user/new and users
 
 
 class UserStore(StoreBase):
-    async def create_user(self, user_id: str | None, user_email: str | None,
-                          user_role: str = DEFAULT_USER_ROLE) -> UserRecord:
-        """Raises AlreadyExists; a missing user_id becomes a random UUID, as in LiteLLM."""
+    async def create_user(self, user_id: str | None, user_email: str | None, user_role: str = DEFAULT_USER_ROLE,
+                          teams: Sequence[str] = ()) -> UserRecord:
+        """Raises AlreadyExists; a missing user_id becomes a random UUID, as in LiteLLM. The user joins
+        ``teams`` as a ``user`` member in the same transaction."""
         record = UserRecord(user_id or str(uuid.uuid4()), user_email, user_role, self._now())
         async with self._writing("create_user") as write:
             if await _user_row(write.conn, record.user_id) is not None:
                 raise AlreadyExists(f"user {record.user_id!r} already exists")
             await write.conn.execute(users.insert().values(values_of(record)))
+            for team_id in dict.fromkeys(teams):
+                member = MemberRecord(team_id, record.user_id, MemberRole.USER, record.created_at)
+                await write.conn.execute(team_members.insert().values(values_of(member)))
         return record
 
     async def get_user(self, user_id: str) -> UserRecord | None:
