@@ -19,7 +19,7 @@ from app.api.admin.key_logging import key_json
 from app.api.admin.keys import KeyGenerate, generate_key, parse_duration
 from app.api.admin.team_logging import team_json
 from app.errors import InvalidRequest, NotFound
-from app.store import AlreadyExists, MemberRecord, MemberRole, MemberWrite, UserRecord
+from app.store import AlreadyExists, MemberRecord, MemberRole, MemberWrite, TeamRecord, UserRecord
 
 USER_ROLES = ("internal_user", "internal_user_viewer", "team", "customer")  # LiteLLM's, less its admin roles
 _ADMIN_ROLES = ("proxy_admin", "proxy_admin_viewer")
@@ -128,7 +128,8 @@ def _member_write(member: Member, where: str) -> MemberWrite:
     if not (member.user_id or "").strip() and not (member.user_email or "").strip():
         raise InvalidRequest("each member needs a user_id or a user_email", param=f"{where}user_id",
                              code="missing_required_parameter")
-    return MemberWrite(member.user_id or None, member.user_email or None, MemberRole(member.role))
+    return MemberWrite((member.user_id or "").strip() or None, (member.user_email or "").strip() or None,
+                       MemberRole(member.role))
 
 
 def _check_user_new(data: UserNew) -> None:
@@ -146,7 +147,7 @@ def _check_user_new(data: UserNew) -> None:
                              code="invalid_value")
 
 
-async def team_with_members(admin: AdminContext, team_id: str, team: Any) -> dict[str, Any]:
+async def team_with_members(admin: AdminContext, team_id: str, team: TeamRecord | None) -> dict[str, Any]:
     """The team as /team/info shows it, with ``members_with_roles`` (LiteLLM's list of members)."""
     shown = team_json(team, await admin.store.list_callbacks(team_id)) if team else {"team_id": team_id,
                                                                                       "source": "config"}
