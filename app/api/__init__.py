@@ -5,12 +5,12 @@ from litestar.types import ControllerRouterHandler
 
 from app.api.admin import AdminCheck, admin_routes
 from app.api.dependencies import api_dependencies
-from app.api.health import health_routes
+from app.api.health import admin_health_routes, health_routes
 from app.api.models import llm_routes
 
 
 def api_routes(admin_check: AdminCheck) -> list[ControllerRouterHandler]:
-    return [*llm_routes(), *health_routes(), *admin_routes(admin_check)]
+    return [*llm_routes(), *health_routes(), *admin_routes(admin_check, *admin_health_routes())]
 
 
 __all__ = ["AdminCheck", "api_dependencies", "api_routes"]

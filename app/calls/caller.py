@@ -18,6 +18,8 @@ class Caller:
     team_models: frozenset[str] = frozenset()
     expires_at: float | None = None  # unix seconds
     capture_content: bool = True  # False when the key's own settings turn message logging off
+    user_id: str | None = None  # whose key it is (LiteLLM's ``user_id``)
+    team_admin: bool = False  # the key's user is an admin member of the key's team: it administers that team
 
     def may_use(self, model: str) -> bool:
         """Within both the key's and the team's models (empty or 'all-proxy-models': no limit)."""

@@ -1,4 +1,5 @@
-"""Persistence of teams, virtual keys and their logging callbacks; see ``store.py`` and ``watch.py``."""
+"""Persistence of teams, virtual keys, their logging callbacks, users and team members; see ``store.py``
+and ``watch.py``."""
 
 from app.store.records import (
     AlreadyExists,
@@ -7,11 +8,15 @@ from app.store.records import (
     CallbackWrite,
     KeyCallbackRecord,
     KeyRecord,
+    MemberRecord,
+    MemberRole,
+    MemberWrite,
     NotFound,
     StoreError,
     StoreSnapshot,
     StoreUnavailable,
     TeamRecord,
+    UserRecord,
 )
 from app.store.store import Store
 from app.store.watch import StoreWatcher
@@ -23,6 +28,9 @@ __all__ = [
     "CallbackWrite",
     "KeyCallbackRecord",
     "KeyRecord",
+    "MemberRecord",
+    "MemberRole",
+    "MemberWrite",
     "NotFound",
     "Store",
     "StoreError",
@@ -30,4 +38,5 @@ __all__ = [
     "StoreUnavailable",
     "StoreWatcher",
     "TeamRecord",
+    "UserRecord",
 ]

@@ -20,6 +20,7 @@ from app.store.rows import (
     values_of,
 )
 from app.store.schema import key_callbacks, keys
+from app.store.users import ensure_user
 
 KEY_FIELDS = frozenset({"key_alias", "team_id", "models", "metadata", "expires_at"})
 
@@ -35,9 +36,11 @@ class KeyStore(StoreBase):
         metadata: dict[str, Any],
         expires_at: datetime | None,
         callbacks: Sequence[CallbackWrite] = (),
+        user_id: str | None = None,
     ) -> KeyRecord:
         """Raises AlreadyExists; team_id is not checked (it may name a config-only team). The key's
-        own logging entries are written in the same transaction: a key never exists without them."""
+        own logging entries, and its user when new, are written in the same transaction: a key never
+        exists without them."""
         if expires_at is not None and expires_at.tzinfo is None:
             raise ValueError("expires_at must be time-zone aware")
         record = KeyRecord(
@@ -49,10 +52,13 @@ class KeyStore(StoreBase):
             metadata=dict(metadata),
             expires_at=expires_at,
             created_at=self._now(),
+            user_id=user_id,
         )
         async with self._writing("create_key") as write:
             if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
                 raise AlreadyExists("a key with this hash already exists")
+            if user_id is not None:
+                await ensure_user(write.conn, user_id, record.created_at)
             await write.conn.execute(keys.insert().values(values_of(record)))
             await self._insert_entries(write.conn, callbacks, token_hash=token_hash)
         return record

@@ -3,8 +3,8 @@
 Exceptions::
 
     StoreError
-    ├── NotFound          the team (or key) named does not exist
-    ├── AlreadyExists     a team id or key hash is taken
+    ├── NotFound          the team (or key, user, member) named does not exist
+    ├── AlreadyExists     a team id, key hash, user id or membership is taken
     └── StoreUnavailable  the database could not be reached or answered with an error
 
 Records are shared by every reader of a snapshot (the request path included), so their
@@ -72,9 +72,42 @@ class KeyRecord:
     metadata: dict[str, Any]
     expires_at: datetime | None
     created_at: datetime
+    user_id: str | None = None  # whose key it is (LiteLLM's /key/generate ``user_id``); admin rights follow it
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+
+class MemberRole(StrEnum):
+    """A user's role in one team, LiteLLM's ``member.role``: an admin's keys of that team administer it."""
+
+    ADMIN = "admin"
+    USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    user_id: str
+    user_email: str | None
+    user_role: str  # LiteLLM's proxy-wide role, kept as given; authorisation reads team roles only
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    team_id: str
+    user_id: str
+    role: MemberRole
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberWrite:
+    """One member to add: by user id, else by email (an unknown one becomes a new user)."""
+
+    user_id: str | None
+    user_email: str | None
+    role: MemberRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +156,5 @@ class StoreSnapshot:
     callbacks: Mapping[str, tuple[CallbackRecord, ...]]  # team_id -> its callbacks, by name then type
     # token_hash -> the key's own logging entries; only keys that have some are present
     key_callbacks: Mapping[str, tuple[KeyCallbackRecord, ...]] = field(default_factory=dict)
+    # (team_id, user_id) of every admin member: the key index marks a key whose user administers its team
+    team_admins: frozenset[tuple[str, str]] = frozenset()

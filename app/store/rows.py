@@ -8,8 +8,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table
 
-from app.store.records import CallbackRecord, CallbackType, KeyCallbackRecord, KeyRecord, TeamRecord
-from app.store.schema import callbacks, key_callbacks, keys, teams
+from app.store.records import (
+    CallbackRecord,
+    CallbackType,
+    KeyCallbackRecord,
+    KeyRecord,
+    MemberRecord,
+    TeamRecord,
+    UserRecord,
+)
+from app.store.schema import callbacks, key_callbacks, keys, team_members, teams, users
 
 
 def callback_type_of(value: str) -> CallbackType:
@@ -24,7 +32,7 @@ def in_request_order(requested: list[str], found: set[str]) -> list[str]:
     return [item for item in dict.fromkeys(requested) if item in found]
 
 
-def values_of(record: TeamRecord | KeyRecord) -> dict[str, Any]:
+def values_of(record: TeamRecord | KeyRecord | UserRecord | MemberRecord) -> dict[str, Any]:
     return {field.name: getattr(record, field.name) for field in fields(record)}
 
 
@@ -38,6 +46,8 @@ TEAM_COLUMNS = _columns(teams, TeamRecord)
 KEY_COLUMNS = _columns(keys, KeyRecord)
 CALLBACK_COLUMNS = _columns(callbacks, CallbackRecord)
 KEY_CALLBACK_COLUMNS = _columns(key_callbacks, KeyCallbackRecord)
+USER_COLUMNS = _columns(users, UserRecord)
+MEMBER_COLUMNS = _columns(team_members, MemberRecord)
 
 
 def team_of(row: Row[Any]) -> TeamRecord:
@@ -81,3 +91,11 @@ def grouped_by_key(records: Iterable[KeyCallbackRecord]) -> dict[str, tuple[KeyC
     for record in records:
         grouped.setdefault(record.token_hash, []).append(record)
     return {token: tuple(entries) for token, entries in grouped.items()}
+
+
+def user_of(row: Row[Any]) -> UserRecord:
+    return UserRecord(*row)
+
+
+def member_of(row: Row[Any]) -> MemberRecord:
+    return MemberRecord(*row)

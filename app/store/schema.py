@@ -25,12 +25,13 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from app.store.records import CallbackType, StoreError
+from app.store.records import CallbackType, MemberRole, StoreError
 
 log = logging.getLogger("spangate.store")
 
@@ -93,6 +94,17 @@ class CallbackTypeText(TypeDecorator[CallbackType]):
         return CallbackType(value)
 
 
+class MemberRoleText(TypeDecorator[MemberRole]):
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
+        return MemberRole(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> MemberRole:
+        return MemberRole(value)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {
         datetime: UTCDateTime,
@@ -127,6 +139,32 @@ class KeyRow(Base):
     models: Mapped[list[str]]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    user_id: Mapped[str | None] = mapped_column(Text)  # added by step 4; no foreign key, as for team_id
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_email: Mapped[str | None] = mapped_column(Text)
+    user_role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class TeamMemberRow(Base):
+    """One user's role in one team. No foreign keys, as for keys: the team may exist only in the config."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r.value}'" for r in MemberRole) + ")",
+                        name="ck_team_members_role"),
+        Index("ix_team_members_user_id", "user_id"),
+    )
+
+    team_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    role: Mapped[MemberRole] = mapped_column(MemberRoleText)
     created_at: Mapped[datetime]
 
 
@@ -197,6 +235,8 @@ teams = _table(TeamRow)
 keys = _table(KeyRow)
 callbacks = _table(CallbackRow)
 key_callbacks = _table(KeyCallbackRow)
+users = _table(UserRow)
+team_members = _table(TeamMemberRow)
 state = _table(StateRow)
 schema_version = _table(SchemaVersionRow)
 
@@ -231,8 +271,18 @@ def _v3_scrub_raw_logging(conn: Connection) -> None:
                         len(stale), table.name, ", ".join(shown), " ..." if len(stale) > 10 else "")
 
 
+def _v4_users(conn: Connection) -> None:
+    """Users, their team roles, and whose each key is. ``keys.user_id`` is added only where step 1
+    made the table without it: step 1 builds ``keys`` from the current row class, which has it. Each
+    part is checked first, so a database rewound to an older version number (tests do) upgrades too."""
+    users.create(conn, checkfirst=True)
+    team_members.create(conn, checkfirst=True)
+    if "user_id" not in {column["name"] for column in inspect(conn).get_columns(keys.name)}:
+        conn.execute(text("ALTER TABLE keys ADD COLUMN user_id TEXT"))
+
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging)
+MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging, _v4_users)
 
 
 def applied_version(conn: Connection) -> int:

@@ -4,7 +4,7 @@ Every write runs in one transaction that first bumps ``store_state.version``; a 
 out to change nothing rolls back, so the version moves exactly when the data does. Watchers poll
 that version (see ``watch.py``) and reload a ``StoreSnapshot`` when it moves.
 
-``Store`` is its parts joined: ``teams.py``, ``keys.py`` and ``callbacks.py`` each handle one kind of
+``Store`` is its parts joined: ``teams.py``, ``keys.py``, ``callbacks.py`` and ``users.py`` each handle one kind of
 record through the transactions of ``base.py`` (rows become records in ``rows.py``); opening,
 closing, the version and the snapshot are here.
 """
@@ -19,7 +19,7 @@ from app.store.base import Clock, mapped_errors, utcnow
 from app.store.callbacks import TeamCallbackStore
 from app.store.engine import CONNECT_TIMEOUT_SECONDS, make_engines, prepare_schema
 from app.store.keys import KeyStore
-from app.store.records import CallbackRecord, StoreSnapshot
+from app.store.records import CallbackRecord, MemberRole, StoreSnapshot
 from app.store.rows import (
     CALLBACK_COLUMNS,
     KEY_CALLBACK_COLUMNS,
@@ -31,11 +31,12 @@ from app.store.rows import (
     key_named,
     team_of,
 )
-from app.store.schema import callbacks, key_callbacks, state
+from app.store.schema import callbacks, key_callbacks, state, team_members
 from app.store.teams import TeamStore
+from app.store.users import UserStore
 
 
-class Store(TeamStore, KeyStore, TeamCallbackStore):
+class Store(TeamStore, KeyStore, TeamCallbackStore, UserStore):
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, clock: Clock = utcnow,
                    connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> Store:
@@ -74,10 +75,13 @@ class Store(TeamStore, KeyStore, TeamCallbackStore):
                 by_team.setdefault(callback.team_id, []).append(callback)
             by_key = grouped_by_key(map(key_callback_of, await conn.execute(select(*KEY_CALLBACK_COLUMNS).order_by(
                 key_callbacks.c.token_hash, key_callbacks.c.callback_name, key_callbacks.c.callback_type))))
+            admins = frozenset(map(tuple, await conn.execute(select(team_members.c.team_id, team_members.c.user_id)
+                                                             .where(team_members.c.role == MemberRole.ADMIN.value))))
         return StoreSnapshot(
             version=version,
             teams=MappingProxyType(team_map),
             keys=MappingProxyType(key_map),
             callbacks=MappingProxyType({team: tuple(entries) for team, entries in by_team.items()}),
             key_callbacks=MappingProxyType(by_key),
+            team_admins=admins,
         )

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from app.store.base import StoreBase
 from app.store.records import AlreadyExists, CallbackWrite, NotFound, TeamRecord
 from app.store.rows import TEAM_COLUMNS, in_request_order, team_of, values_of
-from app.store.schema import callbacks, key_callbacks, keys, teams
+from app.store.schema import callbacks, key_callbacks, keys, team_members, teams
 
 TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled"})
 _TEAM_CALLBACKS = callbacks  # the table, for methods whose ``callbacks`` argument hides its name
@@ -78,7 +78,8 @@ class TeamStore(StoreBase):
         return await self.update_team(team_id, logging_disabled=disabled)
 
     async def delete_teams(self, team_ids: list[str]) -> list[str]:
-        """Delete the teams that exist, with their callbacks and keys; returns the ids deleted."""
+        """Delete the teams that exist, with their callbacks, keys and memberships (the users stay);
+        returns the ids deleted."""
         async with self._writing("delete_teams") as write:
             found = await write.conn.scalars(
                 delete(teams).where(teams.c.team_id.in_(set(team_ids))).returning(teams.c.team_id)
@@ -87,6 +88,7 @@ class TeamStore(StoreBase):
             write.changed = bool(deleted)
             if deleted:
                 await write.conn.execute(delete(callbacks).where(callbacks.c.team_id.in_(deleted)))
+                await write.conn.execute(delete(team_members).where(team_members.c.team_id.in_(deleted)))
                 team_keys = select(keys.c.token_hash).where(keys.c.team_id.in_(deleted))
                 await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash.in_(team_keys)))
                 await write.conn.execute(delete(keys).where(keys.c.team_id.in_(deleted)))

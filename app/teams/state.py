@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.calls.caller import Caller
-from app.store import CallbackRecord, KeyCallbackRecord, StoreSnapshot, TeamRecord
+from app.store import CallbackRecord, KeyCallbackRecord, KeyRecord, StoreSnapshot, TeamRecord
 from app.teams.auth import Authenticator
 from app.teams.directory import TeamDirectory, TeamPolicy
 from app.teams.routing import DestinationSpec, KeyDestinations, key_spec, team_spec, unusable_spec
@@ -104,7 +104,8 @@ class TeamState:
                 team_alias=team.team_alias if team else None, models=_models(key.models),
                 team_models=_models(team.models) if team else NO_MODELS,
                 expires_at=key.expires_at.timestamp() if key.expires_at else None,
-                capture_content=not turns_off_content(key.metadata, snapshot.key_callbacks.get(digest, ())))
+                capture_content=not turns_off_content(key.metadata, snapshot.key_callbacks.get(digest, ())),
+                user_id=key.user_id, team_admin=_administers(key, snapshot.team_admins))
         return index
 
     def _specs(self, callbacks: Mapping[str, tuple[CallbackRecord, ...]],
@@ -159,6 +160,11 @@ class TeamState:
 
 
 NO_MODELS: frozenset[str] = frozenset()
+
+
+def _administers(key: KeyRecord, admins: frozenset[tuple[str, str]]) -> bool:
+    """Admin rights belong to the user in one team, so only that user's keys of that team carry them."""
+    return key.user_id is not None and key.team_id is not None and (key.team_id, key.user_id) in admins
 
 
 def _models(models: Iterable[str]) -> frozenset[str]:

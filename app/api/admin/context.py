@@ -1,6 +1,7 @@
-"""What every admin controller needs: ``AdminCheck``, the master-key guard, and ``AdminContext``, the
-store as the admin API sees it (its rows, the watcher's refresh, team lookups), injected as the
-``admin`` dependency; and ``CallbackRules``, what a logging entry is checked against, as ``rules``.
+"""What every admin controller needs: ``AdminCheck``, who is calling (read by the access guard,
+access.py), and ``AdminContext``, the store as the admin API sees it (its rows, the watcher's
+refresh, team lookups), injected as the ``admin`` dependency; and ``CallbackRules``, what a logging
+entry is checked against, as ``rules``.
 
 Controllers are plain classes Litestar instantiates per request, so nothing is closed over: the
 context is built once per request through ``Provide`` from the app's services (``app.api.dependencies``).
@@ -9,12 +10,11 @@ context is built once per request through ``Provide`` from the app's services (`
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
-from litestar.handlers import BaseRouteHandler
-from litestar.types import Guard
 
 from app.api.admin.callback_entries import CallbackRules
 from app.api.services import OpenStore
@@ -26,8 +26,8 @@ from app.teams.directory import TeamDirectory
 
 
 class AdminCheck:
-    """Only the master key administers: the admin API's guard, and /health/destinations' and
-    /metrics' own check."""
+    """Who calls the admin API (``caller``, for the access guard) and the master-key check /metrics
+    makes itself (``require``)."""
 
     __slots__ = ("_auth", "_master_key")
 
@@ -35,28 +35,25 @@ class AdminCheck:
         self._master_key = master_key
         self._auth = auth
 
-    def require(self, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    def caller(self, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+        """The authenticated caller: 401 without a key or with a bad one; 403 while there is no master key."""
         if self._master_key is None:
             raise PermissionDenied("the admin API is disabled: set general_settings.master_key")
         token = bearer_token(request.headers)
         if token is None:
             raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <master key>'")
-        caller = self._auth.authenticate(token)
+        return self._auth.authenticate(token)
+
+    def require(self, request: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+        caller = self.caller(request)
         if not caller.is_admin:
             raise PermissionDenied("only the master key can use admin routes", code="admin_only")
         return caller
 
-
-def admin_guard(check: AdminCheck) -> Guard:
-    # A closure, not the bound method: Litestar deep-copies a Router it registers, and a bound method
-    # would be copied with its AdminCheck and Authenticator (a function is copied as itself).
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-        # Guards run before Litestar parses the body and query: without it a caller lacking the master
-        # key got 400 with the admin API's validation details instead of 401/403. Async, though it never
-        # waits: Litestar runs a sync guard in a worker thread.
-        check.require(connection)
-
-    return guard
+    @property
+    def keys(self) -> Mapping[str, Caller]:
+        """The key index as the request path sees it (hash -> Caller), replaced whole by the watcher."""
+        return self._auth.keys
 
 
 class AdminContext:

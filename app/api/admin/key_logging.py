@@ -29,6 +29,6 @@ def key_json(record: KeyRecord, entries: Sequence[StoredEntry] = ()) -> dict[str
     if entries:
         metadata[LOGGING] = masked_entries(entries)
     return {"token": record.token_hash, "key_name": record.key_prefix, "key_alias": record.key_alias,
-            "team_id": record.team_id, "models": list(record.models), "metadata": metadata,
+            "team_id": record.team_id, "user_id": record.user_id, "models": list(record.models), "metadata": metadata,
             "expires": record.expires_at.isoformat() if record.expires_at else None,
             "created_at": record.created_at.isoformat()}

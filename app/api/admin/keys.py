@@ -11,6 +11,8 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromQuery, HeaderParameter, JSONBody
 
+from app.api.admin.access import KEY_HEADER, as_hash
+from app.api.admin.callback_entries import CallbackRules
 from app.api.admin.context import Admin, AdminContext, Rules
 from app.api.admin.key_logging import key_json, split_key_metadata
 from app.errors import InvalidRequest, NotFound
@@ -18,7 +20,6 @@ from app.store import NotFound as StoreNotFound
 from app.teams.secrets import hash_key, key_display_prefix, new_virtual_key
 from app.teams.state import utcnow
 
-KEY_HEADER = "x-spangate-key"  # a key to look up, kept out of the URL (and so out of access logs)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -32,6 +33,7 @@ class KeyGenerate(msgspec.Struct):
     models: list[str] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     duration: str | None = None
+    user_id: str | None = None  # the key's user, created when unknown; an admin member's key administers its team
 
 
 class KeyUpdate(msgspec.Struct):
@@ -65,11 +67,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: amount})
 
 
-def as_hash(key: str) -> str:
-    """Admin calls may name a key by its plaintext or by the hash /key/generate returned as token."""
-    return key if re.fullmatch(r"[0-9a-f]{64}", key) else hash_key(key)
-
-
 def key_not_found() -> NotFound:
     return NotFound("no such key", param="key", code="key_not_found")
 
@@ -80,17 +77,7 @@ class KeyController(Controller):
 
     @post("/generate", status_code=200, opt={"body": KeyGenerate})
     async def key_generate(self, admin: Admin, rules: Rules, data: JSONBody[KeyGenerate]) -> dict[str, Any]:
-        if data.team_id is not None:
-            await admin.known_team(data.team_id)
-        expires = utcnow() + parse_duration(data.duration) if data.duration else None
-        plaintext = new_virtual_key()
-        token = hash_key(plaintext)
-        # Checked in full before anything is written: a typo in metadata.logging saves no key at all.
-        metadata, entries = await split_key_metadata(rules, token, data.metadata, ())
-        record = await admin.store.create_key(token, key_display_prefix(plaintext), data.team_id, data.key_alias,
-                                              data.models, metadata, expires, callbacks=entries or ())
-        await admin.refresh()
-        return {"key": plaintext, **key_json(record, entries or ())}
+        return await generate_key(admin, rules, data)
 
     @post("/update", status_code=200, opt={"body": KeyUpdate})
     async def key_update(self, admin: Admin, rules: Rules, data: JSONBody[KeyUpdate]) -> dict[str, Any]:
@@ -144,6 +131,24 @@ class KeyController(Controller):
             raise NotFound("none of the keys exist", param="keys", code="key_not_found")
         await admin.refresh()
         return {"deleted_keys": deleted}
+
+
+async def generate_key(admin: AdminContext, rules: CallbackRules, data: KeyGenerate) -> dict[str, Any]:
+    """A new key, shown once; /user/new makes its user's key through here too."""
+    if data.team_id is not None:
+        await admin.known_team(data.team_id)
+    if data.user_id is not None and not data.user_id.strip():
+        raise InvalidRequest("user_id must not be empty", param="user_id", code="invalid_value")
+    expires = utcnow() + parse_duration(data.duration) if data.duration else None
+    plaintext = new_virtual_key()
+    token = hash_key(plaintext)
+    # Checked in full before anything is written: a typo in metadata.logging saves no key at all.
+    metadata, entries = await split_key_metadata(rules, token, data.metadata, ())
+    record = await admin.store.create_key(token, key_display_prefix(plaintext), data.team_id, data.key_alias,
+                                          data.models, metadata, expires, callbacks=entries or (),
+                                          user_id=data.user_id)
+    await admin.refresh()
+    return {"key": plaintext, **key_json(record, entries or ())}
 
 
 async def _key_lookup(admin: AdminContext, key: str | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from litestar.params import FromQuery, JSONBody
 from app.api.admin.context import Admin, Rules
 from app.api.admin.key_logging import key_json
 from app.api.admin.team_logging import split_team_metadata, team_json
+from app.api.admin.users import team_with_members
 from app.errors import InvalidRequest, NotFound
 from app.store import AlreadyExists
 from app.store import NotFound as StoreNotFound
@@ -65,9 +66,7 @@ class TeamController(Controller):
         snapshot = admin.snapshot
         keys = [key_json(k, snapshot.key_callbacks.get(k.token_hash, ())) for k in snapshot.keys.values()
                 if k.team_id == team_id] if snapshot else []
-        info = (team_json(team, await admin.store.list_callbacks(team_id)) if team
-                else {"team_id": team_id, "source": "config"})
-        return {"team_id": team_id, "team_info": info, "keys": keys}
+        return {"team_id": team_id, "team_info": await team_with_members(admin, team_id, team), "keys": keys}
 
     @get("/list")
     async def team_list(self, admin: Admin) -> list[dict[str, Any]]:

@@ -104,6 +104,11 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/{team_id}/disable_logging"): {"url": f"{team_path}/disable_logging"},
         ("POST", "/team/{team_id}/enable_logging"): {"url": f"{team_path}/enable_logging"},
         ("POST", "/team/{team_id}/callback/test"): {"url": f"{team_path}/callback/test"},
+        ("POST", "/team/member_add"): {"url": "/team/member_add",
+                                       "json": {"team_id": team_id, "member": {"role": "user", "user_id": "u-x"}}},
+        ("POST", "/team/member_delete"): {"url": "/team/member_delete", "json": {"team_id": team_id, "user_id": "u-x"}},
+        ("POST", "/user/new"): {"url": "/user/new", "json": {}},
+        ("GET", "/user/info"): {"url": "/user/info", "params": {"user_id": "u-x"}},
     }
 
 
@@ -120,8 +125,11 @@ def test_openapi_schema_lists_the_admin_routes(admin: httpx.Client) -> None:
     # Each under its resource's tag, as LiteLLM's schema files them (one controller per resource).
     paths = ok(admin.get("/schema/openapi.json"))["paths"]
     tags = {(method, path): paths[path][method.lower()]["tags"] for method, path in routes}
-    assert tags == {(method, path): ["key management" if path.startswith("/key/") else "team management"]
+    assert tags == {(method, path): [_TAGS.get(path.split("/")[1], "team management")]
                     for method, path in admin_calls("t", "k")}
+
+
+_TAGS = {"key": "key management", "user": "user management"}
 
 
 def test_only_the_master_key_administers(gw: RunningGateway, admin: httpx.Client) -> None:
