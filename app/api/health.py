@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 from typing import Any
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery
@@ -14,10 +15,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from app import __version__
 from app.api.admin import AdminCheck
+from app.api.admin.deliveries import selection
 from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
 from app.api.services import ApiSettings, OpenStore
-from app.errors import AuthenticationFailed
+from app.errors import AuthenticationFailed, NotFound
 from app.hooks.chain import HookChain
 from app.hooks.metrics import hooks_health
 from app.providers.reachability import Reachability, ReachabilityCache
@@ -59,6 +61,18 @@ async def destinations(request: Request[Any, Any, Any], admin_check: NamedDepend
             "callbacks": hooks_health(hooks)}
 
 
+@post("/health/destinations/{name:str}/replay", tags=["health"], status_code=200)
+async def replay_destination(request: Request[Any, Any, Any], admin_check: NamedDependency[AdminCheck],
+                             delivery: NamedDependency[DeliveryManager], name: str) -> dict[str, int]:
+    """A gateway-wide destination's dead letters back on its queue (body as a team's replay)."""
+    admin_check.require(request)
+    pick = selection(await request.body())
+    key = f"global/{name}"
+    if not any(h.key == key and h.state != "orphaned" for h in delivery.health()):
+        raise NotFound(f"no gateway-wide destination {name!r}", param="name", code="destination_not_found")
+    return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
+
+
 @get("/health", tags=["health"])
 async def models_health(request: Request[Any, Any, Any], auth: NamedDependency[Authenticator],
                         settings: NamedDependency[ApiSettings], reachability: NamedDependency[ReachabilityCache],
@@ -85,7 +99,7 @@ async def metrics(request: Request[Any, Any, Any], settings: NamedDependency[Api
 
 
 def health_routes() -> list[BaseRouteHandler]:
-    return [liveliness, readiness, destinations, models_health, metrics]
+    return [liveliness, readiness, destinations, replay_destination, models_health, metrics]
 
 
 def check_scraper(settings: ApiSettings, admin_check: AdminCheck, request: Request[Any, Any, Any]) -> None:

@@ -7,7 +7,7 @@ file layout and ``fallback.py`` for what happens when the disk refuses writes.
 """
 
 from .codec import decode_span, encode_span
-from .config import DeadLetter, DeliveryConfig, DestinationHealth, SpoolHealth
+from .config import DeadLetter, DeliveryConfig, DestinationHealth, Selection, SpoolHealth
 from .destination import Destination
 from .manager import DeliveryManager
 
@@ -17,6 +17,7 @@ __all__ = [
     "DeliveryManager",
     "Destination",
     "DestinationHealth",
+    "Selection",
     "SpoolHealth",
     "decode_span",
     "encode_span",

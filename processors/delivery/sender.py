@@ -109,9 +109,10 @@ class Sender:
     def _failed(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
         dest.count("failed", len(batch))
         with dest.lock:
-            # Shown by /health/destinations: the short reason, never the destination's body (an
-            # API-set callback aimed at an internal service must not read its pages back).
-            dest.last_error = failure.reason or failure.detail
+            # Shown by /health/destinations and a team's ledger: the short reason, never the
+            # destination's body (an API-set callback aimed at an internal service must not read its
+            # pages back), even from an exporter whose failure names no reason.
+            dest.last_error = short_reason(failure)
             dest.last_status, dest.last_failure_at = failure.status, time.time()
         if failure.too_large and len(batch) > 1:
             half = len(batch) // 2

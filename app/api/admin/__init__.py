@@ -5,7 +5,8 @@ secrets come back as a fixed mask, and a masked value posted back is refused rat
 
 One controller per resource, each documenting itself in the OpenAPI schema under its tag:
 ``TeamController`` (``/team/...``, teams.py), ``KeyController`` (``/key/...``, keys.py) and
-``TeamCallbackController`` (``/team/{team_id}/...``, callbacks.py). They reach the store through the
+``TeamCallbackController`` (``/team/{team_id}/...``, callbacks.py) and ``TeamDeliveryController`` (its
+ledger, dead letters and replay, deliveries.py). They reach the store through the
 ``admin`` dependency and check entries with ``rules`` (context.py), never through a closure.
 """
 
@@ -18,6 +19,7 @@ from litestar import Request, Router
 from app.api.admin.callbacks import TeamCallbackController
 from app.api.admin.context import ADMIN_DEPENDENCIES, admin_guard
 from app.api.admin.context import AdminCheck as AdminCheck  # health.py guards /health/destinations with it
+from app.api.admin.deliveries import TeamDeliveryController
 from app.api.admin.keys import KEY_HEADER as KEY_HEADER  # tests import it from here
 from app.api.admin.keys import KeyController
 from app.api.admin.teams import TeamController
@@ -31,7 +33,8 @@ def admin_routes(check: AdminCheck) -> list[Router]:
     # body's depth, before msgspec decodes it recursively (990 levels was a RecursionError 500), and
     # LiteLLM fields msgspec would otherwise drop without a word.
     return [Router(path="/", guards=[admin_guard(check)], before_request=_check_body, dependencies=ADMIN_DEPENDENCIES,
-                   route_handlers=[TeamController, KeyController, TeamCallbackController])]
+                   route_handlers=[TeamController, KeyController, TeamCallbackController,
+                                   TeamDeliveryController])]
 
 
 async def _check_body(request: Request[Any, Any, Any]) -> None:
