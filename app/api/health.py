@@ -10,7 +10,7 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from app import __version__
@@ -63,7 +63,7 @@ async def destinations(request: Request[Any, Any, Any], admin_check: NamedDepend
 
 @post("/health/destinations/{name:str}/replay", tags=["health"], status_code=200)
 async def replay_destination(request: Request[Any, Any, Any], admin_check: NamedDependency[AdminCheck],
-                             delivery: NamedDependency[DeliveryManager], name: str) -> dict[str, int]:
+                             delivery: NamedDependency[DeliveryManager], name: FromPath[str]) -> dict[str, int]:
     """A gateway-wide destination's dead letters back on its queue (body as a team's replay)."""
     admin_check.require(request)
     pick = selection(await request.body())

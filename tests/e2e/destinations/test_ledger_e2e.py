@@ -137,7 +137,8 @@ def test_replay_by_span_ids_and_the_operators_replay_of_a_gateway_wide_destinati
             poll(lambda: len(sink.span_ids()) == 1, timeout=15)
             everything = admin.post("/health/destinations/langfuse/replay", json={})
             poll(lambda: len(sink.span_ids()) == 3, timeout=15)
-            member = admin_client(gw.base_url, new_key(admin)).post("/health/destinations/langfuse/replay")
+            with admin_client(gw.base_url, new_key(admin)) as caller:
+                member = caller.post("/health/destinations/langfuse/replay")
             unknown = admin.post("/health/destinations/nowhere/replay")
             left = delivery.dead_letter_count("global/langfuse")
     assert ok(chosen) == {"replayed": 1} and ok(everything) == {"replayed": 2}
@@ -219,7 +220,8 @@ def test_ledger_and_replay_bad_input_and_unknown_names(tmp_path: Path) -> None:
             "limit": admin.get(f"/team/{team_id}/callback/langfuse/dead_letters?limit=0"),
         }
         iso = admin.post(replay, json={"since": "2026-12-08T00:00:00Z", "until": 1_900_000_000})
-        member = admin_client(gw.base_url, new_key(admin, team_id=team_id)).get(f"/team/{team_id}/deliveries")
+        with admin_client(gw.base_url, new_key(admin, team_id=team_id)) as caller:
+            member = caller.get(f"/team/{team_id}/deliveries")
         empty = ok(admin.get(f"/team/{team_id}/callback/langfuse/dead_letters"))
     for param, answer in answers.items():
         status = 404 if param in ("callback_name", "team_id") else 400
