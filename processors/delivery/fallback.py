@@ -230,7 +230,12 @@ class FallbackSpool:
 
     def replay(self, key: str, pick: Selection) -> Moved:
         """The spool's letters back to its queue; those held in memory back to the held queue."""
-        count, size, at = self._spool.replay(key, pick)
+        try:
+            count, size, at = self._spool.replay(key, pick)
+        except _DISK_ERRORS as exc:  # nothing moved (the transaction rolled back): they stay dead letters
+            with self._lock:
+                self._failed(exc)
+            count, size, at = 0, 0, None
         records = self._dead.take(key, pick)
         if records:
             now = time.time()
