@@ -104,6 +104,10 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/{team_id}/disable_logging"): {"url": f"{team_path}/disable_logging"},
         ("POST", "/team/{team_id}/enable_logging"): {"url": f"{team_path}/enable_logging"},
         ("POST", "/team/{team_id}/callback/test"): {"url": f"{team_path}/callback/test"},
+        ("GET", "/team/{team_id}/deliveries"): {"url": f"{team_path}/deliveries"},
+        ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): {
+            "url": f"{team_path}/callback/langfuse/dead_letters"},
+        ("POST", "/team/{team_id}/callback/{callback_name}/replay"): {"url": f"{team_path}/callback/langfuse/replay"},
     }
 
 
