@@ -6,6 +6,7 @@ Against real loopback sinks, counted by span id, on the durable spool and the me
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -16,9 +17,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
 
-from processors.delivery import DeliveryManager
+from processors.delivery import DeliveryManager, decode_span, encode_span
 from processors.delivery.config import Selection
 from processors.delivery.destination import LagReservoir
+from processors.delivery.spool import SqliteSpool
 from tests.support.sinks import HttpSink, Reply
 
 from .support import RESOURCE, Ledger, ids_exporter, make_span, wait_until
@@ -172,3 +174,25 @@ def test_the_lag_reservoir_keeps_the_last_deliveries_and_reads_nearest_rank_perc
     for ms in range(1, 1001):  # only the last 128 (873..1000) are kept
         lag.add(float(ms))
     assert (lag.percentile(50), lag.percentile(99), lag.percentile(100)) == (936.0, 999.0, 1000.0)
+
+
+def test_a_spool_written_before_the_ledger_is_migrated_and_its_dead_letters_replayed(tmp_path) -> None:
+    """An older spool's dead_letters table has no reason column: opened, it gains one, keeps its rows."""
+    path = tmp_path / "spool-0.db"
+    with sqlite3.connect(path) as old:
+        old.executescript("""
+            CREATE TABLE spans (id INTEGER PRIMARY KEY AUTOINCREMENT, dest TEXT NOT NULL, at REAL NOT NULL,
+                data BLOB NOT NULL);
+            CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, dest TEXT NOT NULL, at REAL NOT NULL,
+                status INTEGER, detail TEXT NOT NULL, data BLOB NOT NULL);""")
+        old.execute("INSERT INTO dead_letters (dest, at, status, detail, data) VALUES (?, ?, ?, ?, ?)",
+                    (KEY, 10.0, 401, "HTTP 401: no", encode_span(span_at(7, 5.0))))
+    spool = SqliteSpool(path, logging.getLogger("test"))
+    try:
+        [letter] = spool.dead_letters(KEY)
+        moved = spool.replay(KEY, Selection())
+        [record] = spool.read(KEY, 10)
+    finally:
+        spool.close()
+    assert (letter.span_id, letter.status, letter.reason, letter.ended_at, letter.model) == (7, 401, "", 5.0, "gpt-4o")
+    assert moved[0] == 1 and decode_span(record.data).context.span_id == 7
