@@ -3,7 +3,8 @@
 ``DeliveryManager.open(key, ...)`` gives a ``Destination`` whose ``submit(span)`` the router calls
 from ``on_end``. Everything after that (encoding, the spool, batching, retries, dead letters)
 happens off the event loop. See ``manager.py`` for the thread model, ``spool.py`` for the
-file layout and ``fallback.py`` for what happens when the disk refuses writes.
+file layout, ``fallback.py`` for what happens when the disk refuses writes and ``deadletter/``
+for what becomes of refused spans: listed, replayed onto their queue, swept by age and count.
 """
 
 from .codec import decode_span, encode_span
