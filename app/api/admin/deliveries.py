@@ -18,7 +18,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from app.api.admin.context import Admin
+from app.api.admin.context import Admin, AdminContext
 from app.errors import InvalidRequest, NotFound
 from app.gateway.validation import check_json_depth
 from app.teams.directory import TeamDirectory
@@ -100,7 +100,7 @@ def _last_error(h: DestinationHealth) -> dict[str, Any] | None:
     return {"status": h.last_status, "reason": h.last_error[:_REASON_CHARS], "at": h.last_failure_at}
 
 
-async def _callback_keys(admin: Any, delivery: DeliveryManager, team_id: str, callback_name: str) -> list[str]:
+async def _callback_keys(admin: AdminContext, delivery: DeliveryManager, team_id: str, callback_name: str) -> list[str]:
     await admin.known_team(team_id)
     keys = [h.key for h in team_destinations(delivery, team_id) if h.name == callback_name]
     if not keys:
