@@ -90,7 +90,7 @@ class TeamState:
 
     def apply(self, snapshot: StoreSnapshot) -> None:
         self._auth.keys = self._key_index(snapshot)
-        # Config-only teams may have API callbacks (one can turn content off) without a row of their own.
+        # Config-only teams may have API callbacks without a row of their own.
         teams: dict[str, TeamRecord | None] = {**dict.fromkeys(snapshot.callbacks), **snapshot.teams}
         policies = {team_id: TeamPolicy(
             capture_content=self._global_content and not turns_off_content(team.metadata if team else {}),
