@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 from typing import Any
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from app import __version__
 from app.api.admin import AdminCheck
+from app.api.admin.deliveries import selection
 from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
 from app.api.services import ApiSettings, OpenStore
-from app.errors import AuthenticationFailed
+from app.errors import AuthenticationFailed, NotFound
 from app.hooks.chain import HookChain
 from app.hooks.metrics import hooks_health
 from app.providers.reachability import Reachability, ReachabilityCache
@@ -57,6 +59,18 @@ async def destinations(delivery: NamedDependency[DeliveryManager], hooks: NamedD
             "callbacks": hooks_health(hooks)}
 
 
+@post("/health/destinations/{name:str}/replay", tags=["health"], status_code=200)
+async def replay_destination(request: Request[Any, Any, Any], delivery: NamedDependency[DeliveryManager],
+                             name: FromPath[str]) -> dict[str, int]:
+    """A gateway-wide destination's dead letters back on its queue (body as a team's replay); master key
+    only, by the admin API's access guard (``app.api.admin.access``)."""
+    pick = selection(await request.body())
+    key = f"global/{name}"
+    if not any(h.key == key and h.state != "orphaned" for h in delivery.health()):
+        raise NotFound(f"no gateway-wide destination {name!r}", param="name", code="destination_not_found")
+    return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
+
+
 @get("/health", tags=["health"])
 async def models_health(request: Request[Any, Any, Any], auth: NamedDependency[Authenticator],
                         settings: NamedDependency[ApiSettings], reachability: NamedDependency[ReachabilityCache],
@@ -88,7 +102,7 @@ def health_routes() -> list[BaseRouteHandler]:
 
 def admin_health_routes() -> list[BaseRouteHandler]:
     """Served under the admin API's access guard (``app.api.admin.admin_routes``)."""
-    return [destinations]
+    return [destinations, replay_destination]
 
 
 def check_scraper(settings: ApiSettings, admin_check: AdminCheck, request: Request[Any, Any, Any]) -> None:

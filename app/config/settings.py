@@ -79,6 +79,8 @@ class GatewayConfig:
     hooks: tuple[str, ...] = ()
     config_dir: Path | None = None  # where ``module.attribute`` callbacks are imported from
     redact_headers: frozenset[str] = frozenset()  # header names masked wherever headers are logged
+    dead_letter_retention: float = 7 * 86400.0  # seconds a dead letter is kept (DeliveryConfig's)
+    dead_letters_per_destination: int = 10_000  # and how many, oldest dropped first
     warnings: tuple[str, ...] = ()
 
     @property

@@ -3,13 +3,14 @@ pool and proxy, the limits that bound one call, and who may reach ``/metrics`` a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.config.keys import ConfigError
-from app.config.values import as_bool, as_float, as_int, as_names, as_path, as_positive, as_str
+from app.config.values import as_bool, as_float, as_int, as_names, as_path, as_positive, as_str, kind_of
 from app.config.wire_values import proxy_url
 from exporters.transport.urlpolicy import CallbackPolicy
 
@@ -18,6 +19,12 @@ DEFAULT_MAX_SSE_EVENT_BYTES = 1024 * 1024
 DEFAULT_POOL_WAIT = 2.0
 MIN_TOKEN_LENGTH = 16
 _MAX_LINGER = 30.0  # past this a quiet team's calls show up "much later", not "soon"
+DEFAULT_DEAD_LETTER_RETENTION = 7 * 86400.0
+# Dead letters per destination. A dead letter is a whole span (a few KB, up to the 1 Mi-character
+# capture cap with its messages): 10,000 is a day of a team calling every ~9 s, replayed in 20
+# batches, and at typical sizes tens of MB per destination, well inside spool_max_bytes.
+DEFAULT_DEAD_LETTERS_PER_DESTINATION = 10_000
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,8 @@ class SpangateSettings:
     allow_unauthenticated: bool
     metrics_auth: MetricsAuth
     redact_headers: frozenset[str]
+    dead_letter_retention: float
+    dead_letters_per_destination: int
 
 
 def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> SpangateSettings:
@@ -96,7 +105,29 @@ def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> Span
         allow_unauthenticated=as_bool(spangate.get("allow_unauthenticated", False), f"{s}allow_unauthenticated"),
         metrics_auth=_metrics_auth(spangate.get("metrics_auth", "master_key")),
         redact_headers=frozenset(h.lower() for h in as_names(spangate.get("redact_headers"), f"{s}redact_headers")),
+        dead_letter_retention=duration(spangate.get("dead_letter_retention", DEFAULT_DEAD_LETTER_RETENTION),
+                                       f"{s}dead_letter_retention"),
+        dead_letters_per_destination=as_int(spangate.get("dead_letters_per_destination",
+                                                         DEFAULT_DEAD_LETTERS_PER_DESTINATION),
+                                            f"{s}dead_letters_per_destination", minimum=1),
     )
+
+
+def duration(value: Any, where: str) -> float:
+    """Seconds, as a number or a string with a unit: ``3600``, ``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"``."""
+    if isinstance(value, str) and value.strip()[-1:].lower() in _UNITS:
+        text = value.strip()
+        try:
+            seconds = float(text[:-1]) * _UNITS[text[-1].lower()]
+        except ValueError:
+            raise ConfigError(f"{where}: expected seconds or a duration such as 7d, 12h, 30m, got {value!r}") from None
+    elif isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: expected seconds or a duration such as 7d, 12h, 30m, got {kind_of(value)}")
+    else:
+        seconds = as_float(value, where)
+    if not 0 < seconds < math.inf:  # NaN fails this too
+        raise ConfigError(f"{where}: must be more than 0 seconds and finite, got {value!r}")
+    return seconds
 
 
 def _callback_policy(raw: Any) -> CallbackPolicy:

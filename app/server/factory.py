@@ -218,7 +218,9 @@ def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
                           max_spool_bytes=config.spool_max_bytes, workers=config.delivery_workers,
                           shutdown_flush_timeout=config.shutdown_flush_seconds,
                           failing_log_interval=config.delivery_failing_log_seconds,
-                          batch_delay=config.delivery_linger_seconds)
+                          batch_delay=config.delivery_linger_seconds,
+                          dead_letter_retention=config.dead_letter_retention,
+                          dead_letters_per_destination=config.dead_letters_per_destination)
 
 
 _GC_GEN0_THRESHOLD = 10_000

@@ -18,6 +18,7 @@ from app.config.settings import ConfigError, GatewayConfig, TeamSettingsConfig
 from app.litellm.destinations import user_destinations
 from app.litellm.loader import is_user_callback
 from app.store import CallbackType
+from exporters.content_policy import MessageLogging, with_content_policy
 from exporters.registry import BuildContext, DestinationRegistry, DestinationType, GlobalInputs, UnknownDestination
 from processors.team_router import Route, RoutingTable, Sink
 
@@ -45,6 +46,7 @@ class DestinationSpec:
     usable: bool = True
     from_api: bool = False  # set through the admin API: built with the policy-checked client
     key_hash: str | None = None  # a key's own entry: the span's key hash (sc.KEY_HASH) it is for
+    message_logging: MessageLogging = MessageLogging.FULL  # this destination's own content policy
 
     @property
     def owned(self) -> bool:
@@ -116,9 +118,9 @@ def config_team_specs(entry: TeamSettingsConfig, registry: DestinationRegistry) 
 
 
 def team_spec(team_id: str, name: str, callback_type: CallbackType, kind: DestinationType, parsed: Any, *,
-              from_api: bool = False) -> DestinationSpec:
+              from_api: bool = False, message_logging: MessageLogging = MessageLogging.FULL) -> DestinationSpec:
     return DestinationSpec(f"team/{team_id}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id,
-                           from_api=from_api)
+                           from_api=from_api, message_logging=message_logging)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +132,12 @@ class KeyDestinations:
 
 
 def key_spec(key_hash: str, team_id: str | None, name: str, callback_type: CallbackType, kind: DestinationType | None,
-             parsed: Any, *, usable: bool = True) -> DestinationSpec:
+             parsed: Any, *, usable: bool = True,
+             message_logging: MessageLogging = MessageLogging.FULL) -> DestinationSpec:
     """``key_hash`` is the span's short key hash: it names the sink too, so health and metrics can
     tell keys apart without ever showing a lookup-able hash."""
     return DestinationSpec(f"key/{key_hash}/{name}/{callback_type}", name, kind, parsed, callback_type, team_id,
-                           usable=usable, from_api=True, key_hash=key_hash)
+                           usable=usable, from_api=True, key_hash=key_hash, message_logging=message_logging)
 
 
 def build_context(spec: DestinationSpec, ctx: BuildContext) -> BuildContext:
@@ -208,7 +211,9 @@ class RoutingBuilder:
             del self._open[key]
         for key, spec in wanted.items():
             current = self._open.get(key)
-            if current is None or current[0].config != spec.config:
+            # A changed content policy is a new exporter too (the delivery layer keeps the queue).
+            if current is None or (current[0].config, current[0].message_logging) != (spec.config,
+                                                                                      spec.message_logging):
                 sink = self._manager.open(key, team=spec.team, name=spec.name, factory=self._factory(spec),
                                           durable=spec.kind.spool)
                 self._open[key] = (spec, sink)
@@ -222,7 +227,7 @@ class RoutingBuilder:
     def _factory(self, spec: DestinationSpec) -> Any:
         ctx = build_context(spec, self._ctx)
 
-        def make() -> SpanExporter:
-            return spec.kind.build(spec.config, ctx)
+        def make() -> SpanExporter:  # on a delivery thread (LazySpanExporter), as is the stripping
+            return with_content_policy(spec.kind.build(spec.config, ctx), spec.message_logging)
 
         return make

@@ -4,9 +4,10 @@ Runs on the event loop when the watcher sees a new version: builds the key index
 team policies, and each team's and key's destination specs (decrypting callback vars, cached per row
 so a change to one team does not decrypt a thousand), then swaps them in whole.
 
-``turn_off_message_logging`` is read from team metadata, key metadata, and the callback vars of a
-team's or key's entries; any of them set turns content capture off for all that team's or key's calls
-(a span is captured once for every destination, so the strictest setting wins).
+``turn_off_message_logging`` in team or key metadata turns content capture off for all that team's
+or key's calls. On a callback entry (``turn_off_message_logging`` or ``message_logging``) it is that
+destination's own policy: the call is still captured once, and that destination's copy is stripped
+in its export path (``exporters.content_policy``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.teams.auth import Authenticator
 from app.teams.directory import TeamDirectory, TeamPolicy
 from app.teams.routing import DestinationSpec, KeyDestinations, key_spec, team_spec, unusable_spec
 from app.teams.secrets import SecretBox, SecretBoxError
+from exporters.content_policy import POLICY_VARS, MessageLogging, message_logging
 from exporters.registry import DestinationRegistry
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,8 @@ def _context(record: CallbackRecord | KeyCallbackRecord) -> str:
 
 
 def callback_vars(record: CallbackRecord | KeyCallbackRecord, box: SecretBox | None) -> dict[str, Any]:
-    """The entry's vars in clear, less ``turn_off_message_logging`` (a policy, not a destination var)."""
-    values = {k: v for k, v in record.plain_vars.items() if k != TURN_OFF_CONTENT}
+    """The entry's vars in clear, less its content policy (a policy, not a destination var)."""
+    values = {k: v for k, v in record.plain_vars.items() if k not in POLICY_VARS}
     if record.vars_ciphertext:
         if box is None:
             raise SecretBoxError("no SPANGATE_SALT_KEY or master_key to decrypt stored callback secrets")
@@ -57,9 +59,17 @@ def callback_vars(record: CallbackRecord | KeyCallbackRecord, box: SecretBox | N
     return values
 
 
-def turns_off_content(settings: Mapping[str, Any], entries: Iterable[CallbackRecord | KeyCallbackRecord]) -> bool:
-    """Team or key metadata, or any of its entries' vars, asks for no message content."""
-    return bool(settings.get(TURN_OFF_CONTENT)) or any(e.plain_vars.get(TURN_OFF_CONTENT) is True for e in entries)
+def turns_off_content(settings: Mapping[str, Any]) -> bool:
+    """Team or key metadata asks for no message content (an entry's own flag is its destination's)."""
+    return bool(settings.get(TURN_OFF_CONTENT))
+
+
+def entry_policy(record: CallbackRecord | KeyCallbackRecord) -> MessageLogging:
+    """What the entry asks for its destination; a value the API would refuse (an old row) redacts."""
+    try:
+        return message_logging(record.plain_vars)
+    except ValueError:
+        return MessageLogging.REDACTED
 
 
 def hook_params(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -80,11 +90,10 @@ class TeamState:
 
     def apply(self, snapshot: StoreSnapshot) -> None:
         self._auth.keys = self._key_index(snapshot)
-        # Config-only teams may have API callbacks (one can turn content off) without a row of their own.
+        # Config-only teams may have API callbacks without a row of their own.
         teams: dict[str, TeamRecord | None] = {**dict.fromkeys(snapshot.callbacks), **snapshot.teams}
         policies = {team_id: TeamPolicy(
-            capture_content=self._global_content and not turns_off_content(
-                team.metadata if team else {}, snapshot.callbacks.get(team_id, ())),
+            capture_content=self._global_content and not turns_off_content(team.metadata if team else {}),
             logging_disabled=team.logging_disabled if team else False,
             hook_params=hook_params(team.metadata) if team else {}) for team_id, team in teams.items()}
         seen: set[CacheKey] = set()
@@ -104,7 +113,7 @@ class TeamState:
                 team_alias=team.team_alias if team else None, models=_models(key.models),
                 team_models=_models(team.models) if team else NO_MODELS,
                 expires_at=key.expires_at.timestamp() if key.expires_at else None,
-                capture_content=not turns_off_content(key.metadata, snapshot.key_callbacks.get(digest, ())),
+                capture_content=not turns_off_content(key.metadata),
                 user_id=key.user_id, team_admin=_administers(key, snapshot.team_admins))
         return index
 
@@ -154,9 +163,11 @@ class TeamState:
                 return key_spec(record.token_hash[:SHORT_HASH], key_team, name, callback_type, kind, None,
                                 usable=False)
             return unusable_spec(record.team_id, name, callback_type, kind)
+        policy = entry_policy(record)
         if isinstance(record, KeyCallbackRecord):
-            return key_spec(record.token_hash[:SHORT_HASH], key_team, name, callback_type, kind, parsed)
-        return team_spec(record.team_id, name, callback_type, kind, parsed, from_api=True)
+            return key_spec(record.token_hash[:SHORT_HASH], key_team, name, callback_type, kind, parsed,
+                            message_logging=policy)
+        return team_spec(record.team_id, name, callback_type, kind, parsed, from_api=True, message_logging=policy)
 
 
 NO_MODELS: frozenset[str] = frozenset()

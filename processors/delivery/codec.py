@@ -15,8 +15,22 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from contracts import semconv as sc
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+
+
+class _Peek(msgspec.Struct):
+    """What a dead-letter listing reads of a record: ids, times, attributes left undecoded (raw)."""
+
+    c: list[Any]
+    t: list[int | None]
+    a: dict[str, msgspec.Raw]
+
+
+_peeker = msgspec.json.Decoder(_Peek)
+_MODEL_ATTRS = (sc.RESPONSE_MODEL, sc.REQUEST_MODEL)
 
 
 class CorruptRecord(ValueError):
@@ -48,6 +62,19 @@ def decode_span(data: bytes) -> ReadableSpan:
         return _build(doc)
     except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
+
+
+def peek(data: bytes) -> tuple[int, int, float | None, str | None]:
+    """(trace id, span id, end time in unix seconds, model) of a record, without building the span:
+    message content stays undecoded bytes (a listing never reads it, and it is most of a record)."""
+    try:
+        doc = _peeker.decode(data)
+        trace_id, span_id = int(doc.c[0], 16), int(doc.c[1], 16)
+        model = next((msgspec.json.decode(doc.a[k]) for k in _MODEL_ATTRS if k in doc.a), None)
+    except (msgspec.DecodeError, msgspec.ValidationError, IndexError, TypeError, ValueError) as exc:
+        raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
+    end = doc.t[1] if len(doc.t) > 1 else None
+    return trace_id, span_id, None if end is None else end / 1e9, model if isinstance(model, str) else None
 
 
 def _build(doc: dict[str, Any]) -> ReadableSpan:

@@ -8,6 +8,7 @@ from pathlib import Path
 # Metric names are owned here so dashboards and the /metrics route have one place to look.
 SPANS_METRIC = "spangate.delivery.spans"
 QUEUED_METRIC = "spangate.delivery.queued"
+DEAD_LETTERS_DROPPED_METRIC = "spangate.delivery.dead_letters_dropped"
 ATTR_OUTCOME = "outcome"
 ATTR_DESTINATION = "spangate.destination"
 ATTR_TEAM = "spangate.team"
@@ -19,6 +20,10 @@ DROP_CORRUPT = "corrupt"  # a spooled record could not be decoded: quarantined
 DROP_CLOSED = "closed"  # submitted to a destination that was closed or after shutdown
 DROP_ERROR = "error"  # an unexpected error inside submit or while encoding
 DROP_SPOOL_ERROR = "spool_error"  # the spool write itself failed (disk full, I/O error)
+
+# Why a dead letter was dropped by the retention sweep (the ``reason`` of DEAD_LETTERS_DROPPED_METRIC).
+EXPIRED = "expired"  # older than ``dead_letter_retention``
+OVER_LIMIT = "over_limit"  # beyond ``dead_letters_per_destination``, oldest first
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,10 @@ class DeliveryConfig:
     max_spool_slots: int = 64
     # While the disk refuses the spool's writes (spans held in memory), how often it is tried again.
     spool_retry_interval: float = 1.0
+    # Dead letters are kept this long (seconds) and at most this many per destination, oldest dropped
+    # first and counted; a background sweep enforces both (``deadletter/sweep.py``).
+    dead_letter_retention: float = 7 * 86400.0
+    dead_letters_per_destination: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,15 +97,48 @@ class DestinationHealth:
     last_success_at: float | None = None  # unix seconds
     state: str = "idle"  # idle | sending | backoff | stalled | orphaned
     spooled: int = 0  # spans committed to the spool (or memory queue) by this process
+    last_failure_at: float | None = None  # unix seconds of the last failed attempt
+    last_status: int | None = None  # the HTTP status of that attempt, when it had one
+    retrying: int = 0  # spans of the batch waiting out a backoff (0 when not in backoff)
+    lag_p50_ms: float | None = None  # span end -> acknowledged, over the last deliveries (``LagReservoir``)
+    lag_p99_ms: float | None = None
 
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """One refused span as the listing shows it: ids, model and times, never its content.
+    ``detail`` may quote the destination's answer (operator only); ``reason`` is the short form."""
+
     key: str
     span_id: int
     status: int | None
     detail: str
-    at: float
+    at: float  # unix seconds it was dead-lettered
+    trace_id: int = 0
+    model: str | None = None
+    ended_at: float | None = None  # unix seconds the span (the call) ended
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters a replay takes: all of them, or those whose span ended within
+    [``since``, ``until``] (unix seconds) and/or whose span id is listed."""
+
+    since: float | None = None
+    until: float | None = None
+    span_ids: frozenset[int] | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.since is None and self.until is None and self.span_ids is None
+
+    def takes(self, span_id: int, ended_at: float | None) -> bool:
+        if self.span_ids is not None and span_id not in self.span_ids:
+            return False
+        if ended_at is None:
+            return self.since is None and self.until is None
+        return (self.since is None or ended_at >= self.since) and (self.until is None or ended_at <= self.until)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ and counts. Encoding and disk I/O happen on the writer thread, exporting on a po
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,13 +46,39 @@ class Outage:
     attempts: int = 1
 
 
+class LagReservoir:
+    """The last ``size`` delivery lags (span end -> acknowledged, in ms): a ring of 4-byte floats,
+    512 bytes a destination, allocated at its first delivery. Percentiles are read by admins, seldom;
+    the sender only writes, on the worker that owns the destination."""
+
+    __slots__ = ("_filled", "_next", "_ring")
+    size = 128
+
+    def __init__(self) -> None:
+        self._ring = array("f", bytes(4 * self.size))
+        self._next = self._filled = 0
+
+    def add(self, lag_ms: float) -> None:
+        self._ring[self._next] = lag_ms
+        self._next = (self._next + 1) % self.size
+        self._filled = min(self._filled + 1, self.size)
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile ``q`` (0-100) of what is held; None before the first delivery."""
+        if not self._filled:
+            return None
+        ordered = sorted(self._ring[: self._filled])
+        return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 1)
+
+
 class Destination:
     # One per destination, so one or more per team: without slots each instance also carried a
     # ~1 KB attribute dict (30-odd attributes overflow the shared-key dict).
     __slots__ = (
         "_buffer_size", "_exporter_in_use", "_on_dirty", "_telemetry", "buffer", "closed", "dead_lettered",
-        "delivered", "dirty", "dropped", "due", "exporter", "failed", "failures", "in_backoff", "key", "lane",
-        "last_error", "last_success_at", "lock", "moving", "name", "on_probation", "outage", "pending", "retried",
+        "delivered", "dirty", "dropped", "due", "exporter", "failed", "failures", "in_backoff", "key", "lag", "lane",
+        "last_error", "last_failure_at", "last_status", "last_success_at", "lock", "moving", "name", "on_probation",
+        "outage", "pending", "retried",
         "run_started", "sched", "spare", "spooled", "stalled", "stored_count", "stored_oldest", "stored_size",
         "suspect", "team", "token", "wants_spool",
     )  # fmt: skip
@@ -83,7 +111,10 @@ class Destination:
         self.stored_count = self.stored_size = 0  # in the store, the batch in flight included
         self.stored_oldest: float | None = None
         self.last_error: str | None = None
+        self.last_status: int | None = None
         self.last_success_at: float | None = None
+        self.last_failure_at: float | None = None
+        self.lag: LagReservoir | None = None  # built at the first delivery (``record_lag``)
         # Sending state (touched only by the worker running this destination).
         self.pending: list[list[Record]] = []  # batch in flight first, then 413 halves
         self.failures = 0  # consecutive failed attempts, drives the backoff
@@ -163,6 +194,14 @@ class Destination:
             if self.stored_count == 0:
                 self.stored_oldest = None
 
+    def record_lag(self, spans: list[ReadableSpan | None], now: float) -> None:
+        """Span end -> now, for each delivered span (the sender's thread; under ``lock`` for readers)."""
+        with self.lock:
+            lag = self.lag = self.lag or LagReservoir()
+            for span in spans:
+                if span is not None and span.end_time:
+                    lag.add(max(0.0, now - span.end_time / 1e9) * 1000)
+
     def queued(self) -> int:
         return len(self.buffer) + self.moving + self.stored_count
 
@@ -187,6 +226,11 @@ class Destination:
                 last_success_at=self.last_success_at,
                 state=self.state(),
                 spooled=self.spooled,
+                last_failure_at=self.last_failure_at,
+                last_status=self.last_status,
+                retrying=sum(len(b) for b in list(self.pending)) if self.in_backoff else 0,
+                lag_p50_ms=None if self.lag is None else self.lag.percentile(50),
+                lag_p99_ms=None if self.lag is None else self.lag.percentile(99),
             )
 
     def _oldest_age(self, now: float) -> float | None:

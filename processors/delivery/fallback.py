@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .config import DeadLetter, SpoolHealth
-from .queues import KeyStats, Record
+from .config import DeadLetter, Selection, SpoolHealth
+from .deadletter.memory import MemoryLetters
+from .queues import KeyStats, Moved, Record
 from .spool import SqliteSpool
 
 _DISK_ERRORS = (sqlite3.Error, OSError)  # SQLITE_FULL, SQLITE_IOERR, EIO, ENOSPC from the lock files
-_DEAD_LETTERS_KEPT = 1000
 _REASON_CHARS = 200
 
 Rows = dict[str, list[tuple[float, bytes]]]
@@ -65,7 +65,7 @@ class FallbackSpool:
         self._held: dict[str, deque[Record]] = {}  # not yet read, oldest first
         self._out: dict[str, dict[int, Record]] = {}  # read (in flight), until acknowledged
         self._next_id = -1
-        self._dead: deque[DeadLetter] = deque(maxlen=_DEAD_LETTERS_KEPT)
+        self._dead: MemoryLetters[Record] = MemoryLetters()  # refused while the disk refused writes too
         self._outage: _Outage | None = None
         self._announced_at: float | None = None  # monotonic
 
@@ -200,19 +200,17 @@ class FallbackSpool:
             with self._lock:
                 self._failed(exc)
 
-    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str, reason: str = "") -> None:
         spooled = self._forget_held(key, records)
         held = [r for r in records if r.id < 0]
         try:
             if spooled:
-                self._spool.dead_letter(key, spooled, status, detail)
+                self._spool.dead_letter(key, spooled, status, detail, reason)
         except _DISK_ERRORS as exc:  # the rows stay in the spool, past this process's cursor
             held += spooled
             with self._lock:
                 self._failed(exc)
-        for record in held:
-            span_id = record.span.context.span_id if record.span is not None and record.span.context else 0
-            self._dead.append(DeadLetter(key, span_id, status, detail, record.at))
+        self._dead.add(key, held, status, detail, reason, time.time())
 
     def quarantine(self, key: str, records: list[Record], reason: str) -> None:
         spooled = self._forget_held(key, records)
@@ -224,8 +222,38 @@ class FallbackSpool:
                 self._failed(exc)
 
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
-        letters = self._spool.dead_letters(key, limit) + [d for d in self._dead if d.key == key]
+        letters = self._spool.dead_letters(key, limit) + self._dead.listing(key, limit)
         return sorted(letters, key=lambda d: d.at)[-limit:]
+
+    def dead_letter_count(self, key: str) -> int:
+        return self._spool.dead_letter_count(key) + self._dead.count(key)
+
+    def replay(self, key: str, pick: Selection) -> Moved:
+        """The spool's letters back to its queue; those held in memory back to the held queue."""
+        try:
+            count, size, at = self._spool.replay(key, pick)
+        except _DISK_ERRORS as exc:  # nothing moved (the transaction rolled back): they stay dead letters
+            with self._lock:
+                self._failed(exc)
+            count, size, at = 0, 0, None
+        records = self._dead.take(key, pick)
+        if records:
+            now = time.time()
+            with self._lock:
+                queue = self._held.setdefault(key, deque())
+                for r in records:
+                    queue.append(Record(self._next_id, now, r.size, data=r.data, span=r.span))
+                    self._next_id -= 1
+            count, size, at = count + len(records), size + sum(r.size for r in records), now
+        return count, size, at
+
+    def sweep_dead_letters(self, cutoff: float, per_destination: int) -> dict[str, dict[str, int]]:
+        dropped = self._spool.sweep_dead_letters(cutoff, per_destination)
+        for key, reasons in self._dead.sweep(cutoff, per_destination).items():
+            mine = dropped.setdefault(key, {})
+            for reason, n in reasons.items():
+                mine[reason] = mine.get(reason, 0) + n
+        return dropped
 
     def _forget_held(self, key: str, records: list[Record]) -> list[Record]:
         """Drop the held ones among ``records`` from memory; returns the spooled ones."""

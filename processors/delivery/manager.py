@@ -18,7 +18,8 @@ from collections.abc import Callable
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from .config import DeadLetter, DeliveryConfig, DestinationHealth, SpoolHealth
+from .config import DeadLetter, DeliveryConfig, DestinationHealth, Selection, SpoolHealth
+from .deadletter.sweep import Dropped, Sweeper
 from .destination import Destination
 from .fallback import FallbackSpool
 from .lazy import LazySpanExporter
@@ -46,6 +47,7 @@ class DeliveryManager:
         self._slot_fd: int | None = None
         self.slot: int | None = None
         self._stopped = False
+        self.sweeper = Sweeper(self._sweep, self._report_swept, config.dead_letter_retention, self._log)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,6 +68,7 @@ class DeliveryManager:
                 self._assign_lane(dest, dest.wants_spool)
         self._writer.start()
         self._scheduler.start()
+        self.sweeper.start()
         for dest in list(self._dests.values()):
             self._scheduler.notify_work(dest)
             if dest.buffer:  # submitted before start()
@@ -101,6 +104,7 @@ class DeliveryManager:
             dest.closed = True
         if self._writer is None or self._scheduler is None or not self._lanes:
             return
+        self.sweeper.stop()
         self._announce_flush(timeout)
         if not self.force_flush(timeout):
             left = self._undelivered()
@@ -221,9 +225,44 @@ class DeliveryManager:
         return [d.health(now) for _, d in sorted(self._dests.items())]
 
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
-        dest = self._dests.get(key)
-        lane = dest.lane if dest is not None else self._lanes.get(True)
+        lane = self._lane_of(key)
         return lane.store.dead_letters(key, limit) if lane is not None else []
+
+    def dead_letter_count(self, key: str) -> int:
+        """Dead letters held for ``key`` now (the health counter ``dead_lettered`` counts since start)."""
+        lane = self._lane_of(key)
+        return lane.store.dead_letter_count(key) if lane is not None else 0
+
+    def replay(self, key: str, pick: Selection | None = None) -> int:
+        """Put ``key``'s chosen dead letters back on its queue, sent with its current exporter; how many."""
+        dest = self._dests.get(key)
+        lane = self._lane_of(key)
+        if dest is None or lane is None:
+            return 0
+        count, size, at = lane.store.replay(key, pick or Selection())
+        if count:
+            dest.stored(count, size, at)
+            if self._scheduler is not None:
+                self._scheduler.notify_work(dest)
+        return count
+
+    def _lane_of(self, key: str) -> Lane | None:
+        dest = self._dests.get(key)
+        return dest.lane if dest is not None and dest.lane is not None else self._lanes.get(True)
+
+    def _sweep(self, cutoff: float) -> Dropped:
+        dropped: Dropped = {}
+        bound = self._config.dead_letters_per_destination
+        for lane in {id(lane): lane for lane in self._lanes.values()}.values():  # both may be one memory lane
+            for key, reasons in lane.store.sweep_dead_letters(cutoff, bound).items():
+                dropped.setdefault(key, {}).update(reasons)
+        return dropped
+
+    def _report_swept(self, dropped: Dropped) -> None:
+        for key, reasons in dropped.items():
+            dest = self._dests.get(key)
+            for reason, n in reasons.items():
+                self._telemetry.dead_letters_dropped(key, dest.team if dest is not None else None, reason, n)
 
     def spool_health(self) -> SpoolHealth:
         """Whether the disk takes the durable lane's writes (readiness and /health/destinations)."""

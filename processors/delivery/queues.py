@@ -8,6 +8,7 @@ removes records after the cursor, so a span is never both dropped and delivered.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -15,9 +16,10 @@ from typing import Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .config import DeadLetter
+from .config import DeadLetter, Selection
+from .deadletter.memory import MemoryLetters
 
-_DEAD_LETTERS_KEPT = 1000
+Moved = tuple[int, int, float | None]  # (spans put back on the queue, their size, their queue time)
 
 
 @dataclass(slots=True)
@@ -50,9 +52,13 @@ class Store(Protocol):
     ) -> dict[str, tuple[int, int]]: ...
     def read(self, key: str, limit: int) -> list[Record]: ...
     def ack(self, key: str, records: list[Record]) -> None: ...
-    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None: ...
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str,
+                    reason: str = "") -> None: ...
     def quarantine(self, key: str, records: list[Record], reason: str) -> None: ...
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]: ...
+    def dead_letter_count(self, key: str) -> int: ...
+    def replay(self, key: str, pick: Selection) -> Moved: ...
+    def sweep_dead_letters(self, cutoff: float, per_destination: int) -> dict[str, dict[str, int]]: ...
     def close(self) -> None: ...
 
 
@@ -76,7 +82,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._queues: dict[str, deque[Record]] = {}
         self._cursor: dict[str, int] = {}
-        self._dead: deque[DeadLetter] = deque(maxlen=_DEAD_LETTERS_KEPT)
+        self._dead: MemoryLetters[Record] = MemoryLetters()
         self._next_id = 1
         self._lock = threading.Lock()
 
@@ -128,17 +134,32 @@ class MemoryStore:
             if ids:
                 self._queues[key] = deque(r for r in queue if r.id not in ids)
 
-    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
-        for r in records:
-            span_id = r.span.context.span_id if r.span is not None and r.span.context else 0
-            self._dead.append(DeadLetter(key, span_id, status, detail, r.at))
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str, reason: str = "") -> None:
+        self._dead.add(key, records, status, detail, reason, time.time())
         self.ack(key, records)
 
     def quarantine(self, key: str, records: list[Record], reason: str) -> None:
         self.ack(key, records)
 
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
-        return [d for d in self._dead if d.key == key][-limit:]
+        return self._dead.listing(key, limit)
+
+    def dead_letter_count(self, key: str) -> int:
+        return self._dead.count(key)
+
+    def replay(self, key: str, pick: Selection) -> Moved:
+        """The chosen letters go to the end of the queue as new records (the same spans)."""
+        records = self._dead.take(key, pick)
+        now = time.time()
+        with self._lock:
+            queue = self._queues.setdefault(key, deque())
+            for record in records:
+                queue.append(Record(self._next_id, now, 1, span=record.span))
+                self._next_id += 1
+        return len(records), len(records), now if records else None
+
+    def sweep_dead_letters(self, cutoff: float, per_destination: int) -> dict[str, dict[str, int]]:
+        return self._dead.sweep(cutoff, per_destination)
 
     def close(self) -> None:
         pass

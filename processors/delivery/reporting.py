@@ -24,7 +24,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from contracts.failures import ExportFailure
 
-from .config import ATTR_DESTINATION, ATTR_OUTCOME, ATTR_TEAM, QUEUED_METRIC, SPANS_METRIC
+from .config import ATTR_DESTINATION, ATTR_OUTCOME, ATTR_TEAM, DEAD_LETTERS_DROPPED_METRIC, QUEUED_METRIC, SPANS_METRIC
 from .destination import Destination, Outage
 
 _OUTCOMES = {"delivered", "retried", "failed", "dead_lettered"}
@@ -51,9 +51,12 @@ class Telemetry:
         self._lock = threading.Lock()
         self._unlogged: dict[str, tuple[Destination, dict[str, int]]] = {}
         self._last_logged: dict[str, float] = {}
-        self._spans = None
+        self._spans = self._dead_dropped = None
         if meter is not None:
             self._spans = meter.create_counter(SPANS_METRIC, unit="{span}", description="Spans by delivery outcome")
+            self._dead_dropped = meter.create_counter(
+                DEAD_LETTERS_DROPPED_METRIC, unit="{span}",
+                description="Dead letters dropped by retention: expired (too old) or over_limit (too many)")
             meter.create_observable_gauge(
                 QUEUED_METRIC,
                 callbacks=[self._observe_queued],
@@ -72,6 +75,13 @@ class Telemetry:
         with self._lock:
             counts = self._unlogged.setdefault(dest.key, (dest, {}))[1]
             counts[reason] = counts.get(reason, 0) + n
+
+    def dead_letters_dropped(self, key: str, team: str | None, reason: str, n: int) -> None:
+        if self._dead_dropped is not None and n:
+            attrs = {ATTR_DESTINATION: key, "reason": reason}
+            if team is not None:
+                attrs[ATTR_TEAM] = team
+            self._dead_dropped.add(n, attrs)
 
     def log_drops(self, now: float | None = None) -> None:
         """At most one line per destination per interval, with the counts since its last line."""
@@ -98,7 +108,7 @@ class StatusLog:
         if outage is None:
             dest.outage = Outage(now, now, dest.delivered, dest.retried, dest.dead_lettered)
             then = "retried with backoff" if failure.retryable else "refused spans are dead-lettered"
-            self._log.warning("destination %s: failing: %s; %d spans queued, %s", dest.key, _reason(failure),
+            self._log.warning("destination %s: failing: %s; %d spans queued, %s", dest.key, short_reason(failure),
                               dest.queued(), then)
             return
         outage.attempts += 1
@@ -106,13 +116,13 @@ class StatusLog:
             outage.logged_at = now
             self._log.warning("destination %s: still failing after %s: %s; queued=%d retried=%d dead_lettered=%d "
                               "(%d attempts)", dest.key, _duration(now - outage.since),
-                              _reason(failure), dest.queued(), dest.retried - outage.retried,
+                              short_reason(failure), dest.queued(), dest.retried - outage.retried,
                               dest.dead_lettered - outage.dead_lettered, outage.attempts)
 
     def dead_lettered(self, dest: Destination, count: int, failure: ExportFailure) -> None:
         # The reason, not ``detail``: a destination that echoes the request quotes the team's own
         # headers (a generic_logger_headers token) into its answer, and the log is read by many.
-        self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, count, _reason(failure))
+        self._log.warning("destination %s: %d spans dead-lettered: %s", dest.key, count, short_reason(failure))
 
     def delivered(self, dest: Destination) -> None:
         outage = dest.outage
@@ -124,7 +134,7 @@ class StatusLog:
                           dest.delivered - outage.delivered, dest.queued(), dest.dead_lettered - outage.dead_lettered)
 
 
-def _reason(failure: ExportFailure) -> str:
+def short_reason(failure: ExportFailure) -> str:
     """The short reason; never ``detail`` of a failure that has a status (it may quote the answer's body)."""
     if failure.reason:
         return failure.reason

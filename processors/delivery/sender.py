@@ -23,7 +23,7 @@ from .codec import CorruptRecord, decode_span
 from .config import DROP_CORRUPT, DeliveryConfig
 from .destination import Destination
 from .queues import Record, Store
-from .reporting import StatusLog
+from .reporting import StatusLog, short_reason
 
 _UNKNOWN = ExportFailure(retryable=True, detail="export failed without saying why", reason="export failed")
 
@@ -98,8 +98,10 @@ class Sender:
         _store(dest).ack(dest.key, batch)
         self._remove(dest, batch)
         dest.count("delivered", len(batch))
+        now = time.time()
+        dest.record_lag([r.span for r in batch], now)
         with dest.lock:
-            dest.last_success_at = time.time()
+            dest.last_success_at = now
         self._status.delivered(dest)
         dest.failures, dest.suspect, dest.in_backoff = 0, False, False
         return 0.0 if dest.has_work() else None
@@ -107,9 +109,11 @@ class Sender:
     def _failed(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
         dest.count("failed", len(batch))
         with dest.lock:
-            # Shown by /health/destinations: the short reason, never the destination's body (an
-            # API-set callback aimed at an internal service must not read its pages back).
-            dest.last_error = failure.reason or failure.detail
+            # Shown by /health/destinations and a team's ledger: the short reason, never the
+            # destination's body (an API-set callback aimed at an internal service must not read its
+            # pages back), even from an exporter whose failure names no reason.
+            dest.last_error = short_reason(failure)
+            dest.last_status, dest.last_failure_at = failure.status, time.time()
         if failure.too_large and len(batch) > 1:
             half = len(batch) // 2
             dest.pending[0:1] = [batch[:half], batch[half:]]
@@ -126,7 +130,7 @@ class Sender:
         return after
 
     def _dead_letter(self, dest: Destination, batch: list[Record], failure: ExportFailure) -> float | None:
-        _store(dest).dead_letter(dest.key, batch, failure.status, failure.detail)
+        _store(dest).dead_letter(dest.key, batch, failure.status, failure.detail, short_reason(failure))
         self._remove(dest, batch)
         dest.count("dead_lettered", len(batch))
         self._status.dead_lettered(dest, len(batch), failure)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .config import DeadLetter
+from .config import DeadLetter, Selection
+from .deadletter import table
 from .queues import KeyStats, Record
 
 _SCHEMA = """
@@ -275,12 +276,12 @@ class SqliteSpool:
             if len(self._acked) >= _ACKS_HELD:
                 self._flush_acks_locked()
 
-    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str) -> None:
+    def dead_letter(self, key: str, records: list[Record], status: int | None, detail: str, reason: str = "") -> None:
         self._move(
             records,
-            "INSERT INTO dead_letters (dest, at, status, detail, data) "
-            "SELECT dest, ?, ?, ?, data FROM spans WHERE id = ?",
-            (time.time(), status, detail),
+            "INSERT INTO dead_letters (dest, at, status, detail, reason, data) "
+            "SELECT dest, ?, ?, ?, ?, data FROM spans WHERE id = ?",
+            (time.time(), status, detail, reason),
         )
 
     def quarantine(self, key: str, records: list[Record], reason: str) -> None:
@@ -296,21 +297,24 @@ class SqliteSpool:
             self._db.executemany("DELETE FROM spans WHERE id = ?", [(r.id,) for r in records])
 
     def dead_letters(self, key: str, limit: int = 100) -> list[DeadLetter]:
-        from .codec import CorruptRecord, decode_span
-
         with self._lock:
-            rows = self._db.execute(
-                "SELECT at, status, detail, data FROM dead_letters WHERE dest = ? ORDER BY id DESC LIMIT ?",
-                (key, limit),
-            ).fetchall()
-        letters = []
-        for at, status, detail, data in reversed(rows):
-            try:
-                span_id = decode_span(data).context.span_id  # type: ignore[union-attr]
-            except (CorruptRecord, AttributeError):
-                span_id = 0
-            letters.append(DeadLetter(key, span_id, status, detail, at))
-        return letters
+            rows = table.recent(self._db, key, limit)
+        return [table.letter(key, row) for row in rows]  # decoded outside the lock
+
+    def dead_letter_count(self, key: str) -> int:
+        with self._lock:
+            return table.count(self._db, key)
+
+    def replay(self, key: str, pick: Selection) -> table.Moved:
+        with self._lock, self._db:
+            moved = table.replay(self._db, key, pick, time.time())
+            if moved[0]:
+                self._in_memory.discard(key)  # rows without a copy now follow the cursor: read from disk
+            return moved
+
+    def sweep_dead_letters(self, cutoff: float, per_destination: int) -> dict[str, dict[str, int]]:
+        with self._lock, self._db:
+            return table.sweep(self._db, cutoff, per_destination)
 
     def close(self) -> None:
         with self._lock:
@@ -334,6 +338,7 @@ def _connect(path: Path, *, check: bool) -> sqlite3.Connection:
         if check and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise sqlite3.DatabaseError("quick_check failed")
         db.executescript(_SCHEMA)
+        table.migrate(db)
         db.isolation_level = ""  # ``with db`` now opens a transaction implicitly
     except sqlite3.DatabaseError:
         db.close()

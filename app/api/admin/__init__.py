@@ -8,7 +8,8 @@ back is refused rather than stored.
 
 One controller per resource, each documenting itself in the OpenAPI schema under its tag:
 ``TeamController`` (``/team/...``, teams.py), ``KeyController`` (``/key/...``, keys.py),
-``TeamCallbackController`` (``/team/{team_id}/...``, callbacks.py), ``TeamMemberController``
+``TeamCallbackController`` (``/team/{team_id}/...``, callbacks.py), ``TeamDeliveryController`` (its
+ledger, dead letters and replay, deliveries.py), ``TeamMemberController``
 (``/team/member_*``) and ``UserController`` (``/user/...``, users.py). They reach the store through the
 ``admin`` dependency and check entries with ``rules`` (context.py), never through a closure.
 """
@@ -25,6 +26,7 @@ from app.api.admin.access import access_guard
 from app.api.admin.callbacks import TeamCallbackController
 from app.api.admin.context import ADMIN_DEPENDENCIES
 from app.api.admin.context import AdminCheck as AdminCheck  # /metrics checks the master key with it
+from app.api.admin.deliveries import TeamDeliveryController
 from app.api.admin.keys import KeyController
 from app.api.admin.teams import TeamController
 from app.api.admin.unsupported import refuse_unimplemented
@@ -40,7 +42,8 @@ def admin_routes(check: AdminCheck, *more: ControllerRouterHandler) -> list[Rout
     # elsewhere (/health/destinations), under the same guard.
     return [Router(path="/", guards=[access_guard(check)], before_request=_check_body,
                    dependencies=ADMIN_DEPENDENCIES,
-                   route_handlers=[TeamController, KeyController, TeamCallbackController, TeamMemberController,
+                   route_handlers=[TeamController, KeyController, TeamCallbackController, TeamDeliveryController,
+                                   TeamMemberController,
                                    UserController, *more])]
 
 

@@ -19,6 +19,7 @@ from app.store import CallbackWrite
 from app.teams.routing import CALLBACK_TYPES
 from app.teams.secrets import MASK, SecretBox, SecretBoxError, is_mask, require_box
 from app.teams.state import TURN_OFF_CONTENT
+from exporters.content_policy import MESSAGE_LOGGING, POLICY_VARS, message_logging
 from exporters.registry import DestinationRegistry, UnknownDestination
 from exporters.transport.urlpolicy import CallbackPolicy, url_refusal
 
@@ -85,10 +86,9 @@ async def prepare_callback(rules: CallbackRules, data: CallbackSet, previous: It
         raise InvalidRequest(f"callback_vars.{masked[0]} is the mask shown by GET, not a secret; send the real value",
                              param=f"{where}callback_vars.{masked[0]}", code="masked_value")
     given = dict(data.callback_vars)
-    turn_off = given.pop(TURN_OFF_CONTENT, None)
-    if turn_off is not None and not isinstance(turn_off, bool):
-        raise InvalidRequest(f"callback_vars.{TURN_OFF_CONTENT} must be true or false",
-                             param=f"{where}callback_vars.{TURN_OFF_CONTENT}", code="invalid_value")
+    _check_policy(given, where)
+    for var in POLICY_VARS:  # this destination's content policy, not one of its settings
+        given.pop(var, None)
     try:
         parsed = kind.parse(given)
     except ValueError as exc:
@@ -106,6 +106,15 @@ async def prepare_callback(rules: CallbackRules, data: CallbackSet, previous: It
             raise GatewayError(str(exc), status=503, code="secrets_unavailable") from None
         ciphertext = box.encrypt(secrets, context=context)
     return CallbackWrite(data.callback_name, data.callback_type, ciphertext, tuple(secrets), plain)
+
+
+def _check_policy(given: Mapping[str, Any], where: str) -> None:
+    try:
+        message_logging(given)
+    except ValueError as exc:
+        var = MESSAGE_LOGGING if MESSAGE_LOGGING in given else TURN_OFF_CONTENT
+        raise InvalidRequest(f"callback_vars.{exc}", param=f"{where}callback_vars.{var}",
+                             code="invalid_value") from None
 
 
 def secrets_follow_their_urls(previous: Iterable[StoredEntry], data: CallbackSet, urls: Mapping[str, str],

@@ -109,6 +109,10 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/member_delete"): {"url": "/team/member_delete", "json": {"team_id": team_id, "user_id": "u-x"}},
         ("POST", "/user/new"): {"url": "/user/new", "json": {}},
         ("GET", "/user/info"): {"url": "/user/info", "params": {"user_id": "u-x"}},
+        ("GET", "/team/{team_id}/deliveries"): {"url": f"{team_path}/deliveries"},
+        ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): {
+            "url": f"{team_path}/callback/langfuse/dead_letters"},
+        ("POST", "/team/{team_id}/callback/{callback_name}/replay"): {"url": f"{team_path}/callback/langfuse/replay"},
     }
 
 
