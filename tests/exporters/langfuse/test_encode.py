@@ -72,7 +72,7 @@ def expected(attributes: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "status": {"code": "UNSET", "message": ""},
         "attributes": attributes,
         "events": [],
-        "resource": {"service.name": "spangate"},
+        "resource": {"service.name": "spangate", sc.TEAM_ID: "team-a"},  # the team on the resource too
         "scope": {"name": "spangate", "version": "0.1.0"},
         **fields,
     }
