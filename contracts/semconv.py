@@ -82,6 +82,9 @@ KEY_HASH: Final = "spangate.key.hash"
 KEY_ALIAS: Final = "spangate.key.alias"
 TEAM_ID: Final = "spangate.team.id"
 TEAM_ALIAS: Final = "spangate.team.alias"
+# The span attributes OTLP encoding also puts on the resource, one ResourceSpans per team
+# (exporters/encode/otlp_proto.py), for a Collector to route and load-balance on (otel-collector.yaml).
+TEAM_RESOURCE: Final = (TEAM_ID, TEAM_ALIAS)
 END_USER: Final = "spangate.end_user"
 REQUESTER_IP: Final = "spangate.requester_ip"
 METADATA_PREFIX: Final = "spangate.metadata."

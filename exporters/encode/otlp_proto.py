@@ -126,7 +126,7 @@ def _resource_with_team(resource: Any, team: Team) -> bytes:
     own; one that has (an operator's OTEL_RESOURCE_ATTRIBUTES) is merged, the span's team winning.
     """
     names = resource.attributes
-    if team and (sc.TEAM_ID in names or sc.TEAM_ALIAS in names):
+    if team and any(name in names for name in sc.TEAM_RESOURCE):
         return _attributes({**names, **dict(team)}, b"\x0a", {})
     return _encoded_once(resource, _resource_attributes) + _attributes(dict(team), b"\x0a", {})
 
