@@ -79,6 +79,7 @@ class GatewayConfig:
     hooks: tuple[str, ...] = ()
     config_dir: Path | None = None  # where ``module.attribute`` callbacks are imported from
     redact_headers: frozenset[str] = frozenset()  # header names masked wherever headers are logged
+    legacy_genai_metrics: bool = True  # the v1.41 GenAI metrics beside the current ones (spangate_settings)
     warnings: tuple[str, ...] = ()
 
     @property

@@ -65,6 +65,10 @@ class SpangateSettings:
     allow_unauthenticated: bool
     metrics_auth: MetricsAuth
     redact_headers: frozenset[str]
+    # Also record the v1.41 GenAI metrics (gen_ai.client.token.usage, .operation.duration) beside the
+    # current ones. On for this release: dashboards and alerts on the old names keep working while they
+    # move, and the current names have no upstream release yet. It goes off by default next release.
+    legacy_genai_metrics: bool
 
 
 def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> SpangateSettings:
@@ -96,6 +100,7 @@ def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> Span
         allow_unauthenticated=as_bool(spangate.get("allow_unauthenticated", False), f"{s}allow_unauthenticated"),
         metrics_auth=_metrics_auth(spangate.get("metrics_auth", "master_key")),
         redact_headers=frozenset(h.lower() for h in as_names(spangate.get("redact_headers"), f"{s}redact_headers")),
+        legacy_genai_metrics=as_bool(spangate.get("legacy_genai_metrics", True), f"{s}legacy_genai_metrics"),
     )
 
 

@@ -39,6 +39,7 @@ from app.server.telemetry import (
     build_resource,
     build_tracer_provider,
     build_upstream_transport,
+    gateway_tracer,
     http_semconv_mode,
     pool_timeout_counter,
     sdk_disabled,
@@ -174,7 +175,8 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter,
                                                              team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
-    proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
+    metrics = GenAIMetrics(meter, legacy=config.legacy_genai_metrics)
+    proxy = ProxyService(models, gateway_tracer(tracer_provider), PriceBook(), metrics,
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
                          redact_headers=config.redact_headers, admission=Admission(auth, teams))
     check_destinations(config, env)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NA
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.version import __version__ as _sdk_version
+from opentelemetry.trace import Tracer
 
 from app import __version__
 from app.config.settings import ConfigError
@@ -88,6 +89,12 @@ def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> Trace
     provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, span_limits=SPAN_LIMITS)
     provider.add_span_processor(processor)
     return provider
+
+
+def gateway_tracer(tracer_provider: TracerProvider) -> Tracer:
+    """The gateway's own tracer. Its scope's schema URL names the GenAI conventions its span and
+    metric names follow (``sc.SCHEMA_URL``), so a backend can tell them from the v1.41 names."""
+    return tracer_provider.get_tracer("spangate", __version__, schema_url=sc.SCHEMA_URL)
 
 
 def build_upstream_transport(tracer_provider: TracerProvider, *, child_spans: Callable[[], bool] | None = None,
