@@ -65,6 +65,23 @@ PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
 
+# --- Guardrails (semantic-conventions-genai docs/gen-ai/gen-ai-guardrails.md) --------------------
+# One CLIENT span per Content Safety check, named "apply_guardrail {component name}", with one
+# GUARDRAIL_RESULT_EVENT per category the service rated. The conventions keep gen_ai.guardrail.result.*
+# for what the service itself reports and forbid deriving an allow/deny verdict there, so the
+# gateway's own decision (its thresholds) is GUARDRAIL_VERDICT, in its own namespace.
+GUARDRAIL_COMPONENT_NAME: Final = "gen_ai.guardrail.component.name"
+GUARDRAIL_SOURCE: Final = "gen_ai.guardrail.source"
+GUARDRAIL_RESULT_EVENT: Final = "gen_ai.guardrail.result"
+GUARDRAIL_RESULT_TYPE: Final = "gen_ai.guardrail.result.type"
+GUARDRAIL_RESULT_VALUE: Final = "gen_ai.guardrail.result.value"
+GUARDRAIL_RISK_CATEGORY: Final = "gen_ai.guardrail.risk.category"
+GUARDRAIL_RISK_SCORE: Final = "gen_ai.guardrail.risk.score"
+GUARDRAIL_RESULT_SEVERITY: Final = "severity"  # Content Safety's result kind: a severity per category
+PROVIDER_AZURE_CONTENT_SAFETY: Final = "azure.ai.content_safety"
+COMPONENT_AZURE_CONTENT_SAFETY: Final = "Azure AI Content Safety"
+GUARDRAIL_VERDICT: Final = "spangate.guardrail.verdict"  # passed, blocked, unavailable, too_long
+
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"

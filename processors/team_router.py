@@ -109,7 +109,9 @@ class TeamRouterSpanProcessor(SpanProcessor):
             if route is None:
                 return
             self._submit(route.traces, span)
-            if sc.OPERATION_NAME not in attrs:  # child spans go to trace destinations only
+            operation = attrs.get(sc.OPERATION_NAME)
+            # Child spans (the upstream HTTP call, a guardrail check) go to trace destinations only.
+            if operation is None or operation in sc.TRACE_ONLY_OPERATIONS:
                 return
             failed = span.status.status_code is StatusCode.ERROR
             self._submit(route.failure if failed else route.success, span)

@@ -172,11 +172,12 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
-    hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter,
+    tracer = gateway_tracer(tracer_provider)
+    hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter, tracer=tracer,
                                                              team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
     metrics = GenAIMetrics(meter, legacy=config.legacy_genai_metrics)
-    proxy = ProxyService(models, gateway_tracer(tracer_provider), PriceBook(), metrics,
+    proxy = ProxyService(models, tracer, PriceBook(), metrics,
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
                          redact_headers=config.redact_headers, admission=Admission(auth, teams))
     check_destinations(config, env)
