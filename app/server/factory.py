@@ -25,7 +25,6 @@ from litestar.openapi import OpenAPIConfig
 
 from app import __version__
 from app.api import AdminCheck, api_dependencies, api_routes
-from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
@@ -36,6 +35,7 @@ from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
 from app.server.telemetry import (
+    build_meters,
     build_resource,
     build_tracer_provider,
     build_upstream_transport,
@@ -138,7 +138,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     processor = TeamRouterSpanProcessor()
     resource = build_resource(env)
     tracer_provider = build_tracer_provider(processor, resource)
-    meter_provider, metric_reader = build_meter_provider(resource)
+    meter_provider, metric_reader = build_meters(resource, env)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
     pool = config.upstream_pool
