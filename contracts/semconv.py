@@ -1,13 +1,22 @@
-"""Every span attribute name Spangate writes or reads.
+"""Every span attribute and metric name Spangate writes or reads.
 
-The GenAI conventions are still "Development" stability and the upstream constants are marked
-deprecated, so the v1.41 names that backends read today are pinned here. No other module spells a
-``gen_ai.*`` (or ``spangate.*``) attribute name as a string literal.
+The GenAI conventions followed are those of open-telemetry/semantic-conventions-genai (main,
+unreleased; its manifest's schema URL is ``SCHEMA_URL``, set on the gateway tracer's scope). They
+moved there after semantic-conventions v1.41.0, the last core release that defines them; the
+changes since (docs/gen-ai/non-normative/migration.md there) that touch the gateway:
+``cache_creation`` became ``cache_write`` (#440), ``gen_ai.client.token.usage`` became the
+``gen_ai.client.inference.usage.*`` counters and ``.operation.*`` histograms (#374), and the
+inference duration and time-to-first-chunk metrics moved under ``gen_ai.client.inference`` (#521).
+Every name is still "Development" stability, so it is pinned here; names a destination's own wire
+contract still reads (Langfuse: the v1.41 cache name; dashboards: the v1.41 metrics for one release)
+are kept under ``V141_``/``LEGACY_`` names. No other module spells a ``gen_ai.*`` (or ``spangate.*``)
+attribute name as a string literal.
 """
 
 from typing import Final
 
-# --- GenAI semantic conventions (v1.41) ---------------------------------------------------------
+# --- GenAI semantic conventions (semantic-conventions-genai, main) -------------------------------
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/gen-ai-dev/1.42.0-dev"
 OPERATION_NAME: Final = "gen_ai.operation.name"
 PROVIDER_NAME: Final = "gen_ai.provider.name"
 REQUEST_MODEL: Final = "gen_ai.request.model"
@@ -28,8 +37,13 @@ RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
 USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
-USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"  # v1.41: cache_creation
+# The v1.41 spelling, still what Langfuse reads (contracts.md); only its exporter writes it, on its copy.
+V141_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+# Cost stays ``gen_ai.usage.cost`` (USD): the per-operation cost proposal (``gen_ai.usage.cost.amount``,
+# ``.currency``, ``.source``; semantic-conventions-genai PR #443) is not merged, and this is the name
+# Langfuse reads as a generation's total cost (contracts.md).
 USAGE_COST: Final = "gen_ai.usage.cost"
 INPUT_MESSAGES: Final = "gen_ai.input.messages"
 OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
@@ -41,11 +55,32 @@ CONVERSATION_ID: Final = "gen_ai.conversation.id"
 OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EMBEDDINGS: Final = "embeddings"
+OP_APPLY_GUARDRAIL: Final = "apply_guardrail"
+# Operations whose spans are parts of a call, not calls: the router sends them to trace destinations
+# only, never to the LLM-log destinations (a guardrail check is no Langfuse generation or Datadog log).
+TRACE_ONLY_OPERATIONS: Final = frozenset({OP_APPLY_GUARDRAIL})
 
 # Provider names (values of PROVIDER_NAME).
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
+
+# --- Guardrails (semantic-conventions-genai docs/gen-ai/gen-ai-guardrails.md) --------------------
+# One CLIENT span per Content Safety check, named "apply_guardrail {component name}", with one
+# GUARDRAIL_RESULT_EVENT per category the service rated. The conventions keep gen_ai.guardrail.result.*
+# for what the service itself reports and forbid deriving an allow/deny verdict there, so the
+# gateway's own decision (its thresholds) is GUARDRAIL_VERDICT, in its own namespace.
+GUARDRAIL_COMPONENT_NAME: Final = "gen_ai.guardrail.component.name"
+GUARDRAIL_SOURCE: Final = "gen_ai.guardrail.source"
+GUARDRAIL_RESULT_EVENT: Final = "gen_ai.guardrail.result"
+GUARDRAIL_RESULT_TYPE: Final = "gen_ai.guardrail.result.type"
+GUARDRAIL_RESULT_VALUE: Final = "gen_ai.guardrail.result.value"
+GUARDRAIL_RISK_CATEGORY: Final = "gen_ai.guardrail.risk.category"
+GUARDRAIL_RISK_SCORE: Final = "gen_ai.guardrail.risk.score"
+GUARDRAIL_RESULT_SEVERITY: Final = "severity"  # Content Safety's result kind: a severity per category
+PROVIDER_AZURE_CONTENT_SAFETY: Final = "azure.ai.content_safety"
+COMPONENT_AZURE_CONTENT_SAFETY: Final = "Azure AI Content Safety"
+GUARDRAIL_VERDICT: Final = "spangate.guardrail.verdict"  # passed, blocked, unavailable, too_long
 
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
@@ -70,10 +105,27 @@ EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 
 # --- Metrics -------------------------------------------------------------------------------------
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
-METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
-TOKEN_TYPE: Final = "gen_ai.token.type"
+# Inference (chat, text completion): duration, time to first chunk, tokens per operation (histograms)
+# and token usage (counters, one per category, each with TOKEN_MODALITY).
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+METRIC_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+METRIC_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+# Embeddings (docs/gen-ai/client-embeddings.md).
+METRIC_EMBEDDINGS_DURATION: Final = "gen_ai.client.embeddings.duration"
+METRIC_EMBEDDINGS_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.embeddings.operation.input_tokens"
+TOKEN_MODALITY: Final = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # "the provider gave no modality breakdown" (OpenAI's usage totals)
+# The v1.41 metrics, also recorded while ``spangate_settings.legacy_genai_metrics`` is true.
+LEGACY_METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+LEGACY_METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+LEGACY_METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+LEGACY_TOKEN_TYPE: Final = "gen_ai.token.type"
 
 # --- Spangate's proxy context (one prefix) -------------------------------------------------------
 PREFIX: Final = "spangate."
@@ -82,6 +134,9 @@ KEY_HASH: Final = "spangate.key.hash"
 KEY_ALIAS: Final = "spangate.key.alias"
 TEAM_ID: Final = "spangate.team.id"
 TEAM_ALIAS: Final = "spangate.team.alias"
+# The span attributes OTLP encoding also puts on the resource, one ResourceSpans per team
+# (exporters/encode/otlp_proto.py), for a Collector to route and load-balance on (otel-collector.yaml).
+TEAM_RESOURCE: Final = (TEAM_ID, TEAM_ALIAS)
 END_USER: Final = "spangate.end_user"
 REQUESTER_IP: Final = "spangate.requester_ip"
 METADATA_PREFIX: Final = "spangate.metadata."

@@ -21,7 +21,9 @@ from opentelemetry.trace import StatusCode, get_current_span
 from contracts import semconv as sc
 
 log = logging.getLogger(__name__)
-_INHERITED = (sc.TEAM_ID, sc.KEY_HASH)
+# The alias too: OTLP encoding groups spans by team id and alias, so a child without it would land
+# in a resource of its own, apart from its parent (exporters/encode/otlp_proto.py).
+_INHERITED = (sc.TEAM_ID, sc.TEAM_ALIAS, sc.KEY_HASH)
 
 
 class Sink(Protocol):
@@ -85,7 +87,8 @@ class TeamRouterSpanProcessor(SpanProcessor):
             return False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Child spans (the upstream HTTP call) inherit the team and key so routing and collectors see them."""
+        """Child spans (the upstream HTTP call, guardrail checks) inherit the team and key so routing and
+        collectors see them."""
         try:
             if span.attributes and (sc.TEAM_ID in span.attributes or sc.KEY_HASH in span.attributes):
                 return
@@ -106,7 +109,9 @@ class TeamRouterSpanProcessor(SpanProcessor):
             if route is None:
                 return
             self._submit(route.traces, span)
-            if sc.OPERATION_NAME not in attrs:  # child spans go to trace destinations only
+            operation = attrs.get(sc.OPERATION_NAME)
+            # Child spans (the upstream HTTP call, a guardrail check) go to trace destinations only.
+            if operation is None or operation in sc.TRACE_ONLY_OPERATIONS:
                 return
             failed = span.status.status_code is StatusCode.ERROR
             self._submit(route.failure if failed else route.success, span)

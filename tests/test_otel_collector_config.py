@@ -2,8 +2,10 @@
 
 No collector binary can be installed here, so this is the collector's own start-up validation
 re-done for the parts that matter: every component a pipeline names is defined, connectors are
-wired on both ends, routes point at real pipelines and match on the attribute the gateway really
-emits, persistent queues use an enabled storage extension, and no secret is written in clear.
+wired on both ends, routes point at real pipelines and match on a resource attribute the gateway
+really sets (names read from contracts/semconv.py), the agents' load balancing keys on one too and
+reaches the gateway role's receiver, every team pipeline queues on disk, persistent queues use an
+enabled storage extension, and no secret is written in clear.
 Each checker returns a list of problems, so the negative tests can feed it a broken copy.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from contracts.semconv import TEAM_ID
+from contracts.semconv import SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, TEAM_RESOURCE
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "otel-collector.yaml"
 ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
@@ -24,6 +26,10 @@ SECRET_KEY_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "s
 SECRET_SHAPES = re.compile(r"(sk-[A-Za-z0-9]{8,}|pk-lf-|sk-lf-|AKIA[0-9A-Z]{12,}|(Basic|Bearer) (?!\$\{env:))")
 
 Config = dict[str, Any]
+# What the gateway puts on every resource it exports (app/server/telemetry.py build_resource), and
+# the team attributes OTLP encoding adds per team (exporters/encode/otlp_proto.py).
+GATEWAY_RESOURCE = frozenset({SERVICE_NAME, SERVICE_VERSION, SERVICE_INSTANCE_ID, *TEAM_RESOURCE})
+ATTRIBUTE_REF = re.compile(r'attributes\["([^"]+)"\]')
 
 
 def load() -> Config:
@@ -84,17 +90,70 @@ def check_routes(config: Config) -> list[str]:
     return problems
 
 
-def check_route_conditions(config: Config, team_attribute: str) -> list[str]:
-    """Every route matches on the team attribute in span context, where the gateway puts it."""
-    expected = f'attributes["{team_attribute}"]'
+def check_route_conditions(config: Config, resource_attributes: frozenset[str]) -> list[str]:
+    """Every route matches whole resources on a team attribute the gateway puts on the resource."""
     problems = []
     for name, connector in _routing_connectors(config).items():
         for i, route in enumerate(connector.get("table", [])):
             condition = route.get("condition") or route.get("statement") or ""
-            if expected not in condition:
-                problems.append(f"{name}.table[{i}]: condition {condition!r} does not use {expected}")
-            if route.get("context") != "span":
-                problems.append(f"{name}.table[{i}]: context must be 'span' (the team is a span attribute)")
+            names = ATTRIBUTE_REF.findall(condition)
+            if not set(names) & set(TEAM_RESOURCE):
+                problems.append(f"{name}.table[{i}]: condition {condition!r} names no team attribute")
+            problems += [f"{name}.table[{i}]: {n!r} is not a resource attribute the gateway sets"
+                         for n in names if n not in resource_attributes]
+            if route.get("context") != "resource":
+                problems.append(f"{name}.table[{i}]: context must be 'resource' (the team is on the resource)")
+    return problems
+
+
+def _load_balancers(config: Config) -> dict[str, Config]:
+    return {n: e for n, e in (config.get("exporters") or {}).items()
+            if n.split("/")[0] in ("loadbalancing", "load_balancing")}
+
+
+def check_load_balancing(config: Config, resource_attributes: frozenset[str]) -> list[str]:
+    """Agents hash on a team attribute of the resource, and send to a receiver that feeds the router."""
+    problems = []
+    for name, exporter in _load_balancers(config).items():
+        if exporter.get("routing_key") != "attributes":  # `resource` is offered for logs and metrics only
+            problems.append(f"{name}: routing_key must be 'attributes' (on the team) for traces")
+        keys = exporter.get("routing_attributes") or []
+        if not set(keys) & set(TEAM_RESOURCE):
+            problems.append(f"{name}: routing_attributes {keys!r} names no team attribute")
+        problems += [f"{name}: {k!r} is not a resource attribute the gateway sets"
+                     for k in keys if k not in resource_attributes]
+        port = str((exporter.get("resolver") or {}).get("dns", {}).get("port", ""))
+        if port not in _router_ports(config):
+            problems.append(f"{name}: port {port!r} is no receiver of a pipeline feeding a routing connector")
+    if not _load_balancers(config):
+        problems.append("no load-balancing exporter: agents would split a team across the tier")
+    return problems
+
+
+def _router_ports(config: Config) -> set[str]:
+    """gRPC ports of receivers in pipelines that export to a routing connector."""
+    routers = set(_routing_connectors(config))
+    receivers = config.get("receivers") or {}
+    ports = set()
+    for pipeline in _pipelines(config).values():
+        if routers & set(pipeline.get("exporters", [])):
+            for receiver in pipeline.get("receivers", []):
+                grpc = ((receivers.get(receiver) or {}).get("protocols") or {}).get("grpc") or {}
+                ports.add(str(grpc.get("endpoint", "")).rsplit(":", 1)[-1])
+    return ports
+
+
+def check_team_queues(config: Config) -> list[str]:
+    """Every pipeline a route leads to queues on disk in each of its network exporters."""
+    exporters = config.get("exporters") or {}
+    problems = []
+    for connector in _routing_connectors(config).values():
+        targets = {p for route in connector.get("table", []) for p in route.get("pipelines", [])}
+        for target in sorted(targets):
+            for name in _pipelines(config).get(target, {}).get("exporters", []):
+                queue = (exporters.get(name) or {}).get("sending_queue") or {}
+                if name.split("/")[0] != "file" and not queue.get("storage"):
+                    problems.append(f"{target}: {name} has no persistent queue")
     return problems
 
 
@@ -164,7 +223,9 @@ def all_problems(config: Config) -> list[str]:
         check_pipeline_components(config)
         + check_connectors_wired(config)
         + check_routes(config)
-        + check_route_conditions(config, TEAM_ID)
+        + check_route_conditions(config, GATEWAY_RESOURCE)
+        + check_load_balancing(config, GATEWAY_RESOURCE)
+        + check_team_queues(config)
         + check_storage_extensions(config)
         + check_delivery_policy(config)
         + check_no_literal_secrets(config)
@@ -201,9 +262,14 @@ def test_reference_config_covers_the_documented_parts() -> None:
 
 
 def test_archive_receives_every_span_before_routing() -> None:
+    routed = [p for p in _pipelines(load()).values() if "routing/team" in p["exporters"]]
+    assert len(routed) == 1
+    assert "awss3/archive" in routed[0]["exporters"]
+
+
+def test_gateways_reach_the_tier_only_through_the_load_balancer() -> None:
     ingest = [p for p in _pipelines(load()).values() if "otlp" in p["receivers"]]
-    assert len(ingest) == 1
-    assert "awss3/archive" in ingest[0]["exporters"]
+    assert [p["exporters"] for p in ingest] == [["loadbalancing/teams"]]
 
 
 # --- the checkers can fail ---------------------------------------------------------------------
@@ -233,9 +299,25 @@ def _broken(mutate: Any) -> Config:
         (lambda c: c["extensions"].pop("file_storage/queue"), "is not defined"),
         (
             lambda c: c["connectors"]["routing/team"]["table"][0].update(condition='attributes["team"] == "alpha"'),
-            "does not use",
+            "names no team attribute",
         ),
-        (lambda c: c["connectors"]["routing/team"]["table"][1].update(context="resource"), "context must be"),
+        (lambda c: c["connectors"]["routing/team"]["table"][1].update(context="span"), "context must be"),
+        (
+            lambda c: c["connectors"]["routing/team"]["table"][2].update(
+                condition='attributes["spangate.team.id"] == "g" and attributes["spangate.key.alias"] == "ci"'),
+            "'spangate.key.alias' is not a resource attribute",
+        ),
+        (
+            lambda c: c["exporters"]["loadbalancing/teams"].update(routing_attributes=["team"]),
+            "names no team attribute",
+        ),
+        (lambda c: c["exporters"]["loadbalancing/teams"].update(routing_key="traceID"), "routing_key must be"),
+        (lambda c: c["exporters"]["loadbalancing/teams"]["resolver"]["dns"].update(port="4317"), "port '4317'"),
+        (lambda c: c["exporters"].pop("loadbalancing/teams"), "'loadbalancing/teams' is not defined"),
+        (
+            lambda c: c["exporters"]["otlp_http/langsmith_gamma"]["sending_queue"].pop("storage"),
+            "traces/gamma: otlp_http/langsmith_gamma has no persistent queue",
+        ),
         (
             lambda c: c["exporters"]["otlp_http/operator"]["retry_on_failure"].update(max_elapsed_time="300s"),
             "retries must be unbounded",

@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
     Metric,
+    MetricReader,
     MetricsData,
     Sum,
 )
@@ -58,11 +59,12 @@ class _NoExemplars(ExemplarReservoir):
 _NO_EXEMPLARS = _NoExemplars()
 
 
-def build_meter_provider(resource: Resource) -> tuple[MeterProvider, InMemoryMetricReader]:
+def build_meter_provider(resource: Resource, *readers: MetricReader) -> tuple[MeterProvider, InMemoryMetricReader]:
+    """The provider behind ``/metrics``; ``readers`` read the same instruments too (OTLP export)."""
     reader = InMemoryMetricReader()
     # Every instrument keeps its default aggregation (a wildcard view changes only the reservoir).
     no_exemplars = View(instrument_name="*", exemplar_reservoir_factory=lambda _aggregation: _no_exemplars)
-    return MeterProvider(metric_readers=[reader], resource=resource, views=[no_exemplars],
+    return MeterProvider(metric_readers=[reader, *readers], resource=resource, views=[no_exemplars],
                          exemplar_filter=AlwaysOffExemplarFilter()), reader
 
 

@@ -114,7 +114,7 @@ def usage_attributes(usage: Mapping[str, Any] | None) -> Attributes:
     prompt_details = usage.get("prompt_tokens_details")
     if isinstance(prompt_details, Mapping):
         _put_int(attrs, sc.USAGE_CACHE_READ_INPUT_TOKENS, prompt_details.get("cached_tokens"))
-        _put_int(attrs, sc.USAGE_CACHE_CREATION_INPUT_TOKENS, prompt_details.get("cache_creation_tokens"))
+        _put_int(attrs, sc.USAGE_CACHE_WRITE_INPUT_TOKENS, prompt_details.get("cache_creation_tokens"))
     completion_details = usage.get("completion_tokens_details")
     if isinstance(completion_details, Mapping):
         _put_int(attrs, sc.USAGE_REASONING_OUTPUT_TOKENS, completion_details.get("reasoning_tokens"))

@@ -41,7 +41,7 @@ KNOWN_SPANGATE = frozenset({
     "upstream_proxy", "upstream_max_connections", "upstream_max_connections_per_origin", "upstream_pool_wait_seconds",
     "header_read_timeout_seconds",
     "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
-    "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth", "redact_headers",
+    "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth", "redact_headers", "legacy_genai_metrics",
     "dead_letter_retention", "dead_letters_per_destination",
 })
 # Ignoring a misspelling of these loses authentication, the store, or every span: refuse to start.

@@ -81,6 +81,7 @@ class GatewayConfig:
     redact_headers: frozenset[str] = frozenset()  # header names masked wherever headers are logged
     dead_letter_retention: float = 7 * 86400.0  # seconds a dead letter is kept (DeliveryConfig's)
     dead_letters_per_destination: int = 10_000  # and how many, oldest dropped first
+    legacy_genai_metrics: bool = True  # the v1.41 GenAI metrics beside the current ones (spangate_settings)
     warnings: tuple[str, ...] = ()
 
     @property

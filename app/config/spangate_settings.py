@@ -74,6 +74,10 @@ class SpangateSettings:
     redact_headers: frozenset[str]
     dead_letter_retention: float
     dead_letters_per_destination: int
+    # Also record the v1.41 GenAI metrics (gen_ai.client.token.usage, .operation.duration) beside the
+    # current ones. On for this release: dashboards and alerts on the old names keep working while they
+    # move, and the current names have no upstream release yet. It goes off by default next release.
+    legacy_genai_metrics: bool
 
 
 def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> SpangateSettings:
@@ -110,6 +114,7 @@ def parse_spangate_settings(spangate: Mapping[str, Any], base_dir: Path) -> Span
         dead_letters_per_destination=as_int(spangate.get("dead_letters_per_destination",
                                                          DEFAULT_DEAD_LETTERS_PER_DESTINATION),
                                             f"{s}dead_letters_per_destination", minimum=1),
+        legacy_genai_metrics=as_bool(spangate.get("legacy_genai_metrics", True), f"{s}legacy_genai_metrics"),
     )
 
 

@@ -25,7 +25,6 @@ from litestar.openapi import OpenAPIConfig
 
 from app import __version__
 from app.api import AdminCheck, api_dependencies, api_routes
-from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
@@ -36,9 +35,11 @@ from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
 from app.server.telemetry import (
+    build_meters,
     build_resource,
     build_tracer_provider,
     build_upstream_transport,
+    gateway_tracer,
     http_semconv_mode,
     pool_timeout_counter,
     sdk_disabled,
@@ -137,7 +138,7 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     processor = TeamRouterSpanProcessor()
     resource = build_resource(env)
     tracer_provider = build_tracer_provider(processor, resource)
-    meter_provider, metric_reader = build_meter_provider(resource)
+    meter_provider, metric_reader = build_meters(resource, env)
     meter = meter_provider.get_meter("spangate", __version__)
     registry = builtin_registry()
     pool = config.upstream_pool
@@ -171,10 +172,12 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
                                allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
-    hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter,
+    tracer = gateway_tracer(tracer_provider)
+    hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter, tracer=tracer,
                                                              team_params=teams.hook_params))
     register_hook_metrics(meter, hooks)
-    proxy = ProxyService(models, tracer_provider.get_tracer("spangate", __version__), PriceBook(), GenAIMetrics(meter),
+    metrics = GenAIMetrics(meter, legacy=config.legacy_genai_metrics)
+    proxy = ProxyService(models, tracer, PriceBook(), metrics,
                          max_sse_event_bytes=config.max_sse_event_bytes, hooks=hooks,
                          redact_headers=config.redact_headers, admission=Admission(auth, teams))
     check_destinations(config, env)

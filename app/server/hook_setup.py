@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.trace import Tracer
 
 from app.config.keys import ConfigError
 from app.config.settings import GatewayConfig
@@ -33,6 +34,7 @@ class HookResources:
     meter: Meter
     # TeamDirectory.hook_params: (team_id, section) -> that team's settings for a hook, or None
     team_params: Callable[[str | None, str], Mapping[str, Any] | None] | None = None
+    tracer: Tracer | None = None  # the gateway's: moderation's checks are guardrail spans of the call
 
 
 def build_hooks(config: GatewayConfig, env: Mapping[str, str], *,
@@ -72,4 +74,4 @@ def _content_safety(config: GatewayConfig, resources: HookResources | None) -> C
     lookup = resources.team_params
     return build_content_safety(config, transport=resources.new_transport(), meter=resources.meter,
                                 team_params=(lambda team_id: lookup(team_id, SECTION)) if lookup else None,
-                                owns_transport=True)
+                                owns_transport=True, tracer=resources.tracer)

@@ -13,20 +13,27 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
 from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 from opentelemetry.instrumentation.httpx.version import __version__ as _httpx_version
 from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.version import __version__ as _sdk_version
+from opentelemetry.trace import Tracer
 
 from app import __version__
+from app.api.prometheus import build_meter_provider
 from app.config.settings import ConfigError
 from app.wire.egress import ProxyRoutes
 from app.wire.http11 import Http11Transport, PoolTimeoutHook
 from contracts import semconv as sc
+from exporters.otlp import parse_headers
 
 # Flattened request metadata can exceed the default 128 attributes; a call's log must not lose keys.
 SPAN_LIMITS = SpanLimits(max_span_attributes=1024, max_span_attribute_length=1 << 20)
@@ -71,6 +78,46 @@ def parse_resource_attributes(value: str) -> dict[str, str]:
     return out
 
 
+def build_meters(resource: Resource, env: Mapping[str, str]) -> tuple[MeterProvider, InMemoryMetricReader]:
+    """The meter provider: ``/metrics`` reads it, and so does an OTLP exporter when the operator asks."""
+    return build_meter_provider(resource, *otlp_metric_readers(env))
+
+
+def otlp_metric_readers(env: Mapping[str, str]) -> list[MetricReader]:
+    """OTLP/HTTP metrics export when ``OTEL_METRICS_EXPORTER`` names ``otlp`` (the SDK's variable; unset
+    here means none, since ``/metrics`` serves them). Every GenAI, spend, moderation and delivery metric
+    carries ``spangate.team.id``, so a Collector routes each team's points to its backend. The reader
+    exports from its own thread every ``OTEL_METRIC_EXPORT_INTERVAL`` ms: a call never waits on it, and a
+    failed export is logged by the SDK's exporter. The standard variables are read from ``env``, the
+    ``_METRICS_`` forms first; ``OTEL_EXPORTER_OTLP_ENDPOINT`` gets ``/v1/metrics`` appended, as the spec says.
+    """
+    if "otlp" not in {name.strip() for name in env.get("OTEL_METRICS_EXPORTER", "").split(",")}:
+        return []
+    endpoint = env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "").strip()
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/")
+    if not endpoint and not base:
+        raise ConfigError("OTEL_METRICS_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or "
+                          "OTEL_EXPORTER_OTLP_ENDPOINT")
+    try:
+        headers = parse_headers(env.get("OTEL_EXPORTER_OTLP_METRICS_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    except ValueError as exc:
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_METRICS_HEADERS: {exc}") from None
+    exporter = OTLPMetricExporter(endpoint=endpoint or f"{base}/v1/metrics", headers=headers, timeout=10,
+                                  compression=Compression.Gzip)
+    return [PeriodicExportingMetricReader(exporter, export_interval_millis=_export_interval(env))]
+
+
+def _export_interval(env: Mapping[str, str]) -> float:
+    raw = env.get("OTEL_METRIC_EXPORT_INTERVAL") or "60000"
+    try:
+        millis = float(raw)
+    except ValueError:
+        millis = -1.0
+    if not millis > 0:
+        raise ConfigError(f"OTEL_METRIC_EXPORT_INTERVAL must be a positive number of milliseconds, got {raw!r}")
+    return millis
+
+
 def sdk_disabled(env: Mapping[str, str]) -> bool:
     """``OTEL_SDK_DISABLED``: only ``true`` (any case) disables, as the specification says."""
     return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
@@ -88,6 +135,12 @@ def build_tracer_provider(processor: SpanProcessor, resource: Resource) -> Trace
     provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, span_limits=SPAN_LIMITS)
     provider.add_span_processor(processor)
     return provider
+
+
+def gateway_tracer(tracer_provider: TracerProvider) -> Tracer:
+    """The gateway's own tracer. Its scope's schema URL names the GenAI conventions its span and
+    metric names follow (``sc.SCHEMA_URL``), so a backend can tell them from the v1.41 names."""
+    return tracer_provider.get_tracer("spangate", __version__, schema_url=sc.SCHEMA_URL)
 
 
 def build_upstream_transport(tracer_provider: TracerProvider, *, child_spans: Callable[[], bool] | None = None,

@@ -30,7 +30,7 @@ _PARAMETERS = (
 )
 _USAGE = (
     ("cached_tokens", sc.USAGE_CACHE_READ_INPUT_TOKENS),
-    ("cache_creation_tokens", sc.USAGE_CACHE_CREATION_INPUT_TOKENS),
+    ("cache_creation_tokens", sc.USAGE_CACHE_WRITE_INPUT_TOKENS),
     ("reasoning_tokens", sc.USAGE_REASONING_OUTPUT_TOKENS),
 )
 

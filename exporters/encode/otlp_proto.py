@@ -9,6 +9,12 @@ span's resource with ``json.dumps`` to group it, which made OTLP encoding the la
 delivery threads. The wire format is small and stable (``opentelemetry/proto/trace/v1``);
 field numbers are written beside each tag below.
 
+Spans are grouped by team as well: each team's spans get one ``ResourceSpans`` whose resource is the
+span's own plus ``spangate.team.id`` and ``spangate.team.alias`` (from the span's attributes, which
+stay as they are), so an OpenTelemetry Collector can route and load-balance whole resources per team
+(``otel-collector.yaml``). Spans without a team keep the plain resource. The result is what
+opentelemetry's encoder writes for spans whose ``Resource`` carries those two attributes.
+
 ``copy_span`` hands the encoder a *changed copy* of a finished span (renamed, re-parented,
 attributes rewritten) without touching the span other destinations are exporting at the same time.
 """
@@ -22,6 +28,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
+
+from contracts import semconv as sc
 
 __all__ = ["PROTOBUF_CONTENT_TYPE", "copy_span", "encode_otlp_traces"]
 
@@ -75,8 +83,52 @@ def _encoded_once(obj: Any, encode: Any) -> bytes:
     return data
 
 
-def _resource_field(resource: Any) -> bytes:
-    return _field(b"\x0a", _attributes(resource.attributes, b"\x0a", {}))  # ResourceSpans.resource = 1
+def _resource_attributes(resource: Any) -> bytes:
+    return _attributes(resource.attributes, b"\x0a", {})  # Resource.attributes = 1
+
+
+# A span's team as resource attributes: ((TEAM_ID, id), (TEAM_ALIAS, alias)), or () without a team.
+Team = tuple[tuple[str, Any], ...]
+_NO_TEAM: Team = ()
+
+
+def _team(span: ReadableSpan) -> Team:
+    attributes = span.attributes
+    team = attributes.get(sc.TEAM_ID) if attributes else None
+    if team is None:
+        return _NO_TEAM
+    alias = attributes.get(sc.TEAM_ALIAS)
+    return ((sc.TEAM_ID, team),) if alias is None else ((sc.TEAM_ID, team), (sc.TEAM_ALIAS, alias))
+
+
+# Encoded ResourceSpans.resource fields by (resource identity, team): one per team per resource, so a
+# quiet team's one-span request does not re-encode its resource (~3 of ~16 us per span here). Bounded
+# like _ENCODED, but per team: 4,096 teams of ~300 bytes each.
+_TEAM_FIELDS: dict[tuple[int, Team], tuple[Any, bytes]] = {}
+_TEAM_FIELDS_MAX = 4096
+
+
+def _resource_field(resource: Any, team: Team) -> bytes:
+    hit = _TEAM_FIELDS.get((id(resource), team))
+    if hit is not None and hit[0] is resource:
+        return hit[1]
+    data = _field(b"\x0a", _resource_with_team(resource, team))  # ResourceSpans.resource = 1
+    if len(_TEAM_FIELDS) >= _TEAM_FIELDS_MAX:
+        _TEAM_FIELDS.clear()
+    _TEAM_FIELDS[(id(resource), team)] = (resource, data)
+    return data
+
+
+def _resource_with_team(resource: Any, team: Team) -> bytes:
+    """The resource's attributes (encoded once per resource), then the team's.
+
+    Appending is what a merged ``Resource`` encodes to while the resource has no team attribute of its
+    own; one that has (an operator's OTEL_RESOURCE_ATTRIBUTES) is merged, the span's team winning.
+    """
+    names = resource.attributes
+    if team and any(name in names for name in sc.TEAM_RESOURCE):
+        return _attributes({**names, **dict(team)}, b"\x0a", {})
+    return _encoded_once(resource, _resource_attributes) + _attributes(dict(team), b"\x0a", {})
 
 
 def _scope_field(scope: Any) -> bytes:
@@ -93,17 +145,18 @@ def _scope_field(scope: Any) -> bytes:
 def encode_otlp_traces(spans: Sequence[ReadableSpan]) -> bytes:
     """Serialized ``ExportTraceServiceRequest`` for ``spans`` (not compressed)."""
     keys: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field, per call
-    groups: list[tuple[Any, list[tuple[Any, list[bytes]]]]] = []  # resource -> scope -> spans
-    by_id: dict[tuple[int, int], list[bytes]] = {}
+    groups: list[Group] = []  # (resource, team) -> scope -> spans, in first-seen order
+    by_team: dict[Team, list[Group]] = {}  # the same groups by team: hundreds of teams, short scans
+    by_id: dict[tuple[int, int, Team], list[bytes]] = {}
     for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope
-        bucket = by_id.get((id(resource), id(scope)))
+        resource, scope, team = span.resource, span.instrumentation_scope, _team(span)
+        bucket = by_id.get((id(resource), id(scope), team))
         if bucket is None:
-            bucket = by_id[(id(resource), id(scope))] = _bucket(groups, resource, scope)
+            bucket = by_id[(id(resource), id(scope), team)] = _bucket(groups, by_team, resource, team, scope)
         bucket.append(_field(b"\x12", _span(span, keys)))  # ScopeSpans.spans = 2
     out = []
-    for resource, scopes in groups:
-        body = [_encoded_once(resource, _resource_field)]
+    for resource, team, scopes in groups:
+        body = [_resource_field(resource, team)]
         for scope, encoded in scopes:
             body.append(_field(b"\x12", _scope_spans(scope, encoded)))  # ResourceSpans.scope_spans = 2
         if resource.schema_url:
@@ -112,13 +165,19 @@ def encode_otlp_traces(spans: Sequence[ReadableSpan]) -> bytes:
     return b"".join(out)
 
 
-def _bucket(groups: list[tuple[Any, list[tuple[Any, list[bytes]]]]], resource: Any, scope: Any) -> list[bytes]:
-    """The span list for (resource, scope); equal objects share one, as in a dict keyed by them."""
-    scopes = next((s for r, s in groups if r == resource), None)
+Group = tuple[Any, Team, list[tuple[Any, list[bytes]]]]
+
+
+def _bucket(groups: list[Group], by_team: dict[Team, list[Group]], resource: Any, team: Team,
+            scope: Any) -> list[bytes]:
+    """The span list for (resource, team, scope); equal objects share one, as in a dict keyed by them."""
+    same_team = by_team.setdefault(team, [])
+    scopes = next((s for r, _, s in same_team if r == resource), None)
     if scopes is None:
         scopes = []
-        groups.append((resource, scopes))
-    encoded = next((e for sc, e in scopes if sc == scope), None)
+        same_team.append((resource, team, scopes))
+        groups.append(same_team[-1])
+    encoded = next((e for sc_, e in scopes if sc_ == scope), None)
     if encoded is None:
         encoded = []
         scopes.append((scope, encoded))

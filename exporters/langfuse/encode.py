@@ -98,7 +98,16 @@ def to_langfuse_span(span: ReadableSpan) -> ReadableSpan:
     attributes.update(_trace_attributes(metadata, attributes))
     attributes.update(_metadata_attributes(metadata))
     attributes.update(_observation_attributes(span, attributes))
+    _v141_cache_name(attributes)
     return copy_span(span, name=name, context=context, parent=parent, attributes=attributes)
+
+
+def _v141_cache_name(attributes: dict[str, Any]) -> None:
+    """Langfuse reads ``gen_ai.usage.*`` by their v1.41 names and knows no ``cache_write``: the copy
+    carries the cache-write count under ``cache_creation`` (contracts.md), not under both."""
+    written = attributes.pop(semconv.USAGE_CACHE_WRITE_INPUT_TOKENS, None)
+    if written is not None:
+        attributes[semconv.V141_USAGE_CACHE_CREATION_INPUT_TOKENS] = written
 
 
 def _in_trace(context: SpanContext, trace_id: int) -> SpanContext:
@@ -166,7 +175,8 @@ def usage_details(attributes: Mapping[str, Any]) -> dict[str, int] | None:
     if input_tokens is None and output_tokens is None:
         return None
     cached = _count(attributes.get(semconv.USAGE_CACHE_READ_INPUT_TOKENS)) or 0
-    created = _count(attributes.get(semconv.USAGE_CACHE_CREATION_INPUT_TOKENS)) or 0
+    created = _count(attributes.get(semconv.USAGE_CACHE_WRITE_INPUT_TOKENS,
+                                    attributes.get(semconv.V141_USAGE_CACHE_CREATION_INPUT_TOKENS))) or 0
     reasoning = _count(attributes.get(semconv.USAGE_REASONING_OUTPUT_TOKENS)) or 0
     details: dict[str, int] = {}
     if input_tokens is not None:

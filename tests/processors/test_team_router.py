@@ -75,6 +75,27 @@ def test_child_spans_inherit_the_team_and_reach_trace_destinations_only(
     assert router.errors == 0
 
 
+def test_child_spans_inherit_the_team_alias_so_otlp_keeps_them_in_their_team_resource(
+        tracer: Tracer, router: TeamRouterSpanProcessor) -> None:
+    kept: list[ReadableSpan] = []
+    sink = Recorder("otel")
+    sink.submit = kept.append  # type: ignore[method-assign]
+    router.update(RoutingTable(default=Route(traces=(sink,))))
+    span = tracer.start_span("a1", attributes={sc.OPERATION_NAME: sc.OP_CHAT, sc.TEAM_ID: "a", sc.TEAM_ALIAS: "A",
+                                               sc.KEY_HASH: "h"})
+    with use_span(span, end_on_exit=True):
+        tracer.start_span("a1/http").end()
+    assert dict(kept[0].attributes or {}) == {sc.TEAM_ID: "a", sc.TEAM_ALIAS: "A", sc.KEY_HASH: "h"}
+
+
+def test_a_guardrail_span_reaches_trace_destinations_only_though_it_names_an_operation(
+        tracer: Tracer, sinks: dict[str, Recorder]) -> None:
+    span = tracer.start_span("a1", attributes={sc.OPERATION_NAME: sc.OP_CHAT, sc.TEAM_ID: "a"})
+    with use_span(span, end_on_exit=True):
+        tracer.start_span("apply_guardrail x", attributes={sc.OPERATION_NAME: sc.OP_APPLY_GUARDRAIL}).end()
+    assert (sinks["otel"].names, sinks["a_ok"].names) == (["apply_guardrail x", "a1"], ["a1"])
+
+
 def test_a_disabled_team_logs_nowhere_not_even_its_child_spans(tracer: Tracer, sinks: dict[str, Recorder]) -> None:
     call(tracer, "q1", "quiet", child=True)
     call(tracer, "q2", "quiet", error=True)

@@ -4,6 +4,7 @@
     texts.py     what text a request and an answer carry; cutting long text for the service
     client.py    the ``text:analyze`` call; every failure to get a verdict is one ``ServiceMiss``
     hook.py      the hook: verdicts, 400/503 errors, span attributes, metrics
+    guardrail.py each check as a guardrail span (apply_guardrail), a child of the call's
     stream.py    the two ways a stream is moderated (``stream_mode``)
 """
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import httpx
 from opentelemetry.metrics import Meter
+from opentelemetry.trace import Tracer
 
 from app.config.settings import GatewayConfig
 from app.hooks.moderation.client import ContentSafetyClient
+from app.hooks.moderation.guardrail import GuardrailSpans
 from app.hooks.moderation.hook import (
     ContentSafetyHook,
     ModerationBlocked,
@@ -49,9 +52,11 @@ def check_team_metadata(metadata: Mapping[str, Any] | None) -> None:
 
 
 def build_content_safety(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport, meter: Meter,
-                         team_params: TeamParams | None, owns_transport: bool = False) -> ContentSafetyHook:
+                         team_params: TeamParams | None, owns_transport: bool = False,
+                         tracer: Tracer | None = None) -> ContentSafetyHook:
     """``transport``: the gateway's upstream transport (egress proxy, child spans); closed by the hook
-    only when it ``owns_transport``."""
+    only when it ``owns_transport``. ``tracer``: the gateway's, for the checks' guardrail spans."""
     settings = check_config(config)
     return ContentSafetyHook(settings, ContentSafetyClient(settings, transport), ModerationMetrics(meter),
-                             team_params=team_params, on_close=transport.aclose if owns_transport else None)
+                             team_params=team_params, on_close=transport.aclose if owns_transport else None,
+                             guardrails=GuardrailSpans(tracer, settings.endpoint))

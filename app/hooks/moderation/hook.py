@@ -13,7 +13,8 @@ flagged text itself is never in an error, a log line or an attribute: only categ
 reasons are.
 
 What the span gets goes into ``call.extra`` (names in ``contracts.semconv``); the proxy copies it
-onto the gateway span.
+onto the gateway span. Each check is also a guardrail span of its own, a child of the call's
+(``app.hooks.moderation.guardrail``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,25 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.metrics import Meter
+from opentelemetry.trace import Span
 
 from app.calls.record import CallRecord
 from app.config.keys import ConfigError
 from app.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, UpstreamInvalidResponse
 from app.hooks.chain import CallHook, StreamFilter
 from app.hooks.moderation.client import ContentSafetyClient, ServiceMiss, Severities
+from app.hooks.moderation.guardrail import (
+    BLOCKED,
+    PASSED,
+    TOO_LONG,
+    UNAVAILABLE,
+    GuardrailSpans,
+    decided,
+    missed,
+    rated,
+)
 from app.hooks.moderation.settings import (
     CATEGORIES,
     SECTION,
@@ -101,8 +114,10 @@ class ContentSafetyHook(CallHook):
     name = "azure_content_safety"
 
     def __init__(self, settings: ContentSafetySettings, client: ContentSafetyClient, metrics: ModerationMetrics,
-                 team_params: TeamParams | None = None, on_close: Callable[[], Any] | None = None) -> None:
+                 team_params: TeamParams | None = None, on_close: Callable[[], Any] | None = None,
+                 guardrails: GuardrailSpans | None = None) -> None:
         self.settings = settings
+        self._guardrails = guardrails or GuardrailSpans(None, settings.endpoint)
         self._client = client
         self._metrics = metrics
         self._team_params = team_params
@@ -133,9 +148,10 @@ class ContentSafetyHook(CallHook):
         policy = self.policy(call)
         if policy is None:
             return None
+        moderator = _InStream(self, trace.get_current_span())  # the call's span, while it is still current
         if self.settings.stream_mode is StreamMode.END:
-            return EndFilter(self, call, policy)
-        return WindowFilter(self, call, policy, self.settings.stream_window_chars)
+            return EndFilter(moderator, call, policy)
+        return WindowFilter(moderator, call, policy, self.settings.stream_window_chars)
 
     def unreadable(self, call: CallRecord) -> ModerationUnreadable:
         """The error that ends a stream at an event its filter cannot read; counted, logged, on the span."""
@@ -196,23 +212,31 @@ class ContentSafetyHook(CallHook):
             return None
         return Policy({**self.settings.thresholds, **team.thresholds})
 
-    async def check(self, call: CallRecord, source: str, text: str, policy: Policy) -> None:
+    async def check(self, call: CallRecord, source: str, text: str, policy: Policy, parent: Span | None = None) -> None:
         """Raises ``ModerationBlocked`` over a threshold, ``ModerationInputTooLong`` for an input too long
-        to check, ``ModerationUnavailable`` when failing closed."""
+        to check, ``ModerationUnavailable`` when failing closed. One guardrail span, ended whatever happens."""
         if not text:
             return
+        span = self._guardrails.start(source, parent)
+        try:
+            await self._check(call, source, text, policy, span)
+        finally:
+            span.end()
+
+    async def _check(self, call: CallRecord, source: str, text: str, policy: Policy, span: Span) -> None:
         if source == sc.MODERATION_INPUT and len(text) > self.settings.max_input_chars:
-            self._too_long(source)
+            self._too_long(source, span)
             raise ModerationInputTooLong(len(text), self.settings.max_input_chars)
         try:
             severities, parts = await self._client.analyze(text)
         except ServiceMiss as miss:
-            self._missed(call, source, miss, policy, len(text))
+            self._missed(call, source, miss, policy, len(text), span)
             return
         self._record(call, source, severities, parts)
-        self._judge(call, source, severities, policy)
+        rated(span, severities)
+        self._judge(call, source, severities, policy, span)
 
-    def _judge(self, call: CallRecord, source: str, severities: Severities, policy: Policy, *,
+    def _judge(self, call: CallRecord, source: str, severities: Severities, policy: Policy, span: Span, *,
                passed: bool = True) -> None:
         """Raises ``ModerationBlocked`` when ``severities`` block; counts a pass when ``passed`` says
         the severities are the whole text's."""
@@ -220,8 +244,10 @@ class ContentSafetyHook(CallHook):
         if blocked is None:
             if passed:
                 self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "passed"})
+                decided(span, PASSED)
             return
         category, severity = blocked
+        decided(span, BLOCKED, category)
         self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "blocked"})
         self._metrics.blocks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_CATEGORY_LABEL: category})
         call.extra.update({sc.MODERATION_BLOCKED: True, sc.MODERATION_SOURCE: source,
@@ -236,25 +262,30 @@ class ContentSafetyHook(CallHook):
         parts_name = sc.moderation_parts(source)
         call.extra[parts_name] = call.extra.get(parts_name, 0) + parts
 
-    def _missed(self, call: CallRecord, source: str, miss: ServiceMiss, policy: Policy, chars: int) -> None:
+    def _missed(self, call: CallRecord, source: str, miss: ServiceMiss, policy: Policy, chars: int,
+                span: Span) -> None:
         """No verdict for the whole text. A part that got one may still block it; an input with parts
         never sent was too long to check in time (413 in either mode: passing it open would pass text
         nobody read, and a 503 invites a retry that misses again); otherwise the service missed."""
         call.extra[sc.moderation_unavailable(source)] = miss.reason
+        missed(span, miss.reason)
         if miss.checked_parts:
             self._record(call, source, miss.checked, miss.checked_parts)
-            self._judge(call, source, miss.checked, policy, passed=False)
+            rated(span, miss.checked)
+            self._judge(call, source, miss.checked, policy, span, passed=False)
         if source == sc.MODERATION_INPUT and miss.unsent:
-            self._too_long(source)
+            self._too_long(source, span)
             raise ModerationInputTooLong(chars, None)
         self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "unavailable"})
+        decided(span, UNAVAILABLE)
         self._log_miss(source, miss.reason)
         if not self.settings.fail_open:
             raise ModerationUnavailable(source, miss.reason, miss.retry_after)
         self._metrics.fail_open.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_REASON: miss.reason})
 
-    def _too_long(self, source: str) -> None:
+    def _too_long(self, source: str, span: Span) -> None:
         self._metrics.checks.add(1, {sc.MODERATION_SOURCE_LABEL: source, sc.MODERATION_OUTCOME: "too_long"})
+        decided(span, TOO_LONG)
 
     def _log_miss(self, source: str, reason: str) -> None:
         """One line per interval while the service misses, with the count: an outage under load must
@@ -269,6 +300,24 @@ class ContentSafetyHook(CallHook):
                     source, reason, self._misses, action, hint)
         self._miss_logged = now
         self._misses = 0
+
+
+class _InStream:
+    """The hook as one stream's filter sees it: the relay feeds the filter after the proxy has left the
+    call span's context, so the filter's checks name that span as their guardrail spans' parent."""
+
+    def __init__(self, hook: ContentSafetyHook, parent: Span) -> None:
+        self._hook = hook
+        self._parent = parent
+
+    async def check(self, call: CallRecord, source: str, text: str, policy: Policy) -> None:
+        await self._hook.check(call, source, text, policy, self._parent)
+
+    def spawn(self, check: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._hook.spawn(check)
+
+    def unreadable(self, call: CallRecord) -> ModerationUnreadable:
+        return self._hook.unreadable(call)
 
 
 def _forget(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:

@@ -51,7 +51,7 @@ def test_chat_response_attributes_include_usage_details() -> None:
         sc.RESPONSE_ID: "chatcmpl-1", sc.RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
         sc.RESPONSE_FINISH_REASONS: ("stop", "tool_calls"),
         sc.USAGE_INPUT_TOKENS: 20, sc.USAGE_OUTPUT_TOKENS: 9, sc.USAGE_CACHE_READ_INPUT_TOKENS: 4,
-        sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 6, sc.USAGE_REASONING_OUTPUT_TOKENS: 2,
+        sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 6, sc.USAGE_REASONING_OUTPUT_TOKENS: 2,
     }
 
 

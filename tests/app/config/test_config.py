@@ -269,6 +269,17 @@ def test_a_litellm_params_key_like_a_connection_setting_is_warned_about_and_stil
                                                     "api_keys": "k"}
 
 
+@pytest.mark.parametrize(("settings", "expected"), [({}, True), ({"legacy_genai_metrics": False}, False)])
+def test_the_v141_genai_metrics_stay_on_for_this_release_unless_switched_off(settings: dict[str, Any],
+                                                                           expected: bool) -> None:
+    assert parse(with_model(spangate_settings=settings)).legacy_genai_metrics is expected
+
+
+def test_legacy_genai_metrics_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match=r"spangate_settings\.legacy_genai_metrics"):
+        parse(with_model(spangate_settings={"legacy_genai_metrics": "sometimes"}))
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     (None, MetricsAuth()),
     ("master_key", MetricsAuth()),

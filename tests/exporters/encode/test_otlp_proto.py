@@ -1,4 +1,8 @@
-"""``encode_otlp_traces`` writes what opentelemetry-python's ``encode_spans`` serializes, byte for byte."""
+"""``encode_otlp_traces`` writes what opentelemetry-python's ``encode_spans`` serializes, byte for byte.
+
+The reference is given each span with the team on its ``Resource`` (``team_resource``), which is what
+the encoder promises: one resource per team, the span's attributes unchanged.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
-from exporters.encode.otlp_proto import encode_otlp_traces
+from contracts.semconv import TEAM_ALIAS, TEAM_ID
+from exporters.encode.otlp_proto import copy_span, encode_otlp_traces
 from tests.support.readable_spans import CHAT_ERROR, CHAT_OK, error_span, span
 
 RESOURCE = Resource({"service.name": "spangate", "service.version": "0.1.0"})
@@ -73,19 +78,39 @@ def varied() -> list[ReadableSpan]:
         make(9, None, start_time=None, end_time=None, status=Status(StatusCode.UNSET)),
         make(10, {"max": rng.getrandbits(63)}, context=ctx((1 << 64) - 1, (1 << 128) - 1)),
         make(11, {"after": "other scope"}, instrumentation_scope=InstrumentationScope("spangate", "0.1.0")),
+        make(12, {TEAM_ID: "alpha", TEAM_ALIAS: "Alpha", "n": 1}),
+        make(13, {TEAM_ID: "beta", "n": 2}, instrumentation_scope=HTTPX_SCOPE),
+        make(14, {TEAM_ALIAS: "alias without id"}),  # no team: the plain resource
+        make(15, {TEAM_ID: "alpha", TEAM_ALIAS: "Alpha"}, resource=OTHER_RESOURCE),
+        make(16, {TEAM_ID: "alpha", TEAM_ALIAS: "Alpha", "n": 3}, instrumentation_scope=HTTPX_SCOPE),
+        make(17, {TEAM_ID: "gamma"}, resource=Resource({"service.name": "spangate", TEAM_ID: "operator's"})),
     ]
     return spans
 
 
+def team_resource(span: ReadableSpan) -> ReadableSpan:
+    """The span as the reference must see it: its team's id and alias on the resource too."""
+    attributes = span.attributes or {}
+    team = {k: attributes[k] for k in (TEAM_ID, TEAM_ALIAS) if k in attributes and TEAM_ID in attributes}
+    if not team:
+        return span
+    resource = Resource({**span.resource.attributes, **team}, span.resource.schema_url)
+    return copy_span(span, resource=resource)
+
+
 def sdk_bytes(spans: list[ReadableSpan]) -> bytes:
-    return encode_spans(spans).SerializeToString()
+    return encode_spans([team_resource(s) for s in spans]).SerializeToString()
+
+
+def sdk_request(spans: list[ReadableSpan]) -> ExportTraceServiceRequest:
+    return encode_spans([team_resource(s) for s in spans])
 
 
 def test_varied_spans_encode_byte_for_byte_like_opentelemetry() -> None:
     spans = varied()
     ours = encode_otlp_traces(spans)
     assert ours == sdk_bytes(spans)
-    assert ExportTraceServiceRequest.FromString(ours) == encode_spans(spans)
+    assert ExportTraceServiceRequest.FromString(ours) == sdk_request(spans)
 
 
 @pytest.mark.parametrize("index", range(len(varied())))
@@ -140,6 +165,9 @@ _attrs = st.dictionaries(st.text(max_size=12), _attr_value, max_size=5)
 # encoded fields by identity), plus equal-but-distinct copies and a scope-less span.
 _RESOURCES = [RESOURCE, OTHER_RESOURCE, Resource({}), Resource({"service.name": "spangate", "k": (1, 2)})]
 _SCOPES = [GATEWAY_SCOPE, HTTPX_SCOPE, None, InstrumentationScope("x", None, None, {"a": True})]
+# Teams as the gateway writes them (an id, with or without an alias), an alias alone, and none.
+_TEAMS: list[dict[str, Any]] = [{}, {TEAM_ID: "alpha"}, {TEAM_ID: "alpha", TEAM_ALIAS: "Alpha"},
+                                {TEAM_ID: "beta", TEAM_ALIAS: "Beta ☃"}, {TEAM_ALIAS: "no id"}]
 
 
 @st.composite
@@ -148,7 +176,8 @@ def _span(draw: st.DrawFn) -> ReadableSpan:
     if draw(st.booleans()):
         resource = Resource(dict(resource.attributes), resource.schema_url)  # equal, not identical
     parent = draw(st.one_of(st.none(), st.builds(ctx, st.integers(1, 1 << 64 - 1), remote=st.booleans())))
-    return make(draw(st.integers(1, (1 << 64) - 1)), draw(_attrs), resource=resource, parent=parent,
+    attributes = draw(_attrs) | draw(st.sampled_from(_TEAMS))
+    return make(draw(st.integers(1, (1 << 64) - 1)), attributes, resource=resource, parent=parent,
                 instrumentation_scope=draw(st.sampled_from(_SCOPES)), kind=draw(st.sampled_from(list(SpanKind))),
                 status=Status(draw(st.sampled_from(list(StatusCode))), None),
                 events=tuple(Event(name, attrs, 1_700_000_000_100_000_000)

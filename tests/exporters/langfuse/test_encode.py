@@ -72,7 +72,7 @@ def expected(attributes: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "status": {"code": "UNSET", "message": ""},
         "attributes": attributes,
         "events": [],
-        "resource": {"service.name": "spangate"},
+        "resource": {"service.name": "spangate", sc.TEAM_ID: "team-a"},  # the team on the resource too
         "scope": {"name": "spangate", "version": "0.1.0"},
         **fields,
     }
@@ -258,11 +258,18 @@ def test_explicit_user_id_wins_over_end_user():
 def test_usage_details_ignore_non_numeric_counts():
     assert usage_details({sc.USAGE_INPUT_TOKENS: "12"}) is None
     assert usage_details({sc.USAGE_INPUT_TOKENS: True}) is None
-    assert usage_details({sc.USAGE_OUTPUT_TOKENS: 5, sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 3}) == {
+    assert usage_details({sc.USAGE_OUTPUT_TOKENS: 5, sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 3}) == {
         "output": 5,
         "input_cache_creation": 3,
         "total": 5,
     }
+
+
+def test_the_cache_write_count_reaches_langfuse_under_the_v141_name_it_reads():
+    attributes = decode_one(gateway_span({**CHAT, sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 20}))["attributes"]
+    assert attributes[sc.V141_USAGE_CACHE_CREATION_INPUT_TOKENS] == 20
+    assert sc.USAGE_CACHE_WRITE_INPUT_TOKENS not in attributes  # one count, not two Langfuse usage types
+    assert json.loads(attributes[sc.LANGFUSE_OBSERVATION_USAGE_DETAILS])["input_cache_creation"] == 20
 
 
 def test_spans_from_the_sdk_encode_the_same_way():

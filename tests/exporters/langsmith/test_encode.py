@@ -57,6 +57,7 @@ def test_chat_with_the_seed_metadata_maps_every_key():
         },
         name="ishaan-test-generation",
         parent_span_id=PARENT_HEX,  # the span stays where the gateway put it: LangSmith nests by OTel ids
+        resource={"service.name": "spangate", sc.TEAM_ID: "team-a", sc.TEAM_ALIAS: "search"},
     )
 
 
