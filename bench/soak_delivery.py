@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.failures import ExportFailure
 from exporters.transport.answers import post_batch
+from exporters.transport.poster import HttpxPoster
 from processors.delivery import DeliveryConfig, DeliveryManager
 from tests.support.sinks import HttpSink, Received, Reply
 
@@ -49,7 +50,7 @@ class IdsExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         ids = [s.context.span_id for s in spans]
-        self.last_failure = post_batch(self._client, self._url, lambda: json.dumps({"ids": ids}).encode(),
+        self.last_failure = post_batch(HttpxPoster(self._client), self._url, lambda: json.dumps({"ids": ids}).encode(),
                                        {"content-type": "application/json"})
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from contracts.failures import ExportFailure
 from exporters.transport.answers import encoding_failure, post_batch
+from exporters.transport.poster import poster_for
 
 __all__ = ["SpanPoster", "span_hex"]
 
@@ -29,7 +30,7 @@ class SpanPoster:
 
     def __init__(self, client: httpx.Client, url: str, headers: Mapping[str, str],
                  encode: Callable[[ReadableSpan], bytes], *, idempotency_header: str | None = None) -> None:
-        self._client = client
+        self._http = poster_for(client)
         self._url = url
         self._headers = dict(headers)
         self._encode = encode
@@ -45,7 +46,7 @@ class SpanPoster:
                 return encoding_failure(exc)
             if key in self._accepted:
                 continue
-            failure = post_batch(self._client, self._url, lambda s=span: self._encode(s), self._headers,
+            failure = post_batch(self._http, self._url, lambda s=span: self._encode(s), self._headers,
                                  extra=None if self._idempotency_header is None else {self._idempotency_header: key})
             if failure is not None:
                 if not failure.retryable and not failure.too_large:

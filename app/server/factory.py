@@ -52,7 +52,8 @@ from app.teams.state import TeamState
 from app.wire.egress import ProxyRoutes, client_mounts
 from exporters.file import FileConfig, create_span_log
 from exporters.registry import BuildContext, DestinationRegistry, builtin_registry
-from exporters.transport.client import ExportClient, ExportTransport
+from exporters.transport.client import ExportClient
+from exporters.transport.http11 import ExportTransport
 from exporters.transport.urlpolicy import guarded_client
 from processors.delivery import DeliveryConfig, DeliveryManager
 from processors.team_router import TeamRouterSpanProcessor

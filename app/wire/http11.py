@@ -26,6 +26,9 @@ Behaviour:
   bytes fails the call with ``ResponseHeadTooLarge`` and drops the connection: httptools joins a
   header's pieces by concatenation, so an unbounded head cost memory and quadratic CPU on the loop
   (one 128 MB header value stalled every call for 17 s).
+
+The pool and the call are here; one connection is ``app.wire.connection``; the response framing and
+the request head are shared with the exporters' transport (``contracts.http11``, ``contracts.request_head``).
 """
 
 from __future__ import annotations
@@ -38,234 +41,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httptools
 import httpx
 
+from app.wire.connection import Connection, Key, within
 from app.wire.egress import ProxyRoutes, open_tunnel
-from app.wire.request_head import serialize
-
-_HIGH_WATER = 64 * 1024  # buffered body bytes before reading from the socket pauses
-# nginx reads an upstream's head into proxy_buffer_size (4 or 8 KiB by default) and answers 502
-# ("upstream sent too big header") beyond it; Node's HTTP parser stops at 16 KiB. A provider's head
-# is about 1 KiB; 64 KiB leaves room for long cookies and tracing headers.
-MAX_RESPONSE_HEAD = 64 * 1024
-
-
-class ResponseHeadTooLarge(httpx.RemoteProtocolError):
-    """The answer's head went past ``MAX_RESPONSE_HEAD`` bytes before it ended."""
-
-    def __init__(self) -> None:
-        super().__init__(f"the response head is larger than {MAX_RESPONSE_HEAD} bytes")
-
-
-def head_room(fed: int, data: bytes) -> tuple[bytes, bytes]:
-    """Split ``data`` into what a head already ``fed`` bytes long may still take, and the rest.
-    The parser sees at most ``MAX_RESPONSE_HEAD`` bytes before the head ends, so it never joins more."""
-    room = MAX_RESPONSE_HEAD - fed
-    return (data, b"") if len(data) <= room else (data[:max(room, 0)], data[max(room, 0):])
-_Key = tuple[bytes, bytes, int]
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection; at most one exchange at a time.
-
-    Framing follows RFC 9112 section 6: ``1xx`` interim responses are skipped (101 is an error: no
-    upgrade is ever asked for); Transfer-Encoding wins over Content-Length (the connection is then
-    never reused) and must end in ``chunked``; a body without either ends when the server closes
-    (never reused); 204/304 have no body; duplicate Content-Length is refused (the RFC allows it).
-    Bytes after a complete response, or a parse error after it, only retire the connection.
-    """
-
-    def __init__(self, key: _Key) -> None:
-        self.key = key
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        # Content-Length beside Transfer-Encoding: llhttp refuses it by default, RFC 9112 says the
-        # Transfer-Encoding wins (h11 agrees); such a connection is never reused (_headers_done).
-        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
-        self.closed = False
-        self.idle_since = 0.0
-        # The exchange in progress.
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.keep_alive = False
-        self.head: asyncio.Future[None] | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.complete = False
-        self.error: Exception | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.paused = False
-        self.in_body = False  # final head received: later on_header calls are trailers
-        self.until_close = False  # close-delimited body
-        self.framing = 0  # bit 1: Content-Length seen, bit 2: Transfer-Encoding seen
-        self.head_bytes = 0  # bytes fed before the final head ended (interim heads included)
-
-    # -- asyncio.Protocol ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.head is None or self.complete:  # bytes nobody asked for: the connection is unusable
-            self._close()
-            return
-        if not self.in_body:
-            data, rest = head_room(self.head_bytes, data)
-            self.head_bytes += len(data)
-            if not self._feed(data):
-                return
-            if not self.in_body and (rest or self.head_bytes >= MAX_RESPONSE_HEAD):
-                self._fail(ResponseHeadTooLarge())
-                self._close()
-                return
-            data = rest
-        if data and not self._feed(data):
-            return
-        if self.complete and self.keep_alive is False and not self.closed:
-            self._close()
-
-    def _feed(self, data: bytes) -> bool:
-        """``False`` when the bytes were not HTTP: the connection is closed."""
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            if not self.complete:
-                self._fail(httpx.RemoteProtocolError(f"invalid HTTP response from upstream: {exc}"))
-            self._close()
-            return False
-        return True
-
-    def eof_received(self) -> bool:
-        self._lost()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost()
-
-    def _lost(self) -> None:
-        self.closed = True
-        if self.head is None or self.complete:
-            return
-        if self.until_close and self.error is None:  # the close is the end of this body
-            self.complete = True
-            self._wake()
-            return
-        self._fail(httpx.RemoteProtocolError("upstream closed the connection before the response was complete"))
-
-    # -- httptools callbacks ---------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        if self.complete or self.in_body:  # a second response nobody asked for
-            self.keep_alive = False
-            self._close()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_body:  # a trailer: not part of the response head (h11 and httpcore drop them too)
-            return
-        if len(name) in (14, 17):
-            lower = name.lower()
-            if lower == b"content-length":
-                if self.framing & 1:
-                    self._fail(httpx.RemoteProtocolError("upstream sent more than one Content-Length"))
-                self.framing |= 1
-            elif lower == b"transfer-encoding":
-                self.framing |= 2
-                if not value.rstrip().lower().endswith(b"chunked"):
-                    self._fail(httpx.RemoteProtocolError("upstream used a Transfer-Encoding other than chunked"))
-        self.headers.append((name, value.rstrip(b" \t")))
-
-    def on_headers_complete(self) -> None:
-        if self.complete or self.error is not None:
-            return
-        status = self.parser.get_status_code()
-        if status < 200:
-            if status == 101:
-                self._fail(httpx.RemoteProtocolError("upstream switched protocols without being asked"))
-            self.headers, self.framing = [], 0  # an interim response (100, 103): the real one follows
-            return
-        self.status, self.in_body = status, True
-        self.keep_alive = self.parser.should_keep_alive() and self.framing != 3
-        if not self.framing and status not in (204, 304):
-            self.until_close, self.keep_alive = True, False
-        if self.head is not None and not self.head.done():
-            self.head.set_result(None)
-
-    def on_body(self, body: bytes) -> None:
-        if self.complete or self.error is not None:
-            return
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self.in_body and not self.complete and self.error is None:
-            self.complete = True
-            self._wake()
-
-    # -- the exchange ----------------------------------------------------------------------------
-    def begin(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        self.status, self.headers, self.keep_alive = 0, [], False
-        self.chunks.clear()
-        self.buffered, self.complete, self.error, self.waiter = 0, False, None, None
-        self.in_body, self.until_close, self.framing, self.head_bytes = False, False, 0, 0
-        self.head = loop.create_future()
-        return self.head
-
-    def finish(self) -> bool:
-        """The exchange is over; ``True`` if the connection can serve another one."""
-        self.head = None
-        return self.complete and self.keep_alive and not self.closed and self.error is None
-
-    def _fail(self, exc: Exception) -> None:
-        if self.error is None:
-            self.error = exc
-        if self.head is not None and not self.head.done():
-            self.head.set_exception(exc)
-            self.head.exception()  # retrieved: the caller may already have given up on it
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def _close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
-        self.chunks.clear()
-        self.buffered = 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def wait(self, timeout: float | None, deadline: float | None) -> None:
-        """Until more body bytes, the end of the message or an error; ``deadline`` in loop time."""
-        loop = asyncio.get_running_loop()
-        limit = _within(timeout, deadline, loop)
-        self.waiter = loop.create_future()
-        try:
-            if limit is None:
-                await self.waiter
-            else:
-                await asyncio.wait_for(self.waiter, limit)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"the answer did not end within {limit:g}s") from None
-        finally:
-            self.waiter = None
-
-
-def _within(timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop) -> float | None:
-    """``timeout`` cut to what is left before ``deadline`` (loop time); ``None``: unbounded."""
-    if deadline is None:
-        return timeout
-    left = max(0.0, deadline - loop.time())
-    return left if timeout is None else min(timeout, left)
+from contracts.request_head import serialize
 
 
 def _deadlines(timeouts: dict[str, Any], loop: asyncio.AbstractEventLoop) -> tuple[float | None, float | None]:
@@ -280,7 +60,7 @@ def _deadlines(timeouts: dict[str, Any], loop: asyncio.AbstractEventLoop) -> tup
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, pool: Http11Transport, conn: _Connection, read_timeout: float | None,
+    def __init__(self, pool: Http11Transport, conn: Connection, read_timeout: float | None,
                  deadline: float | None) -> None:
         self._pool, self._conn, self._timeout, self._deadline = pool, conn, read_timeout, deadline
         self._released = False
@@ -328,10 +108,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._per_origin = min(max_per_origin or max_connections, max_connections)
         self._expiry = keepalive_expiry
         self._ssl = ssl_context
-        self._idle: dict[_Key, deque[_Connection]] = {}
+        self._idle: dict[Key, deque[Connection]] = {}
         self._open = 0
-        self._by_origin: dict[_Key, int] = {}  # open connections per origin, idle ones included
-        self._waiters: deque[tuple[_Key, asyncio.Future[None]]] = deque()
+        self._by_origin: dict[Key, int] = {}  # open connections per origin, idle ones included
+        self._waiters: deque[tuple[Key, asyncio.Future[None]]] = deque()
         self._on_pool_timeout = on_pool_timeout
 
     # -- pool ------------------------------------------------------------------------------------
@@ -340,7 +120,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             self._ssl = httpx.create_ssl_context()
         return self._ssl
 
-    def _checkout(self, key: _Key) -> _Connection | None:
+    def _checkout(self, key: Key) -> Connection | None:
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
@@ -351,10 +131,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return conn
         return None
 
-    async def _acquire(self, key: _Key, timeouts: dict[str, Any], head_deadline: float | None) -> _Connection:
+    async def _acquire(self, key: Key, timeouts: dict[str, Any], head_deadline: float | None) -> Connection:
         """An idle connection to ``key`` or a new one; waits (``pool`` timeout) while all are busy."""
         loop = asyncio.get_running_loop()
-        pool_timeout = _within(timeouts.get("pool"), head_deadline, loop)
+        pool_timeout = within(timeouts.get("pool"), head_deadline, loop)
         deadline = None if pool_timeout is None else loop.time() + pool_timeout
         while True:
             conn = self._checkout(key)
@@ -365,7 +145,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._evict_idle()  # an idle connection to another upstream gives up its slot
             if not origin_full and self._open < self._max:
                 self._count(key)
-                return await self._connect(key, _within(timeouts.get("connect"), head_deadline, loop))
+                return await self._connect(key, within(timeouts.get("connect"), head_deadline, loop))
             entry = (key, loop.create_future())
             self._waiters.append(entry)
             try:
@@ -376,7 +156,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(entry)
 
-    def _pool_timeout(self, key: _Key, origin_full: bool) -> httpx.PoolTimeout:
+    def _pool_timeout(self, key: Key, origin_full: bool) -> httpx.PoolTimeout:
         host = key[1].decode("ascii")
         if self._on_pool_timeout is not None:
             self._on_pool_timeout(host, key[2])
@@ -384,7 +164,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             return httpx.PoolTimeout(f"all {self._per_origin} connections to {host}:{key[2]} busy")
         return httpx.PoolTimeout(f"all {self._max} upstream connections busy")
 
-    def _count(self, key: _Key) -> None:
+    def _count(self, key: Key) -> None:
         self._open += 1
         self._by_origin[key] = self._by_origin.get(key, 0) + 1
 
@@ -394,7 +174,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._discard(idle.popleft())
                 return
 
-    def _wake_one(self, freed: _Key) -> None:
+    def _wake_one(self, freed: Key) -> None:
         """Wake the first waiter that can go on now that a connection to ``freed`` is free or idle:
         one for that origin, or one whose origin is under its cap. Scanned only while calls wait."""
         for i, (key, waiter) in enumerate(self._waiters):
@@ -403,7 +183,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 waiter.set_result(None)
                 return
 
-    async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
+    async def _connect(self, key: Key, timeout: float | None) -> Connection:
         """Dial with a slot already counted in ``_open``; the slot is freed if dialing fails."""
         hostname, port = key[1].decode("ascii"), key[2]
         try:
@@ -419,35 +199,35 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise
         return conn
 
-    async def _dial(self, key: _Key) -> tuple[asyncio.BaseTransport, _Connection]:
+    async def _dial(self, key: Key) -> tuple[asyncio.BaseTransport, Connection]:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         tls = scheme == b"https"
         proxy = self._proxies.for_origin(key) if self._proxies is not None else None
         if proxy is None:
             hostname = host.decode("ascii")
-            return await loop.create_connection(lambda: _Connection(key), hostname, port,
+            return await loop.create_connection(lambda: Connection(key), hostname, port,
                                                 ssl=self._ssl_context() if tls else None,
                                                 server_hostname=hostname if tls else None)
         proxy_tls = self._ssl_context() if proxy.scheme == "https" else None
         if not tls:  # plain http: the proxy takes absolute-form requests (see handle_async_request)
-            return await loop.create_connection(lambda: _Connection(key), proxy.host, proxy.port, ssl=proxy_tls,
+            return await loop.create_connection(lambda: Connection(key), proxy.host, proxy.port, ssl=proxy_tls,
                                                 server_hostname=proxy.host if proxy_tls else None)
-        conn = _Connection(key)
+        conn = Connection(key)
         return await open_tunnel(proxy, proxy_tls, key, conn, self._ssl_context()), conn
 
-    def _free(self, key: _Key) -> None:
+    def _free(self, key: Key) -> None:
         self._open -= 1
         left = self._by_origin.pop(key) - 1
         if left:
             self._by_origin[key] = left
         self._wake_one(key)
 
-    def _discard(self, conn: _Connection) -> None:
-        conn._close()
+    def _discard(self, conn: Connection) -> None:
+        conn.close()
         self._free(conn.key)
 
-    def release(self, conn: _Connection, *, reusable: bool) -> None:
+    def release(self, conn: Connection, *, reusable: bool) -> None:
         if not reusable:
             conn.head = None
             self._discard(conn)
@@ -459,7 +239,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     # -- the call --------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        key: _Key = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
+        key: Key = (url.raw_scheme, url.raw_host, url.port or (443 if url.raw_scheme == b"https" else 80))
         timeouts = request.extensions.get("timeout") or {}
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
         forward = self._proxies.for_origin(key) if self._proxies is not None and key[0] == b"http" else None
@@ -471,7 +251,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         try:
             assert conn.transport is not None
             conn.transport.write(message)
-            read = _within(timeouts.get("read"), head_deadline, loop)
+            read = within(timeouts.get("read"), head_deadline, loop)
             try:
                 await (asyncio.wait_for(head, read) if read is not None else head)
             except TimeoutError:

@@ -20,6 +20,7 @@ from exporters.generic.config import GenericConfig, LogFormat
 from exporters.generic.encode import encode_json_array, encode_ndjson, encode_single
 from exporters.per_span import SpanPoster
 from exporters.transport.answers import post_batch
+from exporters.transport.poster import poster_for
 
 __all__ = ["IDEMPOTENCY_HEADER", "GenericSpanExporter"]
 
@@ -32,7 +33,7 @@ _BATCH_ENCODERS = {LogFormat.JSON_ARRAY: encode_json_array, LogFormat.NDJSON: en
 class GenericSpanExporter(SpanExporter):
     def __init__(self, config: GenericConfig, client: httpx.Client) -> None:
         self._config = config
-        self._client = client
+        self._http = poster_for(client)
         self._headers = {**dict(config.headers), "Content-Type": _CONTENT_TYPES[config.format]}
         self._poster = SpanPoster(client, config.endpoint, self._headers, encode_single,
                                   idempotency_header=IDEMPOTENCY_HEADER)
@@ -53,7 +54,7 @@ class GenericSpanExporter(SpanExporter):
         encode = _BATCH_ENCODERS.get(self._config.format)
         if encode is None:
             return self._poster.post_each(spans)
-        return post_batch(self._client, self._config.endpoint, lambda: encode(spans), self._headers)
+        return post_batch(self._http, self._config.endpoint, lambda: encode(spans), self._headers)
 
     def shutdown(self) -> None:
         self._shut_down = True  # the client is the shared one given in BuildContext: its owner closes it

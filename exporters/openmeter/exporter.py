@@ -18,6 +18,7 @@ from contracts.failures import ExportFailure
 from exporters.openmeter.config import OpenMeterConfig
 from exporters.openmeter.encode import BATCH_CONTENT_TYPE, encode_openmeter, openmeter_events
 from exporters.transport.answers import encoding_failure, post_batch
+from exporters.transport.poster import poster_for
 
 __all__ = ["OpenMeterSpanExporter"]
 
@@ -28,7 +29,7 @@ class OpenMeterSpanExporter(SpanExporter):
     def __init__(self, config: OpenMeterConfig, client: httpx.Client) -> None:
         self._url = config.events_url
         self._event_type = config.event_type
-        self._client = client
+        self._http = poster_for(client)
         self._headers = {"Authorization": f"Bearer {config.api_key}", "Content-Type": BATCH_CONTENT_TYPE}
         self._shut_down = False
         self.last_failure: ExportFailure | None = None
@@ -48,7 +49,7 @@ class OpenMeterSpanExporter(SpanExporter):
         if not events:  # only failed calls in this batch: nothing to bill, nothing to send
             self.last_failure = None
             return SpanExportResult.SUCCESS
-        self.last_failure = post_batch(self._client, self._url, lambda: encode_openmeter(events), self._headers)
+        self.last_failure = post_batch(self._http, self._url, lambda: encode_openmeter(events), self._headers)
         return SpanExportResult.FAILURE if self.last_failure else SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from contracts.failures import EXCERPT, ExportFailure, failure_from_status, unrecognised
+from exporters.transport.poster import Answer, Poster, poster_for
 from exporters.transport.urlpolicy import DestinationRefused
-
-if TYPE_CHECKING:
-    from exporters.transport.client import ExportAnswer
 
 # OTLP protobuf of our spans compresses ~14x at level 1 already: at a 512-span batch level 1 took
 # 1.4 ms for 25.8 KB, level 5 3.2 ms for 25.2 KB, level 9 4.4 ms for 25.2 KB. 2 % more bytes for
@@ -23,7 +20,7 @@ if TYPE_CHECKING:
 GZIP_LEVEL = 1
 
 
-def failure_from_response(response: httpx.Response | ExportAnswer) -> ExportFailure | None:
+def failure_from_response(response: Answer) -> ExportFailure | None:
     """``None`` for a 2xx answer, else the failure its status means."""
     if 200 <= response.status_code < 300:
         return None
@@ -68,7 +65,7 @@ def encoding_failure(exc: Exception) -> ExportFailure:
                          reason=f"encoding failed ({name})")
 
 
-def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
+def post_batch(poster: Poster, url: str, body: Callable[[], bytes],
                headers: Mapping[str, str], timeout: float | None = None,
                extra: Mapping[str, str] | None = None) -> ExportFailure | None:
     """One POST of an encoded batch: ``None`` when accepted, else the failure. Never raises.
@@ -82,16 +79,11 @@ def post_batch(client: httpx.Client, url: str, body: Callable[[], bytes],
         content = body()
     except Exception as exc:
         return encoding_failure(exc)
-    # ExportClient's lean answer when the client is one (app.providers imports exporters: no import here).
-    # ``extra`` (headers that change per POST) goes apart there, so the rest stays one cached head.
-    lean = getattr(client, "post_answer", None)
+    # ``extra`` (headers that change per POST) goes apart, so the rest stays one cached head.
     options: dict[str, object] = {} if timeout is None else {"timeout": timeout}
     try:
-        if lean is not None:
-            response = lean(url, content=content, headers=dict(headers), extra=dict(extra) if extra else None,
-                            **options)
-        else:
-            response = client.post(url, content=content, headers={**headers, **(extra or {})}, **options)
+        response = poster.post_answer(url, content=content, headers=dict(headers),
+                                      extra=dict(extra) if extra else None, **options)
     except Exception as exc:
         return failure_from_exception(exc)
     return failure_from_response(response)
@@ -110,6 +102,7 @@ class GzipPostSpanExporter(SpanExporter):
                  encode: Callable[[Sequence[ReadableSpan]], bytes], *, owns_client: bool = False,
                  compress: bool = True, timeout: float | None = None) -> None:
         self._client, self._url, self._encode = client, url, encode
+        self._http = poster_for(client)
         self._compress, self._timeout = compress, timeout
         self._headers = {"Content-Encoding": "gzip", **headers} if compress else dict(headers)
         self._owns_client = owns_client
@@ -126,7 +119,7 @@ class GzipPostSpanExporter(SpanExporter):
         if not spans:
             self.last_failure = None
             return SpanExportResult.SUCCESS
-        self.last_failure = post_batch(self._client, self._url, lambda: self._body(spans), self._headers,
+        self.last_failure = post_batch(self._http, self._url, lambda: self._body(spans), self._headers,
                                        self._timeout)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 

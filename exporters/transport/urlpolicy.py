@@ -25,12 +25,15 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from exporters.transport.client import ExportClient
+from exporters.transport.http11 import DEFAULT_DEADLINE, ExportTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -223,62 +226,12 @@ async def url_refusal(policy: CallbackPolicy, url: str, *, timeout: float = 2.0)
 # --- the guarded client ---------------------------------------------------------------------------
 
 
-class GuardedTransport(httpx.BaseTransport):
-    """Checks each new connection of the wrapped transport against the policy (see the module docstring).
-
-    It uses httpcore's public ``trace`` request extension: ``connect_tcp.started`` names the host
-    about to be connected, ``connect_tcp.complete`` hands over the connected stream, before TLS and
-    before the request is written. Raising there aborts that request; the socket is closed first.
-    """
-
-    def __init__(self, policy: CallbackPolicy, inner: httpx.BaseTransport) -> None:
-        self._policy = policy
-        self._inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.raw_host.decode("ascii").lower().removesuffix(".")  # xn-- form, as the policy has it
-        request.extensions = {**request.extensions, "trace": self._tracer(host, request.extensions)}
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def _tracer(self, name: str, extensions: dict[str, Any]) -> Callable[[str, dict[str, Any]], None]:
-        chained = extensions.get("trace")
-
-        def trace(event: str, info: dict[str, Any]) -> None:
-            if event == "connection.connect_tcp.started":
-                address = parse_address(str(info.get("host", "")))
-                if address is not None:
-                    self._check(name, address)
-            elif event == "connection.connect_tcp.complete":
-                stream = info["return_value"]
-                peer = stream.get_extra_info("server_addr")
-                try:
-                    self._check(name, ipaddress.ip_address(peer[0].split("%")[0]))
-                except BaseException:
-                    stream.close()
-                    raise
-            if chained is not None:
-                chained(event, info)
-
-        return trace
-
-    def _check(self, host: str, address: IPAddress) -> None:
-        reason = self._policy.refusal(host, address)
-        if reason is not None:
-            raise DestinationRefused(f"address not allowed: {reason}")
-
-
 def guarded_client(policy: CallbackPolicy, **kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` whose every connection is checked; ``kwargs`` as for ``httpx.Client``, and
     ``deadline``: the most one exchange takes (``ExportTransport``).
 
-    Its transport is the exporters' lean one (``ExportTransport``), which calls ``_check`` itself
-    where ``GuardedTransport`` hooks httpcore's trace events: same points, same refusals."""
-    # Imported here: app.providers imports this module.
-    from exporters.transport.client import DEFAULT_DEADLINE, ExportClient, ExportTransport
-
+    Its transport is the exporters' lean one (``ExportTransport``), which calls ``check`` before
+    connecting to a literal address and on the connected peer, before TLS and before a byte is sent."""
     verify = kwargs.pop("verify", True)
     limits = kwargs.pop("limits", None)
     idle = limits.max_keepalive_connections if limits is not None and limits.max_keepalive_connections else 16

@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from app.wire.connection import Connection
 from app.wire.http11 import Http11Transport
 from tests.support.upstream import closed_port
 
+WAIT = 5.0  # the most a test waits for an event it needs (a bound, never the order of events)
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
 
@@ -138,8 +140,30 @@ async def test_chunked_bodies_are_decoded_and_headers_kept(transport: Http11Tran
     assert server.connections == 1
 
 
+def fins_seen(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once an upstream connection of the transport has received the server's FIN."""
+    seen, received = asyncio.Event(), Connection.eof_received
+
+    def eof_received(self: Connection) -> bool:
+        keep_open = received(self)
+        seen.set()
+        return keep_open
+
+    monkeypatch.setattr(Connection, "eof_received", eof_received)
+    return seen
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition`` holds: the transport's state, not a guess at a delay."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
 async def test_connection_close_and_server_side_idle_close_open_a_new_connection(
-        transport: Http11Transport) -> None:
+        transport: Http11Transport, monkeypatch: pytest.MonkeyPatch) -> None:
     async with Server(ok(extra=b"connection: close\r\n")) as server:
         assert (await call(transport, request(server.url())))[0] == 200
         assert (await call(transport, request(server.url())))[0] == 200
@@ -149,9 +173,10 @@ async def test_connection_close_and_server_side_idle_close_open_a_new_connection
         await ok()(_r, writer, _n)
         return False  # keep-alive promised, then the server closes the idle connection anyway
 
+    fin = fins_seen(monkeypatch)
     async with Server(once) as server:
         assert (await call(transport, request(server.url())))[0] == 200
-        await asyncio.sleep(0.05)  # the FIN arrives while the connection is idle in the pool
+        await asyncio.wait_for(fin.wait(), WAIT)  # the FIN arrives while the connection is idle in the pool
         assert (await call(transport, request(server.url())))[0] == 200
     assert server.connections == 2
 
@@ -166,14 +191,17 @@ async def test_refused_connect_is_connect_error_and_zero_timeout_is_connect_time
 
 
 async def test_read_timeout_then_the_late_answer_is_never_read_by_the_next_call(transport: Http11Transport) -> None:
+    timed_out = asyncio.Event()
+
     async def slow_first(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
         if number == 0:
-            await asyncio.sleep(0.5)
+            await timed_out.wait()  # the first answer comes only after its call gave up
         return await ok(b'{"conn": %d}' % number)(_r, writer, number)
 
     async with Server(slow_first) as server:
         with pytest.raises(httpx.ReadTimeout):
             await call(transport, request(server.url(), read=0.1))
+        timed_out.set()
         assert await call(transport, request(server.url())) == (200, b'{"conn": 1}')
 
 
@@ -189,13 +217,16 @@ async def test_truncated_body_is_a_protocol_error(transport: Http11Transport) ->
 
 
 async def test_a_body_closed_early_drops_its_connection(transport: Http11Transport) -> None:
+    gone = asyncio.Event()
+
     async def stream(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         for i in range(3):
             data = b"data: %d-%d\n\n" % (number, i)
             writer.write(b"%x\r\n%b\r\n" % (len(data), data))
             await writer.drain()
-            await asyncio.sleep(0.02)
+            if number == 0:
+                await gone.wait()  # the rest of the first stream comes after its client went away
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
@@ -206,6 +237,7 @@ async def test_a_body_closed_early_drops_its_connection(transport: Http11Transpo
             assert chunk.startswith(b"data: 0-0")
             break
         await response.aclose()  # the client went away mid-stream
+        gone.set()
         response = await transport.handle_async_request(request(server.url()))
         body = await response.aread()
         await response.aclose()
@@ -214,10 +246,11 @@ async def test_a_body_closed_early_drops_its_connection(transport: Http11Transpo
 
 
 async def test_pool_limit_waits_for_a_free_connection_or_times_out() -> None:
-    release = asyncio.Event()
+    release, arrived = asyncio.Event(), asyncio.Event()
 
     async def held(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
         if number == 0 and not release.is_set():
+            arrived.set()
             await release.wait()
         return await ok()(_r, writer, number)
 
@@ -225,11 +258,11 @@ async def test_pool_limit_waits_for_a_free_connection_or_times_out() -> None:
     try:
         async with Server(held) as server:
             first = asyncio.ensure_future(call(transport, request(server.url())))
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(arrived.wait(), WAIT)  # the only connection is busy with the first call
             with pytest.raises(httpx.PoolTimeout):
                 await call(transport, request(server.url(), pool=0.1))
             waiting = asyncio.ensure_future(call(transport, request(server.url(), pool=5.0)))
-            await asyncio.sleep(0.05)
+            await until(lambda: bool(transport._waiters))  # queued for the connection before it is freed
             release.set()
             assert (await first)[0] == 200
             assert (await waiting)[0] == 200

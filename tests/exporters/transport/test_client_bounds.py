@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from exporters.transport.client import ExportClient, ExportTransport
+from exporters.transport.client import ExportClient
+from exporters.transport.http11 import ExportTransport
 from tests.support.raw_upstream import RawServer, fixed, huge_head, trickle
 
 MAX_RESPONSE_HEAD = 64 * 1024  # the documented cap (README, Security)

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporters.transport.client import ExportClient, ExportTransport
+from exporters.transport.client import ExportClient
+from exporters.transport.http11 import ExportTransport
 from tests.app.wire.test_http11_differential import DEADLINE, EXAMPLES, Run, check, collapsed, refused_then_own, run
 from tests.support.raw_answers import (
     Case,

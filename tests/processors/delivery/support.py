@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 from contracts.failures import ExportFailure
 from exporters.transport.answers import post_batch
+from exporters.transport.poster import HttpxPoster
 from tests.support.sinks import Received, Reply
 
 JSON = {"content-type": "application/json"}
@@ -43,6 +44,7 @@ class IdsSpanExporter(SpanExporter):
 
     def __init__(self, client: httpx.Client, url: str) -> None:
         self._client, self._url = client, url
+        self._http = HttpxPoster(client)
         self.last_failure: ExportFailure | None = None
         self.attempts = 0
         self.shut_down = False
@@ -50,7 +52,7 @@ class IdsSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.attempts += 1
         ids = [s.context.span_id for s in spans if s.context is not None]
-        self.last_failure = post_batch(self._client, self._url, lambda: json.dumps({"ids": ids}).encode(), JSON)
+        self.last_failure = post_batch(self._http, self._url, lambda: json.dumps({"ids": ids}).encode(), JSON)
         return SpanExportResult.SUCCESS if self.last_failure is None else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

@@ -1,4 +1,4 @@
-"""The request head the HTTP/1.1 transport writes, checked before a byte of it leaves.
+"""The request head both HTTP/1.1 transports write, checked before a byte of it leaves.
 
 A header value with CR or LF would inject headers or end the head early (the body then reads as a
 second request on a connection every team shares); a NUL is refused by servers in ways that differ.
@@ -8,15 +8,21 @@ Config values are checked at start-up too (``app.config.settings``); this is the
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 import httpx
-
-from app.wire.egress import Proxy
 
 _FRAMING = (b"content-length", b"transfer-encoding")
 # RFC 9110 section 5.1 token characters for names; values may not hold CR, LF or NUL (section 5.5).
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _BAD_VALUE = re.compile(rb"[\r\n\0]")
+
+
+class Forward(Protocol):
+    """A forwarding proxy as the head needs it (``app.wire.egress.Proxy``): only its credentials."""
+
+    @property
+    def authorization(self) -> bytes | None: ...
 
 
 def check_header(name: bytes, value: bytes) -> None:
@@ -27,7 +33,7 @@ def check_header(name: bytes, value: bytes) -> None:
         raise httpx.LocalProtocolError(f"header {name.decode('ascii')!r} has a line break or NUL in its value")
 
 
-def serialize(request: httpx.Request, body: bytes, names_ok: set[bytes], forward: Proxy | None = None) -> bytes:
+def serialize(request: httpx.Request, body: bytes, names_ok: set[bytes], forward: Forward | None = None) -> bytes:
     """Request line, headers as httpx prepared them (Host included), body. The body is always sent
     whole, so its framing is always a Content-Length: a request built from a streaming body came
     with ``Transfer-Encoding: chunked`` instead, which would not match the bytes sent. Through a
