@@ -22,7 +22,7 @@ from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, D
 from app.errors import InvalidRequest, UpstreamBusy, UpstreamInvalidResponse
 from app.providers.base import UpstreamReply, map_transport_error
 from app.providers.openai_compat import read_capped
-from app.wire.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
+from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from app.config.provider_kind import ProviderKind
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
-from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 from contracts import semconv as sc
+from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 # gen_ai.provider.name: the conventions' well-known values where one exists, else the config's prefix.
