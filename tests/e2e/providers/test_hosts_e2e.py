@@ -25,7 +25,7 @@ from openai import OpenAI
 from app.calls.pricing import PriceBook
 from contracts import semconv as sc
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.upstream import RESPONSE_MODEL_SUFFIX, USAGE, FakeOpenAI
+from tests.support.upstream import RESPONSE_MODEL_SUFFIX, USAGE, Behaviour, FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
 TAG = sc.metadata_key("test")
@@ -146,6 +146,19 @@ def test_each_hosts_span_names_its_provider_model_usage_and_price(hosts: Hosts) 
         expected = PriceBook().cost(case.name, case.upstream_model, {}, 11, 7, 2)
         assert (expected is not None) is case.priced, case.name
         assert attrs.get(sc.USAGE_COST) == pytest.approx(expected), case.name
+
+
+@pytest.mark.parametrize("status", [429, 400])
+def test_a_hosts_error_reaches_the_client_as_openai_error_json_with_its_status_and_its_key_scrubbed(
+        hosts: Hosts, status: int) -> None:
+    groq = next(case for case in HOSTS if case.name == "groq")
+    hosts.fakes["groq"].script(Behaviour(status=status, message=f"bad key {groq.key} for this org"))
+    with client_of(hosts.gw) as client, pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model="groq", messages=HI)
+    assert failed.value.status_code == status
+    assert str(groq.key) not in f"{failed.value.message} {failed.value.body}"
+    assert isinstance(failed.value.body, dict)
+    assert failed.value.body["message"] == "upstream error from groq (127.0.0.1): bad key *** for this org"
 
 
 # --- egress: each default host, and only it ---------------------------------------------------------
