@@ -59,13 +59,14 @@ HOSTS: Mapping[str, Host] = {
     "xai": Host("https://api.x.ai/v1", ("XAI_API_KEY",), ("XAI_API_BASE",), "x_ai", "x-ai"),
     "deepinfra": Host("https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), ("DEEPINFRA_API_BASE",)),
     "cerebras": Host("https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), ("CEREBRAS_API_BASE",), None, "cerebras"),
-    # Servers run by the operator: the key is optional, and most have no host to default to.
+    # Servers run by the operator: the key is optional; the default is the local port the server documents.
     "hosted_vllm": Host(None, ("HOSTED_VLLM_API_KEY",), ("HOSTED_VLLM_API_BASE",)),
     "lm_studio": Host("http://localhost:1234/v1", ("LM_STUDIO_API_KEY",), ("LM_STUDIO_API_BASE",)),
     "llamafile": Host("http://127.0.0.1:8080/v1", ("LLAMAFILE_API_KEY",), ("LLAMAFILE_API_BASE",)),
     # Ollama's OpenAI-compatible endpoints (/v1), for both of LiteLLM's Ollama prefixes.
     "ollama": _OLLAMA,
     "ollama_chat": _OLLAMA,
+    # Any OpenAI-compatible server, named only by its api_base; no variable, so no key meant for another.
     "openai_like": Host(None),
     "custom_openai": Host(None),
 }
