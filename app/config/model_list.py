@@ -14,7 +14,7 @@ from typing import Any
 
 from app.config.keys import CONNECTION_KEYS, ConfigError
 from app.config.provider_kind import ProviderKind
-from app.config.providers import NATIVE, ParamsContext, ResolvedProvider
+from app.config.providers import NATIVE, ParamsContext, ResolvedProvider, hosts
 from app.config.values import as_float, as_list, as_mapping, as_opt_str, as_str
 from app.config.wire_values import check_wire_values
 
@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT = 600.0
 @dataclass(frozen=True, slots=True)
 class DeploymentConfig:
     model_name: str
-    provider: str  # prefix of litellm_params.model: openai, azure, mock, or a name _provider_base accepts
+    provider: str  # prefix of litellm_params.model: mock, a native kind, or one of app.config.providers.hosts
     upstream_model: str
     deployment_id: str
     api_base: str | None = None
@@ -70,12 +70,13 @@ def _deployment(raw: Any, where: str, default_timeout: float, counters: dict[str
     api_base = as_opt_str(params.get("api_base") or params.get("base_url"), f"{where}.litellm_params.api_base")
     api_key = as_opt_str(params.get("api_key"), f"{where}.litellm_params.api_key")
     native = NATIVE.get(ProviderKind.of(provider))
+    ctx = ParamsContext(params, f"{where}.litellm_params", upstream_model, api_base, api_key, env, base_dir)
+    api_version = as_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version")
     if native is None:
-        resolved = ResolvedProvider(_provider_base(provider, api_base, f"{where}.litellm_params.model"), api_key)
+        resolved, upstream_model, api_version = _openai_compatible(provider, ctx, api_version)
         own_keys: frozenset[str] = frozenset()
     else:
-        resolved = native.read(ParamsContext(params, f"{where}.litellm_params", upstream_model, api_base, api_key,
-                                             env, base_dir))
+        resolved = native.read(ctx)
         own_keys = native.keys
     model_info = dict(as_mapping(entry.get("model_info") or {}, f"{where}.model_info"))
     for price_key in ("input_cost_per_token", "output_cost_per_token"):
@@ -94,7 +95,7 @@ def _deployment(raw: Any, where: str, default_timeout: float, counters: dict[str
         deployment_id=str(model_info.get("id") or f"{name}-{index}"),
         api_base=resolved.base_url,
         api_key=resolved.api_key,
-        api_version=as_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version"),
+        api_version=api_version,
         timeout=as_float(params.get("timeout", default_timeout), f"{where}.litellm_params.timeout"),
         headers={str(k): str(v) for k, v in as_mapping(headers, f"{where}.litellm_params.extra_headers").items()},
         default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS and k not in own_keys},
@@ -104,41 +105,23 @@ def _deployment(raw: Any, where: str, default_timeout: float, counters: dict[str
     )
 
 
-# Provider prefixes served over OpenAI's wire format, with the base URL each documents. A prefix
-# whose deployment gives no api_base is sent to this host, and only to it: a key written for one
-# provider is never sent toward another's (an unknown prefix once fell back to api.openai.com).
-OPENAI_COMPATIBLE_BASES: dict[str, str] = {
-    "groq": "https://api.groq.com/openai/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "together_ai": "https://api.together.xyz/v1",
-    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
-    "perplexity": "https://api.perplexity.ai",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "xai": "https://api.x.ai/v1",
-    "deepinfra": "https://api.deepinfra.com/v1/openai",
-    "cerebras": "https://api.cerebras.ai/v1",
-}
-# OpenAI's wire format on a host only the deployment can name (LiteLLM's names for a self-hosted server).
-_NEEDS_API_BASE = frozenset({"azure", "hosted_vllm", "openai_like", "custom_openai", "lm_studio", "llamafile"})
-# Served as they are: OpenAI itself (its own host when no api_base is given) and the built-in mock.
-_SELF_SERVED = frozenset({"openai", "text-completion-openai", "mock"})
+# The built-in mock, answered in the process: no host, no key.
+_SELF_SERVED = frozenset({"mock"})
 _NATIVE_PREFIXES = frozenset(kind.value for kind in NATIVE)  # spoken in their own API (app.config.providers)
 
 
-def _provider_base(provider: str, api_base: str | None, where: str) -> str | None:
-    """The base URL a deployment's calls go to, or a ``ConfigError`` for a prefix the gateway does not
-    speak: such an entry is never guessed to be OpenAI-compatible, since its key would go to OpenAI."""
+def _openai_compatible(provider: str, ctx: ParamsContext,
+                       api_version: str | None) -> tuple[ResolvedProvider, str, str | None]:
+    """Where a deployment spoken to in OpenAI's wire format goes, its model id there and its API version;
+    or a ``ConfigError`` for a prefix the gateway does not speak: such an entry is never guessed to be
+    OpenAI-compatible, since its key would go to OpenAI."""
     if provider in _SELF_SERVED:
-        return api_base
-    if provider in OPENAI_COMPATIBLE_BASES:
-        return api_base or OPENAI_COMPATIBLE_BASES[provider]
-    if provider in _NEEDS_API_BASE:
-        if not api_base:
-            raise ConfigError(f"{where.removesuffix('.model')}.api_base: required for {provider}/ deployments")
-        return api_base
-    supported = _SELF_SERVED | _NEEDS_API_BASE | set(OPENAI_COMPATIBLE_BASES) | _NATIVE_PREFIXES
-    raise ConfigError(f"{where}: provider {_clip(provider)!r} is not supported (supported: "
+        return ResolvedProvider(ctx.api_base, ctx.api_key), ctx.upstream_model, api_version
+    if provider in hosts.HOSTS:
+        return (hosts.read(ctx, provider), hosts.upstream_model(provider, ctx.upstream_model),
+                hosts.api_version(provider, api_version, ctx))
+    supported = _SELF_SERVED | set(hosts.HOSTS) | _NATIVE_PREFIXES
+    raise ConfigError(f"{ctx.where}.model: provider {_clip(provider)!r} is not supported (supported: "
                       f"{', '.join(sorted(supported))}); "
                       "openai/<model> with an api_base serves any OpenAI-compatible server")
 
