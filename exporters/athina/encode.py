@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from contracts import semconv as sc
-from exporters import openai_shape as shape
+from exporters.encode import openai_shape as shape
 
 __all__ = ["athina_record", "encode_athina"]
 

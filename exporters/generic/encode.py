@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from contracts import semconv as sc
-from exporters import openai_shape as shape
+from exporters.encode import openai_shape as shape
 
 __all__ = ["encode_json_array", "encode_ndjson", "encode_single", "generic_record"]
 

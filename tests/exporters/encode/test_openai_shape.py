@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from contracts import semconv as sc
-from exporters import openai_shape as shape
+from exporters.encode import openai_shape as shape
 from tests.support.readable_spans import span
 
 TOOL_TURN = [
