@@ -21,7 +21,8 @@ KEYS = frozenset({"max_tokens", "drop_params"})
 
 # Maximum output per model family, as platform.claude.com/docs/en/models (and each model's page)
 # gave it in December 2026. The longest prefix that matches a whole part of the name wins, so
-# ``claude-opus-4-5-20251101`` is 64K and ``claude-opus-4-20250514`` 32K.
+# ``claude-opus-4-5-20251101`` is 64K and ``claude-opus-4-20250514`` 32K; a minor version not listed
+# gets its family's figure, which errs low (more than a model's maximum is a 400, less is not).
 MAX_OUTPUT_TOKENS: dict[str, int] = {
     "claude-fable-5": 128_000, "claude-opus-5": 128_000, "claude-sonnet-5": 128_000, "claude-haiku-5": 128_000,
     "claude-opus-4-8": 128_000, "claude-opus-4-7": 128_000, "claude-opus-4-6": 128_000, "claude-sonnet-4-6": 128_000,
@@ -50,6 +51,7 @@ def documented_max_output(model: str) -> int | None:
 
 
 def _names_family(model: str, family: str) -> bool:
+    """``family``, then nothing or a date, version or minor version (``claude-sonnet-5-5`` is a Sonnet 5)."""
     return model.startswith(family) and (len(model) == len(family) or model[len(family)] in _NAME_BREAKS)
 
 

@@ -102,6 +102,7 @@ def split_system(messages: Any) -> tuple[list[dict[str, Any]], list[tuple[str, l
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where}: expected an object", param=where)
         role = message.get("role")
+        role = role if isinstance(role, str) else repr(role)
         if role in ("system", "developer"):
             system.extend(_system_blocks(message.get("content"), f"{where}.content"))
         elif role in _TURNS:

@@ -73,7 +73,8 @@ class AnthropicStream:
             raise UpstreamInvalidResponse("an Anthropic stream event is not JSON") from None
         if not isinstance(event, dict):
             raise UpstreamInvalidResponse("an Anthropic stream event is not a JSON object")
-        handler = _HANDLERS.get(event.get("type"))  # unknown types are new additions: skipped, as the SDKs do
+        kind = event.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None  # new types are skipped, as the SDKs do
         return handler(self, event) if handler is not None else []
 
     def _head(self) -> dict[str, Any]:
