@@ -66,8 +66,8 @@ class Refused(Exception):
 
 
 class FakeAnthropic:
-    def __init__(self, key: str = KEY) -> None:
-        self.key = key
+    def __init__(self, *keys: str) -> None:
+        self.keys = frozenset(keys or (KEY,))  # the keys it takes
         self.requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -119,7 +119,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 body = None
             reply = fake._next(Received(self.path, headers, body if isinstance(body, dict) else {}))
             try:
-                sent_key = check_request(fake.key, self.path, headers, body)
+                sent_key = check_request(fake.keys, self.path, headers, body)
             except Refused as refused:
                 return self._error(refused.status, refused.message, {})
             if reply.status >= 400:
@@ -160,14 +160,14 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
 # --- what the real API checks ---------------------------------------------------------------------
 
 
-def check_request(key: str, path: str, headers: dict[str, str], body: Any) -> str:
+def check_request(keys: frozenset[str], path: str, headers: dict[str, str], body: Any) -> str:
     """The key the request sent, or ``Refused`` as the real API refuses it."""
     if path != "/v1/messages":
         raise Refused(404, f"Not found: {path}")
     sent = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
     if not sent:
         raise Refused(401, "x-api-key header is required")
-    if sent != key:
+    if sent not in keys:
         raise Refused(401, "invalid x-api-key")
     version = headers.get("anthropic-version")
     if version not in VERSIONS:
