@@ -42,13 +42,15 @@ class AnthropicStream:
     def feed(self, data: bytes) -> bytes:
         if self._failed:
             return b""
-        self._buffer += data.replace(b"\r\n", b"\n") if b"\r" in data else data
+        buffer = self._buffer + data
+        if b"\r" in buffer:  # CRLF framing; a pair may straddle two reads, so the joined bytes are normalised
+            buffer = buffer.replace(b"\r\n", b"\n")
         out: list[bytes] = []
-        while (end := self._buffer.find(b"\n\n")) != -1:
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 2:]
-            out.extend(self._event(raw))
-            if self._failed:
-                break
+        pos = 0  # events are read in place: cutting the buffer per event costs quadratic time on big reads
+        while not self._failed and (end := buffer.find(b"\n\n", pos)) != -1:
+            out.extend(self._event(buffer[pos:end]))
+            pos = end + 2
+        self._buffer = buffer[pos:]
         if len(self._buffer) > MAX_EVENT_BYTES:
             raise UpstreamInvalidResponse(f"an Anthropic stream event is larger than {MAX_EVENT_BYTES} bytes")
         return b"".join(out)
