@@ -46,6 +46,7 @@ OP_EMBEDDINGS: Final = "embeddings"
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
+PROVIDER_ANTHROPIC: Final = "anthropic"
 
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
