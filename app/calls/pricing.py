@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 # Our provider prefixes -> genai-prices provider ids.
 _PROVIDER_IDS = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "groq": "groq",
-                 "mistral": "mistral", "deepseek": "deepseek", "gemini": "google", "together_ai": "together"}
+                 "mistral": "mistral", "deepseek": "deepseek", "gemini": "google", "together_ai": "together",
+                 "vertex_ai": "google"}
 _MTOK = 1_000_000
 
 
