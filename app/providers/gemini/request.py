@@ -25,6 +25,7 @@ _GENERATION = (("temperature", "temperature"), ("top_p", "topP"), ("n", "candida
 _TOOL_MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 # Refused rather than dropped: the answer would not be what the client asked for.
+_INT64 = 2**63
 _REFUSED = ("logprobs", "top_logprobs", "logit_bias", "audio", "prediction")
 
 
@@ -34,6 +35,8 @@ def chat_body(payload: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"{name} is not supported by Gemini models", code="unsupported_parameter",
                                  param=name)
     system, contents = _contents(_list(payload.get("messages"), "messages"))
+    if not contents:  # Gemini needs a turn; OpenAI (and LiteLLM) take system messages alone as the prompt
+        system, contents = [], [{"role": "user", "parts": system or [{"text": ""}]}]
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
@@ -52,18 +55,22 @@ def chat_body(payload: Mapping[str, Any]) -> dict[str, Any]:
 def embed_body(payload: Mapping[str, Any], model: str) -> dict[str, Any]:
     texts = _inputs(payload.get("input"))
     dimensions = payload.get("dimensions")
-    extra = {"outputDimensionality": dimensions} if dimensions is not None else {}
+    extra = {"outputDimensionality": _number(dimensions, "dimensions", integer=True)} if dimensions is not None else {}
     return {"requests": [{"model": f"models/{model}", "content": {"parts": [{"text": t}]}, **extra} for t in texts]}
 
 
 def generation_config(payload: Mapping[str, Any]) -> dict[str, Any]:
-    config = {field: payload[key] for key, field in _GENERATION if payload.get(key) is not None}
+    config = {field: _number(payload[key], key) for key, field in _GENERATION if payload.get(key) is not None}
     limit = payload.get("max_completion_tokens", payload.get("max_tokens"))
     if limit is not None:
-        config["maxOutputTokens"] = limit
+        config["maxOutputTokens"] = _number(limit, "max_tokens", integer=True)
+    for key in ("n", "seed"):
+        if key in payload and payload[key] is not None:
+            _number(payload[key], key, integer=True)
     stop = payload.get("stop")
     if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(_list(stop, "stop"))
+        config["stopSequences"] = [stop] if isinstance(stop, str) else [
+            _str(s, f"stop[{i}]") for i, s in enumerate(_list(stop, "stop"))]
     config.update(_response_format(payload.get("response_format")))
     return config
 
@@ -266,6 +273,14 @@ def _inputs(raw: Any) -> list[str]:
         return raw
     raise InvalidRequest("input must be a string or a list of strings for Gemini embedding models "
                          "(token arrays are not supported)", param="input")
+
+
+def _number(value: Any, where: str, integer: bool = False) -> Any:
+    """A number Gemini's fields can hold (int32/int64 and double): else a 400, not an encoder's error."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not -_INT64 <= value < _INT64:
+        raise InvalidRequest(f"{where} must be {'an integer' if integer else 'a number'}", param=where)
+    return value
 
 
 def _list(value: Any, where: str) -> list[Any]:

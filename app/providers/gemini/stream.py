@@ -58,8 +58,10 @@ class GeminiStream:
             return b""  # nothing an OpenAI client could read either; the call goes on
         if not isinstance(data, dict):
             return b""
-        if "error" in data:
-            return b"data: " + error_body(500, _encode(data)) + b"\n\n"
+        if "error" in data:  # Google's error object carries its HTTP status in ``code``
+            code = data["error"].get("code") if isinstance(data["error"], dict) else None
+            status = code if isinstance(code, int) and 400 <= code < 600 else 500
+            return b"data: " + error_body(status, _encode(data)) + b"\n\n"
         return self._chunks(data)
 
     def _chunks(self, data: dict[str, Any]) -> bytes:
