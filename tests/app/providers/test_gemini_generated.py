@@ -56,8 +56,9 @@ def turn(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
     calls = draw(st.lists(st.tuples(name, arguments), max_size=3))
     if calls:
         ids = [f"call_{n}_{k}" for k in range(len(calls))]
-        out.append({"role": "assistant", "content": draw(st.one_of(st.none(), text)), "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": f, "arguments": a}} for i, (f, a) in zip(ids, calls)]})
+        made = [{"id": i, "type": "function", "function": {"name": f, "arguments": a}}
+                for i, (f, a) in zip(ids, calls, strict=True)]
+        out.append({"role": "assistant", "content": draw(st.one_of(st.none(), text)), "tool_calls": made})
         out += [{"role": "tool", "tool_call_id": i, "content": draw(text)} for i in draw(st.permutations(ids))]
     elif draw(st.booleans()):
         out.append({"role": "assistant", "content": draw(text)})
