@@ -47,6 +47,8 @@ PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
 PROVIDER_ANTHROPIC: Final = "anthropic"
+PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
+PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
 
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
