@@ -46,6 +46,7 @@ OP_EMBEDDINGS: Final = "embeddings"
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
+PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
 
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
