@@ -81,8 +81,9 @@ class Refused(Exception):
 
 class FakeBedrock:
     def __init__(self, credentials: dict[str, str | tuple[str, str]] | None = None, region: str = "us-east-1",
-                 lookup: Lookup | None = None) -> None:
+                 lookup: Lookup | None = None, api_keys: frozenset[str] = frozenset()) -> None:
         self.region = region
+        self._api_keys = api_keys  # Bedrock API keys, sent as ``Authorization: Bearer`` instead of SigV4
         self._credentials = dict(credentials or {})
         self._lookup = lookup
         self._replies: list[Reply] = []
@@ -154,6 +155,11 @@ class FakeBedrock:
 
     def _verify_signature(self, path: str, headers: dict[str, str], body: bytes) -> None:
         auth = headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            if auth.removeprefix("Bearer ") not in self._api_keys:
+                raise Refused(403, "UnrecognizedClientException", "Invalid API Key format: Must start with "
+                              "pre-defined prefix")
+            return
         fields = dict(item.strip().split("=", 1) for item in auth.removeprefix("AWS4-HMAC-SHA256 ").split(","))
         if not auth.startswith("AWS4-HMAC-SHA256 ") or not {"Credential", "SignedHeaders", "Signature"} <= set(fields):
             raise Refused(403, "MissingAuthenticationTokenException", "Missing Authentication Token")

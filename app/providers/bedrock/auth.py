@@ -15,8 +15,13 @@ from typing import Any
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.credentials import (
+    Credentials,
+    DeferredRefreshableCredentials,
+    ReadOnlyCredentials,
+    RefreshableCredentials,
+)
+from botocore.exceptions import ClientError
 
 from app.config.providers.bedrock import AssumeRole, BedrockParams
 from app.errors import UpstreamUnavailable
@@ -83,7 +88,10 @@ class BedrockAuth:
             if self._source is None:
                 self._source = self._resolve()
             return self._source.get_frozen_credentials()
-        except (BotoCoreError, ClientError) as exc:  # the name only: botocore's texts can carry key ids
+        except CredentialsUnavailable:
+            raise
+        except Exception as exc:  # any failure of botocore's (a parser error, an OSError from a profile
+            # file...) means "no credentials"; the name only: botocore's texts can carry key ids.
             raise CredentialsUnavailable(f"{self._where}: AWS credentials unavailable ({_reason(exc)})") from None
 
     def _resolve(self) -> Credentials:
@@ -91,8 +99,9 @@ class BedrockAuth:
         role = self._params.assume_role
         if role is None:
             return base
-        fetch = _role_fetcher(self._session_factory, base, role, self._params.region)
-        return RefreshableCredentials.create_from_metadata(fetch(), fetch, "sts-assume-role")
+        # Deferred: the first read fetches, later ones refresh in botocore's advisory window.
+        return DeferredRefreshableCredentials(_role_fetcher(self._session_factory, base, role, self._params.region),
+                                              "sts-assume-role")
 
     def _base(self) -> Credentials:
         p = self._params
