@@ -9,6 +9,7 @@ before the expiry). Signing itself is CPU only and runs on the loop with the fro
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,11 @@ from app.errors import UpstreamUnavailable
 
 SIGNING_NAME = "bedrock"  # bedrock-runtime's signingName (botocore/data/bedrock-runtime/.../service-2.json)
 SessionFactory = Callable[..., Any]  # botocore.session.Session(profile=...); tests give their own
+# At DEBUG, botocore's signer logs the canonical request (the session token in it) and its parsers log
+# response bodies (STS's secret keys): a gateway run with --debug would write credentials to its log.
+_CREDENTIAL_LOGGERS = ("botocore.auth", "botocore.parsers", "botocore.endpoint")
+for _name in _CREDENTIAL_LOGGERS:
+    logging.getLogger(_name).addFilter(lambda record: record.levelno > logging.DEBUG)
 
 
 class CredentialsUnavailable(UpstreamUnavailable):
