@@ -10,10 +10,8 @@ answering the previous turn's tool uses, base64 image bytes). Answers are in the
 for Converse, the binary event stream (prelude, headers, payload, CRC-32s; encoded here) for
 ConverseStream, errors as ``{"message"}`` with the ``x-amzn-ErrorType`` header.
 
-    with FakeBedrock(credentials={KEY_ID: SECRET}) as fake:
-        fake.script(Reply(text="hi"))      # the next answer; else an echo of the last user text
-        ... endpoint_url=fake.url ...
-        fake.requests[-1].body             # what arrived (decoded JSON)
+    with FakeBedrock(credentials={KEY_ID: SECRET}) as fake:  # endpoint_url=fake.url
+        fake.script(Reply(text="hi"))  # the next answer (else an echo); fake.requests: what arrived
 """
 
 from __future__ import annotations
@@ -73,7 +71,7 @@ class Seen:
     body: dict[str, Any]
 
 
-class Refused(Exception):
+class Refused(Exception):  # what the service answers instead
     def __init__(self, status: int, error_type: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error_type, self.message = status, error_type, message
@@ -303,9 +301,7 @@ def _stop_reason(reply: Reply) -> str:
 
 
 def _usage(reply: Reply) -> dict[str, int]:
-    usage = dict(reply.usage)
-    usage["totalTokens"] = sum(usage.values())
-    return usage
+    return {**reply.usage, "totalTokens": sum(reply.usage.values())}
 
 
 def _answer(reply: Reply) -> dict[str, Any]:

@@ -232,3 +232,19 @@ def test_no_credential_reaches_the_client_the_span_or_the_logs(gw: RunningGatewa
     seen += [gw.span_log_path.read_text(), caplog.text]
     for secret in (SECRET, TOKEN, temp_secret, temp_token):
         assert not [line for where in seen for line in where.splitlines() if secret in line]
+
+
+def test_with_no_endpoint_the_call_goes_to_the_regions_bedrock_host_and_only_there(tmp_path: Any) -> None:
+    from tests.e2e.providers.test_hosts_e2e import RefusingProxy  # the hosts' refusing egress proxy
+
+    model = {"model_name": "aws", "litellm_params": {"model": f"bedrock/{MODEL}", "aws_access_key_id": KEY_ID,
+                                                     "aws_secret_access_key": SECRET, "aws_region_name": REGION}}
+    with RefusingProxy().running() as proxy:
+        config = {"model_list": [model], "spangate_settings": {"upstream_proxy": proxy.url}}
+        with running_gateway(config, data_dir=tmp_path) as gw, \
+                OpenAI(base_url=gw.openai_base_url, api_key="x", max_retries=0, timeout=10) as client, \
+                pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model="aws", messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.status_code == 502
+    assert sorted(set(proxy.targets_since(0))) == [f"bedrock-runtime.{REGION}.amazonaws.com:443"]
+    assert SECRET.encode() not in proxy.seen() and KEY_ID.encode() not in proxy.seen()
