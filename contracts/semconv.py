@@ -64,6 +64,10 @@ TRACE_ONLY_OPERATIONS: Final = frozenset({OP_APPLY_GUARDRAIL})
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
+PROVIDER_ANTHROPIC: Final = "anthropic"
+PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
+PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
+PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
 
 # --- Guardrails (semantic-conventions-genai docs/gen-ai/gen-ai-guardrails.md) --------------------
 # One CLIENT span per Content Safety check, named "apply_guardrail {component name}", with one

@@ -15,11 +15,13 @@ from typing import Any
 
 from genai_prices import Usage, calc_price
 
+from app.config.providers.hosts import PRICE_IDS
+
 log = logging.getLogger(__name__)
 
-# Our provider prefixes -> genai-prices provider ids.
-_PROVIDER_IDS = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "groq": "groq",
-                 "mistral": "mistral", "deepseek": "deepseek", "gemini": "google", "together_ai": "together"}
+# Our provider prefixes -> genai-prices provider ids (the OpenAI-compatible hosts' from their table).
+_PROVIDER_IDS = {**PRICE_IDS, "anthropic": "anthropic", "gemini": "google", "vertex_ai": "google",
+                 "bedrock": "aws"}
 _MTOK = 1_000_000
 
 

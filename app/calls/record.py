@@ -23,7 +23,8 @@ from app.errors import GatewayError
 REDACTED = "redacted-by-spangate"
 # Masked wherever headers are logged; spangate_settings.redact_headers adds names.
 ALWAYS_MASKED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie",
-                                   "proxy-authorization", "x-litellm-api-key", "ocp-apim-subscription-key"})
+                                   "proxy-authorization", "x-litellm-api-key", "ocp-apim-subscription-key",
+                                   "x-goog-api-key", "x-amz-security-token"})
 MASK = "***"
 # Request-metadata keys the gateway writes itself (LiteLLM's ``litellm_params.metadata`` names, and the
 # raw request): a client's value under one of them would be shown at destinations as the gateway's

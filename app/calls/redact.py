@@ -52,8 +52,8 @@ def _replace_marked(text: str, hidden: bytearray) -> str:
     return "".join(out)
 
 
-def deployment_secrets(api_key: str | None, headers: Mapping[str, str],
-                       api_base: str | None = None) -> tuple[str, ...]:
+def deployment_secrets(api_key: str | None, headers: Mapping[str, str], api_base: str | None = None,
+                       credentials: Iterable[str] = ()) -> tuple[str, ...]:
     """What of a deployment's config must never be echoed: its key, its configured header values and
     the credentials of its ``api_base`` (``https://user:password@host``).
 
@@ -63,6 +63,7 @@ def deployment_secrets(api_key: str | None, headers: Mapping[str, str],
     """
     values = [api_key] if api_key else []
     values += [v for v in (*headers.values(), *url_credentials(api_base)) if len(v) >= FRAGMENT]
+    values += [v for v in credentials if v]  # a native provider's own (AWS secret key, OAuth token...)
     return tuple(values)
 
 

@@ -79,12 +79,13 @@ def is_destination_key(key: Any) -> bool:
     return str(key).endswith("_params") or key in DESTINATION_KEYS
 
 
-def misspelt_params(model_list: Iterable[Any]) -> list[str]:
-    """litellm_params keys that look like a connection setting: they would be sent upstream as request params."""
+def misspelt_params(model_list: Iterable[Any], provider_keys: frozenset[str] = frozenset()) -> list[str]:
+    """litellm_params keys that look like a connection setting: they would be sent upstream as request params.
+    ``provider_keys``: the keys native providers read (``app.config.providers``), settings too."""
     warnings = []
     for i, entry in enumerate(model_list):
         for key in entry["litellm_params"]:
-            if key in CONNECTION_KEYS:
+            if key in CONNECTION_KEYS or key in provider_keys:
                 continue
             guess, _ = closest(str(key), CONNECTION_KEYS)
             if guess:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.config.keys import CONNECTION_KEYS, ConfigError
 from app.config.provider_kind import ProviderKind
+from app.config.providers import NATIVE, ParamsContext, ResolvedProvider, hosts
 from app.config.values import as_float, as_list, as_mapping, as_opt_str, as_str
 from app.config.wire_values import check_wire_values
 
@@ -22,7 +24,7 @@ DEFAULT_TIMEOUT = 600.0
 @dataclass(frozen=True, slots=True)
 class DeploymentConfig:
     model_name: str
-    provider: str  # prefix of litellm_params.model: openai, azure, mock, or a name _provider_base accepts
+    provider: str  # prefix of litellm_params.model: mock, a native kind, or one of app.config.providers.hosts
     upstream_model: str
     deployment_id: str
     api_base: str | None = None
@@ -32,13 +34,16 @@ class DeploymentConfig:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_params: Mapping[str, Any] = field(default_factory=dict)
     model_info: Mapping[str, Any] = field(default_factory=dict)
+    params: Any = None  # a native provider's typed params (app.config.providers), else None
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # a native provider's credentials beyond api_key
 
     @property
     def kind(self) -> ProviderKind:
         return ProviderKind.of(self.provider)
 
 
-def parse_model_list(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, ...]:
+def parse_model_list(raw: Any, request_timeout: Any, env: Mapping[str, str] | None = None,
+                     base_dir: Path = Path(".")) -> tuple[DeploymentConfig, ...]:
     """The deployments; ``request_timeout`` is ``litellm_settings.request_timeout``, every entry's default."""
     if raw is None:
         raise ConfigError("model_list: required; give at least one entry with model_name and litellm_params.model")
@@ -48,11 +53,13 @@ def parse_model_list(raw: Any, request_timeout: Any) -> tuple[DeploymentConfig, 
     default_timeout = DEFAULT_TIMEOUT if request_timeout is None else as_float(request_timeout,
                                                                             "litellm_settings.request_timeout")
     counters: dict[str, itertools.count[int]] = {}
-    return tuple(_deployment(item, f"model_list[{i}]", default_timeout, counters) for i, item in enumerate(items))
+    env = {} if env is None else env
+    return tuple(_deployment(item, f"model_list[{i}]", default_timeout, counters, env, base_dir)
+                 for i, item in enumerate(items))
 
 
-def _deployment(raw: Any, where: str, default_timeout: float,
-                counters: dict[str, itertools.count[int]]) -> DeploymentConfig:
+def _deployment(raw: Any, where: str, default_timeout: float, counters: dict[str, itertools.count[int]],
+                env: Mapping[str, str], base_dir: Path) -> DeploymentConfig:
     entry = as_mapping(raw, where)
     name = as_str(entry.get("model_name"), f"{where}.model_name")
     params = dict(as_mapping(entry.get("litellm_params"), f"{where}.litellm_params"))
@@ -61,7 +68,16 @@ def _deployment(raw: Any, where: str, default_timeout: float,
     if not upstream_model:
         provider, upstream_model = "openai", model
     api_base = as_opt_str(params.get("api_base") or params.get("base_url"), f"{where}.litellm_params.api_base")
-    api_base = _provider_base(provider, api_base, f"{where}.litellm_params.model")
+    api_key = as_opt_str(params.get("api_key"), f"{where}.litellm_params.api_key")
+    native = NATIVE.get(ProviderKind.of(provider))
+    ctx = ParamsContext(params, f"{where}.litellm_params", upstream_model, api_base, api_key, env, base_dir)
+    api_version = as_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version")
+    if native is None:
+        resolved, upstream_model, api_version = _openai_compatible(provider, ctx, api_version)
+        own_keys: frozenset[str] = frozenset()
+    else:
+        resolved = native.read(ctx)
+        own_keys = native.keys
     model_info = dict(as_mapping(entry.get("model_info") or {}, f"{where}.model_info"))
     for price_key in ("input_cost_per_token", "output_cost_per_token"):
         if price_key in params:  # LiteLLM accepts prices in litellm_params too
@@ -77,50 +93,36 @@ def _deployment(raw: Any, where: str, default_timeout: float,
         provider=provider,
         upstream_model=upstream_model,
         deployment_id=str(model_info.get("id") or f"{name}-{index}"),
-        api_base=api_base,
-        api_key=as_opt_str(params.get("api_key"), f"{where}.litellm_params.api_key"),
-        api_version=as_opt_str(params.get("api_version"), f"{where}.litellm_params.api_version"),
+        api_base=resolved.base_url,
+        api_key=resolved.api_key,
+        api_version=api_version,
         timeout=as_float(params.get("timeout", default_timeout), f"{where}.litellm_params.timeout"),
         headers={str(k): str(v) for k, v in as_mapping(headers, f"{where}.litellm_params.extra_headers").items()},
-        default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS},
+        default_params={k: v for k, v in params.items() if k not in CONNECTION_KEYS and k not in own_keys},
         model_info=model_info,
+        params=resolved.params,
+        secrets=resolved.secrets,
     )
 
 
-# Provider prefixes served over OpenAI's wire format, with the base URL each documents. A prefix
-# whose deployment gives no api_base is sent to this host, and only to it: a key written for one
-# provider is never sent toward another's (an unknown prefix once fell back to api.openai.com).
-OPENAI_COMPATIBLE_BASES: dict[str, str] = {
-    "groq": "https://api.groq.com/openai/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "together_ai": "https://api.together.xyz/v1",
-    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
-    "perplexity": "https://api.perplexity.ai",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "xai": "https://api.x.ai/v1",
-    "deepinfra": "https://api.deepinfra.com/v1/openai",
-    "cerebras": "https://api.cerebras.ai/v1",
-}
-# OpenAI's wire format on a host only the deployment can name (LiteLLM's names for a self-hosted server).
-_NEEDS_API_BASE = frozenset({"azure", "hosted_vllm", "openai_like", "custom_openai", "lm_studio", "llamafile"})
-# Served as they are: OpenAI itself (its own host when no api_base is given) and the built-in mock.
-_SELF_SERVED = frozenset({"openai", "text-completion-openai", "mock"})
+# The built-in mock, answered in the process: no host, no key.
+_SELF_SERVED = frozenset({"mock"})
+_NATIVE_PREFIXES = frozenset(kind.value for kind in NATIVE)  # spoken in their own API (app.config.providers)
 
 
-def _provider_base(provider: str, api_base: str | None, where: str) -> str | None:
-    """The base URL a deployment's calls go to, or a ``ConfigError`` for a prefix the gateway does not
-    speak: such an entry is never guessed to be OpenAI-compatible, since its key would go to OpenAI."""
+def _openai_compatible(provider: str, ctx: ParamsContext,
+                       api_version: str | None) -> tuple[ResolvedProvider, str, str | None]:
+    """Where a deployment spoken to in OpenAI's wire format goes, its model id there and its API version;
+    or a ``ConfigError`` for a prefix the gateway does not speak: such an entry is never guessed to be
+    OpenAI-compatible, since its key would go to OpenAI."""
     if provider in _SELF_SERVED:
-        return api_base
-    if provider in OPENAI_COMPATIBLE_BASES:
-        return api_base or OPENAI_COMPATIBLE_BASES[provider]
-    if provider in _NEEDS_API_BASE:
-        if not api_base:
-            raise ConfigError(f"{where.removesuffix('.model')}.api_base: required for {provider}/ deployments")
-        return api_base
-    raise ConfigError(f"{where}: provider {_clip(provider)!r} is not supported (supported: "
-                      f"{', '.join(sorted(_SELF_SERVED | _NEEDS_API_BASE | set(OPENAI_COMPATIBLE_BASES)))}); "
+        return ResolvedProvider(ctx.api_base, ctx.api_key), ctx.upstream_model, api_version
+    if provider in hosts.HOSTS:
+        return (hosts.read(ctx, provider), hosts.upstream_model(provider, ctx.upstream_model),
+                hosts.api_version(provider, api_version, ctx))
+    supported = _SELF_SERVED | set(hosts.HOSTS) | _NATIVE_PREFIXES
+    raise ConfigError(f"{ctx.where}.model: provider {_clip(provider)!r} is not supported (supported: "
+                      f"{', '.join(sorted(supported))}); "
                       "openai/<model> with an api_base serves any OpenAI-compatible server")
 
 

@@ -26,6 +26,7 @@ from app.config.general_settings import DEFAULT_MAX_BODY, parse_general_settings
 from app.config.keys import ConfigError, misspelt_params
 from app.config.litellm_settings import TeamSettingsConfig, parse_litellm_settings
 from app.config.model_list import DEFAULT_TIMEOUT, DeploymentConfig, parse_model_list
+from app.config.providers import NATIVE_KEYS
 from app.config.spangate_settings import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_SSE_EVENT_BYTES,
@@ -117,11 +118,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(".")) -> GatewayConfig:
     """Turn the YAML document into ``GatewayConfig``. Env references see ``environment_variables`` too."""
     document = read_document(raw, environ)
-    deployments = parse_model_list(document.top.get("model_list"), document.litellm.get("request_timeout"))
+    deployments = parse_model_list(document.top.get("model_list"), document.litellm.get("request_timeout"),
+                                   document.env, base_dir)
     litellm = parse_litellm_settings(document.litellm)
     general = parse_general_settings(document.general, document.env)
     spangate = parse_spangate_settings(document.spangate, base_dir)
-    warnings = document.warnings + tuple(misspelt_params(document.top["model_list"]))
+    warnings = document.warnings + tuple(misspelt_params(document.top["model_list"], NATIVE_KEYS))
     return GatewayConfig(deployments=deployments, environment_variables=document.environment_variables,
                          config_dir=base_dir, warnings=warnings,
                          **_fields(litellm), **_fields(general), **_fields(spangate))

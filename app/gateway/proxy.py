@@ -248,7 +248,7 @@ class ProxyService:
             call.sent = target.sent_request(call.operation, payload)
         if call.log_raw_request:
             config = deployment.config
-            secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+            secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)
             self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
         return result
 
@@ -290,7 +290,7 @@ class ProxyService:
             raise upstream_error(handle.status, raw, deployment)
         call.status = handle.status
         config = deployment.config
-        secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+        secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)
         hooks = self._hooks
         on_chunk = (lambda chunk: hooks.stream_event(call, chunk)) if hooks.stream_events else None
         acc = StreamAccumulator(call.operation, keep_usage_chunk=client_wants_usage,

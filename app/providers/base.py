@@ -65,7 +65,7 @@ def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamE
     except msgspec.DecodeError:
         data = None
     config = deployment.config
-    secrets = deployment_secrets(config.api_key, config.headers, config.api_base)
+    secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)
     fields = read_error(data.get("error") if isinstance(data, dict) else None, lambda text: scrub(text, secrets))
     message = fields.message
     if not message:

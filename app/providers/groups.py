@@ -18,8 +18,8 @@ from app.config.provider_kind import ProviderKind
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamUnavailable
 from app.providers.base import Deployment
-from app.providers.mock import MockDeployment
-from app.providers.openai_compat import OpenAICompatibleDeployment
+from app.providers.native import Resources
+from app.providers.registry import build_deployment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class ModelGroup:
         self.deployments = deployments
         # mock_response skips the upstream and writes whatever usage the client likes into its
         # team's logs and costs: only mock models, or a gateway whose operator opted in, honour it.
-        self.honours_mock_response = allow_mock_response or all(isinstance(d, MockDeployment) for d in deployments)
+        self.honours_mock_response = allow_mock_response or all(d.config.kind is ProviderKind.MOCK for d in deployments)
         self._next = itertools.count()
 
     def order(self) -> list[Deployment]:
@@ -81,12 +81,9 @@ class ModelRouter:
               inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
               allow_mock_response: bool = False, pool_wait: float = DEFAULT_POOL_WAIT) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
+        resources = Resources(transport, inject_traceparent, max_response_bytes, pool_wait)
         for config in deployments:
-            deployment: Deployment = (
-                MockDeployment(config) if config.kind is ProviderKind.MOCK
-                else OpenAICompatibleDeployment(config, transport, inject_traceparent=inject_traceparent,
-                                                max_response_bytes=max_response_bytes, pool_wait=pool_wait))
-            grouped.setdefault(config.model_name, []).append(deployment)
+            grouped.setdefault(config.model_name, []).append(build_deployment(config, resources))
         return cls({name: ModelGroup(name, items, allow_mock_response=allow_mock_response)
                     for name, items in grouped.items()})
 

@@ -1,4 +1,5 @@
-"""OpenAI-compatible upstreams (``openai/``, ``azure/``, the hosted ones config.py names) over one shared client."""
+"""OpenAI-compatible upstreams (``openai/``, ``azure/``, the hosts ``app.config.providers.hosts`` names) over one
+shared client."""
 
 from __future__ import annotations
 
@@ -14,16 +15,15 @@ from opentelemetry import trace
 from app.calls.operations import Operation, facts
 from app.calls.record import SentRequest
 from app.config.provider_kind import ProviderKind
+from app.config.providers import hosts
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
 from app.providers.base import UpstreamReply, map_transport_error
-from contracts import semconv as sc
 from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 # gen_ai.provider.name: the conventions' well-known values where one exists, else the config's prefix.
-_PROVIDER_NAMES = {"openai": sc.PROVIDER_OPENAI, "azure": sc.PROVIDER_AZURE,
-                   "text-completion-openai": sc.PROVIDER_OPENAI, "mistral": "mistral_ai", "xai": "x_ai"}
+_PROVIDER_NAMES = hosts.PROVIDER_NAMES
 _encode = msgspec.json.encode
 
 

@@ -70,8 +70,8 @@ def test_help_lists_the_litellm_style_options_each_with_its_default() -> None:
      "environment_variables: {OTEL_RESOURCE_ATTRIBUTES: 'team=a,oops'}\n",
      "OTEL_RESOURCE_ATTRIBUTES: 'oops' is not key=value"),
     ("model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\n"
-     "  - {model_name: c, litellm_params: {model: anthropic/claude-3-5-sonnet, api_key: sk-ant-x}}\n",
-     "model_list[1].litellm_params.model: provider 'anthropic' is not supported (supported: "),
+     "  - {model_name: c, litellm_params: {model: cohere/command-r, api_key: sk-ant-x}}\n",
+     "model_list[1].litellm_params.model: provider 'cohere' is not supported (supported: "),
 ], ids=["bad-number", "missing-env-var", "bad-yaml", "unknown-callback", "datadog-without-key",
          "team-callback-missing-var",
         "api-version-line-break", "bad-resource-attributes", "unsupported-provider"])

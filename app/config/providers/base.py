@@ -1,0 +1,43 @@
+"""What every native provider's params reader gets and gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.config.provider_kind import ProviderKind
+
+
+@dataclass(frozen=True, slots=True)
+class ParamsContext:
+    """What a reader gets: the entry's ``litellm_params`` and where it is, for error messages."""
+
+    params: Mapping[str, Any]
+    where: str  # "model_list[3].litellm_params"
+    upstream_model: str  # the part of ``model`` after the prefix
+    api_base: str | None
+    api_key: str | None
+    env: Mapping[str, str] = field(repr=False)
+    base_dir: Path = Path(".")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    base_url: str | None  # where calls go, without a trailing slash (None: the provider's own default)
+    api_key: str | None = field(default=None, repr=False)
+    params: Any = None  # the provider's typed params
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # values never to be echoed (beyond api_key)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeProvider:
+    kind: ProviderKind
+    keys: frozenset[str]  # litellm_params keys it reads; not sent upstream as request parameters
+    read: Callable[[ParamsContext], ResolvedProvider]
+
+
+def key_from(ctx: ParamsContext, variable: str) -> str | None:
+    """``api_key``, else the provider's environment variable, as LiteLLM reads it."""
+    return ctx.api_key or ctx.env.get(variable) or None
