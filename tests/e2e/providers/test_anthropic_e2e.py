@@ -109,7 +109,7 @@ def test_a_chat_call_is_a_messages_call_answered_in_openai_shape(gw: RunningGate
     expected = {sc.PROVIDER_NAME: "anthropic", sc.REQUEST_MODEL: "claude", sc.RESPONSE_MODEL: MODEL,
                 sc.RESPONSE_ID: "msg_fake01", sc.RESPONSE_FINISH_REASONS: ["stop"], sc.USAGE_INPUT_TOKENS: 19,
                 sc.USAGE_OUTPUT_TOKENS: 4, sc.USAGE_CACHE_READ_INPUT_TOKENS: 5,
-                sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 3, sc.SERVER_ADDRESS: "127.0.0.1"}
+                sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 3, sc.SERVER_ADDRESS: "127.0.0.1"}
     assert {k: attrs.get(k) for k in expected} == expected
     # genai-prices' haiku 4.5: the 14 uncached prompt tokens (cache writes among them) at the input price
     assert attrs[sc.USAGE_COST] == pytest.approx(14 * 1e-6 + 5 * 0.1e-6 + 4 * 5e-6)

@@ -104,7 +104,7 @@ def test_a_chat_answer_with_usage_and_its_span(gw: RunningGateway, client: OpenA
     attrs = span["attributes"]
     expected = {sc.PROVIDER_NAME: "aws.bedrock", sc.REQUEST_MODEL: "claude", sc.RESPONSE_MODEL: MODEL,
                 sc.RESPONSE_FINISH_REASONS: ["stop"], sc.USAGE_INPUT_TOKENS: 16, sc.USAGE_OUTPUT_TOKENS: 7,
-                sc.USAGE_CACHE_READ_INPUT_TOKENS: 3, sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 2,
+                sc.USAGE_CACHE_READ_INPUT_TOKENS: 3, sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 2,
                 sc.SERVER_ADDRESS: "127.0.0.1"}
     assert subset(attrs, expected) == expected and span["status"]["code"] == "OK"
     assert attrs[sc.USAGE_COST] == pytest.approx(COST)
