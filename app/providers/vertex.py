@@ -7,7 +7,8 @@ The token comes from google-auth's own flows (a service account's signed JWT exc
 ``token_uri`` its credentials name; or the default credentials), refreshed through google-auth's
 transport in a thread, off the event loop, when it is missing or about to expire
 (``Credentials.valid`` allows for google-auth's refresh margin), and by one call at a time: the
-calls waiting for it share the one refresh.
+calls waiting for it share the one refresh. That exchange goes through ``upstream_proxy`` as the
+model calls do (google-auth's requests session would otherwise read only HTTP(S)_PROXY).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import google.auth
 import google.auth.exceptions
 import google.auth.transport.requests
 import msgspec
+import requests
 from google.auth.credentials import Credentials
 from google.oauth2 import service_account
 
@@ -51,9 +53,10 @@ _decode = msgspec.json.Decoder()
 class TokenSource:
     """One deployment's access token, refreshed single-flight off the event loop."""
 
-    def __init__(self, credentials: Credentials, timeout: float = TOKEN_TIMEOUT) -> None:
+    def __init__(self, credentials: Credentials, timeout: float = TOKEN_TIMEOUT,
+                 upstream_proxy: str | None = None) -> None:
         self._credentials = credentials
-        self._request = _TimedRequest(timeout)
+        self._request = _TimedRequest(timeout, token_session(upstream_proxy))
         self._lock = asyncio.Lock()
 
     @property
@@ -72,11 +75,23 @@ class TokenSource:
                 await asyncio.to_thread(self._credentials.refresh, self._request)
 
 
+def token_session(upstream_proxy: str | None) -> requests.Session:
+    """The token exchange goes where the gateway's own calls go: through ``upstream_proxy`` when set,
+    direct for ``"direct"``, else through HTTP(S)_PROXY as requests (like httpx) reads them. requests
+    lets the environment's proxies win over a session's, so a set proxy turns the environment off."""
+    session = requests.Session()
+    if upstream_proxy:
+        session.trust_env = False
+        if upstream_proxy != "direct":
+            session.proxies = {"http": upstream_proxy, "https": upstream_proxy}
+    return session
+
+
 class _TimedRequest(google.auth.transport.requests.Request):
     """google-auth's requests transport with a timeout of ours when the caller sets none."""
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
+    def __init__(self, timeout: float, session: requests.Session | None = None) -> None:
+        super().__init__(session)
         self._timeout = timeout
 
     def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
@@ -194,7 +209,7 @@ def credentials_of(params: VertexParams, where: str) -> Credentials:
 def build(config: DeploymentConfig, resources: Resources) -> NativeDeployment:
     params: VertexParams = config.params
     tokens = TokenSource(credentials_of(params, f"model {config.model_name!r}"),
-                         min(config.timeout, TOKEN_TIMEOUT))
+                         min(config.timeout, TOKEN_TIMEOUT), resources.upstream_proxy)
     route = VertexRoute(config.api_base or "", params, config.upstream_model, tokens)
     dialect: Dialect
     if params.anthropic is not None:
