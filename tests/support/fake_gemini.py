@@ -245,8 +245,10 @@ def claude_body(model: str, method: str, body: Any) -> dict[str, Any]:
     if version is None:
         raise fake_anthropic.Refused(400, f"anthropic_version: {body.get('anthropic_version')!r} is not valid; "
                                           "vertex-2023-10-16 is")
-    if "model" in sent:  # Vertex names the model in the URL
+    if "model" in sent:  # Anthropic's docs: on Vertex the model is named in the URL, not in the body
         raise fake_anthropic.Refused(400, "model: Extra inputs are not permitted")
+    # The fake's own guard (the docs are silent): a stream flag the method does not match would be
+    # answered in the framing the caller does not read.
     if bool(sent.get("stream")) != (method == "streamRawPredict"):
         raise fake_anthropic.Refused(400, f"stream: {method} takes stream={method == 'streamRawPredict'}")
     message_body = {**sent, "model": model}
