@@ -47,6 +47,7 @@ PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE: Final = "azure.ai.openai"
 PROVIDER_MOCK: Final = "spangate.mock"
 PROVIDER_ANTHROPIC: Final = "anthropic"
+PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
 PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
 PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
 

@@ -20,7 +20,8 @@ from app.config.providers.hosts import PRICE_IDS
 log = logging.getLogger(__name__)
 
 # Our provider prefixes -> genai-prices provider ids (the OpenAI-compatible hosts' from their table).
-_PROVIDER_IDS = {**PRICE_IDS, "anthropic": "anthropic", "gemini": "google", "vertex_ai": "google"}
+_PROVIDER_IDS = {**PRICE_IDS, "anthropic": "anthropic", "gemini": "google", "vertex_ai": "google",
+                 "bedrock": "aws"}
 _MTOK = 1_000_000
 
 

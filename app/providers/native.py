@@ -95,7 +95,7 @@ class TranslatedStream:
             raw = await read_capped(self._response, self._deployment.max_response_bytes, self._deployment.where)
         except httpx.HTTPError as exc:
             raise self._deployment.transport_error(exc) from exc
-        return self._deployment.dialect.error(self.status, raw)
+        return self._deployment.error_body(self._response, raw)
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -140,6 +140,10 @@ class NativeDeployment:
                                            f"{MAX_RESPONSE_HEAD} bytes")
         return map_transport_error(exc, self.config, self.server_address)
 
+    def error_body(self, response: httpx.Response, body: bytes) -> bytes:
+        """The dialect's OpenAI error JSON; a provider that names the error in a header overrides this."""
+        return self.dialect.error(response.status_code, body)
+
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
         request = self._send(operation, payload, stream=False)
         try:
@@ -151,7 +155,7 @@ class NativeDeployment:
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from exc
         if response.status_code >= 400:
-            return UpstreamReply(response.status_code, self.dialect.error(response.status_code, body))
+            return UpstreamReply(response.status_code, self.error_body(response, body))
         return UpstreamReply(response.status_code, self.dialect.answer(Operation(operation), body, payload))
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> TranslatedStream:
