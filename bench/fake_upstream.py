@@ -270,10 +270,12 @@ class FakeServers:
             await server.wait_closed()
 
 
-async def serve(host: str = "127.0.0.1", port: int = 0, otlp_port: int | None = None) -> FakeServers:
-    """Start listening on the running loop; port 0 picks a free port."""
+async def serve(host: str = "127.0.0.1", port: int = 0, otlp_port: int | None = None,
+                app: FakeOpenAI | None = None) -> FakeServers:
+    """Start listening on the running loop; port 0 picks a free port. ``app``: routes of another fake
+    built on this one (``native_fakes.py``)."""
     loop = asyncio.get_running_loop()
-    app = FakeOpenAI()
+    app = app or FakeOpenAI()
     ports = [port] if otlp_port is None else [port, otlp_port]
     factory = lambda: FakeOpenAIProtocol(app)  # noqa: E731
     servers = [await loop.create_server(factory, host, p, backlog=1024) for p in ports]

@@ -143,8 +143,8 @@ def gateway_unavailable_reason(spangate: Path) -> str | None:
 class Upstream:
     """The fake upstream + OTLP sink as a child process pinned to the load core."""
 
-    def __init__(self) -> None:
-        argv = [sys.executable, str(BENCH_DIR / "fake_upstream.py"), "--port", "0", "--otlp-port", "0"]
+    def __init__(self, script: str = "fake_upstream.py") -> None:
+        argv = [sys.executable, str(BENCH_DIR / script), "--port", "0", "--otlp-port", "0"]
         self.proc = subprocess.Popen(pinned(LOAD_CORE, argv), stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("READY "):
@@ -168,12 +168,13 @@ class Upstream:
 class Gateway:
     """`spangate --num_workers 1` pinned to the gateway core, with a generated config."""
 
-    def __init__(self, spangate: Path, upstream: Upstream, workdir: Path, args: argparse.Namespace) -> None:
+    def __init__(self, spangate: Path, upstream: Upstream, workdir: Path, args: argparse.Namespace,
+                 config_template: str = GATEWAY_CONFIG) -> None:
         data_dir = workdir / "gateway-data"
         data_dir.mkdir()
         config = workdir / "gateway.yaml"
         config.write_text(
-            GATEWAY_CONFIG.format(
+            config_template.format(
                 upstream=upstream.port,
                 sink=upstream.otlp_port,
                 data_dir=data_dir,

@@ -79,9 +79,10 @@ class ModelRouter:
     @classmethod
     def build(cls, deployments: Iterable[DeploymentConfig], transport: httpx.AsyncBaseTransport, *,
               inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-              allow_mock_response: bool = False, pool_wait: float = DEFAULT_POOL_WAIT) -> ModelRouter:
+              allow_mock_response: bool = False, pool_wait: float = DEFAULT_POOL_WAIT,
+              upstream_proxy: str | None = None) -> ModelRouter:
         grouped: dict[str, list[Deployment]] = {}
-        resources = Resources(transport, inject_traceparent, max_response_bytes, pool_wait)
+        resources = Resources(transport, inject_traceparent, max_response_bytes, pool_wait, upstream_proxy)
         for config in deployments:
             grouped.setdefault(config.model_name, []).append(build_deployment(config, resources))
         return cls({name: ModelGroup(name, items, allow_mock_response=allow_mock_response)

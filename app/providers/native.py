@@ -65,6 +65,9 @@ class Resources:
     inject_traceparent: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     pool_wait: float = DEFAULT_POOL_WAIT
+    # spangate_settings.upstream_proxy, for the calls a provider's library makes itself and the transport
+    # does not carry (google-auth's token exchange): None, the environment's; "direct"; or a proxy URL.
+    upstream_proxy: str | None = field(default=None, repr=False)
 
 
 class TranslatedStream:

@@ -170,7 +170,8 @@ def build_gateway(config: GatewayConfig, env: Mapping[str, str], delivery_config
     # traceparent with its own child span's.
     models = ModelRouter.build(config.deployments, upstream, inject_traceparent=True,
                                max_response_bytes=config.max_upstream_response_bytes,
-                               allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds)
+                               allow_mock_response=config.allow_mock_response, pool_wait=pool.wait_seconds,
+                               upstream_proxy=config.upstream_proxy)
     tracer = gateway_tracer(tracer_provider)
     hooks = build_hooks(config, env, resources=HookResources(new_transport=hook_transport, meter=meter, tracer=tracer,
                                                              team_params=teams.hook_params))

@@ -5,6 +5,9 @@ endpoint, checking what the real services require and answering in their shapes.
   ``:batchEmbedContents``; the key in ``x-goog-api-key`` (missing: 403, wrong: 400 API_KEY_INVALID).
 - Vertex AI: ``POST /v1[beta1]/projects/{p}/locations/{l}/publishers/google/models/{model}:...``
   with ``Authorization: Bearer <a token this fake issued>`` (else 401 UNAUTHENTICATED).
+- Claude on Vertex AI: ``POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{model}:rawPredict``
+  (``:streamRawPredict``), the same Bearer token; the body is Anthropic's Messages body with
+  ``anthropic_version`` and without ``model`` (checked and answered by ``tests.support.fake_anthropic``).
 - ``POST /token``: a service account's JWT-bearer grant; the assertion's RS256 signature is
   verified with the public key of the account ``service_account`` made, its iss/aud/scope/exp checked.
 
@@ -29,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.support import fake_anthropic
 from tests.support.gemini_checks import check_embed, check_generate
 
 SIGNATURE = base64.b64encode(b"fake-thought-signature").decode()
@@ -36,6 +40,9 @@ USAGE = {"promptTokenCount": 11, "candidatesTokenCount": 7, "thoughtsTokenCount"
          "totalTokenCount": 21}
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+# Claude on Vertex: what Anthropic's and Google's docs require, and what the anthropic SDK 2.10's
+# AnthropicVertex sends by default (its Messages API version), which takes no temperature or top_p.
+VERTEX_ANTHROPIC_VERSIONS = {"vertex-2023-10-16": "2023-06-01", "2026-10-21": "2026-10-21"}
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, path: str, body: Any) -> None:
             model, _, method = path.rpartition("/models/")[2].partition(":")
+            if "/publishers/anthropic/" in path:
+                self._claude(model, method, body)
+                return
             checker = check_embed if method == "batchEmbedContents" else check_generate
             problem = checker(body)
             if problem:
@@ -186,6 +196,18 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             else:
                 self._json(404, google_error(404, f"method {method} not found", "NOT_FOUND"))
 
+        def _claude(self, model: str, method: str, body: Any) -> None:
+            try:
+                message_body = claude_body(model, method, body)
+            except fake_anthropic.Refused as refused:
+                kind = fake_anthropic.STATUS_TYPES.get(refused.status, "api_error")
+                self._json(refused.status, {"type": "error", "error": {"type": kind, "message": refused.message}})
+                return
+            if method == "rawPredict":
+                self._json(200, fake_anthropic.message_for(message_body))
+            else:
+                self._chunked(fake_anthropic.stream_events(message_body, fake_anthropic.Reply()))
+
         def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(obj).encode()
             self.send_response(status)
@@ -196,17 +218,42 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _stream(self, events: list[dict[str, Any]]) -> None:
+            # Google ends its events with CRLF CRLF
+            self._chunked([b"data: " + json.dumps(event).encode() + b"\r\n\r\n" for event in events])
+
+        def _chunked(self, events: list[bytes]) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
-            for event in events:  # Google ends its events with CRLF CRLF
-                data = b"data: " + json.dumps(event).encode() + b"\r\n\r\n"
+            for data in events:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
 
     return Handler
+
+
+def claude_body(model: str, method: str, body: Any) -> dict[str, Any]:
+    """The Messages body a Vertex rawPredict call stands for (``model`` from the URL), or ``Refused``."""
+    if method not in ("rawPredict", "streamRawPredict"):
+        raise fake_anthropic.Refused(404, f"method {method} not found")
+    if not isinstance(body, dict):
+        raise fake_anthropic.Refused(400, "The request body is not valid JSON.")
+    sent = dict(body)
+    version = VERTEX_ANTHROPIC_VERSIONS.get(sent.pop("anthropic_version", None))
+    if version is None:
+        raise fake_anthropic.Refused(400, f"anthropic_version: {body.get('anthropic_version')!r} is not valid; "
+                                          "vertex-2023-10-16 is")
+    if "model" in sent:  # Anthropic's docs: on Vertex the model is named in the URL, not in the body
+        raise fake_anthropic.Refused(400, "model: Extra inputs are not permitted")
+    # The fake's own guard (the docs are silent): a stream flag the method does not match would be
+    # answered in the framing the caller does not read.
+    if bool(sent.get("stream")) != (method == "streamRawPredict"):
+        raise fake_anthropic.Refused(400, f"stream: {method} takes stream={method == 'streamRawPredict'}")
+    message_body = {**sent, "model": model}
+    fake_anthropic.check_body(message_body, version)
+    return message_body
 
 
 # --- answers -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from app.config.keys import ConfigError
 from app.config.provider_kind import ProviderKind
+from app.config.providers.anthropic import AnthropicParams, read_params
 from app.config.providers.base import NativeProvider, ParamsContext, ResolvedProvider
 from app.config.values import as_opt_str
 
@@ -33,6 +34,8 @@ class VertexParams:
     publisher: str  # "google" (Gemini models) or "anthropic" (Claude models on Vertex AI)
     # The credentials JSON (service account, authorized user...); None: google-auth's default credentials.
     credentials: Mapping[str, Any] | None = field(default=None, repr=False)
+    # Claude models only: the Messages API's max_tokens default and drop_params, read as for anthropic/.
+    anthropic: AnthropicParams | None = None
 
 
 def read_gemini(ctx: ParamsContext) -> ResolvedProvider:
@@ -52,10 +55,9 @@ def read_vertex(ctx: ParamsContext) -> ResolvedProvider:
         raise ConfigError(f"{ctx.where}.vertex_project: required for vertex_ai/ deployments (or VERTEXAI_PROJECT)")
     location = (_param(ctx, "vertex_location", "vertex_ai_location") or ctx.env.get("VERTEXAI_LOCATION")
                 or ctx.env.get("VERTEX_LOCATION") or DEFAULT_LOCATION)
-    publisher = "anthropic" if ctx.upstream_model.startswith("claude") else "google"
-    params = VertexParams(project, location, publisher, credentials)
-    if publisher == "anthropic":  # the Anthropic dialect is built elsewhere; it is wired here once it lands
-        raise ConfigError(f"{ctx.where}.model: Claude models on Vertex AI (vertex_ai/claude-...) are not yet served")
+    claude = ctx.upstream_model.startswith("claude")
+    params = VertexParams(project, location, "anthropic" if claude else "google", credentials,
+                          read_params(ctx) if claude else None)
     secrets = tuple(str(credentials[k]) for k in _SECRET_FIELDS if credentials and credentials.get(k))
     return ResolvedProvider((ctx.api_base or vertex_host(location)).rstrip("/"), None, params, secrets)
 
@@ -122,6 +124,8 @@ def _checked(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 GEMINI = NativeProvider(ProviderKind.GEMINI, frozenset(), read_gemini)
+# drop_params is read for Claude models (as anthropic/ reads it); max_tokens is not among these keys,
+# so it stays a default request param for Gemini models, and for Claude ones sets their default as well.
 VERTEX_AI = NativeProvider(ProviderKind.VERTEX_AI, frozenset({
-    "vertex_project", "vertex_location", "vertex_credentials",
+    "drop_params", "vertex_project", "vertex_location", "vertex_credentials",
     "vertex_ai_project", "vertex_ai_location", "vertex_ai_credentials"}), read_vertex)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.config.keys import ConfigError
+from app.config.providers.anthropic import AnthropicParams
 from app.config.providers.google import VertexParams
 from app.config.settings import DeploymentConfig, parse_config
 
@@ -88,9 +89,15 @@ def test_unusable_vertex_settings_stop_start_up_in_one_line(params: dict[str, An
         assert _refused("vertex_ai/gemini-x", **params) == message
 
 
-def test_claude_on_vertex_is_refused_until_it_is_served() -> None:
-    assert _refused("vertex_ai/claude-sonnet-4-5@20250929", vertex_project="p") == (
-        "model_list[0].litellm_params.model: Claude models on Vertex AI (vertex_ai/claude-...) are not yet served")
+def test_claude_on_vertex_reads_its_max_tokens_default_as_anthropic_does() -> None:
+    claude = _one("vertex_ai/claude-sonnet-4-5@20250929", vertex_project="p", vertex_location="global")
+    assert (claude.params.publisher, claude.params.anthropic) == ("anthropic", AnthropicParams(64_000))
+    assert claude.api_base == "https://aiplatform.googleapis.com"
+    own = _one("vertex_ai/claude-haiku-4-5@20251001", vertex_project="p", max_tokens=100, drop_params=True)
+    assert own.params.anthropic == AnthropicParams(100, drop_params=True) and "drop_params" not in own.default_params
+    assert _one("vertex_ai/gemini-2.5-flash", vertex_project="p").params.anthropic is None
+    assert _refused("vertex_ai/claude-haiku-4-5", vertex_project="p", max_tokens=0) == (
+        "model_list[0].litellm_params.max_tokens: expected a whole number >= 1, got 0")
 
 
 def test_litellms_vertex_names_raise_no_misspelling_warning() -> None:

@@ -15,7 +15,7 @@ from app.config.settings import DeploymentConfig, parse_config
 from app.errors import InvalidRequest, UpstreamUnavailable
 from app.providers.native import Resources
 from app.providers.registry import build_deployment
-from app.providers.vertex import SCOPES, TokenSource
+from app.providers.vertex import SCOPES, TokenSource, token_session
 from contracts import semconv as sc
 from tests.support.fake_gemini import FakeGemini
 
@@ -88,3 +88,12 @@ async def test_vertex_serves_chat_and_refuses_embeddings_before_sending(fake: Fa
     with pytest.raises(InvalidRequest) as caught:
         await deployment.complete("embeddings", {"input": "x"})
     assert caught.value.code == "unsupported_operation" and fake.requests == []
+
+
+@pytest.mark.parametrize(("upstream_proxy", "trust_env", "proxies"), [
+    (None, True, {}), ("direct", False, {}),
+    ("http://egress:3128", False, {"http": "http://egress:3128", "https": "http://egress:3128"})])
+def test_the_token_exchange_takes_the_gateways_proxy_setting(upstream_proxy: str | None, trust_env: bool,
+                                                             proxies: dict[str, str]) -> None:
+    session = token_session(upstream_proxy)
+    assert (session.trust_env, session.proxies) == (trust_env, proxies)

@@ -24,6 +24,7 @@ from openai import OpenAI
 
 from app.calls.pricing import PriceBook
 from contracts import semconv as sc
+from tests.support.fake_gemini import FakeGemini
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.upstream import RESPONSE_MODEL_SUFFIX, USAGE, Behaviour, FakeOpenAI
 
@@ -173,10 +174,31 @@ class Egress:
     target: str
     env: dict[str, str] = field(default_factory=dict)  # its key variable, and any setting it needs
     params: dict[str, Any] = field(default_factory=dict)  # litellm_params beyond model (a region...)
+    oauth: bool = False  # Vertex AI: a service account whose token_uri is TOKEN_URI, fetched first
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted([self.target, TOKEN_URI] if self.oauth else [self.target])
 
 
-# Native providers join this table with their own rows (anthropic/ -> api.anthropic.com:443, ...).
+# Plain http, so the proxy reads the token exchange in absolute form and answers it itself: the
+# model call after it shows where the token is sent (the Vertex host, and only it).
+TOKEN_URI = "http://oauth2.token.test/token"
+PROXY_TOKEN = "ya29.token-the-proxy-handed-out-0123456789"
+VERTEX = {"vertex_project": "proj-egress", "vertex_location": "us-east5"}
+
 EGRESS = [
+    Egress("anthropic/claude-haiku-4-5", "api.anthropic.com:443",
+           {"ANTHROPIC_API_KEY": "sk-ant-api03-egress-0123456789abcdef"}),
+    Egress("gemini/gemini-2.5-flash", "generativelanguage.googleapis.com:443",
+           {"GEMINI_API_KEY": "AIza-egress-gemini-0123456789abcdef"}),
+    Egress("vertex_ai/gemini-2.5-flash", "us-east5-aiplatform.googleapis.com:443", params=VERTEX, oauth=True),
+    Egress("vertex_ai/claude-haiku-4-5@20251001", "us-east5-aiplatform.googleapis.com:443", params=VERTEX,
+           oauth=True),
+    Egress("bedrock/anthropic.claude-3-haiku-20240307-v1:0", "bedrock-runtime.eu-west-3.amazonaws.com:443",
+           {"BEDROCK_KEY_ID": "AKIAEGRESS0123456789", "BEDROCK_SECRET": "egress-aws-secret-0123456789abcdef"},
+           {"aws_region_name": "eu-west-3", "aws_access_key_id": "os.environ/BEDROCK_KEY_ID",
+            "aws_secret_access_key": "os.environ/BEDROCK_SECRET"}),
     Egress("openai/gpt-4o-mini", "api.openai.com:443", {"OPENAI_API_KEY": "sk-openai-0123456789abcdef"}),
     Egress("gpt-4o-mini", "api.openai.com:443", {"OPENAI_API_KEY": "sk-openai-0123456789abcdef"}),
     Egress("groq/llama-3.3-70b-versatile", "api.groq.com:443", {"GROQ_API_KEY": "gsk-groq-0123456789abcdef"}),
@@ -201,7 +223,8 @@ EGRESS = [
 
 
 class RefusingProxy:
-    """An egress proxy that refuses every request (403) and keeps each request's head as received."""
+    """An egress proxy that refuses every request (403) and keeps each request's head as received; but
+    for OAuth token exchanges at ``TOKEN_URI``, which it answers with a token itself."""
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
@@ -218,13 +241,14 @@ class RefusingProxy:
                     received += part
                 with lock:
                     heads.append(received)
-                self.request.sendall(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                self.request.sendall(TOKEN_ANSWER if received.startswith(b"POST " + TOKEN_URI.encode()) else
+                                     b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
 
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuse)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def targets_since(self, start: int) -> list[str]:
+    def targets_since(self, start: int) -> list[str]:  # the request target: CONNECT host:port, or a URL
         with self._lock:
             return [head.split(b"\r\n", 1)[0].split(b" ")[1].decode() for head in self.heads[start:]]
 
@@ -243,10 +267,21 @@ class RefusingProxy:
             self._server.server_close()
 
 
+_TOKEN_BODY = json.dumps({"access_token": PROXY_TOKEN, "expires_in": 3600, "token_type": "Bearer"}).encode()
+TOKEN_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(_TOKEN_BODY), _TOKEN_BODY))
+
+
+def egress_params(row: Egress, account: dict[str, Any]) -> dict[str, Any]:
+    credentials = {"vertex_credentials": json.dumps({**account, "token_uri": TOKEN_URI})} if row.oauth else {}
+    return {"model": row.model, **row.params, **credentials}
+
+
 def test_with_a_proxy_that_refuses_all_each_deployment_goes_to_its_own_default_host_only(tmp_path: Path) -> None:
     env = {name: value for row in EGRESS for name, value in row.env.items()}
-    models = [{"model_name": f"m{i}", "litellm_params": {"model": row.model, **row.params}}
-              for i, row in enumerate(EGRESS)]
+    with FakeGemini() as keys:  # only for a service account's signing key: nothing is sent to it
+        account = keys.service_account("proj-egress")
+    models = [{"model_name": f"m{i}", "litellm_params": egress_params(row, account)} for i, row in enumerate(EGRESS)]
     attempted: dict[str, tuple[list[str], int]] = {}
     with RefusingProxy().running() as proxy:
         config = {"model_list": models, "spangate_settings": {"upstream_proxy": proxy.url}}
@@ -259,8 +294,10 @@ def test_with_a_proxy_that_refuses_all_each_deployment_goes_to_its_own_default_h
                 told = f"{refused.value.message} {refused.value.body}"
                 assert [key for key in env.values() if key in told] == [], row.model
     # A refused tunnel is the gateway's 502; a plain-http origin's answer is the proxy's own 403, passed on.
-    assert attempted == {row.model: ([row.target], 403 if row.target.startswith("http://") else 502)
+    # Vertex AI's token exchange went through the proxy too (google-auth's session is the gateway's choice).
+    assert attempted == {row.model: (row.targets, 403 if row.target.startswith("http://") else 502)
                          for row in EGRESS}
     seen = proxy.seen()
     assert [name for name, key in env.items() if key.encode() in seen] == []
     assert b"authorization" not in seen.lower().replace(b"proxy-authorization", b"")
+    assert PROXY_TOKEN.encode() not in seen and account["private_key"][40:80].encode() not in seen
