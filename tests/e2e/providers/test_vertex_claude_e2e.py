@@ -80,7 +80,7 @@ def test_a_plain_answer_its_usage_and_its_span(gw: RunningGateway, client: OpenA
     attrs = span_of(gw, tag)["attributes"]
     expected = {sc.PROVIDER_NAME: "gcp.vertex_ai", sc.REQUEST_MODEL: "vclaude", sc.RESPONSE_MODEL: MODEL,
                 sc.RESPONSE_FINISH_REASONS: ["stop"], sc.USAGE_INPUT_TOKENS: 19, sc.USAGE_OUTPUT_TOKENS: 4,
-                sc.USAGE_CACHE_READ_INPUT_TOKENS: 5, sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 3}
+                sc.USAGE_CACHE_READ_INPUT_TOKENS: 5, sc.USAGE_CACHE_WRITE_INPUT_TOKENS: 3}
     assert {k: attrs.get(k) for k in expected} == expected
     assert attrs[sc.USAGE_COST] == pytest.approx(14 * 1e-6 + 5 * 0.1e-6 + 4 * 5e-6)
 
