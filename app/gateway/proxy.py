@@ -256,7 +256,7 @@ class ProxyService:
         reply = await self._send(call, group, order, end.span)
         deployment = call.deployment
         if reply.status >= 400:
-            raise upstream_error(reply.status, reply.body, deployment)
+            raise upstream_error(reply.status, reply.body, deployment, reply.retry_after)
         try:
             answer = _decode(reply.body)
         except msgspec.DecodeError:
@@ -287,7 +287,7 @@ class ProxyService:
                 raw = await handle.read()
             finally:
                 await handle.aclose()
-            raise upstream_error(handle.status, raw, deployment)
+            raise upstream_error(handle.status, raw, deployment, handle.retry_after)
         call.status = handle.status
         config = deployment.config
         secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -20,10 +23,33 @@ from app.providers.upstream_errors import metric_label, read_error
 class UpstreamReply:
     status: int
     body: bytes
+    retry_after: int | None = None  # an error answer's Retry-After, in seconds, passed on to the client
+
+
+MAX_RETRY_AFTER = 3600  # an upstream asking for longer is told to the client as an hour
+
+
+def retry_after_of(headers: httpx.Headers) -> int | None:
+    """An upstream's ``Retry-After`` (delay-seconds or an HTTP-date, RFC 9110 10.2.3) as whole seconds
+    from now, within 0..MAX_RETRY_AFTER; ``None`` when absent or unreadable (nothing is invented)."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(int(value[:6]), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0, min(math.ceil((when - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER))
 
 
 class StreamHandle(Protocol):
     status: int
+    retry_after: int | None  # an error answer's Retry-After (seconds), as UpstreamReply's
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
@@ -56,7 +82,7 @@ def map_transport_error(exc: httpx.HTTPError, deployment: DeploymentConfig, host
     return UpstreamUnavailable(f"connection to {where} failed: {type(exc).__name__}")
 
 
-def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamError:
+def upstream_error(status: int, raw: bytes, deployment: Deployment, retry_after: int | None = None) -> UpstreamError:
     """Keep the upstream status and what ``app.providers.upstream_errors`` lets through of its error object:
     every field bounded and scrubbed of the deployment's secrets (whole or in part), then of anything
     key-shaped (``app.calls.redact``); a type or code that is not a plain word becomes the gateway's own."""
@@ -75,4 +101,5 @@ def upstream_error(status: int, raw: bytes, deployment: Deployment) -> UpstreamE
                           type=fields.type or "upstream_error", code=fields.code or f"upstream_http_{status}",
                           param=fields.param)
     error.label = metric_label(fields.code, status)
+    error.retry_after = retry_after
     return error

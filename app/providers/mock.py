@@ -61,6 +61,7 @@ def _request_id(prefix: str) -> str:
 
 class MockStream:
     status = 200
+    retry_after = None
 
     def __init__(self, events: list[bytes], delay: float) -> None:
         self._events = events

@@ -20,7 +20,7 @@ from app.calls.operations import Operation
 from app.calls.record import SentRequest
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import InvalidRequest, UpstreamBusy, UpstreamInvalidResponse
-from app.providers.base import UpstreamReply, map_transport_error
+from app.providers.base import UpstreamReply, map_transport_error, retry_after_of
 from app.providers.openai_compat import read_capped
 from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 
@@ -78,6 +78,7 @@ class TranslatedStream:
         self._deployment = deployment
         self._translator = translator
         self.status = response.status_code
+        self.retry_after = retry_after_of(response.headers) if self.status >= 400 else None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -155,7 +156,8 @@ class NativeDeployment:
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from exc
         if response.status_code >= 400:
-            return UpstreamReply(response.status_code, self.error_body(response, body))
+            return UpstreamReply(response.status_code, self.error_body(response, body),
+                                 retry_after_of(response.headers))
         return UpstreamReply(response.status_code, self.dialect.answer(Operation(operation), body, payload))
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> TranslatedStream:

@@ -18,7 +18,7 @@ from app.config.provider_kind import ProviderKind
 from app.config.providers import hosts
 from app.config.settings import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_WAIT, DeploymentConfig
 from app.errors import UpstreamBusy, UpstreamInvalidResponse, UpstreamResponseTooLarge
-from app.providers.base import UpstreamReply, map_transport_error
+from app.providers.base import UpstreamReply, map_transport_error, retry_after_of
 from contracts.http11 import MAX_RESPONSE_HEAD, ResponseHeadTooLarge
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -64,6 +64,7 @@ class HttpStream:
         self._limit = limit
         self._where = where
         self.status = response.status_code
+        self.retry_after = retry_after_of(response.headers) if self.status >= 400 else None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -161,7 +162,8 @@ class OpenAICompatibleDeployment:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
-        return UpstreamReply(response.status_code, body)
+        retry_after = retry_after_of(response.headers) if response.status_code >= 400 else None
+        return UpstreamReply(response.status_code, body, retry_after)
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
         try:

@@ -41,6 +41,7 @@ class Behaviour:
     body: bytes | None = None  # the answer's bytes as they are, with ``status``
     chunked: bool = False  # send ``body`` with Transfer-Encoding: chunked instead of a Content-Length
     events: tuple[bytes, ...] | None = None  # a stream's writes (one HTTP chunk each), for stream requests
+    retry_after: str | None = None  # an error answer's Retry-After header, as written
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             elif behaviour.events is not None and body.get("stream"):
                 self._stream(list(behaviour.events), behaviour.chunk_delay)
             elif behaviour.status >= 400:
-                self._json(behaviour.status, error_body(behaviour))
+                self._json(behaviour.status, error_body(behaviour), behaviour.retry_after)
             elif self.path.endswith("/embeddings"):
                 self._json(200, embeddings(body))
             elif body.get("stream"):
@@ -158,12 +159,14 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error",
                                            "param": None, "code": None}})
 
-        def _json(self, status: int, obj: Any) -> None:
-            self._raw(status, json.dumps(obj).encode())
+        def _json(self, status: int, obj: Any, retry_after: str | None = None) -> None:
+            self._raw(status, json.dumps(obj).encode(), retry_after=retry_after)
 
-        def _raw(self, status: int, data: bytes, *, chunked: bool = False) -> None:
+        def _raw(self, status: int, data: bytes, *, chunked: bool = False, retry_after: str | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             if not chunked:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -36,6 +36,7 @@ class ScriptedStream:
 
     items: list[bytes | BaseException]
     status: int = 200
+    retry_after: int | None = None
     closed: bool = False
 
     async def chunks(self) -> AsyncIterator[bytes]:

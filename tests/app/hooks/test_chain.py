@@ -45,6 +45,7 @@ DONE = b"data: [DONE]\n\n"
 class Stream:
     items: list[bytes]
     status: int = 200
+    retry_after: int | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         for item in self.items:

@@ -38,3 +38,21 @@ def test_the_message_is_cut_before_it_is_scrubbed() -> None:
     fields = read({"message": "y" * (2 * MAX_MESSAGE_CHARS) + KEY})
     assert fields.message == "y" * MAX_MESSAGE_CHARS
     assert read(f"bare {KEY}").message == "bare ***"
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date_and_bounded() -> None:
+    import email.utils
+    import time
+
+    import httpx
+
+    from app.providers.base import MAX_RETRY_AFTER, retry_after_of
+
+    def of(value: str | None) -> int | None:
+        return retry_after_of(httpx.Headers({} if value is None else {"retry-after": value}))
+
+    assert (of("0"), of("12"), of(" 30 "), of("99999999")) == (0, 12, 30, MAX_RETRY_AFTER)
+    soon = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 18 <= of(soon) <= 21
+    assert of(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
+    assert (of(None), of("soon"), of("-5"), of("1.5"), of("")) == (None, None, None, None, None)

@@ -136,3 +136,26 @@ def test_an_answer_over_the_cap_is_a_502_naming_the_limit_and_the_next_call_is_s
 
     reply = client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": f"{tag} next"}])
     assert reply.choices[0].message.content == f"fake says: {tag} next"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("sent", "told"), [("7", "7"), ("86400000", "3600")])
+def test_an_upstreams_retry_after_reaches_the_client_bounded(gw: RunningGateway, client: OpenAI, upstream: FakeOpenAI,
+                                                            tag: str, stream: bool, sent: str, told: str) -> None:
+    """A 429's Retry-After says when the upstream takes calls again: the client's SDK waits that long
+    before it retries, so it is passed on (an hour at most), plain and streamed alike."""
+    upstream.script(Behaviour(status=429, retry_after=sent))
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}], stream=stream,
+                                       metadata={"test": tag})
+    assert refused.value.response.headers.get("retry-after") == told
+    assert span_of(gw, tag)["attributes"][sc.HTTP_STATUS_CODE] == 429
+
+
+def test_an_error_without_retry_after_gets_none_invented(gw: RunningGateway, client: OpenAI, upstream: FakeOpenAI,
+                                                        tag: str) -> None:
+    upstream.script(Behaviour(status=429))
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}],
+                                       metadata={"test": tag})
+    assert "retry-after" not in refused.value.response.headers

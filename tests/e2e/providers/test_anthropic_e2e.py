@@ -177,6 +177,7 @@ def test_an_upstream_429_is_openai_error_json_with_its_status_and_no_key(
     error = caught.value.body
     assert caught.value.status_code == 429 and isinstance(error, dict)
     assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_error")
+    assert caught.value.response.headers.get("retry-after") == "7"  # Anthropic's, passed on
     assert "exceeded your rate limit" in error["message"] and KEY[:12] not in error["message"]
     span = span_of(gw, tag)
     assert span["status"]["code"] == "ERROR" and span["attributes"][sc.HTTP_STATUS_CODE] == 429
