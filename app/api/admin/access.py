@@ -147,15 +147,25 @@ async def teams_named(connection: ASGIConnection[Any, Any, Any, Any], source: Te
     if source is TeamFrom.PATH:
         return [connection.path_params.get("team_id")]
     if source is TeamFrom.QUERY:
-        return [connection.query_params.get("team_id")]
+        return _once(connection.query_params.getall("team_id", []), "team_id") or [None]
     body = await _body(connection)
     if source is TeamFrom.BODY:
         return [_text(body.get("team_id"))]
     if source is TeamFrom.KEY:
-        named = connection.query_params.get("key") or connection.headers.get(KEY_HEADER) or _text(body.get("key"))
-        return [_team_of(named, keys)] if named else []
+        named = (_once(connection.query_params.getall("key", []), "key")
+                 or _once(connection.headers.getall(KEY_HEADER, []), KEY_HEADER) or [_text(body.get("key"))])
+        return [_team_of(k, keys) for k in named if k]
     listed = body.get("keys")
     return [_team_of(_text(k), keys) for k in listed] if isinstance(listed, list) else []
+
+
+def _once(values: list[str], name: str) -> list[str]:
+    """A repeated query parameter or header is refused: the guard must judge the one value the
+    handler reads, and MultiDict.get (the first) and Litestar's handler kwargs (the last) disagree."""
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} is given {len(values)} times; give it once", param=name,
+                             code="duplicate_parameter")
+    return values
 
 
 async def _body(connection: ASGIConnection[Any, Any, Any, Any]) -> Mapping[str, Any]:

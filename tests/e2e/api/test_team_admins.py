@@ -202,3 +202,23 @@ def test_team_admins_on_postgresql(tmp_path: Path, projects: dict[str, LangfuseP
             error_of(as_admin.post("/key/generate", json={"team_id": other}), 403)
         members = ok(admin.get("/team/info", params={"team_id": team}))["team_info"]["members_with_roles"]
         assert [m["role"] for m in members] == ["admin"]
+
+
+def test_a_repeated_team_id_or_key_is_refused_not_judged_on_one_value(gw: RunningGateway,
+                                                                         admin: httpx.Client) -> None:
+    """The guard once judged the first ``?team_id=`` while the handler read the last: A's admin read B."""
+    team, other = new_team(admin), new_team(admin)
+    _, boss = admin_key(admin, team)
+    mine, theirs = new_key(admin, team_id=team), new_key(admin, team_id=other)
+    with admin_client(gw.base_url, boss) as as_admin:
+        for url, name in ((f"/team/info?team_id={team}&team_id={other}", "team_id"),
+                          (f"/key/list?team_id={team}&team_id={other}", "team_id"),
+                          (f"/key/list?team_id={team}&team_id={team}", "team_id"),
+                          (f"/key/info?key={mine}&key={theirs}", "key")):
+            refused = error_of(as_admin.get(url), 400)
+            assert (refused["code"], refused["param"]) == ("duplicate_parameter", name), url
+        twice = error_of(as_admin.get("/key/info", headers=[("x-spangate-key", mine), ("x-spangate-key", theirs)]),
+                         400)
+        assert (twice["code"], twice["param"]) == ("duplicate_parameter", "x-spangate-key")
+        assert ok(as_admin.get("/key/info", headers={"x-spangate-key": mine}))["info"]["team_id"] == team
+        assert ok(as_admin.get(f"/team/info?team_id={team}"))["team_id"] == team
