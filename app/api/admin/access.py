@@ -50,7 +50,7 @@ class TeamFrom(Enum):
     PATH = "path"  # /team/{team_id}/...
     QUERY = "query"  # ?team_id=
     BODY = "body"  # {"team_id": ...}
-    KEY = "key"  # the team of the key named by ?key=, the x-spangate-key header or {"key": ...}
+    KEY = "key"  # the teams of every key named by ?key=, the x-spangate-key header and {"key": ...}
     KEYS = "keys"  # the teams of every key in {"keys": [...]}
 
 
@@ -152,9 +152,12 @@ async def teams_named(connection: ASGIConnection[Any, Any, Any, Any], source: Te
     if source is TeamFrom.BODY:
         return [_text(body.get("team_id"))]
     if source is TeamFrom.KEY:
-        named = (_once(connection.query_params.getall("key", []), "key")
-                 or _once(connection.headers.getall(KEY_HEADER, []), KEY_HEADER) or [_text(body.get("key"))])
-        return [_team_of(k, keys) for k in named if k]
+        # Every key named anywhere, not the first found: POST /key/info reads the body alone, GET
+        # the query or the header, so a key in any place may be the one answered.
+        named = [*_once(connection.query_params.getall("key", []), "key"),
+                 *_once(connection.headers.getall(KEY_HEADER, []), KEY_HEADER),
+                 *([body["key"]] if "key" in body else [])]
+        return [_team_of(_text(k), keys) for k in named]
     listed = body.get("keys")
     return [_team_of(_text(k), keys) for k in listed] if isinstance(listed, list) else []
 

@@ -222,3 +222,17 @@ def test_a_repeated_team_id_or_key_is_refused_not_judged_on_one_value(gw: Runnin
         assert (twice["code"], twice["param"]) == ("duplicate_parameter", "x-spangate-key")
         assert ok(as_admin.get("/key/info", headers={"x-spangate-key": mine}))["info"]["team_id"] == team
         assert ok(as_admin.get(f"/team/info?team_id={team}"))["team_id"] == team
+
+
+def test_every_key_a_key_info_request_names_must_be_the_teams(gw: RunningGateway, admin: httpx.Client) -> None:
+    """POST /key/info answers the body's key: the guard once judged ``?key=`` or the header instead."""
+    team, other = new_team(admin), new_team(admin)
+    _, boss = admin_key(admin, team)
+    mine, theirs = new_key(admin, team_id=team), new_key(admin, team_id=other)
+    with admin_client(gw.base_url, boss) as as_admin:
+        error_of(as_admin.post(f"/key/info?key={mine}", json={"key": theirs}), 403)
+        error_of(as_admin.post("/key/info", headers={"x-spangate-key": mine}, json={"key": theirs}), 403)
+        error_of(as_admin.get(f"/key/info?key={mine}", headers={"x-spangate-key": theirs}), 403)
+        error_of(as_admin.post("/key/info", json={"key": [theirs]}), 403)  # not a key: refused, not skipped
+        assert ok(as_admin.post(f"/key/info?key={mine}", json={"key": mine}))["info"]["team_id"] == team
+        assert ok(as_admin.post("/key/info", json={"key": mine}))["info"]["team_id"] == team
