@@ -236,3 +236,23 @@ def test_every_key_a_key_info_request_names_must_be_the_teams(gw: RunningGateway
         error_of(as_admin.post("/key/info", json={"key": [theirs]}), 403)  # not a key: refused, not skipped
         assert ok(as_admin.post(f"/key/info?key={mine}", json={"key": mine}))["info"]["team_id"] == team
         assert ok(as_admin.post("/key/info", json={"key": mine}))["info"]["team_id"] == team
+
+
+def test_a_team_admin_makes_keys_for_itself_only(gw: RunningGateway, admin: httpx.Client) -> None:
+    """A key minted for the team's other admin kept that admin's rights after its minter was removed."""
+    team = new_team(admin)
+    owner, _ = admin_key(admin, team)
+    deputy_id, deputy = admin_key(admin, team)
+    newbie = unique("newbie")
+    with admin_client(gw.base_url, deputy) as as_deputy:
+        for user_id in (owner, newbie, "", 7):
+            refused = error_of(as_deputy.post("/key/generate", json={"team_id": team, "user_id": user_id}), 403)
+            assert (refused["code"], refused["param"]) == ("other_user", "user_id")
+        own = ok(as_deputy.post("/key/generate", json={"team_id": team, "user_id": deputy_id}))
+        plain = ok(as_deputy.post("/key/generate", json={"team_id": team}))
+    assert (own["user_id"], plain["user_id"]) == (deputy_id, None)
+    assert error_of(admin.get("/user/info", params={"user_id": newbie}), 404)["code"] == "user_not_found"
+    ok(admin.post("/team/member_delete", json={"team_id": team, "user_id": deputy_id}))
+    with admin_client(gw.base_url, own["key"]) as minted:
+        error_of(minted.get("/key/list", params={"team_id": team}), 403)
+    assert ok(admin.post("/key/generate", json={"team_id": team, "user_id": owner}))["user_id"] == owner
