@@ -103,7 +103,8 @@ def _last_error(h: DestinationHealth) -> dict[str, Any] | None:
 
 async def _callback_keys(admin: AdminContext, delivery: DeliveryManager, team_id: str, callback_name: str) -> list[str]:
     await admin.known_team(team_id)
-    keys = [h.key for h in team_destinations(delivery, team_id) if h.name == callback_name]
+    # In a worker thread, as the ledger: health() takes every destination's lock and sorts its lags.
+    keys = [h.key for h in await asyncio.to_thread(team_destinations, delivery, team_id) if h.name == callback_name]
     if not keys:
         raise NotFound(f"team {team_id!r} has no {callback_name!r} callback", param="callback_name",
                        code="callback_not_found")
