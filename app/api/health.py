@@ -66,7 +66,7 @@ async def replay_destination(request: Request[Any, Any, Any], delivery: NamedDep
     only, by the admin API's access guard (``app.api.admin.access``)."""
     pick = selection(await request.body())
     key = f"global/{name}"
-    if not any(h.key == key and h.state != "orphaned" for h in delivery.health()):
+    if not any(h.key == key and h.state != "orphaned" for h in await asyncio.to_thread(delivery.health)):
         raise NotFound(f"no gateway-wide destination {name!r}", param="name", code="destination_not_found")
     return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
 

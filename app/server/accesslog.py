@@ -45,6 +45,7 @@ class QueryRedactingFilter(logging.Filter):
         return True
 
 
+_CREDENTIAL_LOGGERS = ("botocore.auth", "botocore.parsers", "botocore.endpoint")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -72,5 +73,9 @@ def log_config(level: int) -> dict[str, Any]:
             "spangate": {"level": logging.getLevelName(min(level, logging.INFO))},
             # httpx logs every request URL at INFO; exporters' traffic is accounted for by delivery metrics.
             "httpx": {"level": logging.getLevelName(max(level, logging.WARNING))},
+            # At DEBUG botocore's signer logs the canonical request (the session token in it) and its
+            # parsers and endpoint log response bodies (STS's secret keys), for Bedrock and the S3 and
+            # DynamoDB destinations alike: INFO at least, whatever --detailed_debug says.
+            **{name: {"level": logging.getLevelName(max(level, logging.INFO))} for name in _CREDENTIAL_LOGGERS},
         },
     }

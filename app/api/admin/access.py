@@ -50,20 +50,23 @@ class TeamFrom(Enum):
     PATH = "path"  # /team/{team_id}/...
     QUERY = "query"  # ?team_id=
     BODY = "body"  # {"team_id": ...}
-    KEY = "key"  # the team of the key named by ?key=, the x-spangate-key header or {"key": ...}
+    KEY = "key"  # the teams of every key named by ?key=, the x-spangate-key header and {"key": ...}
     KEYS = "keys"  # the teams of every key in {"keys": [...]}
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``team_from`` None: the master key only. Else a team admin may too, for its own team."""
+    """``team_from`` None: the master key only. Else a team admin may too, for its own team;
+    ``own_user``: and a body ``user_id``, when given, must be the team admin's own."""
 
     team_from: TeamFrom | None = None
+    own_user: bool = False
 
 
 MASTER = Rule()
 PATH, QUERY, BODY = Rule(TeamFrom.PATH), Rule(TeamFrom.QUERY), Rule(TeamFrom.BODY)
 KEY, KEYS = Rule(TeamFrom.KEY), Rule(TeamFrom.KEYS)
+BODY_OWN_USER = Rule(TeamFrom.BODY, own_user=True)
 
 # (method, Litestar's path format) -> who may call it. Reads as the matrix: MASTER rows are the
 # master key's alone; the others a team admin's too, on the team named where the rule says.
@@ -77,7 +80,7 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("POST", "/team/member_delete"): MASTER,
     ("POST", "/user/new"): MASTER,
     ("GET", "/user/info"): MASTER,
-    ("POST", "/key/generate"): BODY,
+    ("POST", "/key/generate"): BODY_OWN_USER,  # a key for another user would carry that user's rights
     ("POST", "/key/update"): MASTER,  # moving a key between teams or users is the operator's
     ("GET", "/key/list"): QUERY,
     ("GET", "/key/info"): KEY,
@@ -121,8 +124,20 @@ def access_guard(check: AdminCheck) -> Guard:
         if not teams or any(team != caller.team_id for team in teams):
             raise PermissionDenied(f"this key administers team {caller.team_id!r} only; the request is about "
                                    "another team, or names none", code="other_team")
+        if rule.own_user:
+            await _own_user_only(connection, caller)
 
     return guard
+
+
+async def _own_user_only(connection: ASGIConnection[Any, Any, Any, Any], caller: Caller) -> None:
+    """A team admin's new key is for no user or for itself. A key for another user id (the team's
+    other admin, say) would keep that user's admin rights after the caller is removed from the
+    team, and /key/generate would create an unknown user; both are the master key's to do."""
+    user_id = (await _body(connection)).get("user_id")
+    if user_id is not None and user_id != caller.user_id:
+        raise PermissionDenied("a team admin makes keys for itself only: omit user_id, or give your own",
+                               param="user_id", code="other_user")
 
 
 def rule_for(method: str, path_template: str) -> Rule:
@@ -147,15 +162,28 @@ async def teams_named(connection: ASGIConnection[Any, Any, Any, Any], source: Te
     if source is TeamFrom.PATH:
         return [connection.path_params.get("team_id")]
     if source is TeamFrom.QUERY:
-        return [connection.query_params.get("team_id")]
+        return _once(connection.query_params.getall("team_id", []), "team_id") or [None]
     body = await _body(connection)
     if source is TeamFrom.BODY:
         return [_text(body.get("team_id"))]
     if source is TeamFrom.KEY:
-        named = connection.query_params.get("key") or connection.headers.get(KEY_HEADER) or _text(body.get("key"))
-        return [_team_of(named, keys)] if named else []
+        # Every key named anywhere, not the first found: POST /key/info reads the body alone, GET
+        # the query or the header, so a key in any place may be the one answered.
+        named = [*_once(connection.query_params.getall("key", []), "key"),
+                 *_once(connection.headers.getall(KEY_HEADER, []), KEY_HEADER),
+                 *([body["key"]] if "key" in body else [])]
+        return [_team_of(_text(k), keys) for k in named]
     listed = body.get("keys")
     return [_team_of(_text(k), keys) for k in listed] if isinstance(listed, list) else []
+
+
+def _once(values: list[str], name: str) -> list[str]:
+    """A repeated query parameter or header is refused: the guard must judge the one value the
+    handler reads, and MultiDict.get (the first) and Litestar's handler kwargs (the last) disagree."""
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} is given {len(values)} times; give it once", param=name,
+                             code="duplicate_parameter")
+    return values
 
 
 async def _body(connection: ASGIConnection[Any, Any, Any, Any]) -> Mapping[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +103,8 @@ def _last_error(h: DestinationHealth) -> dict[str, Any] | None:
 
 async def _callback_keys(admin: AdminContext, delivery: DeliveryManager, team_id: str, callback_name: str) -> list[str]:
     await admin.known_team(team_id)
-    keys = [h.key for h in team_destinations(delivery, team_id) if h.name == callback_name]
+    # In a worker thread, as the ledger: health() takes every destination's lock and sorts its lags.
+    keys = [h.key for h in await asyncio.to_thread(team_destinations, delivery, team_id) if h.name == callback_name]
     if not keys:
         raise NotFound(f"team {team_id!r} has no {callback_name!r} callback", param="callback_name",
                        code="callback_not_found")
@@ -156,7 +158,7 @@ def _when(value: Any, param: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _seconds(value, param)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -166,6 +168,18 @@ def _when(value: Any, param: str) -> float | None:
             return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     raise InvalidRequest(f"{param} must be unix seconds or an ISO 8601 time such as 2026-12-08T10:00:00Z",
                          param=param, code="invalid_value")
+
+
+def _seconds(value: float, param: str) -> float:
+    """json.loads takes NaN, Infinity, 1e400 (inf) and ints of any size (float() overflows: a 500);
+    a NaN bound compares false both ways and so selected every dead letter."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidRequest(f"{param} must be a finite number of unix seconds", param=param, code="invalid_value")
+    return seconds
 
 
 def _span_ids(value: Any) -> frozenset[int] | None:

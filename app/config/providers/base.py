@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.config.keys import ConfigError
 from app.config.provider_kind import ProviderKind
+from app.config.values import as_opt_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +44,28 @@ class NativeProvider:
 def key_from(ctx: ParamsContext, variable: str) -> str | None:
     """``api_key``, else the provider's environment variable, as LiteLLM reads it."""
     return ctx.api_key or ctx.env.get(variable) or None
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9-]+")
+
+
+def first_named(ctx: ParamsContext, params: tuple[str, ...], variables: tuple[str, ...]) -> tuple[str, str | None]:
+    """The first value given, and where it came from (``<where>.<key>`` or the variable's name), for
+    the error that names it; the first param's key when none is given."""
+    for name in params:
+        value = as_opt_str(ctx.params.get(name), f"{ctx.where}.{name}")
+        if value:
+            return f"{ctx.where}.{name}", value
+    for variable in variables:
+        if ctx.env.get(variable):
+            return variable, ctx.env[variable]
+    return f"{ctx.where}.{params[0]}", None
+
+
+def host_label(value: str, named: str, example: str) -> str:
+    """A region or location goes into a hostname: ``evil.example/`` would send the call and its
+    credentials elsewhere, so only lower-case letters, digits and '-' are taken."""
+    if not _HOST_LABEL.fullmatch(value):
+        raise ConfigError(f"{named}: {value[:40]!r} goes into a hostname: lower-case letters, digits and '-' "
+                          f"only (like {example!r})")
+    return value

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from app.config.keys import ConfigError
 from app.config.provider_kind import ProviderKind
-from app.config.providers.base import NativeProvider, ParamsContext, ResolvedProvider
+from app.config.providers.base import NativeProvider, ParamsContext, ResolvedProvider, first_named, host_label
 from app.config.values import as_opt_str
 
 KEYS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name",
@@ -55,10 +55,10 @@ def _opt(ctx: ParamsContext, key: str) -> str | None:
 
 
 def _region(ctx: ParamsContext) -> str:
-    region = _opt(ctx, "aws_region_name") or ctx.env.get("AWS_REGION") or ctx.env.get("AWS_DEFAULT_REGION")
+    named, region = first_named(ctx, ("aws_region_name",), ("AWS_REGION", "AWS_DEFAULT_REGION"))
     if not region:
         raise ConfigError(f"{ctx.where}.aws_region_name: required for bedrock/ deployments (or AWS_REGION)")
-    return region
+    return host_label(region, named, "us-east-1")
 
 
 def _static_keys(ctx: ParamsContext) -> tuple[str | None, str | None, str | None]:

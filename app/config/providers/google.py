@@ -17,7 +17,7 @@ from typing import Any
 from app.config.keys import ConfigError
 from app.config.provider_kind import ProviderKind
 from app.config.providers.anthropic import AnthropicParams, read_params
-from app.config.providers.base import NativeProvider, ParamsContext, ResolvedProvider
+from app.config.providers.base import NativeProvider, ParamsContext, ResolvedProvider, first_named, host_label
 from app.config.values import as_opt_str
 
 GEMINI_BASE = "https://generativelanguage.googleapis.com"
@@ -53,8 +53,8 @@ def read_vertex(ctx: ParamsContext) -> ResolvedProvider:
                or ctx.env.get("VERTEX_PROJECT") or _from_credentials(credentials, "project_id"))
     if not project:
         raise ConfigError(f"{ctx.where}.vertex_project: required for vertex_ai/ deployments (or VERTEXAI_PROJECT)")
-    location = (_param(ctx, "vertex_location", "vertex_ai_location") or ctx.env.get("VERTEXAI_LOCATION")
-                or ctx.env.get("VERTEX_LOCATION") or DEFAULT_LOCATION)
+    named, given = first_named(ctx, ("vertex_location", "vertex_ai_location"), ("VERTEXAI_LOCATION", "VERTEX_LOCATION"))
+    location = host_label(given or DEFAULT_LOCATION, named, DEFAULT_LOCATION)
     claude = ctx.upstream_model.startswith("claude")
     params = VertexParams(project, location, "anthropic" if claude else "google", credentials,
                           read_params(ctx) if claude else None)

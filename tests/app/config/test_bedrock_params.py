@@ -86,3 +86,17 @@ def test_bedrock_keys_are_no_misspelling_warning() -> None:
         "model": MODEL, "aws_region_name": "us-east-1", "aws_sts_endpoint": "https://sts.example",
         "aws_role_name": "arn:aws:iam::1:role/r"}}]}
     assert parse_config(raw, environ={}).warnings == ()
+
+
+@pytest.mark.parametrize(("env", "params", "named"), [
+    ({}, {"aws_region_name": "evil.example/"}, "model_list[0].litellm_params.aws_region_name"),
+    ({"AWS_REGION": "us-east-1.evil.example#"}, {}, "AWS_REGION"),
+    ({"AWS_DEFAULT_REGION": "US-EAST-1"}, {}, "AWS_DEFAULT_REGION"),
+    ({}, {"aws_region_name": "us-east-1\n"}, "model_list[0].litellm_params.aws_region_name")])
+def test_a_region_that_is_not_a_hostname_label_stops_start_up_naming_where_it_came_from(
+        env: dict[str, str], params: dict[str, str], named: str) -> None:
+    """The region goes into bedrock-runtime.<region>.amazonaws.com: 'evil.example/' sent calls elsewhere."""
+    with pytest.raises(ConfigError) as caught:
+        one(env, **params)
+    assert str(caught.value).startswith(f"{named}: ") and "\n" not in str(caught.value)
+    assert "lower-case letters, digits and '-'" in str(caught.value)

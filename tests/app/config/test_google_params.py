@@ -105,3 +105,17 @@ def test_litellms_vertex_names_raise_no_misspelling_warning() -> None:
         "model": "vertex_ai/gemini-x", "vertex_ai_project": "p", "vertex_ai_location": "us-east5"}}]}
     config = parse_config(raw, environ={})
     assert config.warnings == () and config.deployments[0].params.location == "us-east5"
+
+
+@pytest.mark.parametrize(("env", "params", "named"), [
+    ({}, {"vertex_location": "evil.example/"}, "model_list[0].litellm_params.vertex_location"),
+    ({}, {"vertex_ai_location": "a.b"}, "model_list[0].litellm_params.vertex_ai_location"),
+    ({"VERTEXAI_LOCATION": "evil.example#"}, {}, "VERTEXAI_LOCATION"),
+    ({"VERTEX_LOCATION": "Europe West4"}, {}, "VERTEX_LOCATION")])
+def test_a_location_that_is_not_a_hostname_label_stops_start_up_naming_where_it_came_from(
+        env: dict[str, str], params: dict[str, str], named: str) -> None:
+    """The location goes into <location>-aiplatform.googleapis.com: 'evil.example/' sent calls elsewhere."""
+    message = _refused("vertex_ai/gemini-x", env, vertex_project="p", **params)
+    assert message.startswith(f"{named}: ") and "lower-case letters, digits and '-'" in message
+    assert _one("vertex_ai/gemini-x", {"VERTEXAI_LOCATION": "europe-west4"}, vertex_project="p").params.location \
+        == "europe-west4"

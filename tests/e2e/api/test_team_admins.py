@@ -202,3 +202,57 @@ def test_team_admins_on_postgresql(tmp_path: Path, projects: dict[str, LangfuseP
             error_of(as_admin.post("/key/generate", json={"team_id": other}), 403)
         members = ok(admin.get("/team/info", params={"team_id": team}))["team_info"]["members_with_roles"]
         assert [m["role"] for m in members] == ["admin"]
+
+
+def test_a_repeated_team_id_or_key_is_refused_not_judged_on_one_value(gw: RunningGateway,
+                                                                         admin: httpx.Client) -> None:
+    """The guard once judged the first ``?team_id=`` while the handler read the last: A's admin read B."""
+    team, other = new_team(admin), new_team(admin)
+    _, boss = admin_key(admin, team)
+    mine, theirs = new_key(admin, team_id=team), new_key(admin, team_id=other)
+    with admin_client(gw.base_url, boss) as as_admin:
+        for url, name in ((f"/team/info?team_id={team}&team_id={other}", "team_id"),
+                          (f"/key/list?team_id={team}&team_id={other}", "team_id"),
+                          (f"/key/list?team_id={team}&team_id={team}", "team_id"),
+                          (f"/key/info?key={mine}&key={theirs}", "key")):
+            refused = error_of(as_admin.get(url), 400)
+            assert (refused["code"], refused["param"]) == ("duplicate_parameter", name), url
+        twice = error_of(as_admin.get("/key/info", headers=[("x-spangate-key", mine), ("x-spangate-key", theirs)]),
+                         400)
+        assert (twice["code"], twice["param"]) == ("duplicate_parameter", "x-spangate-key")
+        assert ok(as_admin.get("/key/info", headers={"x-spangate-key": mine}))["info"]["team_id"] == team
+        assert ok(as_admin.get(f"/team/info?team_id={team}"))["team_id"] == team
+
+
+def test_every_key_a_key_info_request_names_must_be_the_teams(gw: RunningGateway, admin: httpx.Client) -> None:
+    """POST /key/info answers the body's key: the guard once judged ``?key=`` or the header instead."""
+    team, other = new_team(admin), new_team(admin)
+    _, boss = admin_key(admin, team)
+    mine, theirs = new_key(admin, team_id=team), new_key(admin, team_id=other)
+    with admin_client(gw.base_url, boss) as as_admin:
+        error_of(as_admin.post(f"/key/info?key={mine}", json={"key": theirs}), 403)
+        error_of(as_admin.post("/key/info", headers={"x-spangate-key": mine}, json={"key": theirs}), 403)
+        error_of(as_admin.get(f"/key/info?key={mine}", headers={"x-spangate-key": theirs}), 403)
+        error_of(as_admin.post("/key/info", json={"key": [theirs]}), 403)  # not a key: refused, not skipped
+        assert ok(as_admin.post(f"/key/info?key={mine}", json={"key": mine}))["info"]["team_id"] == team
+        assert ok(as_admin.post("/key/info", json={"key": mine}))["info"]["team_id"] == team
+
+
+def test_a_team_admin_makes_keys_for_itself_only(gw: RunningGateway, admin: httpx.Client) -> None:
+    """A key minted for the team's other admin kept that admin's rights after its minter was removed."""
+    team = new_team(admin)
+    owner, _ = admin_key(admin, team)
+    deputy_id, deputy = admin_key(admin, team)
+    newbie = unique("newbie")
+    with admin_client(gw.base_url, deputy) as as_deputy:
+        for user_id in (owner, newbie, "", 7):
+            refused = error_of(as_deputy.post("/key/generate", json={"team_id": team, "user_id": user_id}), 403)
+            assert (refused["code"], refused["param"]) == ("other_user", "user_id")
+        own = ok(as_deputy.post("/key/generate", json={"team_id": team, "user_id": deputy_id}))
+        plain = ok(as_deputy.post("/key/generate", json={"team_id": team}))
+    assert (own["user_id"], plain["user_id"]) == (deputy_id, None)
+    assert error_of(admin.get("/user/info", params={"user_id": newbie}), 404)["code"] == "user_not_found"
+    ok(admin.post("/team/member_delete", json={"team_id": team, "user_id": deputy_id}))
+    with admin_client(gw.base_url, own["key"]) as minted:
+        error_of(minted.get("/key/list", params={"team_id": team}), 403)
+    assert ok(admin.post("/key/generate", json={"team_id": team, "user_id": owner}))["user_id"] == owner

@@ -229,3 +229,18 @@ def test_ledger_and_replay_bad_input_and_unknown_names(tmp_path: Path) -> None:
     assert ok(iso) == {"replayed": 0}
     assert error_of(member, 403)["code"] == "admin_only"  # guarded as the other /team/{id}/callback routes
     assert empty["dead_letters"] == []
+
+
+def test_replay_refuses_a_bound_that_is_not_a_finite_number(tmp_path: Path) -> None:
+    """A 400-digit int overflowed float() (a 500); NaN compared false both ways and replayed everything."""
+    with (database("sqlite", tmp_path) as db, langfuse_projects("A") as projects,
+          running_gateway(gateway_settings(db), data_dir=tmp_path, env=db.env) as gw,
+          admin_client(gw.base_url) as admin):
+        team_id = new_team(admin)
+        ok(admin.post(f"/team/{team_id}/callback", json=projects["A"].callback_body()))
+        replay = f"/team/{team_id}/callback/langfuse/replay"
+        for raw, param in ((b'{"since": 1' + b"0" * 400 + b"}", "since"), (b'{"until": NaN}', "until"),
+                           (b'{"since": Infinity}', "since"), (b'{"until": -1e400}', "until")):
+            answer = admin.post(replay, content=raw, headers={"content-type": "application/json"})
+            assert error_of(answer, 400)["param"] == param, raw[:20]
+        assert ok(admin.post(replay, json={"since": 0, "until": 1e12})) == {"replayed": 0}
