@@ -93,7 +93,9 @@ class Admission:
     def context(self, headers: Mapping[str, str], client_ip: str | None, path: str, *,
                 key_header: str | None = None) -> CallContext:
         """``key_header``: one more header the key may come in (a dialect's: Anthropic's ``x-api-key``)."""
-        token = bearer_token(headers) or (headers.get(key_header, "").strip() or None if key_header else None)
+        token = bearer_token(headers)
+        if token is None and key_header is not None:
+            token = headers.get(key_header, "").strip() or None
         caller = self.auth.authenticate(token)
         return CallContext(caller=caller, headers=headers, client_ip=client_ip, path=path,
                            capture_content=caller.capture_content and self.teams.capture_content(caller.team_id))

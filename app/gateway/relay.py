@@ -124,6 +124,7 @@ class DialectRelay:
         self._relay = relay
         self._stream = stream  # an app.dialects.base.DialectStream
         self._failed = False
+        self._pending = b""  # the start of an event a stream filter has not finished yet
 
     async def events(self) -> AsyncIterator[bytes]:
         events = self._relay.events()
@@ -131,6 +132,8 @@ class DialectRelay:
             async for out in events:
                 if written := self._written(out):
                     yield written
+            if self._pending and (written := self._written(b"\n\n")):  # a last event without its blank line
+                yield written
             if not self._failed and (tail := self._stream.close()):
                 yield tail
         finally:
@@ -140,9 +143,12 @@ class DialectRelay:
         await self._relay.close()
 
     def _written(self, out: bytes) -> bytes:
-        """The relay's events (LF-framed, whole: ``StreamAccumulator`` cuts them) in the dialect."""
+        """The relay's events (LF-framed: ``StreamAccumulator`` cuts them whole, and a filter that
+        holds text back may still hand on part of one) in the dialect."""
+        events = (self._pending + out).split(b"\n\n")
+        self._pending = events.pop()  # empty when ``out`` ended an event
         written = []
-        for event in out.split(b"\n\n"):
+        for event in events:
             chunk = _chunk(event)
             if chunk is None or self._failed:
                 continue

@@ -23,6 +23,7 @@ from app.config.settings import DeploymentConfig
 from app.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from app.gateway.front import DialectRoute, GatewayApp
 from app.gateway.proxy import Admission, ProxyService
+from app.gateway.relay import DialectRelay
 from app.providers import ModelGroup, ModelRouter
 from app.providers.mock import MockDeployment
 from contracts import semconv as sc
@@ -175,3 +176,36 @@ async def test_a_local_route_answers_from_the_body_without_a_call(exporter: InMe
     status, raw = status_and_body(await served(door(exporter, ToyDialect(), Keys()), asgi, b'{"a": 1, "b": 2}'))
     assert (status, json.loads(raw)) == (200, {"n": 2})
     assert exporter.get_finished_spans() == ()
+
+
+class CutRelay:
+    """Stands in for StreamRelay: hands on events cut anywhere, as a filter holding text back may."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.closed = False
+
+    async def events(self) -> Any:
+        for piece in self.pieces:
+            yield piece
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_the_dialect_relay_reads_events_cut_across_pieces() -> None:
+    stream = ToyStream()
+    one = b'data: {"choices": [{"index": 0, "delta": {"content": "ab"}}]}\n\n'
+    two = b'data: {"choices": [{"index": 0, "delta": {"content": "cd"}}]}'
+    relay = DialectRelay(CutRelay([one[:9], one[9:] + two[:5], two[5:]]), stream)  # type: ignore[arg-type]
+    said = b"".join([piece async for piece in relay.events()])
+    await relay.close()
+    assert said == b"said: ab\n\nsaid: cd\n\nover\n\n"
+
+
+async def test_after_an_error_event_the_dialect_relay_says_nothing_more() -> None:
+    stream = ToyStream()
+    pieces = [b'data: {"error": {"message": "blocked"}}\n\n', b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n']
+    relay = DialectRelay(CutRelay(pieces), stream)  # type: ignore[arg-type]
+    assert b"".join([piece async for piece in relay.events()]) == b"oops: blocked\n\n"
+    assert not stream.closed
