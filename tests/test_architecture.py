@@ -35,6 +35,7 @@ LAYERS = (
     "app.store",
     "app.teams",
     "app.gateway",
+    "app.dialects",
     "app.api",
     "app.server",
     "app.smoke",
