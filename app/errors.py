@@ -152,13 +152,14 @@ class ErrorAnswer:
 _JSON = (b"content-type", b"application/json")
 
 
-def render_error(exc: GatewayError) -> ErrorAnswer:
-    """The one rendering of an error for a client, whichever boundary sends it."""
-    body = msgspec.json.encode(error_body(exc))
+def render_error(exc: GatewayError, shaped: tuple[int, bytes] | None = None) -> ErrorAnswer:
+    """The one rendering of an error for a client, whichever boundary sends it; ``shaped`` is the
+    status and body a client dialect gives it (``app.dialects``), sent with the same headers."""
+    status, body = shaped if shaped is not None else (exc.status, msgspec.json.encode(error_body(exc)))
     headers = (_JSON, (b"content-length", str(len(body)).encode()))
     if exc.retry_after is not None:  # ServiceUnavailable and UpstreamBusy say when to come back
         headers += ((b"retry-after", str(exc.retry_after).encode()),)
-    return ErrorAnswer(exc.status, headers, body)
+    return ErrorAnswer(status, headers, body)
 
 
 def error_body(exc: GatewayError) -> dict[str, Any]:

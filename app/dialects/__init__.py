@@ -1,1 +1,25 @@
-"""Clients in other dialects: their requests become OpenAI chat bodies, chat answers become theirs."""
+"""Client dialects: other request shapes served as chat calls (``base.ClientDialect``).
+
+``routes()`` is the front door's table of dialect paths (with and without ``/v1``): a dialect's
+calls, and the local routes it answers without a call (Anthropic's ``count_tokens``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.dialects.base import ClientDialect, DialectStream
+from app.gateway.front import DialectRoute
+
+__all__ = ["ClientDialect", "DialectStream", "routes"]
+
+# path (without /v1) -> the route; each dialect module adds its own paths here.
+_ROUTES: dict[str, Callable[[], DialectRoute]] = {}
+
+
+def routes() -> dict[str, Any]:
+    table: dict[str, DialectRoute] = {}
+    for path, make in _ROUTES.items():
+        table["/v1" + path] = table[path] = make()
+    return table

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
@@ -42,49 +43,74 @@ class _Disconnected(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class DialectRoute:
+    """A path in another client dialect (``app.dialects``): a chat call the dialect translates, or,
+    with ``local``, an answer computed here from the body alone (no upstream, no span)."""
+
+    dialect: Any  # an app.dialects.base.ClientDialect (that package lies above this one)
+    key_header: str | None = None  # where the dialect's clients send the key, beside Authorization
+    local: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
 class GatewayApp:
     """Wraps the Litestar app; ``state`` and ``litestar`` are there for tests and tooling."""
 
-    def __init__(self, litestar: Litestar, gateway: Any) -> None:
+    def __init__(self, litestar: Litestar, gateway: Any, dialects: Mapping[str, DialectRoute] | None = None) -> None:
         self.litestar = litestar
         self.state = litestar.state
         self._proxy: ProxyService = gateway.proxy
         self._max_body = gateway.config.max_request_body_bytes
+        self._dialects = dialects or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            operation = OPERATIONS.get(scope["path"].rstrip("/") or "/")
+            path = scope["path"].rstrip("/") or "/"
+            operation = OPERATIONS.get(path)
             if operation is not None:
-                await self._llm(operation, scope, receive, send)
+                await self._llm(operation, None, scope, receive, send)
+                return
+            route = self._dialects.get(path)
+            if route is not None:  # a dialect's call is a chat call
+                await self._llm(Operation.CHAT, route, scope, receive, send)
                 return
         await self.litestar(scope, receive, send)
 
-    async def _llm(self, operation: Operation, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _llm(self, operation: Operation, route: DialectRoute | None, scope: Scope, receive: Receive,
+                   send: Send) -> None:
+        dialect = route.dialect if route is not None else None
         try:
-            answer = await self._answer(operation, scope, receive)
+            answer = await self._answer(operation, route, scope, receive)
         except GatewayError as exc:
-            await _send_error(send, exc)
+            await _send_error(send, exc, dialect)
             return
         except _Disconnected:
             return
         except Exception as exc:  # a bug must cost one request a 500, never the worker
             log.error("unhandled error on POST %s: %s", scope["path"], type(exc).__name__, exc_info=exc)
-            await _send_error(send, GatewayError("internal error; see the gateway log", code="internal_error"))
+            await _send_error(send, GatewayError("internal error; see the gateway log", code="internal_error"),
+                              dialect)
             return
         if isinstance(answer, Answer):
             await _send_json(send, answer.status, answer.body)
         else:
             await _send_stream(answer, receive, send)
 
-    async def _answer(self, operation: Operation, scope: Scope, receive: Receive) -> Answer | StreamAnswer:
+    async def _answer(self, operation: Operation, route: DialectRoute | None, scope: Scope,
+                      receive: Receive) -> Answer | StreamAnswer:
         headers = _headers(scope)
         client = scope.get("client")
-        ctx = self._proxy.admit(headers, client[0] if client else None, scope["path"])
+        key_header = route.key_header if route is not None else None
+        ctx = self._proxy.admit(headers, client[0] if client else None, scope["path"], key_header=key_header)
         try:
             raw = await self._read_body(headers, receive)
         except _BodyTooLarge:
             raise self._proxy.too_large(operation, ctx) from None
-        return await self._proxy.handle(operation, raw, ctx)
+        if route is None:
+            return await self._proxy.handle(operation, raw, ctx)
+        if route.local is not None:
+            return self._proxy.answer_locally(raw, route.local)
+        return await self._proxy.handle(operation, raw, ctx, dialect=route.dialect)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
@@ -114,8 +140,9 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
     await _send(send, status, [_JSON, (b"content-length", str(len(body)).encode())], body)
 
 
-async def _send_error(send: Send, exc: GatewayError) -> None:
-    answer = render_error(exc)  # the same bytes as the Litestar routes' errors (app.server.factory)
+async def _send_error(send: Send, exc: GatewayError, dialect: Any = None) -> None:
+    # The same bytes as the Litestar routes' errors (app.server.factory), or the dialect's shape of them.
+    answer = render_error(exc, dialect.error(exc) if dialect is not None else None)
     await _send(send, answer.status, list(answer.headers), answer.body)
 
 

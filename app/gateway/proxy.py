@@ -10,7 +10,7 @@ hooks run in the background: nothing here waits on an exporter or a callback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from app.errors import (
     UpstreamInvalidResponse,
 )
 from app.gateway.lifecycle import CallEnd, CallLifecycle
-from app.gateway.relay import StreamRelay
+from app.gateway.relay import DialectRelay, StreamRelay
 from app.gateway.sse import StreamAccumulator
 from app.gateway.validation import parse_body, validate
 from app.hooks.chain import NO_HOOKS, HookChain
@@ -69,7 +69,7 @@ class StreamAnswer:
     """An open stream: send ``events()`` as SSE, then always ``close()`` (it ends the call if the
     stream never started or was cut short)."""
 
-    relay: StreamRelay
+    relay: StreamRelay | DialectRelay
     headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"text/event-stream"),
                                                  (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 
@@ -90,8 +90,11 @@ class Admission:
     auth: Authenticator
     teams: TeamDirectory
 
-    def context(self, headers: Mapping[str, str], client_ip: str | None, path: str) -> CallContext:
-        caller = self.auth.authenticate(bearer_token(headers))
+    def context(self, headers: Mapping[str, str], client_ip: str | None, path: str, *,
+                key_header: str | None = None) -> CallContext:
+        """``key_header``: one more header the key may come in (a dialect's: Anthropic's ``x-api-key``)."""
+        token = bearer_token(headers) or (headers.get(key_header, "").strip() or None if key_header else None)
+        caller = self.auth.authenticate(token)
         return CallContext(caller=caller, headers=headers, client_ip=client_ip, path=path,
                            capture_content=caller.capture_content and self.teams.capture_content(caller.team_id))
 
@@ -114,24 +117,35 @@ class ProxyService:
     def hooks(self) -> HookChain:
         return self._hooks
 
-    def admit(self, headers: Mapping[str, str], client_ip: str | None, path: str) -> CallContext:
+    def admit(self, headers: Mapping[str, str], client_ip: str | None, path: str, *,
+              key_header: str | None = None) -> CallContext:
         """The context of a call about to be read (``AuthenticationFailed`` for a bad key): the
         front door asks before it reads the body, so a stranger's upload is never read."""
         if self._admission is None:
             raise RuntimeError("this ProxyService was built without an Admission")
-        return self._admission.context(headers, client_ip, path)
+        return self._admission.context(headers, client_ip, path, key_header=key_header)
+
+    def answer_locally(self, raw: bytes, local: Callable[[dict[str, Any]], dict[str, Any]]) -> Answer:
+        """A dialect's route answered from the body alone (a token count): no upstream, no span."""
+        return Answer(200, _encode(local(parse_body(raw))))
 
     def _record(self, operation: str, ctx: CallContext) -> CallRecord:
         return CallRecord(Operation(operation), ctx.caller, ctx.headers, ctx.client_ip, path=ctx.path,
                           masked_header_names=self._masked, capture_content=ctx.capture_content)
 
-    async def handle(self, operation: str, raw: bytes, ctx: CallContext) -> Answer | StreamAnswer:
+    async def handle(self, operation: str, raw: bytes, ctx: CallContext, dialect: Any = None) -> Answer | StreamAnswer:
         """One call, one record, one span, whatever happens: bad input and bugs included (a bug is a
-        500 ``internal_error`` span; the exception goes on to the front door, which logs it)."""
+        500 ``internal_error`` span; the exception goes on to the front door, which logs it).
+
+        ``dialect`` (an ``app.dialects.base.ClientDialect``): the body is in another client dialect,
+        translated to chat before anything reads it; the answer, or the stream, is written back in it."""
         call = self._record(operation, ctx)
         end: CallEnd | None = None
         try:
             body = parse_body(raw)
+            shape = None
+            if dialect is not None:
+                shape, body = _Shape(dialect, body), dialect.to_chat(body)
             if isinstance(body.get("model"), str) and body["model"]:
                 call.model = body["model"]  # names the span of a call that fails validation too
             validate(operation, body)
@@ -153,8 +167,8 @@ class ProxyService:
                     group, order = await self._before_upstream(call, group, order)
                     self._spans.request(call, end.span)
                 if call.stream:
-                    return await self._stream(call, group, order, end)
-                return await self._complete(call, group, order, end)
+                    return await self._stream(call, group, order, end, shape)
+                return await self._complete(call, group, order, end, shape)
         except GatewayError as exc:
             call.error = exc
             if end is None:
@@ -252,7 +266,8 @@ class ProxyService:
             self._spans.raw_request(call, span, curl_command(call.sent, secrets, self._masked))
         return result
 
-    async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd) -> Answer:
+    async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd,
+                        shape: _Shape | None = None) -> Answer:
         reply = await self._send(call, group, order, end.span)
         deployment = call.deployment
         if reply.status >= 400:
@@ -274,10 +289,13 @@ class ProxyService:
         attrs = embeddings_attributes(answer) if operation is Operation.EMBEDDINGS else response_attributes(answer)
         if call.capture_content:
             attrs.update(output_content_attributes(operation, answer))
+        if shape is not None:  # before the end: a translation that breaks fails the call like any bug
+            body = shape.answer(answer)
         end.succeed(attrs)
         return Answer(reply.status, body)
 
-    async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd) -> StreamAnswer:
+    async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd,
+                      shape: _Shape | None = None) -> StreamAnswer:
         options = call.request.get("stream_options")
         client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         handle = await self._send(call, group, order, end.span)
@@ -298,7 +316,22 @@ class ProxyService:
                                 assemble=hooks.wants_response, on_chunk=on_chunk,
                                 scrub=lambda text: scrub(text, secrets))
         filters = hooks.stream_filters(call) if hooks.filters else ()
-        return StreamAnswer(StreamRelay(end, handle, acc, filters, hooks.wants_response))
+        relay = StreamRelay(end, handle, acc, filters, hooks.wants_response)
+        return StreamAnswer(relay if shape is None else DialectRelay(relay, shape.stream()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A call's client dialect and the client's own request, which its answer is written for."""
+
+    dialect: Any
+    request: dict[str, Any]
+
+    def answer(self, chat: dict[str, Any]) -> bytes:
+        return _encode(self.dialect.answer(chat, self.request))
+
+    def stream(self) -> Any:
+        return self.dialect.stream(self.request)
 
 
 def _privacy(call: CallRecord) -> None:

@@ -113,3 +113,54 @@ def _stream_outcome(exc: GatewayError) -> str:
 
 def error_event(exc: GatewayError) -> bytes:
     return b"data: " + msgspec.json.encode(error_body(exc)) + b"\n\n"
+
+
+class DialectRelay:
+    """A relay whose client speaks another dialect: the relay still produces OpenAI chunks (the
+    hooks' filters, moderation and the span read them) and the dialect's stream writes each one as
+    the client's events. Its error events go to the dialect's ``error``; after one, nothing more."""
+
+    def __init__(self, relay: StreamRelay, stream: Any) -> None:
+        self._relay = relay
+        self._stream = stream  # an app.dialects.base.DialectStream
+        self._failed = False
+
+    async def events(self) -> AsyncIterator[bytes]:
+        events = self._relay.events()
+        try:
+            async for out in events:
+                if written := self._written(out):
+                    yield written
+            if not self._failed and (tail := self._stream.close()):
+                yield tail
+        finally:
+            await events.aclose()  # the relay's ``finally`` ends the call now, not at garbage collection
+
+    async def close(self) -> None:
+        await self._relay.close()
+
+    def _written(self, out: bytes) -> bytes:
+        """The relay's events (LF-framed, whole: ``StreamAccumulator`` cuts them) in the dialect."""
+        written = []
+        for event in out.split(b"\n\n"):
+            chunk = _chunk(event)
+            if chunk is None or self._failed:
+                continue
+            if chunk.get("choices") is None and isinstance(chunk.get("error"), dict):
+                self._failed = True
+                written.append(self._stream.error(chunk["error"]))
+            else:
+                written.append(self._stream.feed(chunk))
+        return b"".join(written)
+
+
+def _chunk(event: bytes) -> dict[str, Any] | None:
+    """One event's JSON object; ``None`` for ``[DONE]``, comments and what no client could read."""
+    payload = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
+    if not payload or payload == b"[DONE]":
+        return None
+    try:
+        chunk = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return chunk if isinstance(chunk, dict) else None

@@ -29,6 +29,7 @@ from app.api.prometheus import build_meter_provider
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
+from app.dialects import routes as dialect_routes
 from app.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable, render_error
 from app.gateway.front import GatewayApp
 from app.gateway.proxy import Admission, ProxyService
@@ -111,7 +112,7 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
         # "INFO - time - ..." format); the CLI's one logging config (app.server.accesslog.log_config) rules instead.
         logging_config=None,
     )
-    return GatewayApp(litestar, gateway)
+    return GatewayApp(litestar, gateway, dialect_routes())
 
 
 def _dependencies(gateway: Gateway, admin_check: AdminCheck) -> dict[str, Provide]:

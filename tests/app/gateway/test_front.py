@@ -50,7 +50,8 @@ class Proxy:
         self.refusal = refusal
         self.asked: list[tuple[Any, ...]] = []
 
-    def admit(self, headers: dict[str, str], client_ip: str | None, path: str) -> CallContext:
+    def admit(self, headers: dict[str, str], client_ip: str | None, path: str, *,
+              key_header: str | None = None) -> CallContext:
         self.asked.append(("admit", headers.get("authorization"), client_ip, path))
         if self.refusal is not None:
             raise self.refusal
