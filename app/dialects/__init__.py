@@ -10,12 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from app.dialects.base import ClientDialect, DialectStream
+from app.dialects.responses import ResponsesDialect
 from app.gateway.front import DialectRoute
 
 __all__ = ["ClientDialect", "DialectStream", "routes"]
 
 # path (without /v1) -> the route; each dialect module adds its own paths here.
-_ROUTES: dict[str, Callable[[], DialectRoute]] = {}
+_ROUTES: dict[str, Callable[[], DialectRoute]] = {
+    "/responses": lambda: DialectRoute(ResponsesDialect()),  # the OpenAI SDK sends its key as a bearer token
+}
 
 
 def routes() -> dict[str, Any]:
