@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from app.dialects import responses_answer, responses_request
+from app.dialects.responses_answer import answer
+from app.dialects.responses_request import to_chat
 from app.dialects.responses_stream import ResponsesStream
 from app.errors import GatewayError, error_body
 
@@ -19,10 +20,10 @@ class ResponsesDialect:
     name = "openai_responses"
 
     def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        return responses_request.to_chat(body)
+        return to_chat(body)
 
     def answer(self, chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-        return responses_answer.answer(chat, request)
+        return answer(chat, request)
 
     def stream(self, request: dict[str, Any]) -> ResponsesStream:
         return ResponsesStream(request)
