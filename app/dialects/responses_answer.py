@@ -1,6 +1,7 @@
 """An OpenAI chat completion -> an OpenAI Response object (platform.openai.com/docs/api-reference/responses/object).
 
-The chat answer's message becomes output items: its text (and refusal) one ``message`` item, each tool call
+The chat answer's message becomes output items: its reasoning (``reasoning_content``) a ``reasoning`` item,
+its text (and refusal) one ``message`` item, each tool call
 a ``function_call`` item after it, as OpenAI orders them. ``finish_reason`` ``length`` is an ``incomplete``
 response (reason ``max_output_tokens``), ``content_filter`` one with reason ``content_filter``. The request's
 settings are echoed where the ``openai`` SDK's ``Response`` model requires or reads them; ``store`` is
@@ -30,12 +31,17 @@ def answer(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_items(message: dict[str, Any], status: str) -> list[dict[str, Any]]:
+    items = []
+    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
+        items.append(reasoning_item(new_id("rs"), status, [{"type": "reasoning_text",
+                                                            "text": message["reasoning_content"]}]))
     parts = []
     if isinstance(message.get("content"), str) and (message["content"] or not message.get("tool_calls")):
         parts.append(text_part(message["content"]))
     if isinstance(message.get("refusal"), str):
         parts.append({"type": "refusal", "refusal": message["refusal"]})
-    items = [message_item(new_id("msg"), status, parts)] if parts else []
+    if parts:
+        items.append(message_item(new_id("msg"), status, parts))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         items.append(function_item(new_id("fc"), call.get("id", ""), function.get("name", ""), status,
@@ -49,6 +55,12 @@ def text_part(text: str) -> dict[str, Any]:
 
 def message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+def reasoning_item(item_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    """A thinking model's reasoning (chat's ``reasoning_content``: Anthropic, Bedrock) as its own text, which
+    is what Responses' ``content`` holds; ``summary`` is for OpenAI's own summaries, which chat has not."""
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": content, "status": status}
 
 
 def function_item(item_id: str, call_id: str, name: str, status: str, arguments: str = "") -> dict[str, Any]:

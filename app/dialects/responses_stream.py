@@ -3,8 +3,9 @@
 The events and their order (platform.openai.com/docs/api-reference/responses-streaming):
 ``response.created``, ``response.in_progress``; per output item ``response.output_item.added``, for a
 message ``response.content_part.added``, ``response.output_text.delta``... ``response.output_text.done``,
-``response.content_part.done`` (``response.refusal.*`` likewise), for a function call
-``response.function_call_arguments.delta``... ``.done``; ``response.output_item.done``; last
+``response.content_part.done`` (``response.refusal.*`` likewise, and ``response.reasoning_text.*`` in a
+``reasoning`` item), for a function call ``response.function_call_arguments.delta``... ``.done``;
+``response.output_item.done``; last
 ``response.completed`` (``response.incomplete`` when cut by ``max_output_tokens``) with the whole response
 and its usage. Every event carries ``sequence_number``; an error mid-stream is one ``error`` event.
 Responses streams end with the last event, without chat's ``[DONE]``.
@@ -19,12 +20,14 @@ from typing import Any
 
 import msgspec
 
-from app.dialects.responses_answer import function_item, message_item, new_id, response, text_part
+from app.dialects.responses_answer import function_item, message_item, new_id, reasoning_item, response, text_part
 
 _encode = msgspec.json.Encoder()
-# A content part's kind -> its type, its text field and the prefix of its delta/done events.
-_TEXT = ("output_text", "text", "response.output_text")
-_REFUSAL = ("refusal", "refusal", "response.refusal")
+# A content part's kind: the item type holding it, its type, its text field, the prefix of its delta/done events.
+_Kind = tuple[str, str, str, str]
+_TEXT: _Kind = ("message", "output_text", "text", "response.output_text")
+_REFUSAL: _Kind = ("message", "refusal", "refusal", "response.refusal")
+_REASONING: _Kind = ("reasoning", "reasoning_text", "text", "response.reasoning_text")  # a thinking model's text
 
 
 class ResponsesStream:
@@ -37,8 +40,8 @@ class ResponsesStream:
         self._model: Any = request.get("model")
         self._seq = 0
         self._output: list[dict[str, Any]] = []  # items as they will be in response.completed
-        self._message: dict[str, Any] | None = None  # the open message item
-        self._part: tuple[str, str, str] | None = None  # the kind of its open content part
+        self._message: dict[str, Any] | None = None  # the open item with content parts (message, reasoning)
+        self._part: _Kind | None = None  # the kind of its open content part
         self._calls: dict[int, dict[str, Any]] = {}  # chat tool call index -> its function_call item
         self._open_call: dict[str, Any] | None = None
         self._finish: Any = None
@@ -93,6 +96,8 @@ class ResponsesStream:
             return []
         delta = choice.get("delta") or {}
         out: list[bytes] = []
+        if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
+            out.extend(self._text(_REASONING, delta["reasoning_content"]))
         if isinstance(delta.get("content"), str) and delta["content"]:
             out.extend(self._text(_TEXT, delta["content"]))
         if isinstance(delta.get("refusal"), str) and delta["refusal"]:
@@ -104,16 +109,18 @@ class ResponsesStream:
             self._finish = choice["finish_reason"]
         return out
 
-    def _text(self, kind: tuple[str, str, str], piece: str) -> list[bytes]:
+    def _text(self, kind: _Kind, piece: str) -> list[bytes]:
         out = self._close_call()
+        if self._message is not None and self._message["type"] != kind[0]:
+            out.extend(self._close_message())
         if self._message is None:
-            out.extend(self._open_message())
+            out.extend(self._open_message(kind[0]))
         if self._part is not kind:
             out.extend(self._close_part())
             out.extend(self._open_part(kind))
         part = self._message["content"][-1]  # type: ignore[index]  # opened just above
-        part[kind[1]] += piece
-        out.append(self._event(f"{kind[2]}.delta", {**self._where(), "delta": piece, **_logprobs(kind)}))
+        part[kind[2]] += piece
+        out.append(self._event(f"{kind[3]}.delta", {**self._where(), "delta": piece, **_logprobs(kind)}))
         return out
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
@@ -137,14 +144,17 @@ class ResponsesStream:
 
     # --- items -----------------------------------------------------------------------------------
 
-    def _open_message(self) -> list[bytes]:
-        self._message = message_item(new_id("msg"), "in_progress", [])
+    def _open_message(self, kind: str) -> list[bytes]:
+        if kind == "reasoning":
+            self._message = reasoning_item(new_id("rs"), "in_progress", [])
+        else:
+            self._message = message_item(new_id("msg"), "in_progress", [])
         return [self._added(self._message)]
 
-    def _open_part(self, kind: tuple[str, str, str]) -> list[bytes]:
+    def _open_part(self, kind: _Kind) -> list[bytes]:
         assert self._message is not None
         self._part = kind
-        part = text_part("") if kind is _TEXT else {"type": "refusal", "refusal": ""}
+        part = text_part("") if kind is _TEXT else {"type": kind[1], kind[2]: ""}
         self._message["content"].append(part)
         return [self._event("response.content_part.added", {**self._where(), "part": part})]
 
@@ -153,8 +163,8 @@ class ResponsesStream:
             return []
         kind, part = self._part, self._message["content"][-1]
         self._part = None
-        done = {**self._where(), kind[1]: part[kind[1]], **_logprobs(kind)}
-        return [self._event(f"{kind[2]}.done", done),
+        done = {**self._where(), kind[2]: part[kind[2]], **_logprobs(kind)}
+        return [self._event(f"{kind[3]}.done", done),
                 self._event("response.content_part.done", {**self._where(), "part": part})]
 
     def _close_message(self) -> list[bytes]:
@@ -194,6 +204,6 @@ class ResponsesStream:
         return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
-def _logprobs(kind: tuple[str, str, str]) -> dict[str, Any]:
+def _logprobs(kind: _Kind) -> dict[str, Any]:
     return {"logprobs": []} if kind is _TEXT else {}
 

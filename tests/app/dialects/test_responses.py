@@ -279,3 +279,27 @@ def test_a_refusal_is_streamed_as_a_refusal_part() -> None:
     kinds = [e["type"] for e in got]
     assert "response.refusal.delta" in kinds and "response.refusal.done" in kinds
     assert got[-1]["response"]["output"][0]["content"] == [{"type": "refusal", "refusal": "No."}]
+
+
+def test_reasoning_comes_first_as_a_reasoning_item() -> None:
+    answer = DIALECT.answer(chat_answer({"content": "42", "reasoning_content": "Think."}), {})
+    response = Response.model_validate({**answer, "model": "m"})
+    reasoning, message = response.output
+    assert reasoning.type == "reasoning" and reasoning.id.startswith("rs_") and reasoning.summary == []
+    assert reasoning.content is not None and reasoning.content[0].text == "Think."
+    assert message.type == "message" and response.output_text == "42"
+
+
+def test_streamed_reasoning_is_a_reasoning_item_before_the_message() -> None:
+    chunks = [chunk({"reasoning_content": "Th"}), chunk({"reasoning_content": "ink."}), chunk({"content": "42"}),
+              chunk({}, "stop")]
+    got = events(streamed({"model": "m", "input": "hi"}, chunks))
+    kinds = [e["type"] for e in got]
+    assert kinds[2:9] == ["response.output_item.added", "response.content_part.added",
+                          "response.reasoning_text.delta", "response.reasoning_text.delta",
+                          "response.reasoning_text.done", "response.content_part.done", "response.output_item.done"]
+    assert got[6]["text"] == "Think." and "logprobs" not in got[4]
+    with sdk_over(streamed({"model": "m", "input": "hi"}, chunks), "text/event-stream") as sdk, \
+            sdk.responses.stream(model="m", input="hi") as stream:
+        final = stream.get_final_response()
+    assert [item.type for item in final.output] == ["reasoning", "message"] and final.output_text == "42"

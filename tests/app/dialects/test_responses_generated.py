@@ -114,6 +114,7 @@ _tool_delta = st.builds(lambda i, name, args: {"index": i, **({"id": f"call_{i}"
                                                "function": {**({"name": name} if name else {}), "arguments": args}},
                         st.integers(0, 2), st.sampled_from([None, "f"]), _text)
 _delta = st.fixed_dictionaries({}, optional={"content": st.one_of(st.none(), _text), "refusal": _text,
+                                             "reasoning_content": _text,
                                              "tool_calls": st.lists(_tool_delta, max_size=2)})
 _chunks = st.lists(st.builds(lambda d, f, u: {"choices": [{"index": 0, "delta": d, "finish_reason": f}],
                                               **({"usage": u} if u else {})}, _delta, _finish, _usage), max_size=8)
@@ -135,7 +136,7 @@ def test_generated_streams_end_in_a_response_the_sdk_validates(chunks: list[dict
 
 
 @SETTINGS
-@given(st.fixed_dictionaries({"content": st.one_of(st.none(), _text)},
+@given(st.fixed_dictionaries({"content": st.one_of(st.none(), _text), "reasoning_content": st.one_of(st.none(), _text)},
                              optional={"tool_calls": st.lists(st.builds(
                                  lambda i: {"id": f"call_{i}", "type": "function",
                                             "function": {"name": "f", "arguments": "{}"}}, st.integers()),
