@@ -93,7 +93,8 @@ def test_the_custom_logger_gets_chat_kwargs_and_response_obj(client: OpenAI, fol
     kwargs, response_obj, _start, _end = successes[-1]
     assert reply.output_text == "fake says: good morning"
     assert kwargs["call_type"] == "acompletion" and kwargs["user"] == "u-1"
-    assert kwargs["messages"] == [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "good morning"}]
+    assert kwargs["messages"] == [{"role": "system", "content": "Be kind."},
+                                  {"role": "user", "content": "good morning"}]
     assert _content(response_obj) == "fake says: good morning"
 
 
