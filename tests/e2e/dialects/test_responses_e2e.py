@@ -250,13 +250,16 @@ def test_what_the_gateway_cannot_do_is_a_400_naming_the_field(client: OpenAI, ex
     assert isinstance(refused.value.body, dict) and refused.value.body["param"] == param
 
 
-def test_the_route_without_v1_and_a_bad_key(gw: RunningGateway, team_key: str) -> None:
+def test_the_route_without_v1_a_bad_key_and_no_retrieval(gw: RunningGateway, team_key: str) -> None:
     body = {"model": "gpt", "input": "hi"}
     with loopback_client() as http:
         served = http.post(f"{gw.base_url}/responses", json=body, headers={"Authorization": f"Bearer {team_key}"})
         stranger = http.post(f"{gw.base_url}/v1/responses", json=body, headers={"Authorization": "Bearer sk-nope"})
+        stored = served.json()["id"]  # nothing is stored: retrieving a response by id is a 404
+        retrieved = http.get(f"{gw.base_url}/v1/responses/{stored}", headers={"Authorization": f"Bearer {team_key}"})
     assert served.status_code == 200 and served.json()["output"][0]["content"][0]["text"] == "fake says: hi"
     assert stranger.status_code == 401 and stranger.json()["error"]["code"] == "invalid_api_key"
+    assert retrieved.status_code == 404 and "error" in retrieved.json()
 
 
 @settings(max_examples=60, deadline=None, database=None, derandomize=True,
