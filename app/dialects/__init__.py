@@ -11,6 +11,7 @@ from typing import Any
 
 from app.dialects.base import ClientDialect, DialectStream
 from app.dialects.messages import MessagesDialect, count_tokens
+from app.dialects.responses import ResponsesDialect
 from app.gateway.front import DialectRoute
 
 __all__ = ["ClientDialect", "DialectStream", "routes"]
@@ -20,6 +21,7 @@ _ROUTES: dict[str, Callable[[], DialectRoute]] = {
     # Claude Code sends its key as x-api-key (ANTHROPIC_API_KEY) or as a bearer token (ANTHROPIC_AUTH_TOKEN).
     "/messages": lambda: DialectRoute(MessagesDialect(), key_header="x-api-key"),
     "/messages/count_tokens": lambda: DialectRoute(MessagesDialect(), key_header="x-api-key", local=count_tokens),
+    "/responses": lambda: DialectRoute(ResponsesDialect()),  # the OpenAI SDK sends its key as a bearer token
 }
 
 
