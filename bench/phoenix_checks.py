@@ -126,6 +126,8 @@ def guardrail_spans(exp: Expected, spans: list[Span], secret_text: str) -> list[
     events = [e for g in checks for e in g["events"] if e["name"] == sc.GUARDRAIL_RESULT_EVENT]
     return [check(checks and not orphans, f"{exp.project}: guardrail spans are children of their call, same trace",
                   f"{len(checks)} guardrail spans, {len(orphans)} not under a call of this trace"),
+            check(checks and {g["span_kind"] for g in checks} == {sc.OPENINFERENCE_GUARDRAIL},
+                  f"{exp.project}: Phoenix files them as guardrails", dict(Counter(g["span_kind"] for g in checks))),
             check(set(attrs) == {(sc.PROVIDER_AZURE_CONTENT_SAFETY, sc.COMPONENT_AZURE_CONTENT_SAFETY)},
                   f"{exp.project}: guardrail provider and component", dict(attrs)),
             check(len(events) >= 4 * len(checks) > 0,
