@@ -85,6 +85,10 @@ GUARDRAIL_RESULT_SEVERITY: Final = "severity"  # Content Safety's result kind: a
 PROVIDER_AZURE_CONTENT_SAFETY: Final = "azure.ai.content_safety"
 COMPONENT_AZURE_CONTENT_SAFETY: Final = "Azure AI Content Safety"
 GUARDRAIL_VERDICT: Final = "spangate.guardrail.verdict"  # passed, blocked, unavailable, too_long
+# OpenInference's span kind, which Arize Phoenix files spans by. Phoenix derives it from gen_ai.operation.name
+# for calls (chat -> LLM) but has no mapping for apply_guardrail (20.26: UNKNOWN), so a check says it itself.
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_GUARDRAIL: Final = "GUARDRAIL"
 
 # --- General conventions -------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"

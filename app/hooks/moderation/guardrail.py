@@ -3,7 +3,8 @@
 
 ``apply_guardrail Azure AI Content Safety``, kind CLIENT, a child of the call's span:
 ``gen_ai.operation.name`` ``apply_guardrail``, ``gen_ai.provider.name`` ``azure.ai.content_safety``,
-``gen_ai.guardrail.component.name``, ``gen_ai.guardrail.source`` (``input`` or ``output``: the stage the
+``gen_ai.guardrail.component.name``, ``openinference.span.kind`` ``GUARDRAIL`` (so Phoenix shows a
+guardrail, not an unknown span), ``gen_ai.guardrail.source`` (``input`` or ``output``: the stage the
 gateway checked, since ``text:analyze`` has no source of its own), ``server.address``/``server.port``,
 and one ``gen_ai.guardrail.result`` event per category the service rated (result type ``severity``, the
 severity as the value and as the risk score, the category as the risk category), as the conventions'
@@ -41,6 +42,7 @@ class GuardrailSpans:
         self._start_attrs = {sc.OPERATION_NAME: sc.OP_APPLY_GUARDRAIL,
                              sc.PROVIDER_NAME: sc.PROVIDER_AZURE_CONTENT_SAFETY,
                              sc.GUARDRAIL_COMPONENT_NAME: sc.COMPONENT_AZURE_CONTENT_SAFETY,
+                             sc.OPENINFERENCE_SPAN_KIND: sc.OPENINFERENCE_GUARDRAIL,
                              sc.SERVER_ADDRESS: url.hostname or "",
                              sc.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80)}
 
