@@ -152,7 +152,8 @@ class _Tee:
 
     def take(self) -> bytes:
         """The whole events held (the last, unfinished one stays)."""
-        cut = max(self._held.rfind(b"\n\n") + 2, self._held.rfind(b"\r\n\r\n") + 4, 0)
+        lf, crlf = self._held.rfind(b"\n\n"), self._held.rfind(b"\r\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         out, self._held = self._held[:cut], self._held[cut:]
         return out
 
