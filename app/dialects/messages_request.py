@@ -2,8 +2,9 @@
 
 Pure. Every message, block and tool either reaches the chat body or refuses the call with a 400
 naming the Anthropic field (``messages[1].content[0].source``), with one exception: ``thinking`` and
-``redacted_thinking`` blocks of earlier assistant turns are dropped, as chat has no word for them (the
-answers of this route never carry them, so only a transcript from elsewhere has them).
+``redacted_thinking`` blocks of earlier assistant turns are dropped, as chat has no word for them (only
+an ``anthropic/`` deployment's answers carry them, and a call to one goes through as it is when it can:
+``messages_native``; this translation is for the others).
 
 - ``system`` -> a system message (text blocks keep their ``cache_control``, LiteLLM's way to mark
   prompt-cache breakpoints, which an ``anthropic/`` deployment sends on).
