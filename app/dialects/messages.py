@@ -41,8 +41,9 @@ class MessagesDialect:
     def stream(self, request: dict[str, Any]) -> MessagesStream:
         return MessagesStream(str(request.get("model") or ""), estimate_input_tokens(request))
 
-    def passage(self, request: dict[str, Any], deployment: Any, headers: Mapping[str, str]) -> Passage | None:
-        return passage(request, deployment, headers)
+    def passage(self, request: dict[str, Any], deployment: Any, headers: Mapping[str, str],
+                direct: bool) -> Passage | None:
+        return passage(request, deployment, headers, direct)
 
     def error(self, exc: GatewayError) -> tuple[int, bytes]:
         if isinstance(exc, UpstreamError) and exc.dialect_answer is not None:

@@ -27,7 +27,8 @@ from app.calls.redact import deployment_secrets, scrub
 from app.config.provider_kind import ProviderKind
 from app.config.settings import DeploymentConfig
 from app.dialects.messages_answer import MessagesStream, error_body, error_type
-from app.errors import UpstreamError, UpstreamInvalidResponse
+from app.dialects.messages_request import server_block
+from app.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from app.gateway.relay import StreamRelay
 from app.providers.anthropic import AnthropicDialect, AnthropicStream, answer_bytes, error_bytes
 from app.providers.native import NativeDeployment, NativeRequest
@@ -38,13 +39,23 @@ _encode = msgspec.json.Encoder()
 _ERROR_EVENT = b'data: {"error"'  # how the relay's OpenAI error event starts (app.gateway.relay.error_event)
 
 
-def passage(request: dict[str, Any], deployment: Any, headers: Mapping[str, str]) -> Passage | None:
-    """The pass-through of ``request`` (the client's Messages body) to ``deployment``, or ``None``: translate."""
-    if not isinstance(deployment, NativeDeployment) or deployment.config.kind is not ProviderKind.ANTHROPIC:
-        return None
-    if deployment.config.default_params:
-        return None
-    return Passage(deployment, request, headers.get("anthropic-beta"))
+def passage(request: dict[str, Any], deployment: Any, headers: Mapping[str, str], direct: bool = True,
+            ) -> Passage | None:
+    """The pass-through of ``request`` (the client's Messages body) to ``deployment``, or ``None``: translate
+    (``direct`` false: a hook changed the request, or a stream filter reads the answer). A request with a
+    server tool block cannot be translated: ``InvalidRequest``."""
+    config = deployment.config
+    if direct and isinstance(deployment, NativeDeployment) and config.kind is ProviderKind.ANTHROPIC \
+            and not config.default_params:
+        return Passage(deployment, request, headers.get("anthropic-beta"))
+    found = server_block(request)
+    if found is not None:
+        where, kind = found
+        raise InvalidRequest(f"{where} is a {kind} block, which only Anthropic reads: model "
+                             f"{request.get('model')!r} takes it only as the client wrote it, to an anthropic/ "
+                             "deployment with no hook changing the request (and, for streams, no moderation)",
+                             param=f"{where}.type", code="unsupported_content")
+    return None
 
 
 def native_body(request: dict[str, Any], model: str) -> dict[str, Any]:

@@ -342,8 +342,8 @@ class _Shape:
     passage: Any = None  # the last attempt's pass-through (the dialect's ``passage``), None: translated
 
     def pass_to(self, deployment: Deployment) -> Any:
-        passing = getattr(self.dialect, "passage", None) if self.direct else None
-        self.passage = passing(self.request, deployment, self.headers) if passing is not None else None
+        passing = getattr(self.dialect, "passage", None)  # may refuse what only the pass-through can carry
+        self.passage = passing(self.request, deployment, self.headers, self.direct) if passing else None
         return self.passage
 
     def answer(self, chat: dict[str, Any], replaced: bool = False) -> bytes:

@@ -235,3 +235,28 @@ def test_a_fail_over_to_an_openai_deployment_is_translated(upstream: FakeOpenAI,
         assert len(refusing.requests) == 1
     assert [a.content[0].text for a in answers] == [f"fake says: {tag} {i}" for i in range(2)]  # type: ignore[union-attr]
     assert all(a.stop_reason == "end_turn" for a in answers)
+
+
+def searched(tag: str) -> list[dict[str, Any]]:
+    """A web search turn: Anthropic's server tool blocks and a cited text, then the next question."""
+    citation = {"type": "web_search_result_location", "url": "https://example.com/", "title": "Example",
+                "cited_text": "an example", "encrypted_index": "Eo8BCioIAhgBIiQ"}
+    return [{"role": "user", "content": "search it"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {"query": "x"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": [
+                    {"type": "web_search_result", "url": "https://example.com/", "title": "Example",
+                     "encrypted_content": "EqgfCioIARgBIiQ", "page_age": None}]},
+                {"type": "text", "text": "It is an example.", "citations": [citation]}]},
+            {"role": "user", "content": f"{tag} and then?"}]
+
+
+def test_server_tool_blocks_go_only_as_they_are(gw: RunningGateway, key: str, fake: FakeAnthropic, tag: str) -> None:
+    body = {"model": "claude", "max_tokens": 50, "messages": searched(tag),
+            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}
+    reply = post(gw, key, body)
+    assert reply.status_code == 200, reply.text
+    assert json.dumps(received(fake, tag).body["messages"]) == json.dumps(searched(tag))
+    refused = post(gw, key, {**body, "model": "gpt", "messages": searched(f"{tag}-gpt")})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
+    assert "messages[1].content[0] is a server_tool_use block" in refused.json()["error"]["message"]
