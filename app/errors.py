@@ -109,6 +109,9 @@ class UpstreamError(GatewayError):
     # Set where the upstream chose ``code`` (app.providers.upstream_errors.metric_label): its words are not
     # the gateway's to turn into series.
     label: str | None = None
+    # The status and body of an upstream that speaks the client's own dialect, scrubbed: what that client
+    # gets instead of the gateway's rendering (app.dialects.messages_native).
+    dialect_answer: tuple[int, bytes] | None = None
 
     @property
     def metric_label(self) -> str:

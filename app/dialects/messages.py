@@ -3,8 +3,8 @@
 The request is translated to chat (``messages_request``), the answer and the stream back to Anthropic's
 shapes (``messages_answer``), and errors to ``{"type": "error", "error": {"type", "message"}}`` with the
 gateway's status, except that 503 (a dependency or the upstream's connections are busy) is Anthropic's 529
-``overloaded_error``, which the SDKs retry. Every model is served this way, ``anthropic/`` ones included:
-their deployment turns the chat body back into a Messages body (a round trip through OpenAI's shapes).
+``overloaded_error``, which the SDKs retry. Every model is served this way; to an ``anthropic/`` deployment
+the call goes through as it is when it safely can (``messages_native``).
 
 ``count_tokens`` answers without an upstream call: an estimate, about four characters a token (the
 mock deployment's count) plus 1,600 a picture or PDF (Anthropic's figure for an image of ~1.15
@@ -13,13 +13,15 @@ megapixels, the largest it takes unscaled) and 3 a message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from app.dialects.messages_answer import MessagesStream, error_body, error_type, to_message
+from app.dialects.messages_native import Passage, passage
 from app.dialects.messages_request import to_chat
-from app.errors import GatewayError
+from app.errors import GatewayError, UpstreamError
 
 _encode = msgspec.json.Encoder()
 _PICTURE_TOKENS = 1600
@@ -39,7 +41,13 @@ class MessagesDialect:
     def stream(self, request: dict[str, Any]) -> MessagesStream:
         return MessagesStream(str(request.get("model") or ""), estimate_input_tokens(request))
 
+    def passage(self, request: dict[str, Any], deployment: Any, headers: Mapping[str, str],
+                direct: bool) -> Passage | None:
+        return passage(request, deployment, headers, direct)
+
     def error(self, exc: GatewayError) -> tuple[int, bytes]:
+        if isinstance(exc, UpstreamError) and exc.dialect_answer is not None:
+            return exc.dialect_answer  # Anthropic's own, passed through
         status = 529 if exc.status == 503 else exc.status
         return status, _encode.encode(error_body(error_type(status), exc.message))
 

@@ -2,8 +2,10 @@
 
 Pure. Every message, block and tool either reaches the chat body or refuses the call with a 400
 naming the Anthropic field (``messages[1].content[0].source``), with one exception: ``thinking`` and
-``redacted_thinking`` blocks of earlier assistant turns are dropped, as chat has no word for them (the
-answers of this route never carry them, so only a transcript from elsewhere has them).
+``redacted_thinking`` blocks of earlier assistant turns are dropped, as chat has no word for them (only
+an ``anthropic/`` deployment's answers carry them, and a call to one goes through as it is when it can:
+``messages_native``; this translation is for the others). Server tool blocks (``SERVER_BLOCKS``) are
+left out of the chat body too, but a call holding them is refused unless it passes through.
 
 - ``system`` -> a system message (text blocks keep their ``cache_control``, LiteLLM's way to mark
   prompt-cache breakpoints, which an ``anthropic/`` deployment sends on).
@@ -30,6 +32,13 @@ _encode = msgspec.json.Encoder()
 _TRANSLATED = frozenset({"model", "messages", "system", "max_tokens", "stop_sequences", "metadata", "stream",
                          "tools", "tool_choice", "temperature", "top_p"})
 _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+# Anthropic's server tools' blocks (web search and fetch, code execution, the MCP connector...): only
+# Anthropic reads them. Left out of the chat view; ``server_block`` finds them, so such a call goes to an
+# ``anthropic/`` deployment as it is or is refused (``app.dialects.messages_native``), never sent without.
+SERVER_BLOCKS = frozenset({"server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+                           "code_execution_tool_result", "bash_code_execution_tool_result",
+                           "text_editor_code_execution_tool_result", "tool_search_tool_result", "mcp_tool_use",
+                           "mcp_tool_result", "container_upload"})
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -167,7 +176,7 @@ def _assistant(blocks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]
             calls.append(_tool_call(block, at))
         elif block["type"] == "text":
             parts.append(_text_part(block, at))
-        elif block["type"] not in _DROPPED_BLOCKS:
+        elif block["type"] not in _DROPPED_BLOCKS and block["type"] not in SERVER_BLOCKS:
             raise _bad(f"{at}.type", f"an assistant turn takes text and tool_use blocks here, not {block['type']!r}")
     message: dict[str, Any] = {"role": "assistant", "content": _flat(parts) if parts else None}
     if calls:
@@ -308,3 +317,13 @@ def _put_tool_choice(chat: dict[str, Any], choice: Any) -> None:
         raise _bad("tool_choice", "expected {type: auto|any|none} or {type: tool, name}")
     if choice.get("disable_parallel_tool_use") is True and kind != "none":
         chat["parallel_tool_calls"] = False
+
+
+def server_block(body: dict[str, Any]) -> tuple[str, str] | None:
+    """Where the first server tool block of a Messages request is, and its type."""
+    for i, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") in SERVER_BLOCKS:
+                return f"messages[{i}].content[{j}]", str(block["type"])
+    return None

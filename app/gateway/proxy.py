@@ -69,7 +69,7 @@ class StreamAnswer:
     """An open stream: send ``events()`` as SSE, then always ``close()`` (it ends the call if the
     stream never started or was cut short)."""
 
-    relay: StreamRelay | DialectRelay
+    relay: Any  # StreamRelay, DialectRelay, or a dialect's pass-through relay: each has events() and close()
     headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"text/event-stream"),
                                                  (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
 
@@ -147,7 +147,7 @@ class ProxyService:
             body = parse_body(raw)
             shape = None
             if dialect is not None:
-                shape, body = _Shape(dialect, body), dialect.to_chat(body)
+                shape, body = _Shape(dialect, body, ctx.headers), dialect.to_chat(body)
             if isinstance(body.get("model"), str) and body["model"]:
                 call.model = body["model"]  # names the span of a call that fails validation too
             validate(operation, body)
@@ -166,8 +166,11 @@ class ProxyService:
             end = self._calls.start(call, order[0], with_request=not hooked)
             with trace.use_span(end.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 if hooked:
+                    asked = _encode(call.request) if shape is not None else None
                     group, order = await self._before_upstream(call, group, order)
                     self._spans.request(call, end.span)
+                    if shape is not None and _encode(call.request) != asked:
+                        shape.direct = False  # what goes upstream is the hooks' chat body now
                 if call.stream:
                     return await self._stream(call, group, order, end, shape)
                 return await self._complete(call, group, order, end, shape)
@@ -239,8 +242,10 @@ class ProxyService:
             payload.pop("mock_response", None)
         return deployment, payload
 
-    async def _send(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span) -> Any:
-        """Try the group's deployments in order; the answer (reply or open stream)."""
+    async def _send(self, call: CallRecord, group: Any, order: list[Deployment], span: trace.Span,
+                    shape: _Shape | None = None) -> Any:
+        """Try the group's deployments in order; the answer (reply or open stream). An attempt to a
+        deployment that speaks the client's dialect may take the client's own body (``_Shape.pass_to``)."""
         sent: list[Any] = [None]
         stream = call.stream
         if stream:  # usage is recorded even if the client did not ask for it (not in call.request)
@@ -251,6 +256,8 @@ class ProxyService:
             target, payload = self._target(deployment, call.request)
             if stream:
                 payload["stream_options"] = usage_options
+            if shape is not None and (passage := shape.pass_to(target)) is not None:
+                target, payload = passage.deployment, passage.body
             sent[0] = (target, payload)
             call.deployment = deployment
             send = target.stream if stream else target.complete
@@ -270,29 +277,29 @@ class ProxyService:
 
     async def _complete(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd,
                         shape: _Shape | None = None) -> Answer:
-        reply = await self._send(call, group, order, end.span)
+        reply = await self._send(call, group, order, end.span, shape)
         deployment = call.deployment
         if reply.status >= 400:
-            raise upstream_error(reply.status, reply.body, deployment, reply.retry_after)
+            raise _failed(shape, upstream_error(reply.status, reply.body, deployment, reply.retry_after))
         try:
             answer = _decode(reply.body)
         except msgspec.DecodeError:
             raise UpstreamInvalidResponse(f"model {group.name!r} answered with invalid JSON") from None
         answer = answer if isinstance(answer, dict) else {}
         call.status, call.response = reply.status, answer
-        body = reply.body
+        body, replaced = reply.body, False
         if self._hooks.after:
             await self._hooks.after_upstream(call)
             if call.response is not answer:  # a hook replaced the answer: the client gets the new one
                 answer = call.response if isinstance(call.response, dict) else {}
-                body = _encode(answer)
+                body, replaced = _encode(answer), True
         call.usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
         operation = call.operation
         attrs = embeddings_attributes(answer) if operation is Operation.EMBEDDINGS else response_attributes(answer)
         if call.capture_content:
             attrs.update(output_content_attributes(operation, answer))
         if shape is not None:  # before the end: a translation that breaks fails the call like any bug
-            body = shape.answer(answer)
+            body = shape.answer(answer, replaced)
         end.succeed(attrs)
         return Answer(reply.status, body)
 
@@ -300,14 +307,16 @@ class ProxyService:
                       shape: _Shape | None = None) -> StreamAnswer:
         options = call.request.get("stream_options")
         client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        handle = await self._send(call, group, order, end.span)
+        if shape is not None and self._hooks.filters:
+            shape.direct = False  # moderation reads OpenAI chunks and may hold or cut them: translate
+        handle = await self._send(call, group, order, end.span, shape)
         deployment = call.deployment
         if handle.status >= 400:
             try:
                 raw = await handle.read()
             finally:
                 await handle.aclose()
-            raise upstream_error(handle.status, raw, deployment, handle.retry_after)
+            raise _failed(shape, upstream_error(handle.status, raw, deployment, handle.retry_after))
         call.status = handle.status
         config = deployment.config
         secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)
@@ -319,21 +328,37 @@ class ProxyService:
                                 scrub=lambda text: scrub(text, secrets))
         filters = hooks.stream_filters(call) if hooks.filters else ()
         relay = StreamRelay(end, handle, acc, filters, hooks.wants_response)
-        return StreamAnswer(relay if shape is None else DialectRelay(relay, shape.stream()))
+        return StreamAnswer(relay if shape is None else shape.relay(relay))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Shape:
     """A call's client dialect and the client's own request, which its answer is written for."""
 
     dialect: Any
     request: dict[str, Any]
+    headers: Mapping[str, str]
+    direct: bool = True  # the request may go as it is to a deployment that speaks the dialect
+    passage: Any = None  # the last attempt's pass-through (the dialect's ``passage``), None: translated
 
-    def answer(self, chat: dict[str, Any]) -> bytes:
+    def pass_to(self, deployment: Deployment) -> Any:
+        passing = getattr(self.dialect, "passage", None)  # may refuse what only the pass-through can carry
+        self.passage = passing(self.request, deployment, self.headers, self.direct) if passing else None
+        return self.passage
+
+    def answer(self, chat: dict[str, Any], replaced: bool = False) -> bytes:
+        if self.passage is not None and not replaced:
+            return self.passage.answer()  # the upstream's own bytes
         return _encode(self.dialect.answer(chat, self.request))
 
-    def stream(self) -> Any:
-        return self.dialect.stream(self.request)
+    def relay(self, relay: StreamRelay) -> Any:
+        stream = self.dialect.stream(self.request)
+        return DialectRelay(relay, stream) if self.passage is None else self.passage.relay(relay, stream)
+
+
+def _failed(shape: _Shape | None, exc: Any) -> Any:
+    """An upstream error; the upstream's own answer goes with it when it spoke the client's dialect."""
+    return shape.passage.failed(exc) if shape is not None and shape.passage is not None else exc
 
 
 def _privacy(call: CallRecord) -> None:

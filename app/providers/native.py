@@ -9,6 +9,7 @@ SSE. So the relay, moderation, spans, hooks and callbacks see every provider ali
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -117,6 +118,13 @@ class NativeDeployment:
         per_step = httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0),
                                  pool=min(config.timeout, resources.pool_wait)).as_dict()
         self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
+
+    def speaking(self, dialect: Dialect) -> NativeDeployment:
+        """This deployment (its transport, timeouts, host) sending what ``dialect`` builds: a client's
+        own body in the provider's API, passed through (``app.dialects.messages_native``)."""
+        twin = copy.copy(self)
+        twin.dialect = dialect
+        return twin
 
     def _send(self, operation: str, payload: dict[str, Any], stream: bool) -> httpx.Request:
         op = Operation(operation)

@@ -13,8 +13,11 @@ It checks what the real API checks before it answers, and says so as the real AP
   ``tool_result`` in the next turn (consecutive turns of one role are combined first, as the API does).
 
 Answers are deterministic: ``fake claude says: <last user text>`` (cut to ``max_tokens`` words,
-``stop_reason: max_tokens``), or with tools offered (and no tool result yet) a ``tool_use`` of the
-first tool; usage always counts cache reads and writes. ``script`` queues ``Reply`` faults.
+``stop_reason: max_tokens``, or before the first of ``stop_sequences`` it holds, ``stop_reason:
+stop_sequence`` naming it), or with tools offered (and no tool result yet) a ``tool_use`` of the
+first tool; with ``thinking`` enabled a ``thinking`` block with its ``signature`` comes first (earlier
+turns' thinking blocks must come back with theirs); usage always counts cache reads and writes.
+``script`` queues ``Reply`` faults. ``Received.raw`` is the body's bytes as they came.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ TOP_LEVEL = frozenset({"model", "messages", "max_tokens", "system", "metadata", 
 BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
                     "search_result", "server_tool_use", "web_search_tool_result"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+SIGNATURE = "EqQBCkYIBRgCKkB+fake/signature=="  # opaque to the client: it must come back as it was
 USAGE = {"input_tokens": 11, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 5}
 STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
@@ -57,6 +61,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""
 
 
 class Refused(Exception):
@@ -117,7 +122,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            reply = fake._next(Received(self.path, headers, body if isinstance(body, dict) else {}))
+            reply = fake._next(Received(self.path, headers, body if isinstance(body, dict) else {}, raw))
             try:
                 sent_key = check_request(fake.keys, self.path, headers, body)
             except Refused as refused:
@@ -199,6 +204,11 @@ def check_body(body: dict[str, Any], version: str) -> None:
     metadata = body.get("metadata")
     if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
         raise Refused(400, "metadata: only user_id is permitted")
+    thinking = body.get("thinking") or {"type": "disabled"}
+    if thinking.get("type") not in ("enabled", "adaptive", "disabled"):
+        raise Refused(400, "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
+    if thinking["type"] == "enabled" and not 1024 <= thinking.get("budget_tokens", 0) < body["max_tokens"]:
+        raise Refused(400, "thinking.enabled.budget_tokens: Input should be >= 1024 and less than max_tokens")
 
 
 def _list(value: Any, where: str) -> list[Any]:
@@ -242,6 +252,8 @@ def _check_block(block: Any, where: str, allowed: frozenset[str] | set[str]) -> 
         raise Refused(400, f"{where}: tool_use blocks need id, name and an input object")
     if kind == "tool_result" and not isinstance(block.get("tool_use_id"), str):
         raise Refused(400, f"{where}.tool_use_id: Field required")
+    if kind == "thinking" and not (isinstance(block.get("thinking"), str) and isinstance(block.get("signature"), str)):
+        raise Refused(400, f"{where}.signature: Field required")
 
 
 def _check_image(source: Any, where: str) -> None:
@@ -313,14 +325,25 @@ def message_for(body: dict[str, Any]) -> dict[str, Any]:
         tool = body["tools"][0]
         content: list[dict[str, Any]] = [{"type": "tool_use", "id": "toolu_fake01", "name": tool["name"],
                                           "input": {"city": "Paris", "days": 2}}]
-        stop, output = "tool_use", 9
+        stop, output, hit = "tool_use", 9, None
     else:
-        words = f"fake claude says: {_last_text(body)}".split(" ")
+        text, hit = _until_stop(f"fake claude says: {_last_text(body)}", body.get("stop_sequences") or ())
+        words = text.split(" ")
         kept = words[:body["max_tokens"]]
         content = [{"type": "text", "text": " ".join(kept)}]
-        stop, output = ("max_tokens" if len(kept) < len(words) else "end_turn"), len(kept)
+        stop = "max_tokens" if len(kept) < len(words) else "stop_sequence" if hit else "end_turn"
+        output = len(kept)
+    if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
+        content.insert(0, {"type": "thinking", "thinking": "fake thought", "signature": SIGNATURE})
     return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"], "content": content,
-            "stop_reason": stop, "stop_sequence": None, "usage": {**USAGE, "output_tokens": output}}
+            "stop_reason": stop, "stop_sequence": hit if stop == "stop_sequence" else None,
+            "usage": {**USAGE, "output_tokens": output}}
+
+
+def _until_stop(text: str, stops: Any) -> tuple[str, str | None]:
+    """The text before the earliest stop sequence in it, and that sequence."""
+    found = min(((text.find(s), s) for s in stops if s in text), default=None)
+    return (text, None) if found is None else (text[:found[0]], found[1])
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
@@ -334,7 +357,8 @@ def stream_events(body: dict[str, Any], reply: Reply) -> list[bytes]:
     events = [_event("message_start", {"message": start}), _event("ping", {})]
     for index, block in enumerate(message["content"]):
         events += _block_events(index, block)
-    events += [_event("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+    events += [_event("message_delta", {"delta": {"stop_reason": message["stop_reason"],
+                                                  "stop_sequence": message["stop_sequence"]},
                                         "usage": {"output_tokens": message["usage"]["output_tokens"]}}),
                _event("message_stop", {})]
     if reply.stream_error:
@@ -349,6 +373,10 @@ def _block_events(index: int, block: dict[str, Any]) -> list[bytes]:
         pieces = [arguments[i:i + 7] for i in range(0, len(arguments), 7)]
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
         opening = {**block, "input": {}}
+    elif block["type"] == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
+                  {"type": "signature_delta", "signature": block["signature"]}]
+        opening = {"type": "thinking", "thinking": "", "signature": ""}
     else:
         words = block["text"].split(" ")
         deltas = [{"type": "text_delta", "text": w if i == 0 else " " + w} for i, w in enumerate(words)]

@@ -55,6 +55,11 @@ class AnthropicStream:
             raise UpstreamInvalidResponse(f"an Anthropic stream event is larger than {MAX_EVENT_BYTES} bytes")
         return b"".join(out)
 
+    @property
+    def failed(self) -> bool:
+        """Anthropic sent an ``error`` event: the stream ends there."""
+        return self._failed
+
     def close(self) -> bytes:
         """The usage chunk and ``[DONE]``, only after ``message_stop``: a stream cut short stays cut, so the
         gateway records it as ended without ``[DONE]``."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
+from tests.support import fake_anthropic
 from tests.support.fake_anthropic import KEY, FakeAnthropic, Reply
 
 MODEL = "claude-haiku-4-5"
@@ -109,3 +110,33 @@ def test_scripted_faults_reach_the_sdk_as_anthropic_sends_them(client: anthropic
     with pytest.raises(anthropic.APIStatusError, match="overloaded_error"), \
             client.messages.stream(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "x"}]) as stream:
         list(stream.text_stream)
+
+
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_thinking_blocks_carry_their_signature_and_must_bring_it_back(client: anthropic.Anthropic) -> None:
+    first = client.messages.create(model=MODEL, max_tokens=2000, thinking=THINKING,  # type: ignore[arg-type]
+                                   messages=[{"role": "user", "content": "think"}])
+    thought, text = first.content
+    assert (thought.type, thought.signature, text.type) == ("thinking", fake_anthropic.SIGNATURE, "text")  # type: ignore[union-attr]
+    unsigned = {"type": "thinking", "thinking": "fake thought"}
+    turns = [{"role": "user", "content": "think"}, {"role": "assistant", "content": [unsigned]},
+             {"role": "user", "content": "again"}]
+    with pytest.raises(anthropic.BadRequestError, match="signature"):
+        client.messages.create(model=MODEL, max_tokens=2000, messages=turns)  # type: ignore[arg-type]
+    with client.messages.stream(model=MODEL, max_tokens=2000, thinking=THINKING,  # type: ignore[arg-type]
+                                messages=[{"role": "user", "content": "think"}]) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].signature == fake_anthropic.SIGNATURE  # type: ignore[union-attr]
+
+
+def test_a_stop_sequence_hit_is_named(client: anthropic.Anthropic) -> None:
+    message = client.messages.create(model=MODEL, max_tokens=100, stop_sequences=["##"],
+                                     messages=[{"role": "user", "content": "one ## two"}])
+    assert (message.stop_reason, message.stop_sequence, message.content[0].text) == (  # type: ignore[union-attr]
+        "stop_sequence", "##", "fake claude says: one ")
+    with client.messages.stream(model=MODEL, max_tokens=100, stop_sequences=["##"],
+                                messages=[{"role": "user", "content": "one ## two"}]) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "##")

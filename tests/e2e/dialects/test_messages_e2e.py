@@ -154,7 +154,8 @@ def test_create_to_an_anthropic_upstream_keeps_text_stop_reason_and_cache_counts
             usage.output_tokens) == (11, 5, 3, 4)
     request = sent_to(fake, tag)
     assert request.body["system"] == [{"type": "text", "text": "Be brief."}]
-    assert request.body["messages"] == [{"role": "user", "content": [{"type": "text", "text": tag}]}]
+    # Passed through as the client wrote it; metadata.test is LiteLLM's (the gateway's), not Anthropic's.
+    assert request.body["messages"] == [{"role": "user", "content": tag}] and "metadata" not in request.body
     attrs = span_of(gw, tag)["attributes"]
     assert (attrs[sc.PROVIDER_NAME], attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS], attrs[sc.USAGE_COST] > 0) == (
         "anthropic", 5, True)
