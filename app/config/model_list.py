@@ -15,7 +15,7 @@ from typing import Any
 from app.config.keys import CONNECTION_KEYS, ConfigError
 from app.config.provider_kind import ProviderKind
 from app.config.providers import NATIVE, ParamsContext, ResolvedProvider, hosts
-from app.config.values import as_float, as_list, as_mapping, as_opt_str, as_str
+from app.config.values import as_bool, as_float, as_list, as_mapping, as_opt_str, as_str
 from app.config.wire_values import check_wire_values
 
 DEFAULT_TIMEOUT = 600.0
@@ -84,6 +84,9 @@ def _deployment(raw: Any, where: str, default_timeout: float, counters: dict[str
             model_info.setdefault(price_key, params[price_key])
         if price_key in model_info:
             as_float(model_info[price_key], f"{where}.model_info.{price_key}")
+    if "supports_responses" in model_info:  # /v1/responses passed through to this host (openai_compat)
+        model_info["supports_responses"] = as_bool(model_info["supports_responses"],
+                                                   f"{where}.model_info.supports_responses")
     index = next(counters.setdefault(name, itertools.count()))
     headers = params.get("extra_headers") or params.get("headers") or {}
     azure = ProviderKind.of(provider) is ProviderKind.AZURE

@@ -83,6 +83,15 @@ class HttpStream:
         await self._response.aclose()
 
 
+def serves_responses(config: DeploymentConfig, base: str) -> bool:
+    """Whether ``{api_base}/responses`` is OpenAI's Responses API: ``model_info.supports_responses`` when the
+    operator says (checked at start-up), else only OpenAI's own host (most compatible servers lack it)."""
+    if config.kind is not ProviderKind.OPENAI:
+        return False
+    flag = config.model_info.get("supports_responses")
+    return flag if isinstance(flag, bool) else urlsplit(base).hostname == "api.openai.com"
+
+
 class OpenAICompatibleDeployment:
     def __init__(self, config: DeploymentConfig, transport: httpx.AsyncBaseTransport, *,
                  inject_traceparent: bool = False, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -118,6 +127,16 @@ class OpenAICompatibleDeployment:
         self._timeouts = {False: {**per_step, "total": config.timeout}, True: {**per_step, "head": config.timeout}}
         self._urls = {op: httpx.URL(self._url(op)) for op in Operation}
         self._where = f"model {config.model_name!r} (upstream {self.server_address})"
+        self.serves_responses = serves_responses(config, base)
+        self._responses_url = httpx.URL(base + "/responses")
+
+    def sent_responses(self, body: dict[str, Any]) -> SentRequest:
+        """What ``responses`` sends for ``body``: for raw-request logging."""
+        return SentRequest("POST", str(self._responses_url), self._headers, body)
+
+    async def responses(self, body: dict[str, Any]) -> UpstreamReply:
+        """A Responses API body sent as it is (but for the upstream model) to ``{api_base}/responses``."""
+        return await self._send_whole(self._post(self._responses_url, body, False))
 
     def _url(self, operation: str) -> str:
         path = facts(operation).path
@@ -130,8 +149,11 @@ class OpenAICompatibleDeployment:
         """Built directly, not through ``AsyncClient``: the URL, headers and timeouts are fixed per
         deployment, and the client's redirect, auth, cookie and hook layers cost ~0.2 ms a call for
         nothing a proxy wants (it must not follow redirects or keep one caller's cookies for another)."""
+        return self._post(self._urls[operation], payload, stream)
+
+    def _post(self, url: httpx.URL, payload: dict[str, Any], stream: bool) -> httpx.Request:
         payload["model"] = self.config.upstream_model
-        request = httpx.Request("POST", self._urls[operation], content=_encode(payload), headers=self._headers,
+        request = httpx.Request("POST", url, content=_encode(payload), headers=self._headers,
                                 extensions={"timeout": self._timeouts[stream]})
         if self._inject_traceparent:
             ctx = trace.get_current_span().get_span_context()
@@ -154,8 +176,11 @@ class OpenAICompatibleDeployment:
         return map_transport_error(exc, self.config, self.server_address)
 
     async def complete(self, operation: str, payload: dict[str, Any]) -> UpstreamReply:
+        return await self._send_whole(self._request(operation, payload))
+
+    async def _send_whole(self, request: httpx.Request) -> UpstreamReply:
         try:
-            response = await self._transport.handle_async_request(self._request(operation, payload))
+            response = await self._transport.handle_async_request(request)
             try:
                 body = await read_capped(response, self._max_response_bytes, self._where)
             finally:

@@ -1,4 +1,4 @@
-"""A loopback fake OpenAI upstream: chat (JSON and SSE), completions, embeddings, scripted faults.
+"""A loopback fake OpenAI upstream: chat (JSON and SSE), completions, embeddings, Responses (JSON), scripted faults.
 
 Every request is recorded (path, headers, parsed JSON body) so tests can check what the gateway
 forwarded. Answers are deterministic. Faults are queued per request with ``script`` (one
@@ -146,6 +146,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._stream(list(behaviour.events), behaviour.chunk_delay)
             elif behaviour.status >= 400:
                 self._json(behaviour.status, error_body(behaviour), behaviour.retry_after)
+            elif self.path.endswith("/responses"):
+                problem = responses_problem(body)
+                self._json(400 if problem else 200, problem or response(body))
             elif self.path.endswith("/embeddings"):
                 self._json(200, embeddings(body))
             elif body.get("stream"):
@@ -222,6 +225,36 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
             "model": _response_model(body),
             "choices": [{"index": 0, "text": answer_text(body), "finish_reason": "length", "logprobs": None}],
             "usage": USAGE}
+
+
+RESPONSE_ID = "resp_fake0123456789abcdef"
+RESPONSE_USAGE = {"input_tokens": 13, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": 9,
+                  "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 22}
+
+
+def responses_problem(body: dict[str, Any]) -> dict[str, Any] | None:
+    """OpenAI's 400 for what /v1/responses refuses: a chat body, no input, metadata values not strings."""
+    metadata = body.get("metadata") or {}
+    for bad, wrong in (("messages", "messages" in body), ("input", "input" not in body),
+                       ("metadata", any(not isinstance(v, str) for v in metadata.values()))):
+        if wrong:
+            return {"error": {"message": f"Invalid or unsupported parameter: '{bad}'.",
+                              "type": "invalid_request_error", "param": bad, "code": "invalid_value"}}
+    return None
+
+
+def response(body: dict[str, Any]) -> dict[str, Any]:
+    """A completed Response (platform.openai.com/docs/api-reference/responses/object) echoing the input."""
+    given = body["input"] if isinstance(body["input"], str) else body["input"][-1].get("content")
+    text = {"type": "output_text", "text": f"fake responds: {given}", "annotations": []}
+    return {"id": RESPONSE_ID, "object": "response", "created_at": 1_700_000_000, "status": "completed",
+            "model": _response_model(body), "error": None, "incomplete_details": None,
+            "instructions": body.get("instructions"), "metadata": body.get("metadata") or {},
+            "output": [{"id": "msg_fake1", "type": "message", "status": "completed", "role": "assistant",
+                        "content": [text]}],
+            "parallel_tool_calls": True, "temperature": body.get("temperature", 1.0),
+            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []), "top_p": 1.0,
+            "store": body.get("store", True), "usage": RESPONSE_USAGE}
 
 
 def embeddings(body: dict[str, Any]) -> dict[str, Any]:

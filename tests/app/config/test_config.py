@@ -360,3 +360,10 @@ def test_a_self_hosted_prefix_without_an_api_base_has_no_host_to_fall_back_to(pr
 def test_openai_and_unprefixed_models_keep_openai_as_their_only_default_host() -> None:
     deployments = parse({"model_list": [MODEL, {"model_name": "n", "litellm_params": {"model": "gpt-4o"}}]}).deployments
     assert [(d.provider, d.api_base) for d in deployments] == [("openai", None), ("openai", None)]
+
+
+def test_supports_responses_is_a_boolean_read_at_start_up() -> None:
+    entry = {**MODEL, "model_info": {"supports_responses": "true"}}
+    assert parse({"model_list": [entry]}).deployments[0].model_info == {"supports_responses": True}
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.model_info\.supports_responses: expected true or false"):
+        parse({"model_list": [{**MODEL, "model_info": {"supports_responses": "yes"}}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -127,3 +128,31 @@ async def test_an_answer_at_the_cap_is_whole_and_one_byte_more_is_refused(size: 
     else:
         with pytest.raises(UpstreamResponseTooLarge):
             await deployment.complete(sc.OP_CHAT, {"model": "fast", "messages": []})
+
+
+@pytest.mark.parametrize(("provider", "api_base", "model_info", "serves"), [
+    ("openai", None, {}, True),  # OpenAI's own host serves /responses
+    ("openai", "https://api.openai.com/v1", {}, True),
+    ("openai", "http://127.0.0.1:8000/v1", {}, False),  # a compatible server mostly does not: the operator says
+    ("openai", "http://127.0.0.1:8000/v1", {"supports_responses": True}, True),
+    ("openai", None, {"supports_responses": False}, False),
+    ("azure", "https://x.openai.azure.com", {"supports_responses": True}, False),  # another URL scheme
+])
+def test_which_deployments_serve_responses(provider: str, api_base: str | None, model_info: dict[str, bool],
+                                           serves: bool) -> None:
+    config = DeploymentConfig("m", provider, "gpt-4o", "m-0", api_base=api_base, model_info=model_info)
+    assert OpenAICompatibleDeployment(config, httpx.MockTransport(lambda r: httpx.Response(200))).serves_responses \
+        is serves
+
+
+def test_a_responses_body_goes_to_the_responses_path_with_the_upstream_model() -> None:
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200, json={"id": "resp_1"}))
+    config = DeploymentConfig("m", "openai", "gpt-4o", "m-0", api_base="https://api.openai.com/v1", api_key="sk-1")
+    deployment = OpenAICompatibleDeployment(config, transport)
+    reply = asyncio.run(deployment.responses({"model": "m", "input": "hi"}))
+    [request] = seen
+    assert (reply.status, json.loads(reply.body)) == (200, {"id": "resp_1"})
+    assert str(request.url) == "https://api.openai.com/v1/responses"
+    assert request.headers["authorization"] == "Bearer sk-1"
+    assert json.loads(request.content) == {"model": "gpt-4o", "input": "hi"}
