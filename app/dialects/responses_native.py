@@ -11,23 +11,29 @@ goes as the client sent it: OpenAI then stores, or not, as it was asked.
 
 The gateway's inside still reads chat: OpenAI's Response is read as the chat completion it amounts to
 (``responses_chat``) for the span, metrics, hooks and callbacks, while the client gets OpenAI's bytes.
+A stream's events go to the client as OpenAI sent them, each as soon as the relay has read its chat
+chunks (``ChatChunks``); an error in it (OpenAI's ``error`` or ``response.failed``, or the gateway's own)
+is a Responses ``error`` event with the gateway's scrubbed reading, and nothing after it.
 What keeps the translation: a request a pre-call hook changed (what must go is its chat body), an
-answer an after-upstream hook replaced (the client gets the replacement, translated), and streams.
-An upstream error is OpenAI's error JSON, which the proxy already reads and scrubs as for chat.
+answer an after-upstream hook replaced (the client gets the replacement, translated), and a stream that
+output moderation reads (it may hold or cut chat chunks). An upstream error is OpenAI's error JSON, which
+the proxy already reads and scrubs as for chat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
 
 from app.calls.record import SentRequest
-from app.dialects.responses_chat import chat_of_response
-from app.errors import UpstreamError
+from app.dialects.messages_native import NativeRelay
+from app.dialects.responses_chat import ChatChunks, chat_of_response
+from app.errors import UpstreamError, UpstreamInvalidResponse
+from app.gateway.relay import StreamRelay
 from app.providers.base import UpstreamReply
-from app.providers.openai_compat import OpenAICompatibleDeployment
+from app.providers.openai_compat import HttpStream, OpenAICompatibleDeployment
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -42,8 +48,6 @@ def passage(request: dict[str, Any], deployment: Any, headers: Mapping[str, str]
     """The pass-through of ``request`` (the client's Responses body) to ``deployment``, or ``None``: translate
     (``direct`` false: a hook changed the request, or a stream filter reads the answer)."""
     if not direct or not isinstance(deployment, OpenAICompatibleDeployment) or not deployment.serves_responses:
-        return None
-    if request.get("stream") is True:
         return None
     body = upstream_body(request, deployment.config.default_params)
     return None if body is None else Passage(deployment, body)
@@ -64,6 +68,7 @@ class Passage:
         self.deployment = _SpeakingResponses(deployment, self)
         self.body = body
         self.native = b""
+        self.tee: _Tee | None = None
 
     def answer(self) -> bytes:
         """OpenAI's 2xx Response, as it came."""
@@ -71,6 +76,11 @@ class Passage:
 
     def failed(self, exc: UpstreamError) -> UpstreamError:
         return exc  # OpenAI's error JSON is this dialect's own: the proxy's scrubbed reading of it is the answer
+
+    def relay(self, relay: StreamRelay, stream: Any) -> NativeRelay:
+        if self.tee is None:
+            raise RuntimeError("the pass-through relay of a stream that was never opened")
+        return NativeRelay(relay, self.tee, _ErrorEvent(self.tee.chunks))
 
 
 class _SpeakingResponses:
@@ -96,3 +106,100 @@ class _SpeakingResponses:
 
     def sent_request(self, operation: str, payload: dict[str, Any]) -> SentRequest:
         return self._inner.sent_responses(payload)
+
+    async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream | _TeedStream:
+        handle = await self._inner.responses_stream(payload)
+        if handle.status >= 400:
+            return handle  # read by the proxy as any OpenAI error answer
+        self._passage.tee = _Tee(ChatChunks())
+        return _TeedStream(handle, self._passage.tee)
+
+
+class _TeedStream:
+    """The open stream as the relay reads it: chat chunks, while the tee keeps OpenAI's events."""
+
+    def __init__(self, handle: HttpStream, tee: _Tee) -> None:
+        self._handle = handle
+        self._tee = tee
+        self.status = handle.status
+        self.retry_after = handle.retry_after
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for raw in self._handle.chunks():
+            out = self._tee.feed(raw)
+            if out:
+                yield out
+        yield self._tee.chunks.close()
+
+    async def read(self) -> bytes:
+        return await self._handle.read()
+
+    async def aclose(self) -> None:
+        await self._handle.aclose()
+
+
+class _Tee:
+    """``ChatChunks`` that keeps the bytes it reads, to hand on whole events in order (``NativeRelay``)."""
+
+    def __init__(self, chunks: ChatChunks) -> None:
+        self.chunks = chunks
+        self._held = b""
+        self._failed = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._failed:
+            return b""
+        try:
+            out = self.chunks.feed(data)
+        except UpstreamInvalidResponse:  # which event broke is not known: this read is dropped whole
+            self._failed = True
+            raise
+        self._held += data
+        if self.chunks.failed:  # OpenAI's error: the relay writes the gateway's scrubbed reading
+            self._failed = True
+            self._held = _before_failure(self._held)
+        return out
+
+    def take(self) -> bytes:
+        """The whole events held (the last, unfinished one stays)."""
+        lf, crlf = self._held.rfind(b"\n\n"), self._held.rfind(b"\r\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def rest(self) -> bytes:
+        out, self._held = self._held, b""
+        return out
+
+
+_FAILURES = frozenset({"error", "response.failed"})
+
+
+def _before_failure(held: bytes) -> bytes:
+    """The events before OpenAI's ``error`` or ``response.failed`` event."""
+    events = held.replace(b"\r\n", b"\n").split(b"\n\n")
+    for i, event in enumerate(events):
+        if _event_type(event) in _FAILURES:
+            return b"".join(e + b"\n\n" for e in events[:i])
+    return b""
+
+
+def _event_type(event: bytes) -> Any:
+    data = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
+    try:
+        decoded = _decode.decode(data) if data else None
+    except msgspec.DecodeError:
+        return None
+    return decoded.get("type") if isinstance(decoded, dict) else None
+
+
+class _ErrorEvent:
+    """Writes the Responses ``error`` event that ends a passed-through stream, numbered after OpenAI's."""
+
+    def __init__(self, chunks: ChatChunks) -> None:
+        self._chunks = chunks
+
+    def error(self, error: dict[str, Any]) -> bytes:
+        fields = {"type": "error", "sequence_number": self._chunks.sequence + 1, "code": error.get("code"),
+                  "message": str(error.get("message", "")), "param": error.get("param")}
+        return b"event: error\ndata: " + _encode.encode(fields) + b"\n\n"

@@ -138,6 +138,10 @@ class OpenAICompatibleDeployment:
         """A Responses API body sent as it is (but for the upstream model) to ``{api_base}/responses``."""
         return await self._send_whole(self._post(self._responses_url, body, False))
 
+    async def responses_stream(self, body: dict[str, Any]) -> HttpStream:
+        """``responses`` for a body with ``stream: true``: the open stream of OpenAI's own events."""
+        return await self._open(self._post(self._responses_url, body, True))
+
     def _url(self, operation: str) -> str:
         path = facts(operation).path
         if self._azure:
@@ -191,8 +195,11 @@ class OpenAICompatibleDeployment:
         return UpstreamReply(response.status_code, body, retry_after)
 
     async def stream(self, operation: str, payload: dict[str, Any]) -> HttpStream:
+        return await self._open(self._request(operation, payload, stream=True))
+
+    async def _open(self, request: httpx.Request) -> HttpStream:
         try:
-            response = await self._transport.handle_async_request(self._request(operation, payload, stream=True))
+            response = await self._transport.handle_async_request(request)
         except httpx.HTTPError as exc:
             raise self._error(exc) from exc
         return HttpStream(response, self._error, self._max_response_bytes, self._where)

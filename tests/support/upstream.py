@@ -148,7 +148,10 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._json(behaviour.status, error_body(behaviour), behaviour.retry_after)
             elif self.path.endswith("/responses"):
                 problem = responses_problem(body)
-                self._json(400 if problem else 200, problem or response(body))
+                if problem is None and body.get("stream"):
+                    self._stream(response_events(body), behaviour.chunk_delay)
+                else:
+                    self._json(400 if problem else 200, problem or response(body))
             elif self.path.endswith("/embeddings"):
                 self._json(200, embeddings(body))
             elif body.get("stream"):
@@ -255,6 +258,33 @@ def response(body: dict[str, Any]) -> dict[str, Any]:
             "parallel_tool_calls": True, "temperature": body.get("temperature", 1.0),
             "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []), "top_p": 1.0,
             "store": body.get("store", True), "usage": RESPONSE_USAGE}
+
+
+def response_events(body: dict[str, Any]) -> list[bytes]:
+    """``response``, streamed as OpenAI streams it (platform.openai.com/docs/api-reference/responses-streaming),
+    its text in two deltas."""
+    final = response(body)
+    start = {**final, "status": "in_progress", "output": [], "usage": None}
+    item = final["output"][0]
+    text = item["content"][0]["text"]
+    where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    empty = {"type": "output_text", "text": "", "annotations": []}
+    events = [("response.created", {"response": start}), ("response.in_progress", {"response": start}),
+              ("response.output_item.added", {"output_index": 0, "item": {**item, "content": [],
+                                                                        "status": "in_progress"}}),
+              ("response.content_part.added", {**where, "part": empty})]
+    events += [("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
+               for piece in (text[:5], text[5:])]
+    events += [("response.output_text.done", {**where, "text": text, "logprobs": []}),
+               ("response.content_part.done", {**where, "part": item["content"][0]}),
+               ("response.output_item.done", {"output_index": 0, "item": item}),
+               ("response.completed", {"response": final})]
+    return [response_event(kind, fields, i) for i, (kind, fields) in enumerate(events)]
+
+
+def response_event(kind: str, fields: dict[str, Any], sequence: int) -> bytes:
+    data = json.dumps({"type": kind, "sequence_number": sequence, **fields})
+    return f"event: {kind}\ndata: {data}\n\n".encode()
 
 
 def embeddings(body: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from app.config.settings import DeploymentConfig
 from app.dialects.responses_native import passage
 from app.providers.openai_compat import OpenAICompatibleDeployment
+from tests.support.upstream import response_events
 
 RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "model": "gpt-4o", "status": "completed",
             "output": [{"type": "message", "role": "assistant",
@@ -36,8 +38,7 @@ def openai(answer: httpx.Response | None = None, seen: list[httpx.Request] | Non
     (openai(), REQUEST, False),  # a hook changed the request
     (openai(model_info={}, api_base="http://127.0.0.1:9/v1"), REQUEST, True),  # does not serve Responses
     (openai(default_params={"max_tokens": 5}), REQUEST, True),  # a default with no Responses field
-    (openai(), {**REQUEST, "stream": True}, True),
-], ids=["changed", "no-responses", "chat-default", "stream"])
+], ids=["changed", "no-responses", "chat-default"])
 def test_what_keeps_the_translation(deployment: Any, request_: dict[str, Any], direct: bool) -> None:
     assert passage(request_, deployment, {}, direct) is None
 
@@ -68,3 +69,25 @@ def test_an_error_reply_goes_to_the_proxy_as_it_came() -> None:
     reply = asyncio.run(found.deployment.complete("chat", found.body))
     assert (reply.status, json.loads(reply.body), reply.retry_after) == (429, error, 3)
     assert found.answer() == b""
+
+
+def test_a_stream_opens_responses_and_the_relay_reads_chat_while_the_events_are_kept() -> None:
+    events = b"".join(response_events({"model": "gpt-4o", "input": "hi"}))
+
+    async def body() -> AsyncIterator[bytes]:
+        for cut in range(0, len(events), 100):  # the network's cuts fall inside events
+            yield events[cut:cut + 100]
+
+    found = passage({**REQUEST, "stream": True}, openai(httpx.Response(200, content=body())), {})
+    assert found is not None
+
+    async def read() -> bytes:
+        handle = await found.deployment.stream("chat", found.body)
+        try:
+            return b"".join([chunk async for chunk in handle.chunks()])
+        finally:
+            await handle.aclose()
+
+    chat = asyncio.run(read())
+    assert b'"content":"fake "' in chat and chat.endswith(b"data: [DONE]\n\n")
+    assert found.tee is not None and found.tee.rest() == events

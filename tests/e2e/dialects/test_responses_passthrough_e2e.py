@@ -4,7 +4,7 @@ OpenAI's ``/v1/responses`` and the team's own destination (a loopback Langfuse p
 
 The fake gets the client's Responses body (never a chat body), the client gets the fake's Response (its id
 intact), and the one span reads the chat completion it amounts to. A deployment without the flag is still
-translated to chat.
+translated to chat. Streams pass through too: OpenAI's events as they are, the span reading their chat.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.support.teams import (
     new_team,
     openai_client,
 )
-from tests.support.upstream import LEAKED_KEY, RESPONSE_ID, Behaviour, FakeOpenAI
+from tests.support.upstream import LEAKED_KEY, RESPONSE_ID, Behaviour, FakeOpenAI, response_event, response_events
 
 TAG = "langfuse.trace.metadata.test"
 WEATHER = {"type": "function", "name": "get_weather", "description": "The forecast",
@@ -153,13 +153,35 @@ def test_a_deployment_without_the_flag_is_translated_to_chat(client: OpenAI, ups
     span_of(project, tag)
 
 
-def test_a_stream_is_still_translated(client: OpenAI, upstream: FakeOpenAI, project: LangfuseProject,
-                                      tag: str) -> None:
+def test_a_stream_goes_through_as_it_is_and_the_span_reads_its_chat(
+        client: OpenAI, upstream: FakeOpenAI, project: LangfuseProject, tag: str) -> None:
     with client.responses.stream(model="direct", input=tag, metadata={"test": tag}) as stream:
+        numbers = [event.sequence_number for event in stream]
         final = stream.get_final_response()
-    assert final.output_text == f"fake says: {tag}"
-    assert sent(upstream, tag).path == "/v1/chat/completions"
-    span_of(project, tag)
+    assert final.id == RESPONSE_ID and final.output_text == f"fake responds: {tag}"
+    assert numbers == list(range(10))  # OpenAI's events, every one, in order
+    received = sent(upstream, tag)
+    assert received.path == "/v1/responses" and received.body["stream"] is True
+    assert "stream_options" not in received.body  # Responses streams carry their usage anyway
+    attrs = span_of(project, tag)["attributes"]
+    assert attrs[sc.RESPONSE_ID] == RESPONSE_ID and attrs[sc.RESPONSE_FINISH_REASONS] == ["stop"]
+    assert (attrs[sc.USAGE_INPUT_TOKENS], attrs[sc.USAGE_OUTPUT_TOKENS]) == (13, 9)
+
+
+def test_an_error_in_the_stream_is_the_gateways_scrubbed_error_event(client: OpenAI, upstream: FakeOpenAI,
+                                                                    tag: str) -> None:
+    first = response_events({"model": "gpt-4o-mini", "input": tag})[:5]
+    failure = response_event("error", {"code": "server_error", "message": f"broke, key {LEAKED_KEY}",
+                                       "param": None}, 5)
+    upstream.script(Behaviour(events=(*first, failure, first[4])))
+    with client.responses.create(model="direct", input=tag, metadata={"test": tag}, stream=True) as stream:
+        events = list(stream)
+    assert [e.type for e in events] == ["response.created", "response.in_progress", "response.output_item.added",
+                                        "response.content_part.added", "response.output_text.delta", "error"]
+    error = events[-1]
+    assert error.sequence_number == 5 and "broke" in error.message and LEAKED_KEY not in error.message
+    # (the team's destination takes successes only: the failed span is not read here)
+    assert [e.sequence_number for e in events] == list(range(6))
 
 
 def test_the_raw_request_is_the_responses_request_without_the_key(client: OpenAI, upstream: FakeOpenAI,

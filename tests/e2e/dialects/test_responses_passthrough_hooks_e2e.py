@@ -1,8 +1,9 @@
 """Which hooks a passed-through ``/v1/responses`` call keeps: a pre-call hook that leaves the request as it
 is, the seed's ``CustomLogger`` (its ``response_obj`` is the chat completion the Response amounts to) and
-output moderation (it reads that chat). A pre-call hook that changes the request keeps the chat translation
-(only chat carries what it did); an after-upstream hook that replaces the answer has the client get the
-replacement, translated. Real gateway, ``openai`` SDK, fake upstream."""
+output moderation of a whole answer (it reads that chat; a stream it moderates is translated). A pre-call
+hook that changes the request keeps the chat translation (only chat carries what it did); an after-upstream
+hook that replaces the answer has the client get the replacement, translated. Real gateway, ``openai``
+SDK, fake upstream."""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def test_an_answer_a_hook_replaced_is_the_replacement_translated(client: OpenAI,
     assert reply.output_text == "replaced" and reply.id != RESPONSE_ID  # the gateway's Response of the new chat
 
 
-def test_output_moderation_reads_the_chat_and_keeps_the_pass_through(upstream: FakeOpenAI, folder: Path) -> None:
+def test_output_moderation_reads_the_chat_and_keeps_the_pass_through_but_not_for_streams(
+        upstream: FakeOpenAI, folder: Path) -> None:
     config = {"model_list": [deployment(upstream)],
               "litellm_settings": {"callbacks": ["azure_content_safety"],
                                    "azure_content_safety_params": {"endpoint": None, "key": "cs-e2e-key"}}}
@@ -106,8 +108,13 @@ def test_output_moderation_reads_the_chat_and_keeps_the_pass_through(upstream: F
         config["litellm_settings"]["azure_content_safety_params"]["endpoint"] = cs.endpoint
         with running_gateway(config, data_dir=folder / "moderated") as gw, sdk_of(gw) as sdk:
             reply = sdk.responses.create(model="gpt", input="hello")
+            assert upstream.requests[-1].path == "/v1/responses"
+            with sdk.responses.stream(model="gpt", input="hello") as stream:
+                streamed = stream.get_final_response()
         assert "fake responds: hello" in cs.texts
-    assert reply.id == RESPONSE_ID and upstream.requests[-1].path == "/v1/responses"
+    assert reply.id == RESPONSE_ID
+    # a stream filter reads and may hold or cut chat chunks: the stream keeps the translation
+    assert streamed.output_text == "fake says: hello" and upstream.requests[-1].path == "/v1/chat/completions"
 
 
 def _content(response_obj: Any) -> Any:
