@@ -17,7 +17,7 @@ in the middle of a stream as an ``error`` event with the gateway's scrubbed read
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -103,7 +103,7 @@ class _PassingDialect(AnthropicDialect):
         self._secrets = deployment_secrets(config.api_key, config.headers, config.api_base, config.secrets)
         self.native = b""
         self.failure: tuple[int, bytes] | None = None
-        self.tee: _Tee | None = None
+        self.tee: EventTee | None = None
 
     def request(self, operation: Operation, payload: dict[str, Any], stream: bool) -> NativeRequest:
         return NativeRequest(self._url, self._headers, _encode.encode(payload), payload)
@@ -116,8 +116,8 @@ class _PassingDialect(AnthropicDialect):
         self.failure = status, native_error(status, body, self._secrets)
         return error_bytes(status, body)
 
-    def stream(self, operation: Operation, payload: dict[str, Any]) -> _Tee:
-        self.tee = _Tee(AnthropicStream(int(time.time()), True, self._model))
+    def stream(self, operation: Operation, payload: dict[str, Any]) -> EventTee:
+        self.tee = EventTee(AnthropicStream(int(time.time()), True, self._model), is_anthropic_error)
         return self.tee
 
 
@@ -136,11 +136,15 @@ def native_error(status: int, body: bytes, secrets: tuple[str, ...]) -> bytes:
     return _encode.encode(out)
 
 
-class _Tee:
-    """``AnthropicStream`` that keeps the native bytes it reads, to hand on whole events in order."""
+class EventTee:
+    """A stream translator (``inner``: ``feed``, ``close``, ``failed``) that also keeps the native bytes
+    it reads, so the client can be handed whole native events in order (``NativeRelay``). Shared by the
+    Messages and Responses pass-throughs; ``is_failure`` says which native event is the upstream's
+    error, whose place the gateway's scrubbed reading takes."""
 
-    def __init__(self, inner: AnthropicStream) -> None:
-        self._inner = inner
+    def __init__(self, inner: Any, is_failure: Callable[[Any], bool]) -> None:
+        self.inner = inner
+        self._is_failure = is_failure
         self._held = b""
         self._failed = False
 
@@ -148,18 +152,18 @@ class _Tee:
         if self._failed:
             return b""
         try:
-            out = self._inner.feed(data)
+            out = self.inner.feed(data)
         except UpstreamInvalidResponse:  # which event broke is not known: this read is dropped whole
             self._failed = True
             raise
         self._held += data
-        if self._inner.failed:  # Anthropic's error event: the relay writes the gateway's scrubbed reading
+        if self.inner.failed:  # the upstream's error event: the relay writes the gateway's scrubbed reading
             self._failed = True
-            self._held = _before_error(self._held)
+            self._held = self._before_failure(self._held)
         return out
 
     def close(self) -> bytes:
-        return self._inner.close()
+        return self.inner.close()
 
     def take(self) -> bytes:
         """The whole events held (the last, unfinished one stays)."""
@@ -172,31 +176,34 @@ class _Tee:
         out, self._held = self._held, b""
         return out
 
-
-def _before_error(held: bytes) -> bytes:
-    """The events before Anthropic's ``error`` event (LF framing, as Anthropic sends)."""
-    events = held.replace(b"\r\n", b"\n").split(b"\n\n")
-    for i, event in enumerate(events):
-        if b"error" in event and _is_error(event):
-            return b"".join(e + b"\n\n" for e in events[:i])
-    return b""
+    def _before_failure(self, held: bytes) -> bytes:
+        events = held.replace(b"\r\n", b"\n").split(b"\n\n")
+        for i, event in enumerate(events):
+            if self._is_failure(event_data(event)):
+                return b"".join(e + b"\n\n" for e in events[:i])
+        return b""
 
 
-def _is_error(event: bytes) -> bool:
+def event_data(event: bytes) -> Any:
+    """One SSE event's ``data`` decoded (``None`` when absent or not JSON)."""
     data = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
     try:
-        decoded = _decode.decode(data) if data else None
+        return _decode.decode(data) if data else None
     except msgspec.DecodeError:
-        return False
-    return isinstance(decoded, dict) and decoded.get("type") == "error"
+        return None
+
+
+def is_anthropic_error(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("type") == "error"
 
 
 class NativeRelay:
-    """The relay reads the translated chunks (span, hooks, moderation); the client gets Anthropic's
-    events, each sent as soon as the relay has read it. An error the relay ends with (Anthropic's, or
-    the gateway's own) is Anthropic's ``error`` event; after it, nothing more."""
+    """The relay reads the translated chunks (span, hooks, moderation); the client gets the upstream's
+    native events (Anthropic's, or OpenAI's Responses events), each sent as soon as the relay has read it.
+    An error the relay ends with (the upstream's, or the gateway's own) is the dialect's ``error`` event,
+    written by ``stream``; after it, nothing more."""
 
-    def __init__(self, relay: StreamRelay, tee: _Tee, stream: MessagesStream) -> None:
+    def __init__(self, relay: StreamRelay, tee: EventTee, stream: Any) -> None:
         self._relay = relay
         self._tee = tee
         self._stream = stream  # writes the error event

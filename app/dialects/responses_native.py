@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 
 from app.calls.record import SentRequest
-from app.dialects.messages_native import NativeRelay
+from app.dialects.messages_native import EventTee, NativeRelay
 from app.dialects.responses_chat import ChatChunks, chat_of_response
-from app.errors import UpstreamError, UpstreamInvalidResponse
+from app.errors import UpstreamError
 from app.gateway.relay import StreamRelay
 from app.providers.base import UpstreamReply
 from app.providers.openai_compat import HttpStream, OpenAICompatibleDeployment
@@ -68,7 +68,7 @@ class Passage:
         self.deployment = _SpeakingResponses(deployment, self)
         self.body = body
         self.native = b""
-        self.tee: _Tee | None = None
+        self.tee: EventTee | None = None
 
     def answer(self) -> bytes:
         """OpenAI's 2xx Response, as it came."""
@@ -80,7 +80,7 @@ class Passage:
     def relay(self, relay: StreamRelay, stream: Any) -> NativeRelay:
         if self.tee is None:
             raise RuntimeError("the pass-through relay of a stream that was never opened")
-        return NativeRelay(relay, self.tee, _ErrorEvent(self.tee.chunks))
+        return NativeRelay(relay, self.tee, _ErrorEvent(self.tee.inner))
 
 
 class _SpeakingResponses:
@@ -111,14 +111,14 @@ class _SpeakingResponses:
         handle = await self._inner.responses_stream(payload)
         if handle.status >= 400:
             return handle  # read by the proxy as any OpenAI error answer
-        self._passage.tee = _Tee(ChatChunks())
+        self._passage.tee = EventTee(ChatChunks(), _is_failure)
         return _TeedStream(handle, self._passage.tee)
 
 
 class _TeedStream:
     """The open stream as the relay reads it: chat chunks, while the tee keeps OpenAI's events."""
 
-    def __init__(self, handle: HttpStream, tee: _Tee) -> None:
+    def __init__(self, handle: HttpStream, tee: EventTee) -> None:
         self._handle = handle
         self._tee = tee
         self.status = handle.status
@@ -129,7 +129,7 @@ class _TeedStream:
             out = self._tee.feed(raw)
             if out:
                 yield out
-        yield self._tee.chunks.close()
+        yield self._tee.close()
 
     async def read(self) -> bytes:
         return await self._handle.read()
@@ -138,59 +138,12 @@ class _TeedStream:
         await self._handle.aclose()
 
 
-class _Tee:
-    """``ChatChunks`` that keeps the bytes it reads, to hand on whole events in order (``NativeRelay``)."""
-
-    def __init__(self, chunks: ChatChunks) -> None:
-        self.chunks = chunks
-        self._held = b""
-        self._failed = False
-
-    def feed(self, data: bytes) -> bytes:
-        if self._failed:
-            return b""
-        try:
-            out = self.chunks.feed(data)
-        except UpstreamInvalidResponse:  # which event broke is not known: this read is dropped whole
-            self._failed = True
-            raise
-        self._held += data
-        if self.chunks.failed:  # OpenAI's error: the relay writes the gateway's scrubbed reading
-            self._failed = True
-            self._held = _before_failure(self._held)
-        return out
-
-    def take(self) -> bytes:
-        """The whole events held (the last, unfinished one stays)."""
-        lf, crlf = self._held.rfind(b"\n\n"), self._held.rfind(b"\r\n\r\n")
-        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        out, self._held = self._held[:cut], self._held[cut:]
-        return out
-
-    def rest(self) -> bytes:
-        out, self._held = self._held, b""
-        return out
-
-
 _FAILURES = frozenset({"error", "response.failed"})
 
 
-def _before_failure(held: bytes) -> bytes:
-    """The events before OpenAI's ``error`` or ``response.failed`` event."""
-    events = held.replace(b"\r\n", b"\n").split(b"\n\n")
-    for i, event in enumerate(events):
-        if _event_type(event) in _FAILURES:
-            return b"".join(e + b"\n\n" for e in events[:i])
-    return b""
-
-
-def _event_type(event: bytes) -> Any:
-    data = b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
-    try:
-        decoded = _decode.decode(data) if data else None
-    except msgspec.DecodeError:
-        return None
-    return decoded.get("type") if isinstance(decoded, dict) else None
+def _is_failure(data: Any) -> bool:
+    """OpenAI's ``error`` or ``response.failed`` event."""
+    return isinstance(data, dict) and data.get("type") in _FAILURES
 
 
 class _ErrorEvent:

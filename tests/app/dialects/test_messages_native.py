@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.dialects.messages_native import _Tee, native_body, native_error
+from app.dialects.messages_native import EventTee, is_anthropic_error, native_body, native_error
 from app.errors import UpstreamInvalidResponse
 from app.providers.anthropic import AnthropicStream
 
@@ -43,8 +43,8 @@ def test_an_error_keeps_anthropics_type_and_request_id_and_loses_the_key() -> No
         "type": "request_too_large", "message": "HTTP 413"}
 
 
-def tee() -> _Tee:
-    return _Tee(AnthropicStream(1, True, "claude"))
+def tee() -> EventTee:
+    return EventTee(AnthropicStream(1, True, "claude"), is_anthropic_error)
 
 
 def test_the_tee_hands_on_whole_events_in_order_however_the_network_cuts_them() -> None:
