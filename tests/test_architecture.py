@@ -34,6 +34,7 @@ LAYERS = (
     "app.litellm",
     "app.store",
     "app.teams",
+    "app.limits",
     "app.gateway",
     "app.dialects",
     "app.api",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.calls.limits import ScopeLimits
+
 ALL_MODELS = "all-proxy-models"  # LiteLLM's spelling of "no model limit" in a key's or team's models
 
 
@@ -20,6 +22,9 @@ class Caller:
     capture_content: bool = True  # False when the key's own settings turn message logging off
     user_id: str | None = None  # whose key it is (LiteLLM's ``user_id``)
     team_admin: bool = False  # the key's user is an admin member of the key's team: it administers that team
+    # The key's and its team's budgets and rate limits (app.calls.limits), only those that set any: most
+    # callers have none, and the request path skips admission for an empty tuple.
+    limits: tuple[ScopeLimits, ...] = ()
 
     def may_use(self, model: str) -> bool:
         """Within both the key's and the team's models (empty or 'all-proxy-models': no limit)."""
