@@ -43,6 +43,7 @@ KNOWN_SPANGATE = frozenset({
     "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
     "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth", "redact_headers", "legacy_genai_metrics",
     "dead_letter_retention", "dead_letters_per_destination",
+    "limits_backend", "limits_on_backend_failure", "redis_key_prefix",
 })
 # Ignoring a misspelling of these loses authentication, the store, or every span: refuse to start.
 # Each with the section it belongs to, since one put in another section would be ignored just the same.

@@ -33,6 +33,7 @@ from app.gateway.proxy import Admission, ProxyService
 from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
+from app.server.limits_setup import open_limits
 from app.server.telemetry import (
     build_meters,
     build_resource,
@@ -120,7 +121,7 @@ def _dependencies(gateway: Gateway, admin_check: AdminCheck) -> dict[str, Provid
                             teams=gateway.teams, registry=gateway.registry, delivery=gateway.delivery,
                             hooks=gateway.proxy.hooks, metric_reader=gateway.metric_reader,
                             resource=gateway.tracer_provider.resource, build_ctx=gateway.build_ctx,
-                            store_link=lambda: gateway.store_link)
+                            store_link=lambda: gateway.store_link, call_limits=gateway.proxy.limits)
 
 
 def export_client(upstream_proxy: str | None, limits: httpx.Limits, deadline: float) -> httpx.Client:
@@ -237,6 +238,9 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
         gateway.delivery.start()
         await _open_store(gateway)
         link = gateway.store_link
+        if link is not None:
+            gateway.proxy.limits.attach(await open_limits(gateway.config, link.store,
+                                                          gateway.meter_provider.get_meter("spangate.limits")))
         gateway.rebuild_routes(link.team_state.version if link is not None else 0)
         if tune_gc:
             tune_collector()
@@ -244,6 +248,8 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
             yield
         finally:
             await gateway.proxy.hooks.aclose(gateway.config.shutdown_flush_seconds)
+            if gateway.proxy.limits.limiter is not None:
+                await gateway.proxy.limits.limiter.close()  # the ledger's last flush, before the store closes
             if link is not None:
                 await link.watcher.stop()
                 await link.store.close()
