@@ -159,10 +159,13 @@ class SpendLedger:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
             self._wake.clear()
-            await self.flush()
-            if loop.time() >= next_replay:
-                next_replay = loop.time() + self.replay_seconds
-                await self.replay()
+            try:
+                await self.flush()
+                if loop.time() >= next_replay:
+                    next_replay = loop.time() + self.replay_seconds
+                    await self.replay()
+            except Exception:  # a journal directory gone unreadable: logged, the loop goes on
+                logger.exception("spend ledger pass failed")
 
     async def flush(self) -> bool:
         """Send what is pending, a batch at a time; False when the store failed (retried later)."""
