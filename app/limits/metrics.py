@@ -51,7 +51,8 @@ def short_hash(token_hash: str) -> str:
 
 class LimitMetrics:
     def __init__(self, meter: Meter, *, max_labels: int = MAX_LABELS) -> None:
-        self.spend = meter.create_counter(SPEND, unit="USD", description="Cost of calls, by team and key")
+        # No description: the same registration as GenAIMetrics.spend, so one meter gives one instrument.
+        self.spend = meter.create_counter(SPEND, unit="USD")
         self.remaining = meter.create_gauge(BUDGET_REMAINING, unit="USD",
                                             description="max_budget minus the period's spend, per scope")
         self.refusals = meter.create_counter(REFUSALS, unit="{call}",
