@@ -58,7 +58,7 @@ class CallLimits:
                 limiter.record(spend_row(call, os.urandom(12).hex(), (0, 0)))
             return None
         call.ticket = None  # settled once, whichever end runs first
-        row = spend_row(call, ticket.request_id, limiter.periods(call.caller.limits, call.start_time))
+        row = spend_row(call, ticket.request_id, limiter.periods(call.caller.limits, ticket.admitted_at))
         task = asyncio.get_running_loop().create_task(limiter.settle(ticket, row))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)

@@ -17,7 +17,7 @@ from app.calls.limits import Scope, ScopeLimits, nanos_to_usd
 from app.limits.model import Reason
 from app.store import SpendRow
 
-SPEND = "spangate.spend"
+SPEND = "spangate.limits.spend"  # per team and key; spangate.spend (app.calls.metrics) is per team
 BUDGET_REMAINING = "spangate.budget.remaining"
 REFUSALS = "spangate.limits.refusals"
 BACKEND_ERRORS = "spangate.limits.backend_errors"
@@ -51,8 +51,7 @@ def short_hash(token_hash: str) -> str:
 
 class LimitMetrics:
     def __init__(self, meter: Meter, *, max_labels: int = MAX_LABELS) -> None:
-        # No description: the same registration as GenAIMetrics.spend, so one meter gives one instrument.
-        self.spend = meter.create_counter(SPEND, unit="USD")
+        self.spend = meter.create_counter(SPEND, unit="USD", description="Spend per team and key (USD)")
         self.remaining = meter.create_gauge(BUDGET_REMAINING, unit="USD",
                                             description="max_budget minus the period's spend, per scope")
         self.refusals = meter.create_counter(REFUSALS, unit="{call}",
