@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.base import StoreBase, mapped_errors
@@ -35,44 +34,50 @@ class SpendStore(StoreBase):
             yield conn
             await conn.commit()
 
-    def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self._engines.is_postgres else sqlite
-        return dialect.insert(table)
-
     async def record_spend(self, rows: Sequence[SpendRow]) -> int:
-        """Record the rows not recorded yet and add them to their counters; how many were new."""
+        """Record the rows not recorded yet and add them to their counters; how many were new.
+
+        Written with the driver's own batch statements (one statement per batch on PostgreSQL, one
+        executemany on SQLite): through SQLAlchemy's per-row parameter handling a row cost ~50 us of
+        the gateway's CPU, more than the rest of its call's bookkeeping together."""
         if not rows:
             return 0
         first: dict[str, SpendRow] = {}
         for row in rows:
             first.setdefault(row.request_id, row)  # the first of one id wins, within a batch as across
-        unique = list(first.values())
         async with self._spending("record_spend") as conn:
-            statement = self._insert(spend_logs).on_conflict_do_nothing(index_elements=["request_id"])
-            new_ids = set(await conn.scalars(statement.returning(spend_logs.c.request_id),
-                                             [_values(row) for row in unique]))
+            if self._engines.is_postgres:
+                new_ids = await _insert_postgres(conn, list(first.values()))
+            else:
+                new_ids = await _insert_sqlite(conn, first)
             totals: dict[Counter, list[int]] = {}
-            for row in unique:
-                if row.request_id in new_ids:
-                    for counter in row.counters():
-                        total = totals.setdefault(counter, [0, 0])
-                        total[0] += row.spend_nanos
-                        total[1] += row.total_tokens
+            for request_id in new_ids:
+                row = first[request_id]
+                for counter in row.counters():
+                    total = totals.setdefault(counter, [0, 0])
+                    total[0] += row.spend_nanos
+                    total[1] += row.total_tokens
             if totals:
                 await self._add(conn, totals)
         return len(new_ids)
 
     async def _add(self, conn: AsyncConnection, totals: dict[Counter, list[int]]) -> None:
         # In one order on every instance, so two writers never lock two counters the other way round.
-        values = [{"counter": c, "period": p, "spend_nanos": s, "tokens": t}
-                  for (c, p), (s, t) in sorted(totals.items())]
-        statement = self._insert(spend_counters)
-        statement = statement.on_conflict_do_update(
-            index_elements=["counter", "period"],
-            set_={"spend_nanos": spend_counters.c.spend_nanos + statement.excluded.spend_nanos,
-                  "tokens": spend_counters.c.tokens + statement.excluded.tokens})
-        for value in values:  # one statement each: an upsert with executemany is not portable here
-            await conn.execute(statement, value)
+        ordered = sorted(totals.items())
+        if self._engines.is_postgres:
+            await conn.execute(text(
+                "INSERT INTO spend_counters (counter, period, spend_nanos, tokens) "
+                "SELECT * FROM unnest(CAST(:c AS text[]), CAST(:p AS bigint[]), CAST(:s AS bigint[]), "
+                "CAST(:t AS bigint[])) ON CONFLICT (counter, period) DO UPDATE SET "
+                "spend_nanos = spend_counters.spend_nanos + excluded.spend_nanos, "
+                "tokens = spend_counters.tokens + excluded.tokens"),
+                {"c": [c for (c, _), _ in ordered], "p": [p for (_, p), _ in ordered],
+                 "s": [v[0] for _, v in ordered], "t": [v[1] for _, v in ordered]})
+            return
+        await conn.exec_driver_sql(
+            "INSERT INTO spend_counters (counter, period, spend_nanos, tokens) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (counter, period) DO UPDATE SET spend_nanos = spend_nanos + excluded.spend_nanos, "
+            "tokens = tokens + excluded.tokens", [(c, p, v[0], v[1]) for (c, p), v in ordered])
 
     async def period_spend(self, counters: Iterable[Counter]) -> dict[Counter, int]:
         """The spend (nanos) of each counter in the period named; counters with none are left out."""
@@ -110,8 +115,52 @@ class SpendStore(StoreBase):
         return int(row[0]), int(row[1])
 
 
-def _values(row: SpendRow) -> dict[str, Any]:
-    return {f.name: getattr(row, f.name) for f in fields(SpendRow)}
+NAMES = tuple(f.name for f in fields(SpendRow))
+_TIMES = {NAMES.index("start_time"), NAMES.index("end_time")}
+_PG_TYPES = {"prompt_tokens": "bigint", "completion_tokens": "bigint", "total_tokens": "bigint",
+             "spend_nanos": "bigint", "key_period": "bigint", "team_period": "bigint",
+             "start_time": "timestamp", "end_time": "timestamp"}
+_PG_INSERT = text(
+    f"INSERT INTO spend_logs ({', '.join(NAMES)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{n} AS {_PG_TYPES.get(n, 'text')}[])" for n in NAMES)
+    + ") ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+_SQLITE_INSERT = f"INSERT INTO spend_logs ({', '.join(NAMES)}) VALUES ({', '.join('?' * len(NAMES))})"
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage: what the readers parse
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+async def _insert_postgres(conn: AsyncConnection, rows: list[SpendRow]) -> list[str]:
+    columns: dict[str, list[Any]] = {name: [] for name in NAMES}
+    for row in rows:
+        for name in NAMES:
+            columns[name].append(getattr(row, name))
+    for name in ("start_time", "end_time"):
+        columns[name] = [_naive(moment) for moment in columns[name]]
+    return list(await conn.scalars(_PG_INSERT, columns))
+
+
+async def _insert_sqlite(conn: AsyncConnection, rows: dict[str, SpendRow]) -> list[str]:
+    """Under the write lock (BEGIN IMMEDIATE): the ids found are the ids recorded, with no race."""
+    ids = list(rows)
+    known: set[str] = set()
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        found = await conn.exec_driver_sql(
+            f"SELECT request_id FROM spend_logs WHERE request_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+        known.update(r for (r,) in found)
+    new = [request_id for request_id in ids if request_id not in known]
+    if new:
+        await conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(rows[request_id]) for request_id in new])
+    return new
+
+
+def _sqlite_values(row: SpendRow) -> tuple[Any, ...]:
+    values = [getattr(row, name) for name in NAMES]
+    for index in _TIMES:
+        values[index] = _naive(values[index]).strftime(_SQLITE_TIME)
+    return tuple(values)
 
 
 def _filters(token_hash: str | None, team_id: str | None, user_id: str | None, request_id: str | None,
