@@ -70,13 +70,9 @@ class RedisBackend:
         counted = [check for check in checks if _counts(check)]
         if not counted:
             return None
-        keys: list[str] = []
-        args: list[Any] = [request_id, self._lease_ms]
-        for check in counted:
-            keys += self._admit_keys(check)
-            args += _admit_limits(check)
+        args = [self._prefix, request_id, self._lease_ms, *map(_admit_spec, counted)]
         for _ in range(SEED_ROUNDS):
-            reply = await self._run(redis_scripts.ADMIT, ADMIT_SHA, keys, args)
+            reply = await self._run(redis_scripts.ADMIT, ADMIT_SHA, args)
             if reply[0] == b"ok":
                 return None
             if reply[0] == b"refuse":
@@ -89,17 +85,9 @@ class RedisBackend:
         if not counted:
             return
         periods = dict(row.counters())  # the periods the store adds this row to: Redis mirrors the store
-        keys = [f"{self._prefix}done:{request_id}"]
-        args: list[Any] = [request_id, row.spend_nanos, row.total_tokens, DONE_SECONDS]
-        for check in counted:
-            limits, counter = check.limits, check.limits.counter
-            period = periods.get(counter)
-            keys += [self._spend_key(counter, check.period if period is None else period),
-                     *self._window_keys(counter)]
-            args += [int(limits.max_budget is not None and period is not None),
-                     SPEND_IDLE_SECONDS if limits.budget_duration is None else 0,
-                     int(limits.tpm_limit is not None), int(limits.max_parallel_requests is not None)]
-        await self._run(redis_scripts.SETTLE, SETTLE_SHA, keys, args)
+        args = [self._prefix, request_id, row.spend_nanos, row.total_tokens, DONE_SECONDS,
+                *(_settle_spec(check, periods.get(check.limits.counter)) for check in counted)]
+        await self._run(redis_scripts.SETTLE, SETTLE_SHA, args)
 
     async def release(self, request_id: str, checks: tuple[Check, ...]) -> None:
         slots = [f"{self._prefix}par:{c.limits.counter}" for c in checks if c.limits.max_parallel_requests is not None]
@@ -119,13 +107,13 @@ class RedisBackend:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _run(self, script: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _run(self, script: str, sha: str, args: Sequence[Any]) -> Any:
         async with self._mapped():
             try:
-                return await self._client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                return await self._client.execute_command("EVALSHA", sha, 0, *args)
             except NoScriptError:  # a new or restarted Redis: load once, then run by hash again
                 await self._client.script_load(script)
-                return await self._client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                return await self._client.execute_command("EVALSHA", sha, 0, *args)
 
     async def _seed(self, checks: Sequence[Check], now: float) -> None:
         counters = [(check.limits.counter, check.period) for check in checks]
@@ -145,14 +133,6 @@ class RedisBackend:
     def _spend_key(self, counter: str, period: int) -> str:
         return f"{self._prefix}spend:{counter}:{period}"
 
-    def _window_keys(self, counter: str) -> list[str]:
-        prefix = self._prefix
-        return [f"{prefix}tpm:{counter}", f"{prefix}tpmsum:{counter}", f"{prefix}par:{counter}"]
-
-    def _admit_keys(self, check: Check) -> list[str]:
-        counter, prefix = check.limits.counter, self._prefix
-        return [self._spend_key(counter, check.period), f"{prefix}rpm:{counter}", *self._window_keys(counter)]
-
 
 ADMIT_SHA = redis_scripts.sha1(redis_scripts.ADMIT)
 SETTLE_SHA = redis_scripts.sha1(redis_scripts.SETTLE)
@@ -164,10 +144,19 @@ def _counts(check: Check) -> bool:
             or limits.max_parallel_requests is not None)
 
 
-def _admit_limits(check: Check) -> list[Any]:
+def _admit_spec(check: Check) -> str:
     limits = check.limits
     values = (limits.max_budget_nanos, limits.rpm_limit, limits.tpm_limit, limits.max_parallel_requests)
-    return ["-" if value is None else value for value in values]
+    return " ".join([str(check.period), *("-" if value is None else str(value) for value in values), limits.counter])
+
+
+def _settle_spec(check: Check, period: int | None) -> str:
+    """``period``: the one the store adds the row to, None when the row does not count for this scope."""
+    limits = check.limits
+    add_spend = limits.max_budget is not None and period is not None
+    idle = SPEND_IDLE_SECONDS if limits.budget_duration is None else 0
+    return (f"{check.period if period is None else period} {int(add_spend)} {idle} {int(limits.tpm_limit is not None)}"
+            f" {int(limits.max_parallel_requests is not None)} {limits.counter}")
 
 
 def _period_end(check: Check) -> float | None:

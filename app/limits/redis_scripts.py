@@ -1,6 +1,6 @@
 """The two Lua scripts of the Redis backend: admit and settle, each one atomic EVALSHA.
 
-Kept as strings beside the code that builds their KEYS and ARGV (no package data to ship). Times are
+Kept as strings beside the code that builds their arguments (no package data to ship). Times are
 Redis's own (``TIME``), in milliseconds: one clock for every gateway instance, whatever their clocks say.
 
 Keys of one check (one key's or one team's limits), ``<prefix>`` before each:
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 
-KEYS_PER_ADMIT_CHECK = 5  # spend, rpm, tpm, tpmsum, par
-ARGS_PER_ADMIT_CHECK = 4  # max budget nanos, rpm limit, tpm limit, parallel limit ("-": none)
-KEYS_PER_SETTLE_CHECK = 4  # spend, tpm, tpmsum, par
-ARGS_PER_SETTLE_CHECK = 4  # add spend (1/0), spend idle ttl seconds (0: keep), add tokens (1/0), free slot (1/0)
+# Each check travels as one argument, its keys named inside the script: 4 to 7 arguments per call instead
+# of 5 keys and 4 limits per check, because redis-py's packing of each argument was a third of the
+# client's CPU per call (bench/limits_redis.py). So the keys are not declared in KEYS, which a Redis
+# Cluster would refuse; this backend is for a standalone Redis (or a primary with replicas).
 
 _PRELUDE = """
 local t = redis.call('TIME')
@@ -26,16 +26,28 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function tokens_of(member)
   return tonumber(string.match(member, ':(%d+)$')) or 0
 end
+local prefix = ARGV[1]
+local function keys_of(period, counter)
+  return {spend = prefix .. 'spend:' .. counter .. ':' .. period, rpm = prefix .. 'rpm:' .. counter,
+          tpm = prefix .. 'tpm:' .. counter, tpmsum = prefix .. 'tpmsum:' .. counter, par = prefix .. 'par:' .. counter}
+end
+local SPEC = '^(%S+) (%S+) (%S+) (%S+) (%S+) (.*)$'
 """
 
-# KEYS: 5 per check (see above). ARGV: request id, lease ms, then 4 limits per check.
-# Replies: {'ok', now} | {'seed', i...} (the spend counters of checks i are missing) |
-#          {'refuse', i, reason, current, retry ms (-1: none)}
+# ARGV: prefix, request id, lease ms, then per check "<period> <budget nanos> <rpm> <tpm> <parallel> <counter>"
+# ("-": no such limit). Replies: {'ok', now} | {'seed', i...} (the spend counters of checks i are missing) |
+# {'refuse', i, reason, current, retry ms (-1: none)}
 ADMIT = _PRELUDE + """
 local WINDOW = 60000
 local cutoff = now - WINDOW
-local rid, lease = ARGV[1], tonumber(ARGV[2])
-local n = #KEYS / 5
+local rid, lease = ARGV[2], tonumber(ARGV[3])
+local checks = {}
+for a = 4, #ARGV do
+  local period, budget, rpm, tpm, par, counter = string.match(ARGV[a], SPEC)
+  local c = keys_of(period, counter)
+  c.budget, c.rpm_limit, c.tpm_limit, c.par_limit = tonumber(budget), tonumber(rpm), tonumber(tpm), tonumber(par)
+  checks[#checks + 1] = c
+end
 
 -- The tokens settled in the window. The running sum is trusted only beside its log; whenever one of
 -- the two is missing (expired or evicted apart) the sum is rebuilt from the log.
@@ -71,92 +83,88 @@ local function tpm_retry(log, used, limit)
   return WINDOW
 end
 
-local function limit_of(i, j) return tonumber(ARGV[2 + 4 * (i - 1) + j]) end
-
 -- A request id already counted (an EVALSHA retried after its reply was lost) is not counted twice.
-for i = 1, n do
-  local k = 5 * (i - 1)
-  if limit_of(i, 2) and redis.call('ZSCORE', KEYS[k + 2], rid) then return {'ok', now} end
-  if limit_of(i, 4) and redis.call('ZSCORE', KEYS[k + 5], rid) then return {'ok', now} end
+for _, c in ipairs(checks) do
+  if c.rpm_limit and redis.call('ZSCORE', c.rpm, rid) then return {'ok', now} end
+  if c.par_limit and redis.call('ZSCORE', c.par, rid) then return {'ok', now} end
 end
 
 local missing = {}
-for i = 1, n do
-  if limit_of(i, 1) and redis.call('EXISTS', KEYS[5 * (i - 1) + 1]) == 0 then missing[#missing + 1] = i end
+for i, c in ipairs(checks) do
+  if c.budget and redis.call('EXISTS', c.spend) == 0 then missing[#missing + 1] = i end
 end
 if #missing > 0 then return {'seed', unpack(missing)} end
 
-for i = 1, n do
-  local k = 5 * (i - 1)
-  local budget, rpm, tpm, par = limit_of(i, 1), limit_of(i, 2), limit_of(i, 3), limit_of(i, 4)
-  if budget then
-    local spent = redis.call('GET', KEYS[k + 1])
-    if tonumber(spent) >= budget then return {'refuse', i, 'budget', spent, -1} end
+for i, c in ipairs(checks) do
+  if c.budget then
+    local spent = redis.call('GET', c.spend)
+    if tonumber(spent) >= c.budget then return {'refuse', i, 'budget', spent, -1} end
   end
-  if rpm then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', cutoff)
-    local count = redis.call('ZCARD', KEYS[k + 2])
-    if count >= rpm then
-      local oldest = redis.call('ZRANGE', KEYS[k + 2], 0, 0, 'WITHSCORES')
+  if c.rpm_limit then
+    redis.call('ZREMRANGEBYSCORE', c.rpm, '-inf', cutoff)
+    local count = redis.call('ZCARD', c.rpm)
+    if count >= c.rpm_limit then
+      local oldest = redis.call('ZRANGE', c.rpm, 0, 0, 'WITHSCORES')
       local retry = WINDOW
       if oldest[2] then retry = tonumber(oldest[2]) + WINDOW - now end
       return {'refuse', i, 'rpm', tostring(count), retry}
     end
   end
-  if tpm then
-    local used = window_tokens(KEYS[k + 3], KEYS[k + 4])
-    if used >= tpm then return {'refuse', i, 'tpm', tostring(used), tpm_retry(KEYS[k + 3], used, tpm)} end
+  if c.tpm_limit then
+    local used = window_tokens(c.tpm, c.tpmsum)
+    if used >= c.tpm_limit then
+      return {'refuse', i, 'tpm', tostring(used), tpm_retry(c.tpm, used, c.tpm_limit)}
+    end
   end
-  if par then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k + 5], '-inf', now)
-    local busy = redis.call('ZCARD', KEYS[k + 5])
-    if busy >= par then return {'refuse', i, 'parallel', tostring(busy), -1} end
+  if c.par_limit then
+    redis.call('ZREMRANGEBYSCORE', c.par, '-inf', now)
+    local busy = redis.call('ZCARD', c.par)
+    if busy >= c.par_limit then return {'refuse', i, 'parallel', tostring(busy), -1} end
   end
 end
 
-for i = 1, n do
-  local k = 5 * (i - 1)
-  if limit_of(i, 2) then
-    redis.call('ZADD', KEYS[k + 2], now, rid)
-    redis.call('PEXPIRE', KEYS[k + 2], 2 * WINDOW)
+for _, c in ipairs(checks) do
+  if c.rpm_limit then
+    redis.call('ZADD', c.rpm, now, rid)
+    redis.call('PEXPIRE', c.rpm, 2 * WINDOW)
   end
-  if limit_of(i, 4) then
-    redis.call('ZADD', KEYS[k + 5], now + lease, rid)
-    redis.call('PEXPIRE', KEYS[k + 5], lease)
+  if c.par_limit then
+    redis.call('ZADD', c.par, now + lease, rid)
+    redis.call('PEXPIRE', c.par, lease)
   end
 end
 return {'ok', now}
 """
 
-# KEYS: the request's done marker, then 4 per check. ARGV: request id, spend nanos, tokens, done ttl
-# seconds, then 4 flags per check. Reply: 1 when this settlement counted, 0 when the id was settled before.
+# ARGV: prefix, request id, spend nanos, tokens, done ttl seconds, then per check
+# "<period> <add spend 1/0> <spend idle ttl s, 0: keep> <add tokens 1/0> <free slot 1/0> <counter>".
+# Reply: 1 when this settlement counted, 0 when the id was settled before.
 SETTLE = _PRELUDE + """
 local WINDOW = 60000
-local rid, nanos, tokens = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4])
-local n = (#KEYS - 1) / 4
-for i = 1, n do
-  local k, a = 1 + 4 * (i - 1), 4 + 4 * (i - 1)
-  if first and ARGV[a + 1] == '1' and redis.call('EXISTS', KEYS[k + 1]) == 1 then
+local rid, nanos, tokens = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local first = redis.call('SET', prefix .. 'done:' .. rid, '1', 'NX', 'EX', ARGV[5])
+for a = 6, #ARGV do
+  local period, add_spend, idle, add_tokens, free, counter = string.match(ARGV[a], SPEC)
+  local c = keys_of(period, counter)
+  if first and add_spend == '1' and redis.call('EXISTS', c.spend) == 1 then
     -- A missing counter is left missing: the next admission seeds it from the store, which holds
     -- this call once the ledger has flushed it. Created here from 0 it would forget the period's spend.
-    redis.call('INCRBY', KEYS[k + 1], nanos)
-    local idle = tonumber(ARGV[a + 2])
-    if idle > 0 then redis.call('EXPIRE', KEYS[k + 1], idle) end
+    redis.call('INCRBY', c.spend, nanos)
+    if idle ~= '0' then redis.call('EXPIRE', c.spend, idle) end
   end
-  if first and ARGV[a + 3] == '1' and tokens > 0 then
-    local had_log = redis.call('EXISTS', KEYS[k + 2]) == 1
-    redis.call('ZADD', KEYS[k + 2], now, rid .. ':' .. ARGV[3])
-    redis.call('PEXPIRE', KEYS[k + 2], 2 * WINDOW)
+  if first and add_tokens == '1' and tokens > 0 then
+    local had_log = redis.call('EXISTS', c.tpm) == 1
+    redis.call('ZADD', c.tpm, now, rid .. ':' .. ARGV[4])
+    redis.call('PEXPIRE', c.tpm, 2 * WINDOW)
     -- Only a sum that lives beside its log is kept up; any other is dropped and rebuilt at the next admission.
-    if had_log and redis.call('EXISTS', KEYS[k + 3]) == 1 then
-      redis.call('INCRBY', KEYS[k + 3], tokens)
-      redis.call('PEXPIRE', KEYS[k + 3], 2 * WINDOW)
+    if had_log and redis.call('EXISTS', c.tpmsum) == 1 then
+      redis.call('INCRBY', c.tpmsum, tokens)
+      redis.call('PEXPIRE', c.tpmsum, 2 * WINDOW)
     else
-      redis.call('DEL', KEYS[k + 3])
+      redis.call('DEL', c.tpmsum)
     end
   end
-  if ARGV[a + 4] == '1' then redis.call('ZREM', KEYS[k + 4], rid) end
+  if free == '1' then redis.call('ZREM', c.par, rid) end
 end
 if first then return 1 end
 return 0
