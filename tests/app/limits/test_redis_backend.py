@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -228,6 +229,26 @@ async def test_a_killed_redis_raises_while_down_and_counts_again_reseeded_from_t
             await backend.settle("after", checks, time.time(), row("after", usd_to_nanos(0.005)))
             refusal = await backend.admit("over", checks, time.time())
             assert refusal is not None and refusal.current == pytest.approx(0.011)  # 0.006 re-seeded + 0.005
+        finally:
+            await backend.close()
+            await store.close()
+
+
+async def test_a_redis_that_never_answers_raises_within_the_timeout_and_names_no_password(tmp_path) -> None:
+    store = await Store.open(str(tmp_path / "store.db"))
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        backend = RedisBackend(f"redis://:hunter2-secret@127.0.0.1:{port}/0", store=store, timeout=0.2)
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisUnavailable) as raised:
+                await backend.admit("req", (check(key_limits(rpm_limit=5)),), time.time())
+            assert time.monotonic() - started < 2
+            assert f"127.0.0.1:{port}" in str(raised.value)
+            assert "hunter2" not in f"{raised.value} {raised.value.__cause__!r}"
+            assert await backend.healthy() is False
         finally:
             await backend.close()
             await store.close()
