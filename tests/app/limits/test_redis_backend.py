@@ -252,3 +252,13 @@ async def test_a_redis_that_never_answers_raises_within_the_timeout_and_names_no
         finally:
             await backend.close()
             await store.close()
+
+
+async def test_an_admission_repeated_for_one_request_id_counts_once(setup: Setup) -> None:
+    checks = (check(key_limits(rpm_limit=2, max_parallel_requests=1)),)
+    for backend in (setup.one, setup.two, setup.one):  # a script retried after its reply was lost
+        assert await backend.admit("req", checks, time.time()) is None
+    assert await setup.client.zcard(f"{setup.prefix}rpm:key:{KEY_HASH}") == 1
+    assert await setup.client.zcard(f"{setup.prefix}par:key:{KEY_HASH}") == 1
+    refusal = await setup.two.admit("other", checks, time.time())
+    assert refusal is not None and refusal.reason is Reason.PARALLEL
