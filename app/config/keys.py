@@ -34,7 +34,7 @@ KNOWN_LITELLM = frozenset({
 # spells them. Written here, not asked of the registry, so that reading YAML loads no destination
 # (the registry imports boto3, sentry-sdk and the Datadog client); tests/app/config holds the two equal.
 DESTINATION_KEYS = frozenset({"dynamodb_table_name"})
-KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
+KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes", "disable_spend_logs"})
 KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
     "shutdown_flush_seconds", "delivery_failing_log_seconds", "delivery_linger_seconds", "team_poll_seconds",

@@ -57,6 +57,7 @@ class GatewayConfig:
     master_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
     max_request_body_bytes: int = DEFAULT_MAX_BODY
+    disable_spend_logs: bool = False  # general_settings: no spend rows for callers without limits
     environment_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
     data_dir: Path = Path("spangate-data")
     span_log_path: Path | None = None

@@ -26,14 +26,18 @@ class CallLimits:
     """Inactive (admits everything, records nothing) until ``attach`` gives it the limiter: the store,
     which the limiter needs, opens in the server's lifespan, after the proxy is built."""
 
-    __slots__ = ("_limiter", "_settling")
+    __slots__ = ("_limiter", "_log_unlimited", "_settling")
 
     def __init__(self) -> None:
         self._limiter: Any = None  # app.limits.service.Limiter
+        self._log_unlimited = True
         self._settling: set[asyncio.Task[None]] = set()
 
-    def attach(self, limiter: Any) -> None:
+    def attach(self, limiter: Any, *, spend_logs: bool = True) -> None:
+        """``spend_logs=False`` (LiteLLM's ``disable_spend_logs``): rows only for limited callers' calls,
+        which their counters need."""
         self._limiter = limiter
+        self._log_unlimited = spend_logs
 
     @property
     def limiter(self) -> Any:
@@ -54,7 +58,7 @@ class CallLimits:
             return None
         ticket = call.ticket
         if ticket is None:
-            if started and _keyed(call):
+            if started and self._log_unlimited and _keyed(call):
                 limiter.record(spend_row(call, os.urandom(12).hex(), (0, 0)))
             return None
         call.ticket = None  # settled once, whichever end runs first

@@ -239,8 +239,8 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
         await _open_store(gateway)
         link = gateway.store_link
         if link is not None:
-            gateway.proxy.limits.attach(await open_limits(gateway.config, link.store,
-                                                          gateway.meter_provider.get_meter("spangate.limits")))
+            limiter = await open_limits(gateway.config, link.store, gateway.meter_provider.get_meter("spangate.limits"))
+            gateway.proxy.limits.attach(limiter, spend_logs=not gateway.config.disable_spend_logs)
         gateway.rebuild_routes(link.team_state.version if link is not None else 0)
         if tune_gc:
             tune_collector()
