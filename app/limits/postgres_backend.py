@@ -42,12 +42,14 @@ class PostgresBackend:
         if not enforced:
             return None
         periods = {check.limits.counter: check.period for check in enforced}
-        async with self._store.admitting(periods) as admission:
+        rpm, parallel = _counters(enforced, "rpm_limit"), _counters(enforced, "max_parallel_requests")
+        # Budgets and tpm are only read here (settling writes them): without rpm or parallel slots to
+        # count, there is nothing for a lock to keep exact, and the admission is a single read.
+        async with self._store.admitting(periods, lock=bool(rpm or parallel)) as admission:
             clock, counts = await admission.read(periods, WINDOW_SECONDS)
             refusal = next(filter(None, (_refusal(c, counts[c.limits.counter], clock) for c in enforced)), None)
             if refusal is None:
-                await admission.count(request_id, _counters(enforced, "rpm_limit"),
-                                      _counters(enforced, "max_parallel_requests"), self._lease_seconds)
+                await admission.count(request_id, rpm, parallel, self._lease_seconds)
         return refusal
 
     async def settle(self, request_id: str, checks: tuple[Check, ...], now: float, row: SpendRow) -> None:

@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.store.base import StoreBase, mapped_errors
 from app.store.records import SpendRow, StoreError
@@ -84,11 +85,21 @@ class SpendStore(StoreBase):
         for value in values:  # one statement each: an upsert with executemany is not portable here
             await conn.execute(statement, value)
 
+    @cached_property
+    def _single_statements(self) -> AsyncEngine:
+        """For work that is one statement (atomic by itself): no BEGIN and COMMIT, two round trips fewer."""
+        return self._engines.write.execution_options(isolation_level="AUTOCOMMIT")
+
     @asynccontextmanager
-    async def admitting(self, counters: Iterable[str]) -> AsyncIterator[LimitAdmission]:
-        """One admission's transaction, holding the counters' advisory locks until it commits (PostgreSQL)."""
+    async def admitting(self, counters: Iterable[str], *, lock: bool = True) -> AsyncIterator[LimitAdmission]:
+        """One admission's transaction, holding the counters' advisory locks until it commits (PostgreSQL).
+        ``lock=False`` for an admission that will count nothing (its limits only read): a single read."""
         if not self._engines.is_postgres:
             raise StoreError("shared limit counters need PostgreSQL")
+        if not lock:
+            async with mapped_errors("admit"), self._single_statements.connect() as conn:
+                yield LimitAdmission(conn)
+            return
         async with mapped_errors("admit"), self._engines.write.connect() as conn:
             await conn.execute(_LOCK, {"keys": lock_keys(counters)})
             yield LimitAdmission(conn)
@@ -98,7 +109,7 @@ class SpendStore(StoreBase):
                              parallel: Sequence[str]) -> None:
         """A settled call's tokens into the tpm windows of ``tpm`` (once per request id) and its parallel
         slots in ``parallel`` freed (a call that is released, not settled: ``tpm`` empty)."""
-        async with self._spending("settle_windows") as conn:
+        async with mapped_errors("settle_windows"), self._single_statements.connect() as conn:
             await conn.execute(_SETTLE, {"request_id": request_id, "tpm": list(tpm) if tokens > 0 else [],
                                          "tokens": tokens, "parallel": list(parallel)})
 
