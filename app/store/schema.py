@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
     Connection,
     DateTime,
     Dialect,
     Index,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -291,6 +293,15 @@ users = _table(UserRow)
 team_members = _table(TeamMemberRow)
 spend_logs = _table(SpendLogRow)
 spend_counters = _table(SpendCounterRow)
+# The PostgreSQL limits backend's sliding windows (kind 0: an admitted call, for rpm; 1: a settled call's
+# tokens, for tpm; at: the database's clock) and parallel slots (leases: a killed instance's slots expire).
+limit_events = Table("limit_events", Base.metadata, Column("counter", Text, primary_key=True),
+                     Column("kind", SmallInteger, primary_key=True), Column("request_id", Text, primary_key=True),
+                     Column("at", DateTime(timezone=True), nullable=False),
+                     Column("tokens", BigInteger, nullable=False), Index("ix_limit_events_at", "counter", "kind", "at"))
+limit_leases = Table("limit_leases", Base.metadata, Column("counter", Text, primary_key=True),
+                     Column("request_id", Text, primary_key=True),
+                     Column("expires_at", DateTime(timezone=True), nullable=False))
 state = _table(StateRow)
 schema_version = _table(SchemaVersionRow)
 
@@ -352,9 +363,15 @@ def _v5_limits_and_spend(conn: Connection) -> None:
     spend_counters.create(conn, checkfirst=True)
 
 
+def _v6_limit_windows(conn: Connection) -> None:
+    """The PostgreSQL limits backend's tables; made on SQLite too (unused) so a version is one schema."""
+    limit_events.create(conn, checkfirst=True)
+    limit_leases.create(conn, checkfirst=True)
+
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging, _v4_users,
-                                     _v5_limits_and_spend)
+                                     _v5_limits_and_spend, _v6_limit_windows)
 
 
 def applied_version(conn: Connection) -> int:
