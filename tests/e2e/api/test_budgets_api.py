@@ -1,0 +1,179 @@
+"""Budgets and rate limits through the real admin API (issue 24, part A), and the spend it shows.
+
+Real gateway on loopback, real SQLite store; spend rows are written with the store's own
+``record_spend`` through a second connection to the same file, as the limiter's ledger will write them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from app.calls.limits import usd_to_nanos
+from app.store import SpendRow, Store
+from app.teams.secrets import hash_key
+from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.teams import Database, admin_client, database, error_of, gateway_settings, ok, poll
+
+LIMITS = {"max_budget": 2.5, "soft_budget": 1.0, "budget_duration": "30d", "tpm_limit": 1000, "rpm_limit": 10,
+          "max_parallel_requests": 2}
+SHOWN = (*LIMITS, "budget_reset_at", "spend")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    with database("sqlite", tmp_path_factory.mktemp("budgets-store")) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def gw(db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    with running_gateway(gateway_settings(db), data_dir=tmp_path_factory.mktemp("budgets-gw")) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
+    with admin_client(gw.base_url) as client:
+        yield client
+
+
+def record(db: Database, rows: Sequence[SpendRow]) -> int:
+    async def write() -> int:
+        store = await Store.open(db.url)
+        try:
+            return await store.record_spend(rows)
+        finally:
+            await store.close()
+    return asyncio.run(write())
+
+
+def row(usd: float, *, token_hash: str | None = None, team_id: str | None = None, key_period: int = 0,
+        team_period: int = 0, start: datetime | None = None, user_id: str | None = None) -> SpendRow:
+    begun = start or datetime.now(UTC)
+    return SpendRow(request_id=f"chatcmpl-{uuid.uuid4().hex}", token_hash=token_hash, team_id=team_id,
+                    user_id=user_id, model="gpt-4", call_type="acompletion", status="success", prompt_tokens=7,
+                    completion_tokens=5, total_tokens=12, spend_nanos=usd_to_nanos(usd), start_time=begun,
+                    end_time=begun + timedelta(milliseconds=250), key_period=key_period, team_period=team_period)
+
+
+def period_start(shown: dict[str, Any], days: int = 30) -> int:
+    """The current period's start as the store counts it: budget_reset_at less the duration."""
+    return int((datetime.fromisoformat(shown["budget_reset_at"]) - timedelta(days=days)).timestamp())
+
+
+def limits_of(shown: dict[str, Any]) -> dict[str, Any]:
+    return {name: shown[name] for name in LIMITS}
+
+
+# --- the fields -------------------------------------------------------------------------------------
+
+
+def test_a_keys_limits_are_taken_and_shown_everywhere_a_key_is(admin: httpx.Client) -> None:
+    before = datetime.now(UTC)
+    made = ok(admin.post("/key/generate", json={"key_alias": "capped", **LIMITS}))
+    assert limits_of(made) == LIMITS and made["spend"] == 0.0
+    reset = datetime.fromisoformat(made["budget_reset_at"])
+    assert before + timedelta(days=30) <= reset <= datetime.now(UTC) + timedelta(days=30)
+    info = ok(admin.post("/key/info", json={"key": made["key"]}))["info"]
+    listed = [k for k in ok(admin.get("/key/list", params={"size": 100}))["keys"] if k["token"] == made["token"]]
+    assert {n: info[n] for n in SHOWN} == {n: listed[0][n] for n in SHOWN} == {n: made[n] for n in SHOWN}
+
+
+def test_a_key_without_limits_shows_nulls_and_its_all_time_spend(admin: httpx.Client) -> None:
+    made = ok(admin.post("/key/generate", json={"max_budget": None}))  # LiteLLM's SDK sends nulls
+    assert {n: made[n] for n in SHOWN} == {**dict.fromkeys(LIMITS), "budget_reset_at": None, "spend": 0.0}
+
+
+def test_update_clears_a_limit_sent_as_null_and_keeps_those_left_out(admin: httpx.Client) -> None:
+    made = ok(admin.post("/key/generate", json=LIMITS))
+    updated = ok(admin.post("/key/update", json={"key": made["token"], "rpm_limit": None, "tpm_limit": 50}))
+    assert limits_of(updated) == {**LIMITS, "rpm_limit": None, "tpm_limit": 50}
+    cleared = ok(admin.post("/key/update", json={"key": made["key"], "budget_duration": None}))
+    assert (cleared["budget_duration"], cleared["budget_reset_at"], cleared["max_budget"]) == (None, None, 2.5)
+
+
+def test_setting_a_duration_starts_the_periods_from_now(admin: httpx.Client) -> None:
+    made = ok(admin.post("/key/generate", json={"max_budget": 1, "budget_duration": "30d"}))
+    changed = ok(admin.post("/key/update", json={"key": made["key"], "budget_duration": "1h"}))
+    reset = datetime.fromisoformat(changed["budget_reset_at"])
+    assert timedelta(minutes=59) < reset - datetime.now(UTC) <= timedelta(hours=1)
+    assert changed["budget_duration"] == "1h"
+    again = ok(admin.post("/key/update", json={"key": made["key"], "budget_duration": " 1h "}))
+    assert again["budget_reset_at"] >= changed["budget_reset_at"] and again["budget_duration"] == "1h"
+
+
+def test_a_teams_limits_are_taken_and_shown_by_new_update_info_and_list(admin: httpx.Client) -> None:
+    made = ok(admin.post("/team/new", json={"team_alias": "capped", **LIMITS}))
+    assert limits_of(made) == LIMITS and made["spend"] == 0.0
+    updated = ok(admin.post("/team/update", json={"team_id": made["team_id"], "max_budget": None, "rpm_limit": 0}))
+    assert limits_of(updated) == {**LIMITS, "max_budget": None, "rpm_limit": 0}
+    info = ok(admin.get("/team/info", params={"team_id": made["team_id"]}))["team_info"]
+    listed = [t for t in ok(admin.get("/team/list")) if t["team_id"] == made["team_id"]]
+    assert {n: info[n] for n in SHOWN} == {n: listed[0][n] for n in SHOWN} == {n: updated[n] for n in SHOWN}
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("max_budget", -0.01, "from 0"), ("max_budget", "10", "number of US dollars"), ("soft_budget", True, "number"),
+    ("max_budget", 1e10, "from 0"), ("budget_duration", "30w", "is not a duration"),
+    ("budget_duration", "0d", "longer than 0"), ("budget_duration", 30, "is not a duration"),
+    ("tpm_limit", -1, "from 0"), ("rpm_limit", 1.5, "whole number"), ("max_parallel_requests", "2", "whole number"),
+    ("max_parallel_requests", 10**7, "from 0"),
+])
+def test_a_bad_value_is_a_400_naming_its_field_and_saves_nothing(admin: httpx.Client, field: str, value: object,
+                                                                 says: str) -> None:
+    keys_before = ok(admin.get("/key/list"))["total_count"]
+    for path, body in (("/key/generate", {}), ("/team/new", {})):
+        error = error_of(admin.post(path, json={**body, field: value}), 400)
+        assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", field, "invalid_value")
+        assert says in error["message"]
+    assert ok(admin.get("/key/list"))["total_count"] == keys_before
+
+
+def test_zero_is_a_limit_and_whole_floats_are_taken(admin: httpx.Client) -> None:
+    made = ok(admin.post("/key/generate", json={"max_budget": 0, "rpm_limit": 10.0, "max_parallel_requests": 0}))
+    assert (made["max_budget"], made["rpm_limit"], made["max_parallel_requests"]) == (0.0, 10, 0)
+
+
+# --- spend ------------------------------------------------------------------------------------------
+
+
+def test_spend_is_the_current_periods_counter_of_the_key_and_of_the_team(admin: httpx.Client, db: Database) -> None:
+    team = ok(admin.post("/team/new", json={"max_budget": 100, "budget_duration": "30d"}))
+    key = ok(admin.post("/key/generate", json={"team_id": team["team_id"], "max_budget": 5}))
+    digest, key_period, team_period = key["token"], 0, period_start(team)
+    assert record(db, [row(0.25, token_hash=digest, team_id=team["team_id"], team_period=team_period),
+                       row(0.125, token_hash=digest, team_id=team["team_id"], team_period=team_period),
+                       row(9.0, team_id=team["team_id"], team_period=team_period - 30 * 86400)]) == 3
+    info = ok(admin.post("/key/info", json={"key": key["key"]}))["info"]
+    assert (info["spend"], key_period) == (0.375, 0)
+    team_info = ok(admin.get("/team/info", params={"team_id": team["team_id"]}))
+    assert team_info["team_info"]["spend"] == 0.375  # last period's 9.0 is not this period's
+    assert [k["spend"] for k in team_info["keys"]] == [0.375]
+    listed = [k for k in ok(admin.get("/key/list", params={"team_id": team["team_id"]}))["keys"]]
+    assert [k["spend"] for k in listed] == [0.375]
+    assert [t["spend"] for t in ok(admin.get("/team/list")) if t["team_id"] == team["team_id"]] == [0.375]
+
+
+def test_a_team_admin_sets_its_own_keys_limits_but_not_the_teams_nor_moves_a_key(admin: httpx.Client,
+                                                                                gw: RunningGateway) -> None:
+    team, other = ok(admin.post("/team/new", json={}))["team_id"], ok(admin.post("/team/new", json={}))["team_id"]
+    boss = f"boss-{uuid.uuid4().hex[:8]}"
+    ok(admin.post("/team/member_add", json={"team_id": team, "member": {"role": "admin", "user_id": boss}}))
+    boss_key = ok(admin.post("/key/generate", json={"team_id": team, "user_id": boss}))["key"]
+    poll(lambda: ok(admin.get("/team/info", params={"team_id": team}))["keys"] != [], timeout=5)
+    with admin_client(gw.base_url, boss_key) as client:
+        made = ok(client.post("/key/generate", json={"team_id": team, "max_budget": 1, "rpm_limit": 5}))
+        assert (made["max_budget"], made["rpm_limit"]) == (1.0, 5)
+        poll(lambda: client.post("/key/info", json={"key": made["key"]}).status_code == 200, timeout=5)
+        assert ok(client.post("/key/update", json={"key": made["key"], "rpm_limit": None}))["rpm_limit"] is None
+        moved = error_of(client.post("/key/update", json={"key": made["key"], "team_id": other}), 403)
+        assert (moved["param"], moved["code"]) == ("team_id", "admin_only")
+        assert error_of(client.post("/team/update", json={"team_id": team, "max_budget": 100}), 403)
+    assert ok(admin.post("/key/info", json={"key": made["key"]}))["info"]["team_id"] == team
