@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.calls.limits import usd_to_nanos
 from app.store import SpendRow, Store
@@ -177,3 +179,152 @@ def test_a_team_admin_sets_its_own_keys_limits_but_not_the_teams_nor_moves_a_key
         assert (moved["param"], moved["code"]) == ("team_id", "admin_only")
         assert error_of(client.post("/team/update", json={"team_id": team, "max_budget": 100}), 403)
     assert ok(admin.post("/key/info", json={"key": made["key"]}))["info"]["team_id"] == team
+
+
+# --- /spend/logs -----------------------------------------------------------------------------------
+
+DAY = datetime(2031, 5, 2, tzinfo=UTC)  # a day of its own, apart from the other tests' rows
+
+
+def spend_world(admin: httpx.Client, db: Database) -> tuple[dict[str, Any], str, list[SpendRow]]:
+    team = ok(admin.post("/team/new", json={}))["team_id"]
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    key = ok(admin.post("/key/generate", json={"team_id": team, "user_id": user}))
+    times = [DAY - timedelta(seconds=1), DAY, DAY + timedelta(hours=23, minutes=59, seconds=59),
+             DAY + timedelta(days=1)]
+    rows = [row(0.001 * (i + 1), token_hash=key["token"], team_id=team, user_id=user, start=t)
+            for i, t in enumerate(times)]
+    assert record(db, rows) == 4
+    return key, team, rows
+
+
+def ids(answer: httpx.Response) -> list[str]:
+    return [r["request_id"] for r in ok(answer)]
+
+
+def test_spend_log_rows_have_litellms_fields_and_sum_to_the_spend(admin: httpx.Client, db: Database) -> None:
+    key, team, rows = spend_world(admin, db)
+    shown = ok(admin.get("/spend/logs", params={"api_key": key["key"]}))
+    assert shown[0] == {"request_id": rows[0].request_id, "call_type": "acompletion", "api_key": key["token"],
+                        "spend": 0.001, "total_tokens": 12, "prompt_tokens": 7, "completion_tokens": 5,
+                        "startTime": rows[0].start_time.isoformat(), "endTime": rows[0].end_time.isoformat(),
+                        "model": "gpt-4", "user": rows[0].user_id, "team_id": team, "status": "success"}
+    assert [r["request_id"] for r in shown] == [r.request_id for r in rows]  # oldest first
+    spend = ok(admin.post("/key/info", json={"key": key["key"]}))["info"]["spend"]
+    assert usd_to_nanos(spend) == sum(usd_to_nanos(r["spend"]) for r in shown) == sum(r.spend_nanos for r in rows)
+
+
+def test_spend_logs_filter_as_litellm_names_them(admin: httpx.Client, db: Database) -> None:
+    key, team, rows = spend_world(admin, db)
+    every = [r.request_id for r in rows]
+    assert ids(admin.get("/spend/logs", params={"api_key": key["token"]})) == every
+    assert ids(admin.get("/spend/logs", params={"team_id": team})) == every
+    assert ids(admin.get("/spend/logs", params={"user_id": rows[0].user_id})) == every
+    assert ids(admin.get("/spend/logs", params={"request_id": every[2], "team_id": team})) == [every[2]]
+    assert ids(admin.get("/spend/logs", params={"team_id": team, "page": 2, "page_size": 1})) == [every[1]]
+    assert ids(admin.get("/spend/logs", params={"api_key": hash_key("sk-no-such-key")})) == []
+
+
+def test_a_date_is_a_whole_utc_day_and_an_iso_time_an_instant(admin: httpx.Client, db: Database) -> None:
+    _, team, rows = spend_world(admin, db)
+    every = [r.request_id for r in rows]
+
+    def between(**dates: str) -> list[str]:
+        return ids(admin.get("/spend/logs", params={"team_id": team, **dates}))
+
+    assert between(start_date="2031-05-02", end_date="2031-05-02") == every[1:3]  # LiteLLM's answer: []
+    assert between(start_date="2031-05-02") == every[1:]
+    assert between(end_date="2031-05-01") == every[:1]
+    assert between(start_date="2031-05-02T00:00:00Z", end_date="2031-05-03T00:00:00+00:00") == every[1:]
+    assert between(start_date="2031-05-02 02:00:00+02:00", end_date="2031-05-02T23:59:58") == every[1:2]
+    assert between(end_date="9999-12-31") == every
+
+
+@pytest.mark.parametrize(("params", "param"), [
+    ({"start_date": "2031-5-2"}, "start_date"), ({"end_date": "yesterday"}, "end_date"),
+    ({"start_date": "2031-05-02", "end_date": "2031-05-01"}, "end_date"),
+    ({"end_date": "0001-01-01T00:00:00+05:00"}, "end_date"), ({"start_date": "2031-13-01"}, "start_date"),
+    ({"page_size": 0}, "page_size"), ({"page_size": 1001}, "page_size"), ({"page": 0}, "page"),
+])
+def test_bad_spend_log_queries_are_400s_naming_the_param(admin: httpx.Client, params: dict[str, Any],
+                                                        param: str) -> None:
+    error = error_of(admin.get("/spend/logs", params=params), 400)
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+
+
+def test_a_team_admin_reads_its_own_teams_spend_log_only(admin: httpx.Client, db: Database,
+                                                         gw: RunningGateway) -> None:
+    key, team, rows = spend_world(admin, db)
+    other_key, other_team, _ = spend_world(admin, db)
+    boss = f"boss-{uuid.uuid4().hex[:8]}"
+    ok(admin.post("/team/member_add", json={"team_id": team, "member": {"role": "admin", "user_id": boss}}))
+    boss_key = ok(admin.post("/key/generate", json={"team_id": team, "user_id": boss}))["key"]
+    with admin_client(gw.base_url, boss_key) as client:
+        poll(lambda: client.get("/spend/logs", params={"team_id": team}).status_code == 200, timeout=5)
+        assert ids(client.get("/spend/logs", params={"team_id": team})) == [r.request_id for r in rows]
+        # Another team's key under its own team_id finds nothing of the other team's
+        assert ids(client.get("/spend/logs", params={"team_id": team, "api_key": other_key["key"]})) == []
+        assert error_of(client.get("/spend/logs", params={"team_id": other_team}), 403)["code"] == "other_team"
+        assert error_of(client.get("/spend/logs"), 403)["code"] == "other_team"
+    with admin_client(gw.base_url, key["key"]) as plain:
+        assert error_of(plain.get("/spend/logs", params={"team_id": team}), 403)["code"] == "admin_only"
+
+
+# --- generated bad values ---------------------------------------------------------------------------
+
+JSON_OTHER = st.one_of(st.booleans(), st.text(max_size=20), st.lists(st.integers(), max_size=2),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+BAD_MONEY = st.one_of(JSON_OTHER, st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
+                      st.integers(max_value=-1),
+                      st.floats(min_value=1.0000001e9, allow_infinity=False), st.integers(min_value=10**9 + 1))
+BAD_COUNT = st.one_of(JSON_OTHER, st.integers(max_value=-1), st.integers(min_value=10**12 + 1),
+                      st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()))
+BAD_DURATION = st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                         st.text(max_size=12).filter(lambda t: not _is_duration(t)))
+BAD_VALUES = {"max_budget": BAD_MONEY, "soft_budget": BAD_MONEY, "tpm_limit": BAD_COUNT, "rpm_limit": BAD_COUNT,
+              "max_parallel_requests": st.one_of(BAD_COUNT, st.integers(min_value=10**6 + 1)),
+              "budget_duration": BAD_DURATION}
+
+
+def _is_duration(text: str) -> bool:
+    from app.calls.limits import BudgetDuration
+    try:
+        BudgetDuration.parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data(), route=st.sampled_from(["/key/generate", "/key/update", "/team/new", "/team/update"]))
+def test_generated_bad_values_are_400s_naming_the_field_never_500s(gw: RunningGateway, data: st.DataObject,
+                                                                   route: str) -> None:
+    field = data.draw(st.sampled_from(sorted(BAD_VALUES)), label="field")
+    value = data.draw(BAD_VALUES[field], label="value")
+    with admin_client(gw.base_url) as client:
+        target = {"/key/update": {"key": _shared(client, "key")}, "/team/update": {"team_id": _shared(client, "team")}}
+        error = error_of(client.post(route, json={**target.get(route, {}), field: value}), 400)
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", field, "invalid_value")
+    assert field in error["message"] and len(error["message"]) < 200
+
+
+_SHARED: dict[str, str] = {}
+
+
+def _shared(client: httpx.Client, kind: str) -> str:
+    """One key and one team for every example to update (each example must not make its own)."""
+    if kind not in _SHARED:
+        _SHARED[kind] = (ok(client.post("/key/generate", json={}))["token"] if kind == "key"
+                         else ok(client.post("/team/new", json={}))["team_id"])
+    return _SHARED[kind]
+
+
+@pytest.mark.parametrize("literal", [b"1e400", b"-1e400"])
+def test_a_number_too_large_for_a_float_is_a_400_too(admin: httpx.Client, literal: bytes) -> None:
+    """JSON's decoder refuses it before any field is read, so this 400 names no field (msgspec's
+    error does not say which); it is still a 400, never an infinite budget nor a 500."""
+    for field in (b"max_budget", b"tpm_limit"):
+        answer = admin.post("/key/generate", content=b'{"' + field + b'": ' + literal + b"}",
+                            headers={"content-type": "application/json"})
+        assert error_of(answer, 400)["message"].startswith("Number out of range")
