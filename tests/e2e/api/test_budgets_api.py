@@ -28,15 +28,15 @@ LIMITS = {"max_budget": 2.5, "soft_budget": 1.0, "budget_duration": "30d", "tpm_
 SHOWN = (*LIMITS, "budget_reset_at", "spend")
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    with database("sqlite", tmp_path_factory.mktemp("budgets-store")) as store:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    with database(request.param, tmp_path_factory.mktemp("budgets-store")) as store:
         yield store
 
 
 @pytest.fixture(scope="module")
 def gw(db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    with running_gateway(gateway_settings(db), data_dir=tmp_path_factory.mktemp("budgets-gw")) as running:
+    with running_gateway(gateway_settings(db), env=db.env, data_dir=tmp_path_factory.mktemp("budgets-gw")) as running:
         yield running
 
 
@@ -48,7 +48,7 @@ def admin(gw: RunningGateway) -> Iterator[httpx.Client]:
 
 def record(db: Database, rows: Sequence[SpendRow]) -> int:
     async def write() -> int:
-        store = await Store.open(db.url)
+        store = await Store.open(db.url, schema=db.schema)
         try:
             return await store.record_spend(rows)
         finally:
@@ -295,29 +295,26 @@ def _is_duration(text: str) -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def targets(gw: RunningGateway) -> dict[str, dict[str, str]]:
+    """The key and the team every generated update aims at (an example must not make its own)."""
+    with admin_client(gw.base_url) as client:
+        return {"/key/update": {"key": ok(client.post("/key/generate", json={}))["token"]},
+                "/team/update": {"team_id": ok(client.post("/team/new", json={}))["team_id"]},
+                "/key/generate": {}, "/team/new": {}}
+
+
 @settings(max_examples=60, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), route=st.sampled_from(["/key/generate", "/key/update", "/team/new", "/team/update"]))
-def test_generated_bad_values_are_400s_naming_the_field_never_500s(gw: RunningGateway, data: st.DataObject,
-                                                                   route: str) -> None:
+def test_generated_bad_values_are_400s_naming_the_field_never_500s(gw: RunningGateway, targets: dict[str, Any],
+                                                                   data: st.DataObject, route: str) -> None:
     field = data.draw(st.sampled_from(sorted(BAD_VALUES)), label="field")
     value = data.draw(BAD_VALUES[field], label="value")
     with admin_client(gw.base_url) as client:
-        target = {"/key/update": {"key": _shared(client, "key")}, "/team/update": {"team_id": _shared(client, "team")}}
-        error = error_of(client.post(route, json={**target.get(route, {}), field: value}), 400)
+        error = error_of(client.post(route, json={**targets[route], field: value}), 400)
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", field, "invalid_value")
     assert field in error["message"] and len(error["message"]) < 200
-
-
-_SHARED: dict[str, str] = {}
-
-
-def _shared(client: httpx.Client, kind: str) -> str:
-    """One key and one team for every example to update (each example must not make its own)."""
-    if kind not in _SHARED:
-        _SHARED[kind] = (ok(client.post("/key/generate", json={}))["token"] if kind == "key"
-                         else ok(client.post("/team/new", json={}))["team_id"])
-    return _SHARED[kind]
 
 
 @pytest.mark.parametrize("literal", [b"1e400", b"-1e400"])
