@@ -1,4 +1,5 @@
-"""HTTP routes, grouped by audience: admin/ (teams, keys, callbacks), health.py, models.py, and the
+"""HTTP routes, grouped by audience: admin/ (teams, keys, callbacks), spend.py (the spend log), health.py,
+models.py, budgets.py (the limit fields admin/ takes and shows), and the
 services they ask for by name (dependencies.py); ``app.server.factory`` registers both."""
 
 from litestar.types import ControllerRouterHandler
@@ -7,10 +8,11 @@ from app.api.admin import AdminCheck, admin_routes
 from app.api.dependencies import api_dependencies
 from app.api.health import admin_health_routes, health_routes
 from app.api.models import llm_routes
+from app.api.spend import spend_routes
 
 
 def api_routes(admin_check: AdminCheck) -> list[ControllerRouterHandler]:
-    return [*llm_routes(), *health_routes(), *admin_routes(admin_check, *admin_health_routes())]
+    return [*llm_routes(), *health_routes(), *admin_routes(admin_check, *admin_health_routes(), *spend_routes())]
 
 
 __all__ = ["AdminCheck", "api_dependencies", "api_routes"]
