@@ -37,10 +37,6 @@ class RedisUnavailable(ConnectionError):
     """Redis could not be reached, or did not answer in time."""
 
 
-class ConnectionLost(RedisUnavailable):
-    """The connection closed under a command: it may not have reached Redis, and a retry may pass."""
-
-
 class ReplyError(Exception):
     """An error reply; ``code`` is its first word (``ERR``, ``WRONGTYPE``, ``NOSCRIPT``...)."""
 
@@ -76,7 +72,7 @@ def encode_command(args: Sequence[Arg]) -> bytes:
 
 def _error(line: bytes) -> ReplyError:
     message = line.decode("utf-8", errors="replace")
-    return NoScriptError(message) if message.startswith("NOSCRIPT") else ReplyError(message)
+    return NoScriptError(message) if message.split(" ", 1)[0] == "NOSCRIPT" else ReplyError(message)
 
 
 def _length(line: bytes) -> int:
@@ -232,7 +228,7 @@ class _RespProtocol(asyncio.Protocol):
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail("the connection was closed" if exc is None else f"{type(exc).__name__}: {exc}", ConnectionLost)
+        self._fail("the connection was closed" if exc is None else f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._fail("the client was closed")
@@ -247,7 +243,7 @@ class _RespProtocol(asyncio.Protocol):
         else:
             self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
-    def _fail(self, why: str, error: type[RedisUnavailable] = RedisUnavailable) -> None:
+    def _fail(self, why: str) -> None:
         self.closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -258,7 +254,7 @@ class _RespProtocol(asyncio.Protocol):
         waiting, self._waiting = self._waiting, deque()
         for future, _ in waiting:
             if not future.done():
-                future.set_exception(error(f"redis at {self._where}: {why}"))
+                future.set_exception(RedisUnavailable(f"redis at {self._where}: {why}"))
 
 
 class RespClient:
@@ -273,20 +269,13 @@ class RespClient:
     async def execute(self, *args: Arg) -> Any:
         """One command's reply; an error reply raises (``NoScriptError`` for NOSCRIPT).
 
-        Every command the limits backend sends is safe to run twice (its scripts count once per request
-        id), so a command under which a reused connection closed is sent once more on a new one: the
-        first command after a Redis restart would otherwise fail on the connection it closed."""
+        No retry: a command under a connection that closed fails, and the next one opens a new
+        connection. (The loop hears a restarted Redis close the connection before the next command
+        is written, unless it was busy: then one command fails, not a call per instance per restart.)"""
         conn = self._conn
-        reused = conn is not None and not conn.closed
-        if not reused or conn is None:
+        if conn is None or conn.closed:
             conn = await self._connection()
-        payload = encode_command(args)
-        try:
-            reply = await conn.send(payload)[0]
-        except ConnectionLost:
-            if not reused:
-                raise
-            reply = await (await self._connection()).send(payload)[0]
+        reply = await conn.send(encode_command(args))[0]
         if isinstance(reply, ReplyError):
             raise reply
         return reply
