@@ -68,7 +68,12 @@ _leaf = st.one_of(
     st.just(b"$-1\r\n"),
     st.binary(max_size=60).map(lambda data: b"$%d\r\n%s\r\n" % (len(data), data)),  # CR LF inside too
 )
-_array = lambda items: b"*%d\r\n" % len(items) + b"".join(items)  # noqa: E731
+
+
+def _array(items: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(items) + b"".join(items)
+
+
 _reply = st.recursive(
     _leaf, lambda children: st.one_of(st.just(b"*-1\r\n"), st.lists(children, max_size=5).map(_array)), max_leaves=20)
 
