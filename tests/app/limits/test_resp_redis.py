@@ -170,14 +170,18 @@ async def test_concurrent_commands_share_one_connection_and_each_gets_its_own_re
     assert await client.execute("CLIENT", "ID") == ids[0]
 
 
-async def test_a_cancelled_command_leaves_the_replies_of_the_others_in_order(client, prefix) -> None:
-    await client.execute("SET", f"{prefix}a", "A")
-    await client.execute("SET", f"{prefix}b", "B")
-    cancelled = asyncio.ensure_future(client.execute("GET", f"{prefix}a"))
-    await asyncio.sleep(0)  # written, not yet answered
-    cancelled.cancel()
-    assert await client.execute("GET", f"{prefix}b") == b"B"
-    assert cancelled.cancelled()
+async def test_a_cancelled_command_leaves_the_replies_of_the_others_in_order(prefix) -> None:
+    client = RespClient(SHARED, timeout=10)
+    try:
+        await client.execute("SET", f"{prefix}b", "B")
+        client_id = await client.execute("CLIENT", "ID")
+        cancelled = asyncio.ensure_future(client.execute("BLPOP", f"{prefix}never", 0.3))  # its reply: nil
+        await _until_blocked(client_id)
+        cancelled.cancel()
+        assert await client.execute("GET", f"{prefix}b") == b"B"  # not the BLPOP's nil, read and dropped
+        assert cancelled.cancelled()
+    finally:
+        await client.close()
 
 
 async def test_an_error_reply_raises_and_the_connection_goes_on(client, prefix) -> None:
@@ -190,12 +194,14 @@ async def test_an_error_reply_raises_and_the_connection_goes_on(client, prefix) 
     assert await client.execute("PING") == b"PONG"
 
 
-async def _blocked(client_id: int) -> None:
+async def _until_blocked(client_id: int, kill: bool = False) -> None:
+    """Polls Redis until the connection is blocked in BLPOP (every command sent before it is in Redis)."""
     watcher = aioredis.Redis.from_url(SHARED_URL)
     try:
         while "flags=b" not in (await watcher.execute_command("CLIENT", "LIST", "ID", client_id)).decode():
-            await asyncio.sleep(0.005)  # polls Redis for the condition: the connection is blocked in BLPOP
-        await watcher.execute_command("CLIENT", "KILL", "ID", client_id)
+            await asyncio.sleep(0.005)
+        if kill:
+            await watcher.execute_command("CLIENT", "KILL", "ID", client_id)
     finally:
         await watcher.aclose()
 
@@ -206,7 +212,7 @@ async def test_a_lost_connection_fails_every_command_in_flight_at_once_and_the_n
         first = await client.execute("CLIENT", "ID")
         in_flight = [asyncio.ensure_future(client.execute("BLPOP", f"{prefix}never", 8))]
         in_flight += [asyncio.ensure_future(client.execute("PING")) for _ in range(4)]
-        await _blocked(first)
+        await _until_blocked(first, kill=True)
         results = await asyncio.gather(*in_flight, return_exceptions=True)
         assert all(isinstance(result, RedisUnavailable) for result in results), results
         assert "127.0.0.1:6379" in str(results[0])
