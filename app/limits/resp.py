@@ -298,8 +298,8 @@ class RespClient:
         """One command's reply; an error reply raises (``NoScriptError`` for NOSCRIPT).
 
         No retry: a command under a connection that closed fails, and the next one opens a new
-        connection. (The loop hears a restarted Redis close the connection before the next command
-        is written, unless it was busy: then one command fails, not a call per instance per restart.)"""
+        connection. A restarted Redis closes its connections, and the loop hears it before the next
+        command is written unless it was busy then; so a restart costs at most one failed command."""
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connection()
@@ -354,8 +354,7 @@ class RespClient:
         if not commands:
             return
         futures = protocol.send_many(b"".join(encode_command(command) for command in commands), len(commands))
-        for future, command in zip(futures, commands, strict=True):
-            reply = await future
+        for reply, command in zip(await asyncio.gather(*futures), commands, strict=True):
             if isinstance(reply, ReplyError):
                 protocol.close()
                 raise RedisUnavailable(f"redis at {address.where}: {command[0]} refused: {reply.message}")
