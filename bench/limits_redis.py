@@ -3,6 +3,7 @@
 A key and its team, each with a budget, rpm, tpm and a parallel limit (the most a call can carry), against
 the Redis on 127.0.0.1:6379 under a prefix of its own (deleted after). CPU is ``time.process_time`` of
 this process (the client side only; Redis's own time is on its process), divided by the calls.
+The client is app/limits/resp.py; with redis-py it was ~200-250 us per call (issue 24 asks for <= 100).
 
     .venv/bin/python bench/limits_redis.py                # 2,000 calls, uvloop
     .venv/bin/python bench/limits_redis.py --profile      # also cProfile's top functions
