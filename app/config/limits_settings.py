@@ -97,7 +97,10 @@ def _port(value: Any, where: str) -> int:
 
 
 def _checked_url(url: str, where: str) -> str:
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("rediss://", "unix://")):
+        raise ConfigError(f"{where}: TLS (rediss://) and unix sockets are not supported for the limit counters; "
+                          "use redis://host:port/db on a private network")
+    if not url.startswith("redis://"):
         # Not echoed: a URL may carry the password.
-        raise ConfigError(f"{where}: a redis://, rediss:// or unix:// URL")
+        raise ConfigError(f"{where}: a redis://[[user]:password@]host[:port][/db] URL")
     return url

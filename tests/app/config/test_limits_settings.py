@@ -53,6 +53,7 @@ def test_backend_and_failure_mode_are_chosen_in_spangate_settings() -> None:
     ({"router_settings": {"redis_host": "h", "redis_port": 70000}}, "router_settings.redis_port"),
     ({"router_settings": {"redis_host": "redis://h"}}, "router_settings.redis_host"),
     ({"router_settings": {"redis_url": "http://h"}}, "router_settings.redis_url"),
+    ({"router_settings": {"redis_url": "rediss://h"}}, "router_settings.redis_url"),
 ])
 def test_a_bad_setting_stops_start_up_naming_it(sections: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
