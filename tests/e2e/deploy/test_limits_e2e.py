@@ -303,9 +303,16 @@ def test_redis_down_fails_open_with_a_readiness_report_and_counts_again_when_bac
     assert [call(pair.urls[0], key).status_code for _ in range(4)] == [200, 200, 200, 429]
     pair.redis.kill()
     assert call(pair.urls[0], key).status_code == 200  # fail open: passes uncounted
-    with loopback_client() as client:
-        ready = client.get(f"{pair.urls[0]}/health/readiness").json()
-    assert ready["limits"]["healthy"] is False
+    assert readiness(pair.urls[0])["limits"]["healthy"] is False
     pair.redis.start()  # empty: Redis keeps nothing
-    poll(lambda: loopback_client().get(f"{pair.urls[0]}/health/readiness").json()["limits"]["healthy"], timeout=10)
+    poll(lambda: readiness(pair.urls[0])["limits"]["healthy"], timeout=10)
     assert [call(pair.urls[1], key).status_code for _ in range(4)] == [200, 200, 200, 429]
+    # Spend went on through the outage: every call answered is in the store once (3 + 1 + 3).
+    poll(lambda: len(spend_logs(pair.urls[0], key)) == 7, timeout=10)
+    rows = spend_logs(pair.urls[1], key)
+    assert key_info(pair.urls[1], key)["spend"] == pytest.approx(sum(row["spend"] for row in rows), abs=1e-12)
+
+
+def readiness(url: str) -> dict[str, Any]:
+    with loopback_client() as client:
+        return client.get(f"{url}/health/readiness").json()

@@ -66,6 +66,12 @@ def test_a_spent_budget_is_refused_as_litellm_types_it_and_the_upstream_is_not_c
     assert "two-calls" in error["message"] and key not in error["message"]
     poll(lambda: len(logs(gateway, api_key=key)) == 2, timeout=5)  # the refused call reached no upstream
     assert all(row["status"] == "success" for row in logs(gateway, api_key=key))
+    with admin_client(gateway.base_url) as admin:
+        metrics = admin.get("/metrics").text
+    refusals = [line for line in metrics.splitlines() if line.startswith("spangate_limits_refusals_total{")]
+    assert any('key="two-calls"' in line and 'reason="budget"' in line for line in refusals), refusals
+    assert any(line.startswith("spangate_limits_spend") and 'key="two-calls"' in line
+               for line in metrics.splitlines()), metrics
 
 
 def test_every_keyed_call_gets_one_spend_row_streams_and_failures_included(gateway: RunningGateway) -> None:
