@@ -75,7 +75,8 @@ def _checked(name: str, value: Any) -> Any:
 def _money(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(name, f"{name} must be a number of US dollars (or null for no limit)")
-    if not math.isfinite(value) or not 0 <= value <= MAX_USD:
+    # Compared before math.isfinite: a 400-digit integer overflows a float (OverflowError, a 500).
+    if not 0 <= value <= MAX_USD or not math.isfinite(value):
         raise _invalid(name, f"{name} must be from 0 to {MAX_USD:.0f} US dollars")
     return float(value)
 

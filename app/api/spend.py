@@ -26,6 +26,7 @@ from app.calls.limits import nanos_to_usd
 from app.errors import InvalidRequest
 from app.store import SpendRow
 
+MAX_PAGE = 1_000_000_000
 MAX_PAGE_SIZE = 1000
 
 
@@ -39,8 +40,8 @@ class SpendController(Controller):
                          request_id: FromQuery[str | None] = None, start_date: FromQuery[str | None] = None,
                          end_date: FromQuery[str | None] = None, page: FromQuery[int] = 1,
                          page_size: FromQuery[int] = MAX_PAGE_SIZE) -> list[dict[str, Any]]:
-        if page < 1:
-            raise InvalidRequest("page must be 1 or more", param="page", code="invalid_value")
+        if not 1 <= page <= MAX_PAGE:  # beyond it the offset overflows the databases' 64-bit integers
+            raise InvalidRequest(f"page must be from 1 to {MAX_PAGE}", param="page", code="invalid_value")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidRequest(f"page_size must be from 1 to {MAX_PAGE_SIZE}", param="page_size",
                                  code="invalid_value")

@@ -35,6 +35,7 @@ from opentelemetry.metrics import Meter, NoOpMeter
 
 from app.calls.limits import Scope, ScopeLimits
 from app.errors import ServiceUnavailable
+from app.limits.backlog import Backlog
 from app.limits.ledger import SpendLedger
 from app.limits.metrics import MAX_LABELS, LimitMetrics
 from app.limits.model import Check, CounterBackend, Reason, Refusal
@@ -103,6 +104,8 @@ class Limiter:
         self._down_since: float | None = None
         self._errors = 0
         self._probe: asyncio.Task[None] | None = None
+        self._backlog = Backlog()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         await self.ledger.start()
@@ -137,8 +140,12 @@ class Limiter:
             return self._unavailable(ticket)
         try:
             refusal = await self._call("admit", lambda: self.backend.admit(request_id, ticket.checks, now))
-        except _BackendDown:
+        except _BackendDown:  # a timed-out admission may have taken a slot: free it once the backend is back
+            self._backlog.add(request_id, ticket.checks, now, None)
             return self._unavailable(ticket)
+        except asyncio.CancelledError:  # the client left mid-admission: a slot it may hold is freed
+            self._background(self._release_or_keep(request_id, ticket.checks, now))
+            raise
         if refusal is not None:
             self._refused(refusal, limits, now)
         return ticket
@@ -156,9 +163,9 @@ class Limiter:
         raise refusal_error(refusal, now)
 
     def record(self, row: SpendRow) -> None:
-        """A call with no limits ended: its row to the ledger (and the spend metric) only."""
+        """A call with no limits ended: its row to the ledger only (``spangate.spend`` counts it per team;
+        the per-key series are for limited keys, which keeps them to the keys someone set limits on)."""
         self.ledger.record(row)
-        self.metrics.record_spend(row)
 
     async def settle(self, ticket: Ticket, row: SpendRow) -> None:
         """Never raises: the ledger has the row before anything can fail."""
@@ -168,16 +175,40 @@ class Limiter:
         if not ticket.checks:
             return
         now = self._clock()
-        with contextlib.suppress(_BackendDown):
-            await self._call("settle", lambda: self.backend.settle(ticket.request_id, ticket.checks, now, row))
+        if self._down_since is not None:  # not waited on while down: replayed when the backend is back
+            self._backlog.add(ticket.request_id, ticket.checks, now, row)
+        else:
+            try:
+                await self._call("settle", lambda: self.backend.settle(ticket.request_id, ticket.checks, now, row))
+            except _BackendDown:
+                self._backlog.add(ticket.request_id, ticket.checks, now, row)
         for check in ticket.checks:
             if check.limits.max_budget is not None or check.limits.soft_budget is not None:
                 await self._report_spend(check, row.spend_nanos, now)
 
     async def release(self, ticket: Ticket) -> None:
         if ticket.checks:
-            with contextlib.suppress(_BackendDown):
-                await self._call("release", lambda: self.backend.release(ticket.request_id, ticket.checks))
+            await self._release_or_keep(ticket.request_id, ticket.checks, self._clock())
+
+    async def _release_or_keep(self, request_id: str, checks: tuple[Check, ...], now: float) -> None:
+        try:
+            await self._call("release", lambda: self.backend.release(request_id, checks))
+        except _BackendDown:
+            self._backlog.add(request_id, checks, now, None)
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _replay(self) -> None:
+        try:
+            done = await self._backlog.replay(self.backend, self._timeout)
+        except Exception as exc:
+            self._failed("replay", exc)
+            return
+        if done:
+            logger.info("limits backend %s: %d missed settlements replayed", self.backend.name, done)
 
     async def _report_spend(self, check: Check, nanos: int, now: float) -> None:
         spend = await self._view.add(check, nanos, now)
@@ -221,6 +252,8 @@ class Limiter:
         down_for = self._clock() - self._down_since
         self._down_since = None
         logger.info("limits backend %s reachable again after %.1f s", self.backend.name, down_for)
+        if len(self._backlog):
+            self._background(self._replay())
 
     async def _probe_until_back(self) -> None:
         while self._down_since is not None:
@@ -233,4 +266,5 @@ class Limiter:
         """For /health/readiness: the counters' backend and the spend ledger."""
         return {"backend": self.backend.name, "healthy": self._down_since is None, "fail_open": self.fail_open,
                 "backend_errors": self._errors, "ledger_pending": self.ledger.pending,
+                "backlog": len(self._backlog), "backlog_dropped": self._backlog.dropped,
                 "ledger_store_healthy": self.ledger.store_healthy}

@@ -185,17 +185,46 @@ async def test_fail_open_admits_logs_once_and_comes_back(store: Store, tmp_path:
             tickets = [await limiter.admit(f"r{i}", limits) for i in range(3)]  # over the rpm: uncounted
             await asyncio.gather(*(settle_call(limiter, t, 5) for t in tickets))
             assert limiter.readiness()["healthy"] is False
-            assert limiter.readiness()["backend_errors"] == 4  # one admit, three settles
+            # One admission failed; the settlements did not wait on a backend known to be down.
+            assert (limiter.readiness()["backend_errors"], limiter.readiness()["backlog"]) == (1, 4)
             backend.broken = False
             await wait_until(lambda: limiter.readiness()["healthy"])
             await limiter.admit("after", limits)
             with pytest.raises(RateLimited):
                 await limiter.admit("over", limits)
         records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "spangate.limits"]
-        assert [level for level, _ in records] == ["WARNING", "INFO"]
+        assert [level for level, _ in records] == ["WARNING", "INFO", "INFO"]
         assert "pass without shared counting" in records[0][1]
+        assert "4 missed settlements replayed" in records[2][1]
         await limiter.ledger.flush()
         assert await store.spend_total(token_hash=KEY_HASH) == (3, 15)  # the journal has them all
+    finally:
+        await limiter.close()
+
+
+async def test_settlements_missed_while_down_count_again_once_it_is_back(store: Store, tmp_path: Path,
+                                                                        clock: Clock) -> None:
+    """An outage the counters survive (a network cut, not a restart): what was spent meanwhile is
+    replayed into them, so the budget binds exactly again."""
+    backend = FlakyBackend(store)
+    backend.broken = False
+    limiter = Limiter(backend, SpendLedger(store, tmp_path / "spend"), clock=clock, timeout=0.05,
+                      probe_seconds=0.01)
+    await limiter.start()
+    limits = (key_limits(max_budget=40 / 1e9, max_parallel_requests=3),)
+    try:
+        await settle_call(limiter, await limiter.admit("before", limits), 10)  # seeds the counter
+        held = await limiter.admit("held", limits)  # a slot taken before the outage
+        backend.broken = True
+        tickets = [await limiter.admit(f"r{i}", limits) for i in range(2)]  # fail open: uncounted
+        for ticket in (held, *tickets):
+            await settle_call(limiter, ticket, 10)
+        # The first admission that failed may have taken a slot (freed later); the second did not try.
+        assert limiter.readiness()["backlog"] == 4  # one slot to free, three settlements
+        backend.broken = False
+        await wait_until(lambda: limiter.readiness()["healthy"] and limiter.readiness()["backlog"] == 0)
+        with pytest.raises(BudgetExceeded):  # 10 + 3 x 10 = 40: spent, with the outage's calls
+            await limiter.admit("after", limits)
     finally:
         await limiter.close()
 
