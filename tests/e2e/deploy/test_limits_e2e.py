@@ -28,6 +28,7 @@ import yaml
 from tests.support.gateway import free_socket
 from tests.support.postgres import fresh_database
 from tests.support.process import gateway_process
+from tests.support.redis_server import TemporaryRedis, temporary_redis
 from tests.support.teams import MASTER_KEY, admin_client, error_of, loopback_client, ok, poll
 
 pytestmark = pytest.mark.postgres
@@ -40,51 +41,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@dataclass
-class RedisServer:
-    """A redis-server of the test's own (nothing on disk, as the machine's): killed and restarted at will."""
-
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        poll(self.answers, timeout=10)
-
-    def answers(self) -> bool:
-        result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True,
-                                check=False)
-        return result.stdout.strip() == "PONG"
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-
-
 @dataclass
 class Pair:
     urls: list[str]
     procs: list[subprocess.Popen[bytes]]
     configs: list[Path]
     ports: list[int]
-    redis: RedisServer | None
+    redis: TemporaryRedis | None
     stack: ExitStack
 
     def restart(self, index: int) -> None:
@@ -127,8 +90,8 @@ def redis_pair(tmp_path: Path) -> Iterator[Pair]:
 def two_instances(backend: str, tmp_path: Path) -> Iterator[Pair]:
     with ExitStack() as stack:
         db_url = stack.enter_context(fresh_database())
-        redis = stack.enter_context(redis_server()) if backend == "redis" else None
-        redis_url = f"redis://127.0.0.1:{redis.port}/0" if redis else None
+        redis = stack.enter_context(temporary_redis()) if backend == "redis" else None
+        redis_url = redis.url if redis else None
         prefix = f"t{secrets.token_hex(4)}:"
         ports, configs, procs = [], [], []
         for name in ("one", "two"):
