@@ -26,7 +26,7 @@ from app.teams.directory import TeamDirectory
 from processors.delivery import DeadLetter, DeliveryManager, DestinationHealth, Selection
 
 _REASON_CHARS = 200
-_MAX_LIMIT = 1000
+MAX_LETTERS = 1000
 _SELECTION_FIELDS = ("since", "until", "span_ids")
 
 
@@ -47,8 +47,8 @@ class TeamDeliveryController(Controller):
     async def dead_letters(self, admin: Admin, delivery: NamedDependency[DeliveryManager], team_id: FromPath[str],
                            callback_name: FromPath[str], limit: FromQuery[int] = 100) -> dict[str, Any]:
         """The newest dead letters of one callback: ids, times, model and reason; never content."""
-        if not 1 <= limit <= _MAX_LIMIT:
-            raise InvalidRequest(f"limit must be between 1 and {_MAX_LIMIT}", param="limit", code="invalid_value")
+        if not 1 <= limit <= MAX_LETTERS:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_LETTERS}", param="limit", code="invalid_value")
         keys = await _callback_keys(admin, delivery, team_id, callback_name)
         letters = await asyncio.to_thread(_letters, delivery, keys, limit)
         return {"team_id": team_id, "callback_name": callback_name, "dead_letters": letters}
