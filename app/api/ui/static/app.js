@@ -1,0 +1,483 @@
+// Spangate's admin page: one ES module, no build step, no dependency. Everything shown comes from
+// the admin API, called with the key typed at sign-in (kept in sessionStorage, sent as a Bearer
+// header); the API authorises each call, so a team admin's 403s just leave views out. The DOM is
+// built with textContent only: nothing the API returns is ever parsed as HTML.
+
+const KEY = "spangate.key";
+const POLL_MS = 2000; // how often an open view re-reads its delivery ledger
+const HOUR_S = 3600; // the charts' window; samples are kept in this tab only (client-side polling)
+
+const $ = (id) => document.getElementById(id);
+const samples = new Map(); // delivery row id -> [{t, delivered, failures, lag}], the last hour
+let session = null; // {key, operator, teamId}
+let timer = null;
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const err = (body && body.error) || {};
+    super(err.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = err.code;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${session.key}` }, cache: "no-store" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const answer = await fetch(path, init);
+  const data = await answer.json().catch(() => null);
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return data;
+}
+
+// --- DOM helpers ------------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (value === true) el.setAttribute(name, "");
+    else el.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+let uid = 0;
+function field(label, attrs = {}) {
+  const id = attrs.id || `f${++uid}`;
+  const control = attrs.options
+    ? h("select", { id, name: attrs.name }, attrs.options.map((o) => h("option", { value: o }, o || "—")))
+    : h("input", { type: "text", autocomplete: "off", ...attrs, id });
+  return h("div", { class: "field" }, h("label", { for: id }, label), control);
+}
+
+function table(caption, headers, rows) {
+  return h("div", { class: "scroll" }, h("table", {}, h("caption", { class: "small" }, caption),
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length }, "none")))));
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+const num = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString("en"));
+const when = (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "—");
+const money = (v) => (v === null || v === undefined ? "no limit" : `$${Number(v).toFixed(2)}`);
+const limit = (v) => (v === null || v === undefined ? "no limit" : num(v));
+
+function budget(item) {
+  if (!("spend" in item) && !("max_budget" in item)) return "—";
+  const spend = Number(item.spend || 0);
+  const parts = [h("span", {}, `$${spend.toFixed(2)} of ${money(item.max_budget)}`)];
+  if (item.max_budget) {
+    parts.push(h("meter", { min: 0, max: item.max_budget, value: Math.min(spend, item.max_budget),
+      low: item.soft_budget || item.max_budget * 0.8, high: item.max_budget * 0.95,
+      "aria-label": `spend against budget: ${Math.round((100 * spend) / item.max_budget)}%` }));
+  }
+  if (item.budget_duration) parts.push(h("span", { class: "small" }, ` per ${item.budget_duration}, resets ${item.budget_reset_at || "—"}`));
+  return h("div", {}, parts);
+}
+
+function limits(item) {
+  const has = ["tpm_limit", "rpm_limit", "max_parallel_requests"].some((k) => k in item);
+  if (!has) return "—";
+  return `tpm ${limit(item.tpm_limit)} · rpm ${limit(item.rpm_limit)} · parallel ${limit(item.max_parallel_requests)}`;
+}
+
+// --- sign-in and routing ----------------------------------------------------------------------
+
+async function signIn(key) {
+  session = { key, operator: false, teamId: null };
+  try {
+    await api("GET", "/team/list");
+    session.operator = true;
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    const info = await api("POST", "/key/info", { key });
+    session.teamId = info.info.team_id;
+  }
+  sessionStorage.setItem(KEY, key);
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY);
+  session = null;
+  samples.clear();
+  location.hash = "";
+  showSignIn();
+}
+
+function showSignIn(message = "") {
+  clearInterval(timer);
+  $("view").replaceChildren();
+  $("signin").hidden = false;
+  $("nav").hidden = $("signout").hidden = true;
+  $("who").textContent = "";
+  $("signin-error").textContent = message;
+  $("signin-key").value = "";
+  $("signin-key").focus();
+}
+
+async function route() {
+  clearInterval(timer);
+  if (!session) return;
+  const [, view, id] = location.hash.split("/");
+  const target = $("view");
+  target.replaceChildren(h("p", { class: "small" }, "Loading…"));
+  try {
+    if (view === "team" && id) await teamView(target, decodeURIComponent(id));
+    else if (view === "gateway") await gatewayView(target);
+    else if (session.operator) await teamsView(target);
+    else location.hash = `#/team/${encodeURIComponent(session.teamId)}`;
+  } catch (err) {
+    if (err.status === 401) return showSignIn("The key was refused: sign in again.");
+    target.replaceChildren(h("h2", {}, "Not available"), h("p", { class: "error", role: "alert" }, err.message));
+  }
+}
+
+// --- teams ------------------------------------------------------------------------------------
+
+async function teamsView(target) {
+  const teams = await api("GET", "/team/list");
+  const rows = teams.map((t) => h("tr", {},
+    h("td", {}, h("a", { href: `#/team/${encodeURIComponent(t.team_id)}` }, t.team_alias || t.team_id)),
+    h("td", {}, h("code", {}, t.team_id)), h("td", {}, (t.models || []).join(", ") || "all"),
+    h("td", {}, budget(t)), h("td", {}, ((t.metadata && t.metadata.logging) || []).map((e) => e.callback_name).join(", ") || "—"),
+    h("td", {}, t.logging_disabled ? "paused" : "on")));
+  const form = h("form", { class: "grid", "aria-label": "New team" },
+    field("Team alias", { name: "team_alias", required: true }), field("Team id (optional)", { name: "team_id" }),
+    field("Models (comma separated, empty: all)", { name: "models" }), h("button", { type: "submit" }, "Create team"));
+  form.addEventListener("submit", (e) => submit(e, async (data) => {
+    const body = { team_alias: data.team_alias, models: list(data.models) };
+    if (data.team_id) body.team_id = data.team_id;
+    const team = await api("POST", "/team/new", body);
+    location.hash = `#/team/${encodeURIComponent(team.team_id)}`;
+  }));
+  target.replaceChildren(h("h2", {}, "Teams"),
+    table(count(teams.length, "team"), ["Team", "Id", "Models", "Spend", "Callbacks", "Logging"], rows),
+    h("h3", {}, "New team"), form);
+}
+
+async function teamView(target, teamId) {
+  const info = await api("GET", `/team/info?team_id=${encodeURIComponent(teamId)}`);
+  const team = info.team_info;
+  const title = h("h2", { id: "team-title" }, `Team ${team.team_alias || teamId}`);
+  const keys = h("section", { "aria-labelledby": "keys-title" });
+  const callbacks = h("section", { "aria-labelledby": "callbacks-title" });
+  const deliveries = h("section", { "aria-labelledby": "deliveries-title" });
+  target.replaceChildren(title, h("p", { class: "small" }, "Id ", h("code", {}, teamId), " · spend ", budget(team),
+    " · limits ", limits(team)), keys, callbacks, deliveries);
+  renderKeys(keys, teamId, info.keys);
+  await renderCallbacks(callbacks, teamId, team);
+  const ledger = deliveryPanel(deliveries, teamLedger(teamId));
+  await ledger();
+  timer = setInterval(ledger, POLL_MS);
+}
+
+function renderKeys(section, teamId, keys) {
+  const rows = keys.map((k) => h("tr", {},
+    h("td", {}, h("code", {}, k.key_name)), h("td", {}, k.key_alias || "—"), h("td", {}, (k.models || []).join(", ") || "team's"),
+    h("td", {}, budget(k)), h("td", {}, limits(k)), h("td", {}, k.expires || "never"),
+    h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Revoke key ${k.key_alias || k.key_name}`,
+      onclick: () => act(`Revoked ${k.key_name}`, () => api("POST", "/key/delete", { keys: [k.token] })) }, "Revoke"))));
+  const form = h("form", { class: "grid", "aria-label": "New key" },
+    field("Key alias", { name: "key_alias" }), field("Models (comma separated)", { name: "models" }),
+    field("Expires after (e.g. 30d)", { name: "duration" }),
+    field("Max budget ($)", { name: "max_budget", type: "number", step: "0.01", min: "0" }),
+    field("Soft budget ($)", { name: "soft_budget", type: "number", step: "0.01", min: "0" }),
+    field("Budget period (e.g. 30d)", { name: "budget_duration" }),
+    field("Tokens per minute", { name: "tpm_limit", type: "number", min: "0" }),
+    field("Requests per minute", { name: "rpm_limit", type: "number", min: "0" }),
+    field("Parallel requests", { name: "max_parallel_requests", type: "number", min: "0" }),
+    h("button", { type: "submit" }, "Create key"));
+  const shown = h("div");
+  form.addEventListener("submit", (e) => submit(e, async (data) => {
+    const body = { team_id: teamId };
+    for (const name of ["key_alias", "duration", "budget_duration"]) if (data[name]) body[name] = data[name];
+    for (const name of ["max_budget", "soft_budget"]) if (data[name]) body[name] = Number(data[name]);
+    for (const name of ["tpm_limit", "rpm_limit", "max_parallel_requests"]) if (data[name]) body[name] = parseInt(data[name], 10);
+    if (data.models) body.models = list(data.models);
+    const made = await api("POST", "/key/generate", body);
+    showNewKey(shown, made.key);
+  }));
+  section.replaceChildren(h("h3", { id: "keys-title" }, "Keys"),
+    table(`${count(keys.length, "key")} (masked)`, ["Key", "Alias", "Models", "Spend", "Limits", "Expires", ""], rows),
+    shown, form);
+}
+
+function showNewKey(place, key) {
+  // The one time a key is shown: dismissing removes the node, so the key is gone from the DOM.
+  const box = h("input", { id: "new-key", readonly: true, value: key, "aria-describedby": "new-key-note" });
+  const done = h("button", { type: "button", class: "primary", onclick: () => { place.replaceChildren(); route(); } },
+    "I have copied it");
+  place.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "Key created" },
+    h("label", { for: "new-key" }, "The new key, shown once"), box,
+    h("p", { id: "new-key-note" }, "Copy it now: it is not shown again."), done));
+  box.select();
+  done.focus();
+}
+
+async function renderCallbacks(section, teamId, team) {
+  const entries = (team.metadata && team.metadata.logging) || [];
+  const rows = entries.map((e) => h("tr", {}, h("td", {}, e.callback_name), h("td", {}, e.callback_type),
+    h("td", {}, Object.entries(e.callback_vars || {}).map(([k, v]) => h("div", { class: "mono" }, `${k}: ${v}`))),
+    h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete callback ${e.callback_name}`,
+      onclick: () => act(`Deleted ${e.callback_name}`, () =>
+        api("DELETE", `/team/${encodeURIComponent(teamId)}/callback/${encodeURIComponent(e.callback_name)}`)) }, "Delete"))));
+  const test = h("button", { type: "button", disabled: !entries.length, onclick: () => testCallbacks(teamId, result) },
+    "Test callbacks");
+  const result = h("div", { role: "status" });
+  section.replaceChildren(h("h3", { id: "callbacks-title" }, "Callbacks"),
+    table(`${count(entries.length, "callback")} (secrets masked)`, ["Destination", "Type", "Settings", ""], rows),
+    h("div", { class: "actions" }, test), result);
+  try {
+    const fields = await api("GET", `/team/${encodeURIComponent(teamId)}/callback/fields`);
+    section.append(callbackForm(teamId, fields));
+  } catch (err) {
+    section.append(h("p", { class: "error" }, err.message));
+  }
+}
+
+async function testCallbacks(teamId, place) {
+  place.textContent = "Testing…";
+  try {
+    const answer = await api("POST", `/team/${encodeURIComponent(teamId)}/callback/test`);
+    place.replaceChildren(...answer.results.map((r) =>
+      h("p", {}, `${r.callback_name}: ${r.status}${r.http_status ? ` (HTTP ${r.http_status})` : ""}${r.detail ? ` — ${r.detail}` : ""}`)));
+  } catch (err) {
+    place.textContent = err.message;
+  }
+}
+
+function callbackForm(teamId, fields) {
+  const byName = Object.fromEntries(fields.destinations.map((d) => [d.callback_name, d]));
+  const pick = field("Destination", { name: "callback_name", options: Object.keys(byName) });
+  const vars = h("div", { class: "grid-span" });
+  const form = h("form", { class: "grid", "aria-label": "New callback" }, pick,
+    field("Calls", { name: "callback_type", options: fields.callback_types }),
+    field("Message logging", { name: "message_logging", options: ["", ...fields.message_logging] }),
+    vars, h("button", { type: "submit" }, "Add callback"));
+  const draw = () => {
+    const kind = byName[pick.querySelector("select").value];
+    vars.replaceChildren(...kind.vars.map((v) => field(`${v.name}${v.required ? " (required)" : ""}`,
+      { name: `var:${v.name}`, type: v.secret ? "password" : "text", required: v.required })));
+  };
+  pick.querySelector("select").addEventListener("change", draw);
+  draw();
+  form.addEventListener("submit", (e) => submit(e, async (data) => {
+    const callbackVars = {};
+    for (const [name, value] of Object.entries(data)) if (name.startsWith("var:") && value) callbackVars[name.slice(4)] = value;
+    if (data.message_logging) callbackVars.message_logging = data.message_logging;
+    await api("POST", `/team/${encodeURIComponent(teamId)}/callback`,
+      { callback_name: data.callback_name, callback_type: data.callback_type, callback_vars: callbackVars });
+    say(`Added ${data.callback_name}`);
+    await route();
+  }));
+  return h("div", {}, h("h3", {}, "Add a callback"), form);
+}
+
+// --- deliveries (a team's and the gateway's share one view) -------------------------------------
+
+function teamLedger(teamId) {
+  const base = `/team/${encodeURIComponent(teamId)}`;
+  return {
+    title: "Deliveries",
+    deadLabel: "Dead letters held",
+    read: async () => (await api("GET", `${base}/deliveries`)).destinations.map((d) => ({
+      id: `team/${teamId}/${d.callback_name}/${d.callback_type}`, name: d.callback_name, type: d.callback_type,
+      state: d.state, delivered: d.delivered, queued: d.queued, retrying: d.retrying, dead: d.dead_lettered,
+      failures: d.dead_lettered, error: d.last_error, lag: d.lag_p50_ms, lag99: d.lag_p99_ms })),
+    letters: (row) => `${base}/callback/${encodeURIComponent(row.name)}/dead_letters`,
+    replay: (row) => `${base}/callback/${encodeURIComponent(row.name)}/replay`,
+  };
+}
+
+function globalLedger() {
+  return {
+    title: "Gateway-wide destinations",
+    deadLabel: "Dead-lettered since start",
+    read: async () => (await api("GET", "/health/destinations")).destinations
+      .filter((d) => d.key.startsWith("global/") && d.state !== "orphaned").map((d) => ({
+        id: d.key, name: d.key.slice("global/".length), type: "gateway-wide", state: d.state, delivered: d.delivered,
+        queued: d.queued, retrying: d.retrying, dead: d.dead_lettered, failures: d.failed,
+        error: d.last_error ? { status: d.last_status, reason: d.last_error, at: d.last_failure_at } : null,
+        lag: d.lag_p50_ms, lag99: d.lag_p99_ms })),
+    letters: (row) => `/health/destinations/${encodeURIComponent(row.name)}/dead_letters`,
+    replay: (row) => `/health/destinations/${encodeURIComponent(row.name)}/replay`,
+  };
+}
+
+function deliveryPanel(section, ledger) {
+  const body = h("div", { class: "cards" });
+  const letters = h("div");
+  const refresh = h("button", { type: "button", onclick: () => update() }, "Refresh");
+  section.replaceChildren(h("h3", { id: "deliveries-title" }, ledger.title),
+    h("p", { class: "small" }, `Read every ${POLL_MS / 1000} s while this page is open; charts cover what this tab has seen, up to an hour.`),
+    h("div", { class: "actions" }, refresh), body, letters);
+  const update = async () => {
+    const rows = await ledger.read();
+    const now = Date.now() / 1000;
+    body.replaceChildren(...rows.map((row) => deliveryCard(row, record(row, now), ledger, letters)));
+    if (!rows.length) body.replaceChildren(h("p", {}, "No destinations."));
+  };
+  return () => update().catch((err) => say(err.message));
+}
+
+function record(row, now) {
+  const ring = samples.get(row.id) || [];
+  ring.push({ t: now, delivered: row.delivered, failures: row.failures, lag: row.lag || 0 });
+  while (ring.length && ring[0].t < now - HOUR_S) ring.shift();
+  samples.set(row.id, ring);
+  return ring;
+}
+
+function deliveryCard(row, ring, ledger, letters) {
+  const slug = row.id.replace(/[^a-zA-Z0-9]+/g, "-");
+  const err = row.error ? `${errorText(row.error)} at ${when(row.error.at)}` : "none";
+  const rate = deltas(ring, "delivered");
+  const fails = deltas(ring, "failures");
+  const lags = ring.map((s) => s.lag);
+  return h("article", { class: "card", "data-destination": row.name, "aria-labelledby": `d-${slug}` },
+    h("h4", { id: `d-${slug}` }, `${row.name} `, h("span", { class: "small" }, row.type)),
+    h("dl", { class: "small" },
+      h("dt", {}, "State"), h("dd", { class: `state state-${row.state}`, "data-field": "state" }, row.state),
+      h("dt", {}, "Delivered"), h("dd", { "data-field": "delivered" }, num(row.delivered)),
+      h("dt", {}, "Queued"), h("dd", { "data-field": "queued" }, `${num(row.queued)} (${num(row.retrying)} retrying)`),
+      h("dt", {}, ledger.deadLabel), h("dd", { "data-field": "dead_lettered" }, num(row.dead)),
+      h("dt", {}, "Last error"), h("dd", { "data-field": "last_error" }, err),
+      h("dt", {}, "Lag p50 / p99"), h("dd", {}, `${num(row.lag)} / ${num(row.lag99)} ms`)),
+    h("div", { class: "charts" }, chart("Delivered per poll", rate, ""), chart("Failures per poll", fails, "fail"),
+      chart("Lag p50 (ms)", lags, "")),
+    h("div", { class: "actions" }, h("button", { type: "button", "aria-label": `Dead letters of ${row.name}`,
+      onclick: () => showLetters(letters, row, ledger) }, "Dead letters")));
+}
+
+function errorText(error) {
+  const status = error.status ? `HTTP ${error.status}` : "";
+  if (!error.reason || error.reason === status) return status || "failed";
+  return error.reason.includes(status) ? error.reason : `${status} ${error.reason}`.trim();
+}
+
+function deltas(ring, name) {
+  return ring.slice(1).map((s, i) => Math.max(0, s[name] - ring[i][name]));
+}
+
+function chart(label, values, kind) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  const width = 120, height = 40, top = Math.max(1, ...values);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", `spark ${kind}`);
+  svg.setAttribute("role", "img");
+  const last = values.length ? values[values.length - 1] : 0;
+  svg.setAttribute("aria-label", `${label}: latest ${num(last)}, peak ${num(Math.max(0, ...values))}`);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  const step = values.length > 1 ? width / (values.length - 1) : width;
+  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`).join(" "));
+  svg.append(line);
+  return h("figure", {}, svg, h("figcaption", {}, `${label}: ${num(last)}`));
+}
+
+async function showLetters(place, row, ledger) {
+  const data = await api("GET", `${ledger.letters(row)}?limit=100`);
+  const items = data.dead_letters;
+  const replay = (body, what) => act(`Replayed ${what}`, async () => {
+    const answer = await api("POST", ledger.replay(row), body);
+    say(`Replayed ${answer.replayed} span(s) of ${row.name}`);
+    return showLetters(place, row, ledger);
+  }, false);
+  const rows = items.map((d) => h("tr", {}, h("td", {}, h("code", {}, d.span_id)), h("td", {}, when(d.time)),
+    h("td", {}, when(d.dead_lettered_at)), h("td", {}, d.model || "—"), h("td", {}, d.status || "—"), h("td", {}, d.reason),
+    h("td", {}, h("button", { type: "button", "aria-label": `Replay span ${d.span_id}`,
+      onclick: () => replay({ span_ids: [d.span_id] }, d.span_id) }, "Replay"))));
+  place.replaceChildren(h("h3", { id: "letters-title", tabindex: "-1" }, `Dead letters of ${row.name}`),
+    h("div", { class: "actions" }, h("button", { type: "button", class: "primary", disabled: !items.length,
+      onclick: () => replay({}, "all") }, `Replay all ${items.length}`)),
+    table(count(items.length, "dead letter"), ["Span", "Call ended", "Dead-lettered", "Model", "Status", "Reason", ""], rows));
+  place.querySelector("h3").focus();
+}
+
+// --- gateway ----------------------------------------------------------------------------------
+
+async function gatewayView(target) {
+  const models = await api("GET", "/health");
+  const rows = [...models.healthy_endpoints.map((m) => [m, "healthy"]), ...models.unhealthy_endpoints.map((m) => [m, "unhealthy"])]
+    .map(([m, state]) => h("tr", {}, h("td", {}, m.model), h("td", {}, m.provider), h("td", {}, h("code", {}, m.address || "—")),
+      h("td", { class: state }, state), h("td", {}, m.error || "")));
+  const destinations = h("section", { "aria-labelledby": "deliveries-title" });
+  target.replaceChildren(h("h2", {}, "Gateway"), h("h3", {}, "Models"),
+    table(`${models.healthy_count} healthy, ${models.unhealthy_count} unhealthy`, ["Model", "Provider", "Address", "Health", "Error"], rows),
+    destinations);
+  if (!session.operator) {
+    destinations.replaceChildren(h("p", { class: "small" }, "Gateway-wide destinations are shown to the operator only."));
+    return;
+  }
+  const ledger = deliveryPanel(destinations, globalLedger());
+  await ledger();
+  timer = setInterval(ledger, POLL_MS);
+}
+
+// --- forms and actions ------------------------------------------------------------------------
+
+const list = (text) => (text || "").split(",").map((s) => s.trim()).filter(Boolean);
+
+async function submit(event, handle) {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector(".error") || form.appendChild(h("p", { class: "error", role: "alert" }));
+  error.textContent = "";
+  try {
+    await handle(Object.fromEntries(new FormData(form)));
+  } catch (err) {
+    error.textContent = err.message;
+  }
+}
+
+async function act(done, call, reload = true) {
+  try {
+    await call();
+    say(done);
+    if (reload) await route();
+  } catch (err) {
+    say(err.message);
+  }
+}
+
+function start() {
+  $("signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await signIn($("signin-key").value);
+    } catch (err) {
+      session = null;
+      return showSignIn(err.status === 401 ? "That key was not accepted." : err.message);
+    }
+    enter();
+  });
+  $("signout").addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+  const kept = sessionStorage.getItem(KEY);
+  if (!kept) return showSignIn();
+  signIn(kept).then(enter, () => showSignIn("Sign in again."));
+}
+
+function enter() {
+  $("signin").hidden = true;
+  $("signin-key").value = "";
+  $("nav").hidden = $("signout").hidden = false;
+  $("who").textContent = session.operator ? "Signed in as the operator" : `Signed in as an admin of team ${session.teamId}`;
+  route();
+  $("main").focus();
+}
+
+start();
