@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const samples = new Map(); // delivery row id -> [{t, delivered, failures, lag}], the last hour
 let session = null; // {key, operator, teamId}
 let timer = null;
+let routeTurn = 0; // bumped by each navigation
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -128,21 +129,29 @@ function showSignIn(message = "") {
   $("signin-key").focus();
 }
 
+// Each view is drawn off-screen and shown only if no later navigation started meanwhile: a slow
+// answer to an earlier view must not replace the one the user went to since.
 async function route() {
   clearInterval(timer);
   if (!session) return;
+  const turn = ++routeTurn;
   const [, view, id] = location.hash.split("/");
-  const target = $("view");
-  target.replaceChildren(h("p", { class: "small" }, "Loading…"));
+  const target = h("div");
+  $("view").replaceChildren(h("p", { class: "small" }, "Loading…"));
+  let poll = null;
   try {
-    if (view === "team" && id) await teamView(target, decodeURIComponent(id));
-    else if (view === "gateway") await gatewayView(target);
+    if (view === "team" && id) poll = await teamView(target, decodeURIComponent(id));
+    else if (view === "gateway") poll = await gatewayView(target);
     else if (session.operator) await teamsView(target);
-    else location.hash = `#/team/${encodeURIComponent(session.teamId)}`;
+    else return void (location.hash = `#/team/${encodeURIComponent(session.teamId)}`);
   } catch (err) {
+    if (turn !== routeTurn) return;
     if (err.status === 401) return showSignIn("The key was refused: sign in again.");
     target.replaceChildren(h("h2", {}, "Not available"), h("p", { class: "error", role: "alert" }, err.message));
   }
+  if (turn !== routeTurn) return;
+  $("view").replaceChildren(target);
+  if (poll) timer = setInterval(poll, POLL_MS);
 }
 
 // --- teams ------------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ async function teamView(target, teamId) {
   await renderCallbacks(callbacks, teamId, team);
   const ledger = deliveryPanel(deliveries, teamLedger(teamId));
   await ledger();
-  timer = setInterval(ledger, POLL_MS);
+  return ledger;
 }
 
 function renderKeys(section, teamId, keys) {
@@ -319,7 +328,7 @@ function globalLedger() {
 
 function deliveryPanel(section, ledger) {
   const body = h("div", { class: "cards" });
-  const letters = h("div");
+  const letters = h("section", { "aria-labelledby": "letters-title" });
   const refresh = h("button", { type: "button", onclick: () => update() }, "Refresh");
   section.replaceChildren(h("h3", { id: "deliveries-title" }, ledger.title),
     h("p", { class: "small" }, `Read every ${POLL_MS / 1000} s while this page is open; charts cover what this tab has seen, up to an hour.`),
@@ -420,11 +429,11 @@ async function gatewayView(target) {
     destinations);
   if (!session.operator) {
     destinations.replaceChildren(h("p", { class: "small" }, "Gateway-wide destinations are shown to the operator only."));
-    return;
+    return null;
   }
   const ledger = deliveryPanel(destinations, globalLedger());
   await ledger();
-  timer = setInterval(ledger, POLL_MS);
+  return ledger;
 }
 
 // --- forms and actions ------------------------------------------------------------------------
