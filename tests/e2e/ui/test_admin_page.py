@@ -154,6 +154,11 @@ def test_an_operator_runs_a_team_from_the_page(page: Page, gw: RunningGateway, s
     assert len(sink.hooks()) == 5  # 3 delivered, 1 refused, the same span again on replay
     assert {r.headers["x-hook-token"] for r in sink.hooks()} == {"hook-secret-7a1c"}
 
+    page.get_by_role("button", name="Revoke key ui-key").click()
+    expect(page.get_by_role("cell", name="ui-key", exact=True)).to_have_count(0)
+    with admin_client(gw.base_url) as admin:
+        error_of(admin.post("/key/info", json={"key": key}), 404)
+
 
 def test_the_gateway_view_shows_models_and_replays_a_gateway_wide_dead_letter(page: Page, gw: RunningGateway,
                                                                              sink: ScriptedSink, shots: Path) -> None:
@@ -176,7 +181,8 @@ def test_the_gateway_view_shows_models_and_replays_a_gateway_wide_dead_letter(pa
     screenshot(page, shots, "gateway")
 
 
-def test_a_team_admin_sees_its_team_and_not_another(page: Page, gw: RunningGateway, shots: Path) -> None:
+def test_a_team_admin_runs_its_team_and_cannot_see_another(page: Page, gw: RunningGateway, sink: ScriptedSink,
+                                                           shots: Path) -> None:
     with admin_client(gw.base_url) as admin:
         own, other = new_team(admin, team_alias="own-team"), new_team(admin, team_alias="hidden-team-3f9e")
         user = f"boss-{uuid.uuid4().hex[:6]}"
@@ -185,6 +191,16 @@ def test_a_team_admin_sees_its_team_and_not_another(page: Page, gw: RunningGatew
     sign_in(page, gw, key)
     expect(page.get_by_role("heading", name="Team own-team")).to_be_visible()
     expect(page.get_by_text(f"Signed in as an admin of team {own}")).to_be_visible()
+    page.get_by_label("Destination").select_option("generic")
+    page.get_by_label("generic_logger_endpoint (required)").fill(sink.url + "/own")
+    page.get_by_role("button", name="Add callback").click()
+    page.get_by_role("button", name="Test callbacks").click()
+    expect(page.get_by_text("generic: success")).to_be_visible()
+    assert [r.path for r in sink.requests].count("/own") == 1  # the test span reached the team's webhook
+    screenshot(page, shots, "team-admin")
+    page.get_by_role("button", name="Delete callback generic").click()
+    expect(page.get_by_role("button", name="Delete callback generic")).to_have_count(0)
+
     page.get_by_role("link", name="Teams").click()  # the list is the operator's: back to its own team
     expect(page.get_by_role("heading", name="Team own-team")).to_be_visible()
     page.goto(f"{gw.base_url}/ui#/team/{other}")
@@ -192,7 +208,6 @@ def test_a_team_admin_sees_its_team_and_not_another(page: Page, gw: RunningGatew
     assert "hidden-team-3f9e" not in page.content()
     page.get_by_role("link", name="Gateway").click()
     expect(page.get_by_text("shown to the operator only")).to_be_visible()
-    screenshot(page, shots, "team-admin")
 
 
 def test_the_page_works_from_the_keyboard_and_keeps_the_key_in_the_tab_only(page: Page, gw: RunningGateway) -> None:

@@ -66,8 +66,11 @@ function table(caption, headers, rows) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length }, "none")))));
 }
 
+let sayTimer = null;
 function say(text) {
   $("status").textContent = text;
+  clearTimeout(sayTimer);
+  sayTimer = setTimeout(() => { $("status").textContent = ""; }, 5000);
 }
 
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
