@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 from app.api.admin import AdminCheck, admin_routes
 from app.api.dependencies import api_dependencies
 from app.api.health import admin_health_routes, health_routes
+from app.api.history import DeliveryHistory
 from app.api.models import llm_routes
 from app.api.ui import ui_routes
 
@@ -16,4 +17,4 @@ def api_routes(admin_check: AdminCheck) -> list[ControllerRouterHandler]:
             *ui_routes()]
 
 
-__all__ = ["AdminCheck", "api_dependencies", "api_routes"]
+__all__ = ["AdminCheck", "DeliveryHistory", "api_dependencies", "api_routes"]

@@ -16,6 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from app import __version__
 from app.api.admin import AdminCheck
 from app.api.admin.deliveries import MAX_LETTERS, letter_json, selection
+from app.api.history import DeliveryHistory
 from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
 from app.api.services import ApiSettings, OpenStore
@@ -69,6 +70,16 @@ async def replay_destination(request: Request[Any, Any, Any], delivery: NamedDep
     return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
 
 
+@get("/health/destinations/history", tags=["health"])
+async def destinations_history(delivery: NamedDependency[DeliveryManager],
+                               history: NamedDependency[DeliveryHistory]) -> dict[str, Any]:
+    """The last hour of each gateway-wide destination, as a team's (``/team/{id}/deliveries/history``)."""
+    found = [h for h in await asyncio.to_thread(delivery.health)
+             if h.key.startswith("global/") and h.state != "orphaned"]
+    return {"interval_seconds": history.interval,
+            "destinations": [{"name": h.name, "samples": history.samples(h.key)} for h in found]}
+
+
 @get("/health/destinations/{name:str}/dead_letters", tags=["health"])
 async def destination_dead_letters(delivery: NamedDependency[DeliveryManager], name: FromPath[str],
                                    limit: FromQuery[int] = 100) -> dict[str, Any]:
@@ -119,7 +130,7 @@ def health_routes() -> list[BaseRouteHandler]:
 
 def admin_health_routes() -> list[BaseRouteHandler]:
     """Served under the admin API's access guard (``app.api.admin.admin_routes``)."""
-    return [destinations, destination_dead_letters, replay_destination]
+    return [destinations, destinations_history, destination_dead_letters, replay_destination]
 
 
 def check_scraper(settings: ApiSettings, admin_check: AdminCheck, request: Request[Any, Any, Any]) -> None:

@@ -94,9 +94,11 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("POST", "/team/{team_id}/disable_logging"): PATH,
     ("POST", "/team/{team_id}/enable_logging"): PATH,
     ("GET", "/team/{team_id}/deliveries"): PATH,
+    ("GET", "/team/{team_id}/deliveries/history"): PATH,
     ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): PATH,
     ("POST", "/team/{team_id}/callback/{callback_name}/replay"): PATH,
     ("GET", "/health/destinations"): MASTER,
+    ("GET", "/health/destinations/history"): MASTER,
     ("GET", "/health/destinations/{name}/dead_letters"): MASTER,
     ("POST", "/health/destinations/{name}/replay"): MASTER,
 }

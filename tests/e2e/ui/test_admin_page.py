@@ -136,6 +136,7 @@ def test_an_operator_runs_a_team_from_the_page(page: Page, gw: RunningGateway, s
     chat(gw, key, times=3)
     expect(card(page, "generic", "delivered")).to_have_text("3", timeout=WAIT_MS)
     expect(card(page, "generic", "state")).to_have_text("ok")
+    expect(page.get_by_role("img", name="Delivered /min over the last hour: latest")).to_be_visible()
 
     sink.status = 400  # the webhook refuses: the next span is dead-lettered
     chat(gw, key)
@@ -253,6 +254,11 @@ def test_the_read_routes_the_page_adds_are_guarded(gw: RunningGateway) -> None:
         assert generic["vars"][0] == {"name": "generic_logger_endpoint", "required": True, "secret": False}
         assert {"name": "generic_logger_headers", "required": False, "secret": True} in generic["vars"]
         assert "file" not in [d["callback_name"] for d in fields["destinations"]]  # gateway-wide only
+        assert ok(admin.get(f"/team/{team}/deliveries/history")) == {"team_id": team, "interval_seconds": 30.0,
+                                                                     "destinations": []}
+        [sampled] = ok(admin.get("/health/destinations/history"))["destinations"]  # sampled from start
+        assert sampled["name"] == "generic" and sampled["samples"]
+        assert set(sampled["samples"][0]) == {"t", "delivered", "failed", "dead_lettered", "lag_p50_ms"}
         letters = ok(admin.get("/health/destinations/generic/dead_letters"))
         assert letters == {"name": "generic", "dead_letters": []}
         error_of(admin.get("/health/destinations/nowhere/dead_letters"), 404)
@@ -262,3 +268,5 @@ def test_the_read_routes_the_page_adds_are_guarded(gw: RunningGateway) -> None:
         with admin_client(gw.base_url, plain) as member:
             error_of(member.get(f"/team/{team}/callback/fields"), 403)
             error_of(member.get("/health/destinations/generic/dead_letters"), 403)
+            error_of(member.get(f"/team/{team}/deliveries/history"), 403)
+            error_of(member.get("/health/destinations/history"), 403)

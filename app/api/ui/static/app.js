@@ -5,7 +5,7 @@
 
 const KEY = "spangate.key";
 const POLL_MS = 2000; // how often an open view re-reads its delivery ledger
-const HOUR_S = 3600; // the charts' window; samples are kept in this tab only (client-side polling)
+const HOUR_S = 3600; // the charts' window: the server's samples (one per 30 s), then this tab's own polls
 
 const $ = (id) => document.getElementById(id);
 const samples = new Map(); // delivery row id -> [{t, delivered, failures, lag}], the last hour
@@ -73,6 +73,7 @@ function say(text) {
   sayTimer = setTimeout(() => { $("status").textContent = ""; }, 5000);
 }
 
+const round = (v) => Math.round(v * 10) / 10;
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 const num = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString("en"));
 const when = (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "—");
@@ -308,7 +309,9 @@ function teamLedger(teamId) {
     read: async () => (await api("GET", `${base}/deliveries`)).destinations.map((d) => ({
       id: `team/${teamId}/${d.callback_name}/${d.callback_type}`, name: d.callback_name, type: d.callback_type,
       state: d.state, delivered: d.delivered, queued: d.queued, retrying: d.retrying, dead: d.dead_lettered,
-      failures: d.dead_lettered, error: d.last_error, lag: d.lag_p50_ms, lag99: d.lag_p99_ms })),
+      failures: d.failed, error: d.last_error, lag: d.lag_p50_ms, lag99: d.lag_p99_ms })),
+    history: async () => (await api("GET", `${base}/deliveries/history`)).destinations.map((d) =>
+      [`team/${teamId}/${d.callback_name}/${d.callback_type}`, d.samples]),
     letters: (row) => `${base}/callback/${encodeURIComponent(row.name)}/dead_letters`,
     replay: (row) => `${base}/callback/${encodeURIComponent(row.name)}/replay`,
   };
@@ -324,6 +327,8 @@ function globalLedger() {
         queued: d.queued, retrying: d.retrying, dead: d.dead_lettered, failures: d.failed,
         error: d.last_error ? { status: d.last_status, reason: d.last_error, at: d.last_failure_at } : null,
         lag: d.lag_p50_ms, lag99: d.lag_p99_ms })),
+    history: async () => (await api("GET", "/health/destinations/history")).destinations.map((d) =>
+      [`global/${d.name}`, d.samples]),
     letters: (row) => `/health/destinations/${encodeURIComponent(row.name)}/dead_letters`,
     replay: (row) => `/health/destinations/${encodeURIComponent(row.name)}/replay`,
   };
@@ -334,9 +339,16 @@ function deliveryPanel(section, ledger) {
   const letters = h("section", { "aria-labelledby": "letters-title" });
   const refresh = h("button", { type: "button", onclick: () => update() }, "Refresh");
   section.replaceChildren(h("h3", { id: "deliveries-title" }, ledger.title),
-    h("p", { class: "small" }, `Read every ${POLL_MS / 1000} s while this page is open; charts cover what this tab has seen, up to an hour.`),
+    h("p", { class: "small" }, `Read every ${POLL_MS / 1000} s while this page is open; charts show the last hour.`),
     h("div", { class: "actions" }, refresh), body, letters);
+  let seeded = false;
   const update = async () => {
+    if (!seeded) {
+      for (const [id, kept] of await ledger.history()) {
+        samples.set(id, kept.map((k) => ({ t: k.t, delivered: k.delivered, failures: k.failed, lag: k.lag_p50_ms || 0 })));
+      }
+      seeded = true;
+    }
     const rows = await ledger.read();
     const now = Date.now() / 1000;
     body.replaceChildren(...rows.map((row) => deliveryCard(row, record(row, now), ledger, letters)));
@@ -356,9 +368,9 @@ function record(row, now) {
 function deliveryCard(row, ring, ledger, letters) {
   const slug = row.id.replace(/[^a-zA-Z0-9]+/g, "-");
   const err = row.error ? `${errorText(row.error)} at ${when(row.error.at)}` : "none";
-  const rate = deltas(ring, "delivered");
-  const fails = deltas(ring, "failures");
-  const lags = ring.map((s) => s.lag);
+  const rate = perMinute(ring, "delivered");
+  const fails = perMinute(ring, "failures");
+  const lags = ring.map((s) => ({ t: s.t, v: s.lag }));
   return h("article", { class: "card", "data-destination": row.name, "aria-labelledby": `d-${slug}` },
     h("h4", { id: `d-${slug}` }, `${row.name} `, h("span", { class: "small" }, row.type)),
     h("dl", { class: "small" },
@@ -368,7 +380,7 @@ function deliveryCard(row, ring, ledger, letters) {
       h("dt", {}, ledger.deadLabel), h("dd", { "data-field": "dead_lettered" }, num(row.dead)),
       h("dt", {}, "Last error"), h("dd", { "data-field": "last_error" }, err),
       h("dt", {}, "Lag p50 / p99"), h("dd", {}, `${num(row.lag)} / ${num(row.lag99)} ms`)),
-    h("div", { class: "charts" }, chart("Delivered per poll", rate, ""), chart("Failures per poll", fails, "fail"),
+    h("div", { class: "charts" }, chart("Delivered /min", rate, ""), chart("Failed /min", fails, "fail"),
       chart("Lag p50 (ms)", lags, "")),
     h("div", { class: "actions" }, h("button", { type: "button", "aria-label": `Dead letters of ${row.name}`,
       onclick: () => showLetters(letters, row, ledger) }, "Dead letters")));
@@ -380,24 +392,26 @@ function errorText(error) {
   return error.reason.includes(status) ? error.reason : `${status} ${error.reason}`.trim();
 }
 
-function deltas(ring, name) {
-  return ring.slice(1).map((s, i) => Math.max(0, s[name] - ring[i][name]));
+// Counters since start -> a rate per minute between samples (a restart's drop to zero counts as none).
+function perMinute(ring, name) {
+  return ring.slice(1).map((s, i) => ({ t: s.t, v: (60 * Math.max(0, s[name] - ring[i][name])) / Math.max(1, s.t - ring[i].t) }));
 }
 
-function chart(label, values, kind) {
+function chart(label, points, kind) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  const width = 120, height = 40, top = Math.max(1, ...values);
+  const values = points.map((p) => p.v);
+  const width = 120, height = 40, top = Math.max(1, ...values), start = Date.now() / 1000 - HOUR_S;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", `spark ${kind}`);
   svg.setAttribute("role", "img");
   const last = values.length ? values[values.length - 1] : 0;
-  svg.setAttribute("aria-label", `${label}: latest ${num(last)}, peak ${num(Math.max(0, ...values))}`);
+  svg.setAttribute("aria-label", `${label} over the last hour: latest ${num(round(last))}, peak ${num(round(Math.max(0, ...values)))}`);
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  const step = values.length > 1 ? width / (values.length - 1) : width;
-  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`).join(" "));
+  const x = (t) => Math.max(0, (width * (t - start)) / HOUR_S).toFixed(1);
+  line.setAttribute("points", points.map((p) => `${x(p.t)},${(height - 2 - (p.v / top) * (height - 4)).toFixed(1)}`).join(" "));
   svg.append(line);
-  return h("figure", {}, svg, h("figcaption", {}, `${label}: ${num(last)}`));
+  return h("figure", {}, svg, h("figcaption", {}, `${label}: ${num(round(last))}`));
 }
 
 async function showLetters(place, row, ledger) {
