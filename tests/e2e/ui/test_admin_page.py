@@ -136,13 +136,18 @@ def test_an_operator_runs_a_team_from_the_page(page: Page, gw: RunningGateway, s
     chat(gw, key, times=3)
     expect(card(page, "generic", "delivered")).to_have_text("3", timeout=WAIT_MS)
     expect(card(page, "generic", "state")).to_have_text("ok")
-    expect(page.get_by_role("img", name="Delivered /min over the last hour: latest")).to_be_visible()
+    # Bars are the hour's last 60 s, the 60 s before, ...: the 3 fall in the last one unless a poll
+    # came more than a minute late.
+    drawn = re.compile(r"^Delivered per minute over the last hour: this minute \d, peak [23]$")
+    expect(page.get_by_role("img", name=drawn)).to_be_visible()
 
     sink.status = 400  # the webhook refuses: the next span is dead-lettered
     chat(gw, key)
     expect(card(page, "generic", "dead_lettered")).to_have_text("1", timeout=WAIT_MS)
     expect(card(page, "generic", "state")).to_have_text("failing")
     expect(card(page, "generic", "last_error")).to_contain_text("HTTP 400")
+    failed = re.compile(r"^Failed per minute over the last hour: this minute 1, peak 1$")
+    expect(page.get_by_role("img", name=failed)).to_be_visible(timeout=WAIT_MS)
     screenshot(page, shots, "team")
 
     sink.status = 200

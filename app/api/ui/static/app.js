@@ -368,9 +368,9 @@ function record(row, now) {
 function deliveryCard(row, ring, ledger, letters) {
   const slug = row.id.replace(/[^a-zA-Z0-9]+/g, "-");
   const err = row.error ? `${errorText(row.error)} at ${when(row.error.at)}` : "none";
-  const rate = perMinute(ring, "delivered");
-  const fails = perMinute(ring, "failures");
-  const lags = ring.map((s) => ({ t: s.t, v: s.lag }));
+  const rate = minutes(ring, "delivered", "sum");
+  const fails = minutes(ring, "failures", "sum");
+  const lags = minutes(ring, "lag", "last");
   return h("article", { class: "card", "data-destination": row.name, "aria-labelledby": `d-${slug}` },
     h("h4", { id: `d-${slug}` }, `${row.name} `, h("span", { class: "small" }, row.type)),
     h("dl", { class: "small" },
@@ -380,7 +380,7 @@ function deliveryCard(row, ring, ledger, letters) {
       h("dt", {}, ledger.deadLabel), h("dd", { "data-field": "dead_lettered" }, num(row.dead)),
       h("dt", {}, "Last error"), h("dd", { "data-field": "last_error" }, err),
       h("dt", {}, "Lag p50 / p99"), h("dd", {}, `${num(row.lag)} / ${num(row.lag99)} ms`)),
-    h("div", { class: "charts" }, chart("Delivered /min", rate, ""), chart("Failed /min", fails, "fail"),
+    h("div", { class: "charts" }, chart("Delivered per minute", rate, ""), chart("Failed per minute", fails, "fail"),
       chart("Lag p50 (ms)", lags, "")),
     h("div", { class: "actions" }, h("button", { type: "button", "aria-label": `Dead letters of ${row.name}`,
       onclick: () => showLetters(letters, row, ledger) }, "Dead letters")));
@@ -392,26 +392,41 @@ function errorText(error) {
   return error.reason.includes(status) ? error.reason : `${status} ${error.reason}`.trim();
 }
 
-// Counters since start -> a rate per minute between samples (a restart's drop to zero counts as none).
-function perMinute(ring, name) {
-  return ring.slice(1).map((s, i) => ({ t: s.t, v: (60 * Math.max(0, s[name] - ring[i][name])) / Math.max(1, s.t - ring[i].t) }));
+// The last hour in 60 one-minute bars. Counters are since start, so a bar sums the increases of the
+// samples that fall in its minute (a restart's drop to zero counts as none); lag keeps the minute's last.
+function minutes(ring, name, how) {
+  const bars = new Array(60).fill(0);
+  const start = Date.now() / 1000 - HOUR_S;
+  ring.forEach((s, i) => {
+    const bar = Math.floor((s.t - start) / 60);
+    if (bar < 0 || bar > 59) return;
+    if (how === "last") bars[bar] = s[name] || 0;
+    else if (i > 0) bars[bar] += Math.max(0, s[name] - ring[i - 1][name]);
+  });
+  return bars;
 }
 
-function chart(label, points, kind) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  const values = points.map((p) => p.v);
-  const width = 120, height = 40, top = Math.max(1, ...values), start = Date.now() / 1000 - HOUR_S;
+function chart(label, bars, kind) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const width = 120, height = 40, top = Math.max(1, ...bars), step = width / bars.length;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", `spark ${kind}`);
   svg.setAttribute("role", "img");
-  const last = values.length ? values[values.length - 1] : 0;
-  svg.setAttribute("aria-label", `${label} over the last hour: latest ${num(round(last))}, peak ${num(round(Math.max(0, ...values)))}`);
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  const x = (t) => Math.max(0, (width * (t - start)) / HOUR_S).toFixed(1);
-  line.setAttribute("points", points.map((p) => `${x(p.t)},${(height - 2 - (p.v / top) * (height - 4)).toFixed(1)}`).join(" "));
-  svg.append(line);
-  return h("figure", {}, svg, h("figcaption", {}, `${label}: ${num(round(last))}`));
+  const now = round(bars[bars.length - 1]);
+  svg.setAttribute("aria-label", `${label} over the last hour: this minute ${num(now)}, peak ${num(round(Math.max(...bars)))}`);
+  bars.forEach((v, i) => {
+    if (!v) return;
+    const bar = document.createElementNS(ns, "rect");
+    const tall = Math.max(1, (v / top) * (height - 2));
+    bar.setAttribute("x", (i * step).toFixed(2));
+    bar.setAttribute("width", (step * 0.8).toFixed(2));
+    bar.setAttribute("y", (height - tall).toFixed(2));
+    bar.setAttribute("height", tall.toFixed(2));
+    svg.append(bar);
+  });
+  return h("figure", {}, svg, h("figcaption", {}, `${label}: ${num(now)} this minute`));
 }
 
 async function showLetters(place, row, ledger) {
