@@ -396,10 +396,10 @@ function errorText(error) {
 // samples that fall in its minute (a restart's drop to zero counts as none); lag keeps the minute's last.
 function minutes(ring, name, how) {
   const bars = new Array(60).fill(0);
-  const start = Date.now() / 1000 - HOUR_S;
+  const now = Date.now() / 1000;
   ring.forEach((s, i) => {
-    const bar = Math.floor((s.t - start) / 60);
-    if (bar < 0 || bar > 59) return;
+    const bar = 59 - Math.floor(Math.max(0, now - s.t) / 60); // counted back from now: a sample of this very ms is in the last bar
+    if (bar < 0) return;
     if (how === "last") bars[bar] = s[name] || 0;
     else if (i > 0) bars[bar] += Math.max(0, s[name] - ring[i - 1][name]);
   });
