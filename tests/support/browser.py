@@ -1,8 +1,9 @@
 """Debian's Chromium driven by Playwright, for the admin page's tests (``tests/e2e/ui/``).
 
 Playwright never downloads a browser here: it launches ``/usr/bin/chromium`` (``./scripts/test``
-installs Debian's package when it is missing). ``screenshot`` writes under the test's folder and,
-with ``SPANGATE_UI_SCREENSHOTS=docs``, also the README's ``docs/ui-<name>.png``.
+installs Debian's package when it is missing, with ``PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1`` exported).
+``screenshot`` writes under the test's folder and, with ``SPANGATE_UI_SCREENSHOTS=docs``, also the
+README's ``docs/ui-<name>.png``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         raise AssertionError(f"{CHROMIUM} is missing: run ./scripts/test (it installs Debian's chromium) "
                              "or apt-get install chromium")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as playwright:
         # --no-sandbox: the tests run as root in a container, where Chromium's sandbox cannot start.
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
