@@ -8,6 +8,10 @@
      ├── NotFound             404   unknown model, team or route
      ├── PayloadTooLarge      413   body over general_settings.max_request_body_bytes; an input too long
      │                              for content moderation to check (moderation_input_too_long)
+     ├── BudgetExceeded       429   the key's or team's spend reached its max_budget (LiteLLM's
+     │                              ``budget_exceeded`` type); Retry-After when the budget resets
+     ├── RateLimited          429   over the key's or team's rpm_limit, tpm_limit or
+     │                              max_parallel_requests; sent with Retry-After
      ├── ServiceUnavailable   503   a dependency is down (the team and key store, content moderation);
      │                              sent with Retry-After
      └── UpstreamError        *     the provider answered with an error (status kept)
@@ -92,6 +96,28 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class BudgetExceeded(GatewayError):
+    """LiteLLM answers a spent budget with 429 and type ``budget_exceeded`` (its scripts test the type)."""
+
+    status = 429
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, param: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "throttling_error"  # LiteLLM's type for its rate limiter's 429s
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, code=code, param=param)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(GatewayError):

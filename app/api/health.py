@@ -21,6 +21,7 @@ from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
 from app.api.services import ApiSettings, OpenStore
 from app.errors import AuthenticationFailed, InvalidRequest, NotFound
+from app.gateway.spend import CallLimits
 from app.hooks.chain import HookChain
 from app.hooks.metrics import hooks_health
 from app.providers.reachability import Reachability, ReachabilityCache
@@ -36,17 +37,24 @@ async def liveliness() -> Response[str]:
 
 @get("/health/readiness", include_in_schema=False)
 async def readiness(settings: NamedDependency[ApiSettings], delivery: NamedDependency[DeliveryManager],
-                    store_link: NamedDependency[OpenStore | None]) -> Response[dict[str, Any]]:
+                    store_link: NamedDependency[OpenStore | None],
+                    call_limits: NamedDependency[CallLimits | None] = None) -> Response[dict[str, Any]]:
     # Not ready while the store is unreachable, so a load balancer prefers instances that can
     # also serve the admin API and see revocations; liveliness stays 200 (known keys still work).
     # Nor while the disk refuses the spool: spans are then only in memory, lost in a crash.
     db = store_link.db_status() if store_link is not None else "Not connected"
     spool = delivery.spool_health()
     ready = db == "connected" and spool.state != "failing"
+    limiter = call_limits.limiter if call_limits is not None else None
+    limits = limiter.readiness() if limiter is not None else None
+    if limits is not None and not limits.get("healthy", True) and not limits.get("fail_open", True):
+        ready = False  # failing closed: this instance refuses limited keys' calls until its counters are back
     body = {"status": "healthy" if ready else "unhealthy", "db": db, "spool": _spool_line(spool),
             "version": __version__,
             "success_callbacks": list(settings.success_callback),
             "failure_callbacks": list(settings.failure_callback)}
+    if limits is not None:
+        body["limits"] = limits
     return Response(body, status_code=200 if ready else 503, media_type=MediaType.JSON)
 
 

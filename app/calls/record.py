@@ -74,6 +74,7 @@ class CallRecord:
     time_to_first_chunk: float | None = None  # seconds, streams only
     stream_outcome: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # what hooks record for the span (moderation verdicts)
+    ticket: Any = None  # app.limits Ticket: the call was admitted against its key's and team's limits
 
     @property
     def team_id(self) -> str | None:

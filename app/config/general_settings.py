@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.config.values import as_int, as_opt_str
+from app.config.values import as_bool, as_int, as_opt_str
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -18,6 +18,7 @@ class GeneralSettings:
     master_key: str | None = field(repr=False)
     database_url: str | None = field(repr=False)
     max_request_body_bytes: int
+    disable_spend_logs: bool = False  # LiteLLM's: no spend log row for calls by keys and teams without limits
 
 
 def parse_general_settings(general: Mapping[str, Any], env: Mapping[str, str]) -> GeneralSettings:
@@ -28,4 +29,5 @@ def parse_general_settings(general: Mapping[str, Any], env: Mapping[str, str]) -
                                 "general_settings.database_url"),
         max_request_body_bytes=as_int(general.get("max_request_body_bytes", DEFAULT_MAX_BODY),
                                       "general_settings.max_request_body_bytes", minimum=1024),
+        disable_spend_logs=as_bool(general.get("disable_spend_logs", False), "general_settings.disable_spend_logs"),
     )

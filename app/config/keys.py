@@ -34,7 +34,7 @@ KNOWN_LITELLM = frozenset({
 # spells them. Written here, not asked of the registry, so that reading YAML loads no destination
 # (the registry imports boto3, sentry-sdk and the Datadog client); tests/app/config holds the two equal.
 DESTINATION_KEYS = frozenset({"dynamodb_table_name"})
-KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes"})
+KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes", "disable_spend_logs"})
 KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
     "shutdown_flush_seconds", "delivery_failing_log_seconds", "delivery_linger_seconds", "team_poll_seconds",
@@ -43,6 +43,7 @@ KNOWN_SPANGATE = frozenset({
     "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",
     "callback_allowed_hosts", "allow_unauthenticated", "metrics_auth", "redact_headers", "legacy_genai_metrics",
     "dead_letter_retention", "dead_letters_per_destination",
+    "limits_backend", "limits_on_backend_failure", "redis_key_prefix",
 })
 # Ignoring a misspelling of these loses authentication, the store, or every span: refuse to start.
 # Each with the section it belongs to, since one put in another section would be ignored just the same.

@@ -6,7 +6,8 @@ with a did-you-mean, except likely misspellings of the keys that guard calls (``
 
 Each section has its module and its struct: the top level and ``environment_variables`` in
 ``document``, then ``model_list``, ``litellm_settings``, ``general_settings`` and
-``spangate_settings`` (``router_settings`` is accepted and not read). ``GatewayConfig`` is their
+``spangate_settings``; of ``router_settings`` only the Redis keys (``limits_settings``), the rest accepted
+and not read. ``GatewayConfig`` is their
 fields side by side. Nothing here loads a destination: callback names are checked where
 destinations are built (``app.server.factory.check_destinations``).
 """
@@ -24,6 +25,7 @@ import yaml
 from app.config.document import read_document
 from app.config.general_settings import DEFAULT_MAX_BODY, parse_general_settings
 from app.config.keys import ConfigError, misspelt_params
+from app.config.limits_settings import LimitsConfig, parse_limits
 from app.config.litellm_settings import TeamSettingsConfig, parse_litellm_settings
 from app.config.model_list import DEFAULT_TIMEOUT, DeploymentConfig, parse_model_list
 from app.config.providers import NATIVE_KEYS
@@ -39,8 +41,8 @@ from exporters.transport.urlpolicy import CallbackPolicy
 
 # What the rest of the gateway imports from here, wherever in app.config it is defined.
 __all__ = ["DEFAULT_MAX_BODY", "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_MAX_SSE_EVENT_BYTES", "DEFAULT_POOL_WAIT",
-           "DEFAULT_TIMEOUT", "ConfigError", "DeploymentConfig", "GatewayConfig", "MetricsAuth", "TeamSettingsConfig",
-           "UpstreamPoolConfig", "default_config", "load_config", "parse_config"]
+           "DEFAULT_TIMEOUT", "ConfigError", "DeploymentConfig", "GatewayConfig", "LimitsConfig", "MetricsAuth",
+           "TeamSettingsConfig", "UpstreamPoolConfig", "default_config", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class GatewayConfig:
     master_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
     max_request_body_bytes: int = DEFAULT_MAX_BODY
+    disable_spend_logs: bool = False  # general_settings: no spend rows for callers without limits
     environment_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
     data_dir: Path = Path("spangate-data")
     span_log_path: Path | None = None
@@ -83,6 +86,7 @@ class GatewayConfig:
     dead_letter_retention: float = 7 * 86400.0  # seconds a dead letter is kept (DeliveryConfig's)
     dead_letters_per_destination: int = 10_000  # and how many, oldest dropped first
     legacy_genai_metrics: bool = True  # the v1.41 GenAI metrics beside the current ones (spangate_settings)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # where budgets and rate limits are counted
     warnings: tuple[str, ...] = ()
 
     @property
@@ -123,9 +127,10 @@ def parse_config(raw: Any, *, environ: Mapping[str, str], base_dir: Path = Path(
     litellm = parse_litellm_settings(document.litellm)
     general = parse_general_settings(document.general, document.env)
     spangate = parse_spangate_settings(document.spangate, base_dir)
+    limits = parse_limits(document.top.get("router_settings"), document.spangate, document.env)
     warnings = document.warnings + tuple(misspelt_params(document.top["model_list"], NATIVE_KEYS))
     return GatewayConfig(deployments=deployments, environment_variables=document.environment_variables,
-                         config_dir=base_dir, warnings=warnings,
+                         config_dir=base_dir, warnings=warnings, limits=limits,
                          **_fields(litellm), **_fields(general), **_fields(spangate))
 
 

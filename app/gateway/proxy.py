@@ -9,6 +9,7 @@ hooks run in the background: nothing here waits on an exporter or a callback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from app.errors import (
 )
 from app.gateway.lifecycle import CallEnd, CallLifecycle
 from app.gateway.relay import DialectRelay, StreamRelay
+from app.gateway.spend import CallLimits
 from app.gateway.sse import StreamAccumulator
 from app.gateway.validation import parse_body, validate
 from app.hooks.chain import NO_HOOKS, HookChain
@@ -105,10 +107,11 @@ class ProxyService:
     def __init__(self, router: ModelRouter, tracer: trace.Tracer, prices: PriceBook,
                  metrics: GenAIMetrics | None, *, max_sse_event_bytes: int = DEFAULT_MAX_SSE_EVENT_BYTES,
                  hooks: HookChain = NO_HOOKS, redact_headers: frozenset[str] = frozenset(),
-                 admission: Admission | None = None) -> None:
+                 admission: Admission | None = None, limits: CallLimits | None = None) -> None:
         self._router = router
         self._max_sse_event_bytes = max_sse_event_bytes
-        self._calls = CallLifecycle.build(tracer, prices, metrics, hooks)
+        self._calls = CallLifecycle.build(tracer, prices, metrics, hooks, limits)
+        self.limits = self._calls.limits
         self._spans = self._calls.spans
         self._hooks = hooks
         self._admission = admission
@@ -163,6 +166,8 @@ class ProxyService:
             call.deployment = order[0]
             call.stream = body.get("stream") is True and call.operation.facts.streams
             hooked = bool(self._hooks.before)
+            if call.caller.limits:  # budgets and rate limits: before the span starts, so a refusal is a rejection
+                await self.limits.admit(call)
             end = self._calls.start(call, order[0], with_request=not hooked)
             with trace.use_span(end.span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 if hooked:
@@ -301,6 +306,8 @@ class ProxyService:
         if shape is not None:  # before the end: a translation that breaks fails the call like any bug
             body = shape.answer(answer, replaced)
         end.succeed(attrs)
+        if end.settling is not None:  # the next call, on any instance, must see this one's spend
+            await asyncio.shield(end.settling)
         return Answer(reply.status, body)
 
     async def _stream(self, call: CallRecord, group: Any, order: list[Deployment], end: CallEnd,

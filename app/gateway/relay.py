@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -103,6 +104,9 @@ class StreamRelay:
             call.response = self._acc.assembled()
         call.error = error
         self._call_end.stream_ended(attrs)
+        if self._call_end.settling is not None:  # the stream's spend, counted before the relay is done
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._call_end.settling)
 
 
 def _stream_outcome(exc: GatewayError) -> str:

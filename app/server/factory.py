@@ -34,6 +34,7 @@ from app.gateway.proxy import Admission, ProxyService
 from app.hooks.metrics import register_hook_metrics
 from app.providers import ModelRouter
 from app.server.hook_setup import HookResources, build_hooks, check_hooks
+from app.server.limits_setup import open_limits
 from app.server.telemetry import (
     build_meters,
     build_resource,
@@ -122,7 +123,8 @@ def _dependencies(gateway: Gateway, admin_check: AdminCheck, history: DeliveryHi
                             teams=gateway.teams, registry=gateway.registry, delivery=gateway.delivery,
                             hooks=gateway.proxy.hooks, metric_reader=gateway.metric_reader,
                             resource=gateway.tracer_provider.resource, build_ctx=gateway.build_ctx,
-                            store_link=lambda: gateway.store_link, history=history)
+                            store_link=lambda: gateway.store_link, history=history,
+                            call_limits=gateway.proxy.limits)
 
 
 def export_client(upstream_proxy: str | None, limits: httpx.Limits, deadline: float) -> httpx.Client:
@@ -239,6 +241,9 @@ def _lifespan(gateway: Gateway, history: DeliveryHistory, *, tune_gc: bool) -> A
         gateway.delivery.start()
         await _open_store(gateway)
         link = gateway.store_link
+        if link is not None:
+            limiter = await open_limits(gateway.config, link.store, gateway.meter_provider.get_meter("spangate.limits"))
+            gateway.proxy.limits.attach(limiter, spend_logs=not gateway.config.disable_spend_logs)
         gateway.rebuild_routes(link.team_state.version if link is not None else 0)
         if tune_gc:
             tune_collector()
@@ -248,6 +253,8 @@ def _lifespan(gateway: Gateway, history: DeliveryHistory, *, tune_gc: bool) -> A
         finally:
             sampler.cancel()
             await gateway.proxy.hooks.aclose(gateway.config.shutdown_flush_seconds)
+            if gateway.proxy.limits.limiter is not None:
+                await gateway.proxy.limits.limiter.close()  # the ledger's last flush, before the store closes
             if link is not None:
                 await link.watcher.stop()
                 await link.store.close()

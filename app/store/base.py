@@ -60,6 +60,10 @@ class StoreBase:
         self._engines = engines
         self._now = clock
 
+    @property
+    def is_postgres(self) -> bool:
+        return self._engines.is_postgres
+
     @asynccontextmanager
     async def _writing(self, operation: str) -> AsyncIterator[_Write]:
         async with mapped_errors(operation), self._engines.write.connect() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from app.store.base import StoreBase
-from app.store.records import AlreadyExists, CallbackWrite, KeyCallbackRecord, KeyRecord, NotFound
+from app.store.records import LIMIT_FIELDS, AlreadyExists, CallbackWrite, KeyCallbackRecord, KeyRecord, NotFound
 from app.store.rows import (
     KEY_CALLBACK_COLUMNS,
     KEY_COLUMNS,
@@ -20,9 +20,10 @@ from app.store.rows import (
     values_of,
 )
 from app.store.schema import key_callbacks, keys
+from app.store.teams import limit_values
 from app.store.users import ensure_user
 
-KEY_FIELDS = frozenset({"key_alias", "team_id", "models", "metadata", "expires_at"})
+KEY_FIELDS = frozenset({"key_alias", "team_id", "models", "metadata", "expires_at", *LIMIT_FIELDS})
 
 
 class KeyStore(StoreBase):
@@ -37,6 +38,7 @@ class KeyStore(StoreBase):
         expires_at: datetime | None,
         callbacks: Sequence[CallbackWrite] = (),
         user_id: str | None = None,
+        limits: dict[str, Any] | None = None,
     ) -> KeyRecord:
         """Raises AlreadyExists; team_id is not checked (it may name a config-only team). The key's
         own logging entries, and its user when new, are written in the same transaction: a key never
@@ -53,6 +55,7 @@ class KeyStore(StoreBase):
             expires_at=expires_at,
             created_at=self._now(),
             user_id=user_id,
+            **limit_values(limits),
         )
         async with self._writing("create_key") as write:
             if await write.conn.scalar(select(keys.c.token_hash).where(keys.c.token_hash == token_hash)):
@@ -71,6 +74,9 @@ class KeyStore(StoreBase):
         if unknown:
             raise TypeError(f"update_key got unknown fields {sorted(unknown)}; allowed: {sorted(KEY_FIELDS)}")
         expires = fields.get("expires_at")
+        anchor = fields.get("budget_anchor")
+        if anchor is not None and anchor.tzinfo is None:
+            raise ValueError("budget_anchor must be time-zone aware")
         if expires is not None and expires.tzinfo is None:
             raise ValueError("expires_at must be time-zone aware")
         values = {name: list(value) if name == "models" else value for name, value in fields.items()}

@@ -60,6 +60,15 @@ class TeamRecord:
     logging_disabled: bool
     created_at: datetime
     updated_at: datetime
+    # Budgets and rate limits (app.calls.limits); None: no limit. budget_anchor: when the first budget
+    # period began (set with budget_duration).
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    budget_duration: str | None = None
+    budget_anchor: datetime | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,15 @@ class KeyRecord:
     expires_at: datetime | None
     created_at: datetime
     user_id: str | None = None  # whose key it is (LiteLLM's /key/generate ``user_id``); admin rights follow it
+    # Budgets and rate limits (app.calls.limits); None: no limit. budget_anchor: when the first budget
+    # period began (set with budget_duration).
+    max_budget: float | None = None
+    soft_budget: float | None = None
+    budget_duration: str | None = None
+    budget_anchor: datetime | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -144,6 +162,41 @@ class CallbackWrite:
     vars_ciphertext: str | None
     secret_var_names: tuple[str, ...]
     plain_vars: Mapping[str, Any]
+
+
+LIMIT_FIELDS = ("max_budget", "soft_budget", "budget_duration", "budget_anchor", "tpm_limit", "rpm_limit",
+                "max_parallel_requests")
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """One call in the spend log (LiteLLM's ``/spend/logs`` row), and what it adds to the counters of
+    its key (``key:<token_hash>``, budget period ``key_period``) and its team (``team:<id>``, ``team_period``).
+    ``request_id`` is unique per call: recording a row twice adds it once."""
+
+    request_id: str
+    token_hash: str | None  # the full hash of a virtual key; None for the master key or no key
+    team_id: str | None
+    user_id: str | None
+    model: str | None
+    call_type: str
+    status: str  # "success" or "failure"
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    spend_nanos: int  # USD 1e-9 (app.calls.limits)
+    start_time: datetime
+    end_time: datetime
+    key_period: int = 0  # unix seconds of the budget period's start; 0 without a budget duration
+    team_period: int = 0
+
+    def counters(self) -> list[tuple[str, int]]:
+        out = []
+        if self.token_hash is not None:
+            out.append((f"key:{self.token_hash}", self.key_period))
+        if self.team_id is not None:
+            out.append((f"team:{self.team_id}", self.team_period))
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
     Connection,
     DateTime,
     Dialect,
     Index,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -124,6 +126,13 @@ class TeamRow(Base):
     logging_disabled: Mapped[bool]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    max_budget: Mapped[float | None]
+    soft_budget: Mapped[float | None]
+    budget_duration: Mapped[str | None] = mapped_column(Text)
+    budget_anchor: Mapped[datetime | None]
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    max_parallel_requests: Mapped[int | None]
 
 
 class KeyRow(Base):
@@ -141,6 +150,14 @@ class KeyRow(Base):
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     user_id: Mapped[str | None] = mapped_column(Text)  # added by step 4; no foreign key, as for team_id
+    # the limits, added by step 5
+    max_budget: Mapped[float | None]
+    soft_budget: Mapped[float | None]
+    budget_duration: Mapped[str | None] = mapped_column(Text)
+    budget_anchor: Mapped[datetime | None]
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    max_parallel_requests: Mapped[int | None]
 
 
 class UserRow(Base):
@@ -209,6 +226,43 @@ class KeyCallbackRow(Base):
     updated_at: Mapped[datetime]
 
 
+class SpendLogRow(Base):
+    """One row per call (``app.store.records.SpendRow``); the primary key makes recording idempotent."""
+
+    __tablename__ = "spend_logs"
+    __table_args__ = (Index("ix_spend_logs_key_time", "token_hash", "start_time"),
+                      Index("ix_spend_logs_team_time", "team_id", "start_time"),
+                      Index("ix_spend_logs_time", "start_time"))
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    call_type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    total_tokens: Mapped[int] = mapped_column(BigInteger)
+    spend_nanos: Mapped[int] = mapped_column(BigInteger)
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime]
+    key_period: Mapped[int] = mapped_column(BigInteger)
+    team_period: Mapped[int] = mapped_column(BigInteger)
+
+
+class SpendCounterRow(Base):
+    """Spend and tokens of one key or team (``counter``: ``key:<hash>`` / ``team:<id>``) in one budget
+    period (its start in unix seconds; 0 for a budget without a duration). Integers: sums are exact."""
+
+    __tablename__ = "spend_counters"
+
+    counter: Mapped[str] = mapped_column(Text, primary_key=True)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    spend_nanos: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+
+
 class StateRow(Base):
     """One row; ``version`` goes up in the same transaction as every change, for the watchers."""
 
@@ -237,6 +291,17 @@ callbacks = _table(CallbackRow)
 key_callbacks = _table(KeyCallbackRow)
 users = _table(UserRow)
 team_members = _table(TeamMemberRow)
+spend_logs = _table(SpendLogRow)
+spend_counters = _table(SpendCounterRow)
+# The PostgreSQL limits backend's sliding windows (kind 0: an admitted call, for rpm; 1: a settled call's
+# tokens, for tpm; at: the database's clock) and parallel slots (leases: a killed instance's slots expire).
+limit_events = Table("limit_events", Base.metadata, Column("counter", Text, primary_key=True),
+                     Column("kind", SmallInteger, primary_key=True), Column("request_id", Text, primary_key=True),
+                     Column("at", DateTime(timezone=True), nullable=False),
+                     Column("tokens", BigInteger, nullable=False), Index("ix_limit_events_at", "counter", "kind", "at"))
+limit_leases = Table("limit_leases", Base.metadata, Column("counter", Text, primary_key=True),
+                     Column("request_id", Text, primary_key=True),
+                     Column("expires_at", DateTime(timezone=True), nullable=False))
 state = _table(StateRow)
 schema_version = _table(SchemaVersionRow)
 
@@ -281,8 +346,32 @@ def _v4_users(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE keys ADD COLUMN user_id TEXT"))
 
 
+LIMIT_COLUMNS = ("max_budget", "soft_budget", "budget_duration", "budget_anchor", "tpm_limit", "rpm_limit",
+                 "max_parallel_requests")
+
+
+def _v5_limits_and_spend(conn: Connection) -> None:
+    """Budgets and rate limits on keys and teams, the spend log and the spend counters. Columns are
+    added only where step 1 made the table without them (as in step 4)."""
+    for table in (teams, keys):
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for name in LIMIT_COLUMNS:
+            if name not in present:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+    spend_logs.create(conn, checkfirst=True)
+    spend_counters.create(conn, checkfirst=True)
+
+
+def _v6_limit_windows(conn: Connection) -> None:
+    """The PostgreSQL limits backend's tables; made on SQLite too (unused) so a version is one schema."""
+    limit_events.create(conn, checkfirst=True)
+    limit_leases.create(conn, checkfirst=True)
+
+
 Migration = Callable[[Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging, _v4_users)
+MIGRATIONS: tuple[Migration, ...] = (_v1_create, _v2_key_callbacks, _v3_scrub_raw_logging, _v4_users,
+                                     _v5_limits_and_spend, _v6_limit_windows)
 
 
 def applied_version(conn: Connection) -> int:

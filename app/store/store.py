@@ -32,11 +32,12 @@ from app.store.rows import (
     team_of,
 )
 from app.store.schema import callbacks, key_callbacks, state, team_members
+from app.store.spend import SpendStore
 from app.store.teams import TeamStore
 from app.store.users import UserStore
 
 
-class Store(TeamStore, KeyStore, TeamCallbackStore, UserStore):
+class Store(TeamStore, KeyStore, TeamCallbackStore, UserStore, SpendStore):
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None, clock: Clock = utcnow,
                    connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> Store:

@@ -9,21 +9,22 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from app.store.base import StoreBase
-from app.store.records import AlreadyExists, CallbackWrite, NotFound, TeamRecord
+from app.store.records import LIMIT_FIELDS, AlreadyExists, CallbackWrite, NotFound, TeamRecord
 from app.store.rows import TEAM_COLUMNS, in_request_order, team_of, values_of
 from app.store.schema import callbacks, key_callbacks, keys, team_members, teams
 
-TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled"})
+TEAM_FIELDS = frozenset({"team_alias", "models", "metadata", "logging_disabled", *LIMIT_FIELDS})
 _TEAM_CALLBACKS = callbacks  # the table, for methods whose ``callbacks`` argument hides its name
 
 
 class TeamStore(StoreBase):
     async def create_team(
         self, team_id: str | None, team_alias: str | None, models: list[str], metadata: dict[str, Any],
-        callbacks: Sequence[CallbackWrite] = (),
+        callbacks: Sequence[CallbackWrite] = (), limits: dict[str, Any] | None = None,
     ) -> TeamRecord:
         """Raises AlreadyExists; a missing team_id becomes a random UUID. ``callbacks`` (the team's
-        ``metadata.logging``) are written in the same transaction: a team never exists without them."""
+        ``metadata.logging``) are written in the same transaction: a team never exists without them.
+        ``limits``: any of ``records.LIMIT_FIELDS``."""
         if team_id == "":
             raise ValueError("team_id must not be empty")
         now = self._now()
@@ -35,6 +36,7 @@ class TeamStore(StoreBase):
             logging_disabled=False,
             created_at=now,
             updated_at=now,
+            **limit_values(limits),
         )
         async with self._writing("create_team") as write:
             # Safe without catching IntegrityError: the version bump above serialises writers.
@@ -93,3 +95,10 @@ class TeamStore(StoreBase):
                 await write.conn.execute(delete(key_callbacks).where(key_callbacks.c.token_hash.in_(team_keys)))
                 await write.conn.execute(delete(keys).where(keys.c.team_id.in_(deleted)))
         return in_request_order(team_ids, deleted)
+
+
+def limit_values(limits: dict[str, Any] | None) -> dict[str, Any]:
+    unknown = set(limits or ()) - set(LIMIT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown limit fields {sorted(unknown)}; allowed: {list(LIMIT_FIELDS)}")
+    return dict(limits or {})

@@ -21,6 +21,7 @@ from app.calls.caller import Caller
 from app.store import CallbackRecord, KeyCallbackRecord, KeyRecord, StoreSnapshot, TeamRecord
 from app.teams.auth import Authenticator
 from app.teams.directory import TeamDirectory, TeamPolicy
+from app.teams.limits import caller_limits, sets_limits, team_scope
 from app.teams.routing import DestinationSpec, KeyDestinations, key_spec, team_spec, unusable_spec
 from app.teams.secrets import SecretBox, SecretBoxError
 from exporters.content_policy import POLICY_VARS, MessageLogging, message_logging
@@ -106,6 +107,8 @@ class TeamState:
 
     def _key_index(self, snapshot: StoreSnapshot) -> dict[str, Caller]:
         index = {}
+        # Once per team, not per key: a team of 10,000 keys shares one ScopeLimits.
+        team_limits = {t.team_id: team_scope(t) for t in snapshot.teams.values() if sets_limits(t)}
         for digest, key in snapshot.keys.items():
             team = snapshot.teams.get(key.team_id) if key.team_id else None
             index[digest] = Caller(
@@ -114,7 +117,8 @@ class TeamState:
                 team_models=_models(team.models) if team else NO_MODELS,
                 expires_at=key.expires_at.timestamp() if key.expires_at else None,
                 capture_content=not turns_off_content(key.metadata),
-                user_id=key.user_id, team_admin=_administers(key, snapshot.team_admins))
+                user_id=key.user_id, team_admin=_administers(key, snapshot.team_admins),
+                limits=caller_limits(key, team_limits.get(key.team_id) if team else None))
         return index
 
     def _specs(self, callbacks: Mapping[str, tuple[CallbackRecord, ...]],

@@ -57,16 +57,21 @@ class TeamFrom(Enum):
 @dataclass(frozen=True, slots=True)
 class Rule:
     """``team_from`` None: the master key only. Else a team admin may too, for its own team;
-    ``own_user``: and a body ``user_id``, when given, must be the team admin's own."""
+    ``own_user``: and a body ``user_id``, when given, must be the team admin's own; ``master_fields``:
+    body fields only the master key may set (non-null)."""
 
     team_from: TeamFrom | None = None
     own_user: bool = False
+    master_fields: tuple[str, ...] = ()
 
 
 MASTER = Rule()
 PATH, QUERY, BODY = Rule(TeamFrom.PATH), Rule(TeamFrom.QUERY), Rule(TeamFrom.BODY)
 KEY, KEYS = Rule(TeamFrom.KEY), Rule(TeamFrom.KEYS)
 BODY_OWN_USER = Rule(TeamFrom.BODY, own_user=True)
+# A team admin may change its own team's keys (alias, models, metadata, expiry, budgets and rate
+# limits); moving a key to another team is the operator's.
+KEY_NOT_TEAM = Rule(TeamFrom.KEY, master_fields=("team_id",))
 
 # (method, Litestar's path format) -> who may call it. Reads as the matrix: MASTER rows are the
 # master key's alone; the others a team admin's too, on the team named where the rule says.
@@ -81,8 +86,9 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("POST", "/user/new"): MASTER,
     ("GET", "/user/info"): MASTER,
     ("POST", "/key/generate"): BODY_OWN_USER,  # a key for another user would carry that user's rights
-    ("POST", "/key/update"): MASTER,  # moving a key between teams or users is the operator's
+    ("POST", "/key/update"): KEY_NOT_TEAM,
     ("GET", "/key/list"): QUERY,
+    ("GET", "/spend/logs"): QUERY,  # a team admin names its own team_id, and sees that team's calls only
     ("GET", "/key/info"): KEY,
     ("POST", "/key/info"): KEY,
     ("POST", "/key/delete"): KEYS,
@@ -131,6 +137,8 @@ def access_guard(check: AdminCheck) -> Guard:
                                    "another team, or names none", code="other_team")
         if rule.own_user:
             await _own_user_only(connection, caller)
+        if rule.master_fields:
+            await _no_master_fields(connection, rule.master_fields)
 
     return guard
 
@@ -143,6 +151,14 @@ async def _own_user_only(connection: ASGIConnection[Any, Any, Any, Any], caller:
     if user_id is not None and user_id != caller.user_id:
         raise PermissionDenied("a team admin makes keys for itself only: omit user_id, or give your own",
                                param="user_id", code="other_user")
+
+
+async def _no_master_fields(connection: ASGIConnection[Any, Any, Any, Any], names: tuple[str, ...]) -> None:
+    body = await _body(connection)
+    named = [name for name in names if body.get(name) is not None]
+    if named:
+        raise PermissionDenied(f"only the master key can set {', '.join(named)} here", param=named[0],
+                               code="admin_only")
 
 
 def rule_for(method: str, path_template: str) -> Rule:

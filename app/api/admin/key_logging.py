@@ -23,12 +23,14 @@ async def split_key_metadata(rules: CallbackRules, token_hash: str, metadata: Ma
                                lambda name, kind: key_secret_context(token_hash, name, kind))
 
 
-def key_json(record: KeyRecord, entries: Sequence[StoredEntry] = ()) -> dict[str, Any]:
-    """A key as the admin API shows it: its hash as ``token``, never the key; logging secrets masked."""
+def key_json(record: KeyRecord, entries: Sequence[StoredEntry] = (),
+             budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A key as the admin API shows it: its hash as ``token``, never the key; logging secrets masked;
+    ``budget``: its limits and spend (``app.api.budgets.budgets_of``)."""
     metadata = dict(record.metadata)
     if entries:
         metadata[LOGGING] = masked_entries(entries)
     return {"token": record.token_hash, "key_name": record.key_prefix, "key_alias": record.key_alias,
             "team_id": record.team_id, "user_id": record.user_id, "models": list(record.models), "metadata": metadata,
             "expires": record.expires_at.isoformat() if record.expires_at else None,
-            "created_at": record.created_at.isoformat()}
+            "created_at": record.created_at.isoformat(), **(budget or {})}

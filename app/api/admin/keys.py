@@ -15,6 +15,7 @@ from app.api.admin.access import KEY_HEADER, as_hash
 from app.api.admin.callback_entries import CallbackRules
 from app.api.admin.context import Admin, AdminContext, Rules
 from app.api.admin.key_logging import key_json, split_key_metadata
+from app.api.budgets import LimitFields, budget_for, budgets_of, limit_changes
 from app.errors import InvalidRequest, NotFound
 from app.store import NotFound as StoreNotFound
 from app.teams.secrets import hash_key, key_display_prefix, new_virtual_key
@@ -27,7 +28,7 @@ _MAX_DURATION = timedelta(days=36500)
 MAX_PAGE_SIZE = 100
 
 
-class KeyGenerate(msgspec.Struct):
+class KeyGenerate(LimitFields):
     team_id: str | None = None
     key_alias: str | None = None
     models: list[str] = msgspec.field(default_factory=list)
@@ -36,7 +37,7 @@ class KeyGenerate(msgspec.Struct):
     user_id: str | None = None  # the key's user, created when unknown; an admin member's key administers its team
 
 
-class KeyUpdate(msgspec.Struct):
+class KeyUpdate(LimitFields, kw_only=True):  # kw_only: a required field after LimitFields' defaults
     key: str  # the key, or its hash (``token``) as /key/generate and /key/list show it
     key_alias: str | None = None
     team_id: str | None = None
@@ -88,6 +89,7 @@ class KeyController(Controller):
             await admin.known_team(data.team_id)
         fields = {k: v for k, v in (("key_alias", data.key_alias), ("team_id", data.team_id),
                                     ("models", data.models)) if v is not None}
+        fields.update(limit_changes(data, utcnow(), update=True))
         if data.duration:
             fields["expires_at"] = utcnow() + parse_duration(data.duration)
         stored = (await admin.store.list_key_callbacks([token])).get(token, ())
@@ -99,7 +101,8 @@ class KeyController(Controller):
         except StoreNotFound:  # deleted meanwhile
             raise key_not_found() from None
         await admin.refresh()
-        return key_json(record, stored if entries is None else entries)
+        return key_json(record, stored if entries is None else entries, budget_for(await budgets_of(
+            admin.store, [record]), record))
 
     @get("/list")
     async def key_list(self, admin: Admin, page: FromQuery[int] = 1, size: FromQuery[int] = 10,
@@ -111,7 +114,9 @@ class KeyController(Controller):
             raise InvalidRequest(f"size must be from 1 to {MAX_PAGE_SIZE}", param="size", code="invalid_value")
         records, total = await admin.store.list_keys((page - 1) * size, size, team_id)
         entries = await admin.store.list_key_callbacks(r.token_hash for r in records)
-        return {"keys": [key_json(r, entries.get(r.token_hash, ())) for r in records], "total_count": total,
+        budgets = await budgets_of(admin.store, records)
+        return {"keys": [key_json(r, entries.get(r.token_hash, ()), budget_for(budgets, r)) for r in records],
+                "total_count": total,
                 "current_page": page, "total_pages": -(-total // size)}
 
     @get("/info")
@@ -140,15 +145,17 @@ async def generate_key(admin: AdminContext, rules: CallbackRules, data: KeyGener
     if data.user_id is not None and not data.user_id.strip():
         raise InvalidRequest("user_id must not be empty", param="user_id", code="invalid_value")
     expires = utcnow() + parse_duration(data.duration) if data.duration else None
+    limits = limit_changes(data, utcnow(), update=False)
     plaintext = new_virtual_key()
     token = hash_key(plaintext)
     # Checked in full before anything is written: a typo in metadata.logging saves no key at all.
     metadata, entries = await split_key_metadata(rules, token, data.metadata, ())
     record = await admin.store.create_key(token, key_display_prefix(plaintext), data.team_id, data.key_alias,
                                           data.models, metadata, expires, callbacks=entries or (),
-                                          user_id=data.user_id)
+                                          user_id=data.user_id, limits=limits)
     await admin.refresh()
-    return {"key": plaintext, **key_json(record, entries or ())}
+    return {"key": plaintext, **key_json(record, entries or (), budget_for(await budgets_of(admin.store, [record]),
+                                                                           record))}
 
 
 async def _key_lookup(admin: AdminContext, key: str | None) -> dict[str, Any]:
@@ -160,4 +167,4 @@ async def _key_lookup(admin: AdminContext, key: str | None) -> dict[str, Any]:
     if record is None:
         raise key_not_found()
     entries = (await admin.store.list_key_callbacks([token])).get(token, ())
-    return {"info": key_json(record, entries)}
+    return {"info": key_json(record, entries, budget_for(await budgets_of(admin.store, [record]), record))}

@@ -39,8 +39,10 @@ async def split_team_metadata(rules: CallbackRules, team_id: str, metadata: Mapp
                                lambda name, kind: secret_context(team_id, name, kind))
 
 
-def team_json(team: TeamRecord, entries: Sequence[StoredEntry] = ()) -> dict[str, Any]:
-    """A team as the admin API shows it, its callbacks (secrets masked) as ``metadata.logging``.
+def team_json(team: TeamRecord, entries: Sequence[StoredEntry] = (),
+              budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A team as the admin API shows it, its callbacks (secrets masked) as ``metadata.logging``, and
+    ``budget``: its limits and spend (``app.api.budgets.budgets_of``).
 
     A ``logging`` value stored in the metadata itself (written before this form was understood, when
     it configured nothing and was kept as it came, secrets included) is never shown."""
@@ -49,4 +51,4 @@ def team_json(team: TeamRecord, entries: Sequence[StoredEntry] = ()) -> dict[str
         metadata[LOGGING] = masked_entries(entries)
     return {"team_id": team.team_id, "team_alias": team.team_alias, "models": list(team.models),
             "metadata": metadata, "logging_disabled": team.logging_disabled,
-            "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat()}
+            "created_at": team.created_at.isoformat(), "updated_at": team.updated_at.isoformat(), **(budget or {})}

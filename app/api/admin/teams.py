@@ -14,19 +14,21 @@ from app.api.admin.context import Admin, Rules
 from app.api.admin.key_logging import key_json
 from app.api.admin.team_logging import split_team_metadata, team_json
 from app.api.admin.users import team_with_members
+from app.api.budgets import LimitFields, budget_for, budgets_of, limit_changes
 from app.errors import InvalidRequest, NotFound
 from app.store import AlreadyExists
 from app.store import NotFound as StoreNotFound
+from app.teams.state import utcnow
 
 
-class TeamNew(msgspec.Struct):
+class TeamNew(LimitFields):
     team_id: str | None = None
     team_alias: str | None = None
     models: list[str] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class TeamUpdate(msgspec.Struct):
+class TeamUpdate(LimitFields, kw_only=True):  # kw_only: a required field after LimitFields' defaults
     team_id: str
     team_alias: str | None = None
     models: list[str] | None = None
@@ -52,33 +54,40 @@ class TeamController(Controller):
         team_id = data.team_id or str(uuid.uuid4())  # chosen here: the callbacks' secrets are bound to it
         # Checked in full before anything is written: a typo in metadata.logging saves no team at all.
         metadata, entries = await split_team_metadata(rules, team_id, data.metadata, ())
+        limits = limit_changes(data, utcnow(), update=False)
         try:
-            team = await admin.store.create_team(team_id, data.team_alias, data.models, metadata, entries or ())
+            team = await admin.store.create_team(team_id, data.team_alias, data.models, metadata, entries or (),
+                                                 limits=limits)
         except AlreadyExists:
             raise InvalidRequest(f"team {data.team_id!r} already exists", param="team_id",
                                  code="team_exists", status=409) from None
         await admin.refresh()
-        return team_json(team, entries or ())
+        return team_json(team, entries or (), budget_for(await budgets_of(admin.store, [team]), team))
 
     @get("/info")
     async def team_info(self, admin: Admin, team_id: FromQuery[str]) -> dict[str, Any]:
         team = await admin.known_team(team_id)
         snapshot = admin.snapshot
-        keys = [key_json(k, snapshot.key_callbacks.get(k.token_hash, ())) for k in snapshot.keys.values()
-                if k.team_id == team_id] if snapshot else []
-        return {"team_id": team_id, "team_info": await team_with_members(admin, team_id, team), "keys": keys}
+        records = [k for k in snapshot.keys.values() if k.team_id == team_id] if snapshot else []
+        budgets = await budgets_of(admin.store, [*records, *([team] if team else [])])
+        keys = [key_json(k, snapshot.key_callbacks.get(k.token_hash, ()) if snapshot else (), budget_for(budgets, k))
+                for k in records]
+        return {"team_id": team_id, "team_info": await team_with_members(admin, team_id, team, budgets),
+                "keys": keys}
 
     @get("/list")
     async def team_list(self, admin: Admin) -> list[dict[str, Any]]:
         teams = await admin.store.list_teams()
         entries = await admin.store.list_team_callbacks(t.team_id for t in teams)
-        return [team_json(t, entries.get(t.team_id, ())) for t in teams]
+        budgets = await budgets_of(admin.store, teams)
+        return [team_json(t, entries.get(t.team_id, ()), budget_for(budgets, t)) for t in teams]
 
     @post("/update", status_code=200, opt={"body": TeamUpdate})
     async def team_update(self, admin: Admin, rules: Rules, data: JSONBody[TeamUpdate]) -> dict[str, Any]:
         if await admin.store.get_team(data.team_id) is None:  # a 404 before metadata.logging's 400s
             raise team_not_found(data.team_id)
         fields = {k: v for k, v in (("team_alias", data.team_alias), ("models", data.models)) if v is not None}
+        fields.update(limit_changes(data, utcnow(), update=True))
         stored = await admin.store.list_callbacks(data.team_id)
         entries = None
         if data.metadata is not None:
@@ -88,7 +97,8 @@ class TeamController(Controller):
         except StoreNotFound:  # deleted meanwhile
             raise team_not_found(data.team_id) from None
         await admin.refresh()
-        return team_json(team, stored if entries is None else entries)
+        return team_json(team, stored if entries is None else entries,
+                         budget_for(await budgets_of(admin.store, [team]), team))
 
     @post("/delete", status_code=200)
     async def team_delete(self, admin: Admin, data: JSONBody[TeamDelete]) -> dict[str, Any]:

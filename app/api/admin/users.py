@@ -8,6 +8,7 @@ are refused by name: here the master key is the only proxy admin, and a 200 woul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from app.api.admin.context import Admin, AdminContext, Rules
 from app.api.admin.key_logging import key_json
 from app.api.admin.keys import KeyGenerate, generate_key, parse_duration
 from app.api.admin.team_logging import team_json
+from app.api.budgets import budget_for, budgets_of
 from app.errors import InvalidRequest, NotFound
 from app.store import AlreadyExists, MemberRecord, MemberRole, MemberWrite, TeamRecord, UserRecord
 
@@ -116,8 +118,9 @@ class UserController(Controller):
         teams = await admin.store.user_teams(user_id)
         keys = await admin.store.user_keys(user_id)
         entries = await admin.store.list_key_callbacks(k.token_hash for k in keys)
+        budgets = await budgets_of(admin.store, keys)
         return {"user_id": user_id, "user_info": {**user_json(user), "teams": [m.team_id for m in teams]},
-                "keys": [key_json(k, entries.get(k.token_hash, ())) for k in keys],
+                "keys": [key_json(k, entries.get(k.token_hash, ()), budget_for(budgets, k)) for k in keys],
                 "teams": [membership_json(m) for m in teams]}
 
 
@@ -147,10 +150,15 @@ def _check_user_new(data: UserNew) -> None:
                              code="invalid_value")
 
 
-async def team_with_members(admin: AdminContext, team_id: str, team: TeamRecord | None) -> dict[str, Any]:
-    """The team as /team/info shows it, with ``members_with_roles`` (LiteLLM's list of members)."""
-    shown = team_json(team, await admin.store.list_callbacks(team_id)) if team else {"team_id": team_id,
-                                                                                      "source": "config"}
+async def team_with_members(admin: AdminContext, team_id: str, team: TeamRecord | None,
+                            budgets: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The team as /team/info shows it, with ``members_with_roles`` (LiteLLM's list of members);
+    ``budgets``: when the caller has read them already (``budgets_of``) with the team's among them."""
+    if team is None:
+        shown: dict[str, Any] = {"team_id": team_id, "source": "config"}
+    else:
+        budgets = budgets if budgets is not None else await budgets_of(admin.store, [team])
+        shown = team_json(team, await admin.store.list_callbacks(team_id), budget_for(budgets, team))
     return {**shown, "members_with_roles": await members_with_roles(admin, team_id)}
 
 

@@ -40,7 +40,7 @@ class StandInSettings:
 
 
 class StandInTeamStore:
-    """The two store reads ``GET /team/list`` makes."""
+    """The three store reads ``GET /team/list`` makes."""
 
     def __init__(self, *teams: TeamRecord) -> None:
         self.teams = list(teams)
@@ -49,6 +49,10 @@ class StandInTeamStore:
         return self.teams
 
     async def list_team_callbacks(self, team_ids: Any) -> dict[str, Any]:
+        return {}
+
+    async def period_spend(self, counters: Any) -> dict[Any, int]:
+        list(counters)
         return {}
 
 

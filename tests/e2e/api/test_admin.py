@@ -110,6 +110,7 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/member_delete"): {"url": "/team/member_delete", "json": {"team_id": team_id, "user_id": "u-x"}},
         ("POST", "/user/new"): {"url": "/user/new", "json": {}},
         ("GET", "/user/info"): {"url": "/user/info", "params": {"user_id": "u-x"}},
+        ("GET", "/spend/logs"): {"url": "/spend/logs", "params": {"team_id": team_id}},
         ("GET", "/team/{team_id}/deliveries"): {"url": f"{team_path}/deliveries"},
         ("GET", "/team/{team_id}/deliveries/history"): {"url": f"{team_path}/deliveries/history"},
         ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): {
@@ -135,7 +136,7 @@ def test_openapi_schema_lists_the_admin_routes(admin: httpx.Client) -> None:
                     for method, path in admin_calls("t", "k")}
 
 
-_TAGS = {"key": "key management", "user": "user management"}
+_TAGS = {"key": "key management", "user": "user management", "spend": "budget & spend tracking"}
 
 
 def test_only_the_master_key_administers(gw: RunningGateway, admin: httpx.Client) -> None:

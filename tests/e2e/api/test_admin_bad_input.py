@@ -75,14 +75,15 @@ def test_nesting_is_limited_at_64_levels(admin: httpx.Client) -> None:
     ("/team/new", {"team_alias": "capped", "max_budget": 10, "budget_duration": "30d", "tpm_limit": 1000,
                    "members_with_roles": [{"role": "admin", "user_id": "u"}],
                    # LiteLLM's SDK defaults ask for nothing, so they are not named
-                   "rpm_limit": None, "tags": [], "model_aliases": {}},
-     ["max_budget", "budget_duration", "tpm_limit", "members_with_roles"]),
+                   "tags": [], "model_aliases": {}},
+     ["members_with_roles"]),
     ("/key/generate", {"key_alias": "capped", "max_budget": 1.5, "rpm_limit": 10, "soft_budget": 1,
                        "max_parallel_requests": 2, "model_max_budget": {"mock-gpt": 1}, "permissions": {"a": 1}},
-     ["max_budget", "rpm_limit", "soft_budget", "max_parallel_requests", "model_max_budget", "permissions"]),
+     ["model_max_budget", "permissions"]),
 ], ids=["team-new", "key-generate"])
-def test_litellm_limits_spangate_does_not_enforce_are_a_400_naming_each_and_create_nothing(
+def test_litellm_fields_spangate_does_not_implement_are_a_400_naming_each_and_create_nothing(
         admin: httpx.Client, path: str, body: dict[str, object], named: list[str]) -> None:
+    """Budgets and rate limits are implemented (issue 24) and pass; the fields beside them still do not."""
     teams_before = admin.get("/team/list").json()
     error = error_of(admin.post(path, json=body), 400)
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", named[0], "unsupported_field")
