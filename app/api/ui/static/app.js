@@ -77,26 +77,57 @@ const round = (v) => Math.round(v * 10) / 10;
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 const num = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString("en"));
 const when = (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "—");
-const money = (v) => (v === null || v === undefined ? "no limit" : `$${Number(v).toFixed(2)}`);
-const limit = (v) => (v === null || v === undefined ? "no limit" : num(v));
+const clock = (iso) => (iso ? `${new Date(iso).toISOString().slice(0, 16).replace("T", " ")} UTC` : "—");
+
+// Spend is exact to the nano-dollar and a mock call costs a few millionths: cents alone would show
+// $0.00 for most of a small budget, so under a cent the amount keeps four significant digits.
+function usd(v) {
+  const n = Number(v || 0);
+  const digits = n === 0 || Math.abs(n) >= 0.01 ? { minimumFractionDigits: 2, maximumFractionDigits: 4 }
+    : { maximumSignificantDigits: 4 };
+  return `$${n.toLocaleString("en", digits)}`;
+}
 
 function budget(item) {
-  if (!("spend" in item) && !("max_budget" in item)) return "—";
+  if (!("spend" in item)) return "—";
   const spend = Number(item.spend || 0);
-  const parts = [h("span", {}, `$${spend.toFixed(2)} of ${money(item.max_budget)}`)];
-  if (item.max_budget) {
-    parts.push(h("meter", { min: 0, max: item.max_budget, value: Math.min(spend, item.max_budget),
-      low: item.soft_budget || item.max_budget * 0.8, high: item.max_budget * 0.95,
-      "aria-label": `spend against budget: ${Math.round((100 * spend) / item.max_budget)}%` }));
-  }
-  if (item.budget_duration) parts.push(h("span", { class: "small" }, ` per ${item.budget_duration}, resets ${item.budget_reset_at || "—"}`));
+  const max = item.max_budget;
+  if (max === null || max === undefined) return h("span", {}, `${usd(spend)} spent, no budget`);
+  const share = max > 0 ? Math.round((100 * spend) / max) : 100;
+  const parts = [h("span", { class: "amount" }, `${usd(spend)} of ${usd(max)} (${share}%)`),
+    h("meter", { min: 0, max: max > 0 ? max : 1, value: max > 0 ? Math.min(spend, max) : 1, optimum: 0,
+      low: item.soft_budget ?? max * 0.8, high: max * 0.95, "aria-label": `spend against budget: ${share}%` })];
+  const notes = [];
+  if (item.soft_budget !== null && item.soft_budget !== undefined) notes.push(`soft ${usd(item.soft_budget)}`);
+  if (item.budget_duration) notes.push(`per ${item.budget_duration}, resets ${clock(item.budget_reset_at)}`);
+  if (notes.length) parts.push(h("div", { class: "small" }, notes.join(" · ")));
   return h("div", {}, parts);
 }
 
 function limits(item) {
-  const has = ["tpm_limit", "rpm_limit", "max_parallel_requests"].some((k) => k in item);
-  if (!has) return "—";
-  return `tpm ${limit(item.tpm_limit)} · rpm ${limit(item.rpm_limit)} · parallel ${limit(item.max_parallel_requests)}`;
+  const set = (v) => v !== null && v !== undefined;
+  const parts = [];
+  if (set(item.tpm_limit)) parts.push(`${num(item.tpm_limit)} tokens/min`);
+  if (set(item.rpm_limit)) parts.push(`${num(item.rpm_limit)} requests/min`);
+  if (set(item.max_parallel_requests)) parts.push(`${num(item.max_parallel_requests)} in parallel`);
+  return parts.join(" · ") || "none";
+}
+
+// The six limit fields of /key/generate and /team/new, as form fields and back into a body.
+function limitFields() {
+  return [field("Max budget ($)", { name: "max_budget", type: "number", step: "any", min: "0" }),
+    field("Soft budget ($)", { name: "soft_budget", type: "number", step: "any", min: "0" }),
+    field("Budget period (e.g. 30d)", { name: "budget_duration" }),
+    field("Tokens per minute", { name: "tpm_limit", type: "number", min: "0" }),
+    field("Requests per minute", { name: "rpm_limit", type: "number", min: "0" }),
+    field("Parallel requests", { name: "max_parallel_requests", type: "number", min: "0" })];
+}
+
+function withLimits(body, data) {
+  if (data.budget_duration) body.budget_duration = data.budget_duration;
+  for (const name of ["max_budget", "soft_budget"]) if (data[name]) body[name] = Number(data[name]);
+  for (const name of ["tpm_limit", "rpm_limit", "max_parallel_requests"]) if (data[name]) body[name] = parseInt(data[name], 10);
+  return body;
 }
 
 // --- sign-in and routing ----------------------------------------------------------------------
@@ -165,19 +196,20 @@ async function teamsView(target) {
   const rows = teams.map((t) => h("tr", {},
     h("td", {}, h("a", { href: `#/team/${encodeURIComponent(t.team_id)}` }, t.team_alias || t.team_id)),
     h("td", {}, h("code", {}, t.team_id)), h("td", {}, (t.models || []).join(", ") || "all"),
-    h("td", {}, budget(t)), h("td", {}, ((t.metadata && t.metadata.logging) || []).map((e) => e.callback_name).join(", ") || "—"),
+    h("td", {}, budget(t)), h("td", {}, limits(t)), h("td", {}, ((t.metadata && t.metadata.logging) || []).map((e) => e.callback_name).join(", ") || "—"),
     h("td", {}, t.logging_disabled ? "paused" : "on")));
   const form = h("form", { class: "grid", "aria-label": "New team" },
     field("Team alias", { name: "team_alias", required: true }), field("Team id (optional)", { name: "team_id" }),
-    field("Models (comma separated, empty: all)", { name: "models" }), h("button", { type: "submit" }, "Create team"));
+    field("Models (comma separated, empty: all)", { name: "models" }), ...limitFields(),
+    h("button", { type: "submit" }, "Create team"));
   form.addEventListener("submit", (e) => submit(e, async (data) => {
-    const body = { team_alias: data.team_alias, models: list(data.models) };
+    const body = withLimits({ team_alias: data.team_alias, models: list(data.models) }, data);
     if (data.team_id) body.team_id = data.team_id;
     const team = await api("POST", "/team/new", body);
     location.hash = `#/team/${encodeURIComponent(team.team_id)}`;
   }));
   target.replaceChildren(h("h2", {}, "Teams"),
-    table(count(teams.length, "team"), ["Team", "Id", "Models", "Spend", "Callbacks", "Logging"], rows),
+    table(count(teams.length, "team"), ["Team", "Id", "Models", "Spend", "Limits", "Callbacks", "Logging"], rows),
     h("h3", {}, "New team"), form);
 }
 
@@ -185,47 +217,64 @@ async function teamView(target, teamId) {
   const info = await api("GET", `/team/info?team_id=${encodeURIComponent(teamId)}`);
   const team = info.team_info;
   const title = h("h2", { id: "team-title" }, `Team ${team.team_alias || teamId}`);
+  const summary = h("dl", { class: "summary", "aria-label": "Team budget and limits" });
   const keys = h("section", { "aria-labelledby": "keys-title" });
   const callbacks = h("section", { "aria-labelledby": "callbacks-title" });
   const deliveries = h("section", { "aria-labelledby": "deliveries-title" });
-  target.replaceChildren(title, h("p", { class: "small" }, "Id ", h("code", {}, teamId), " · spend ", budget(team),
-    " · limits ", limits(team)), keys, callbacks, deliveries);
-  renderKeys(keys, teamId, info.keys);
+  target.replaceChildren(title, summary, keys, callbacks, deliveries);
+  const keyRows = renderKeys(keys, teamId);
+  const spend = spendPanel(teamId, summary, keyRows, info);
   await renderCallbacks(callbacks, teamId, team);
   const ledger = deliveryPanel(deliveries, teamLedger(teamId));
   await ledger();
-  return ledger;
+  return () => Promise.all([ledger(), spend()]);
 }
 
-function renderKeys(section, teamId, keys) {
+// The team's and its keys' spend move with every call, so the view re-reads /team/info on each poll
+// and redraws the summary and the key table only when something in them changed (a redraw would take
+// the focus off a Revoke button, and never touches the new-key form or a key being shown).
+function spendPanel(teamId, summary, keyRows, info) {
+  let drawn = "";
+  const draw = (fresh) => {
+    const shown = JSON.stringify([fresh.team_info, fresh.keys]);
+    if (shown === drawn) return;
+    drawn = shown;
+    const team = fresh.team_info;
+    summary.replaceChildren(h("dt", {}, "Id"), h("dd", {}, h("code", {}, teamId)),
+      h("dt", {}, "Spend"), h("dd", { "data-field": "team-spend" }, budget(team)),
+      h("dt", {}, "Limits"), h("dd", { "data-field": "team-limits" }, limits(team)));
+    keyRows.replaceChildren(keyTable(fresh.keys));
+  };
+  draw(info);
+  return () => api("GET", `/team/info?team_id=${encodeURIComponent(teamId)}`).then(draw, (err) => say(err.message));
+}
+
+function keyTable(keys) {
   const rows = keys.map((k) => h("tr", {},
     h("td", {}, h("code", {}, k.key_name)), h("td", {}, k.key_alias || "—"), h("td", {}, (k.models || []).join(", ") || "team's"),
-    h("td", {}, budget(k)), h("td", {}, limits(k)), h("td", {}, k.expires || "never"),
+    h("td", { "data-field": "spend" }, budget(k)), h("td", { "data-field": "limits" }, limits(k)), h("td", {}, k.expires || "never"),
     h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Revoke key ${k.key_alias || k.key_name}`,
       onclick: () => act(`Revoked ${k.key_name}`, () => api("POST", "/key/delete", { keys: [k.token] })) }, "Revoke"))));
+  return table(`${count(keys.length, "key")} (masked)`, ["Key", "Alias", "Models", "Spend", "Limits", "Expires", ""], rows);
+}
+
+// The keys section: its table (returned, for spendPanel to fill and redraw) above the new-key form.
+function renderKeys(section, teamId) {
+  const rows = h("div");
   const form = h("form", { class: "grid", "aria-label": "New key" },
     field("Key alias", { name: "key_alias" }), field("Models (comma separated)", { name: "models" }),
-    field("Expires after (e.g. 30d)", { name: "duration" }),
-    field("Max budget ($)", { name: "max_budget", type: "number", step: "0.01", min: "0" }),
-    field("Soft budget ($)", { name: "soft_budget", type: "number", step: "0.01", min: "0" }),
-    field("Budget period (e.g. 30d)", { name: "budget_duration" }),
-    field("Tokens per minute", { name: "tpm_limit", type: "number", min: "0" }),
-    field("Requests per minute", { name: "rpm_limit", type: "number", min: "0" }),
-    field("Parallel requests", { name: "max_parallel_requests", type: "number", min: "0" }),
+    field("Expires after (e.g. 30d)", { name: "duration" }), ...limitFields(),
     h("button", { type: "submit" }, "Create key"));
   const shown = h("div");
   form.addEventListener("submit", (e) => submit(e, async (data) => {
-    const body = { team_id: teamId };
-    for (const name of ["key_alias", "duration", "budget_duration"]) if (data[name]) body[name] = data[name];
-    for (const name of ["max_budget", "soft_budget"]) if (data[name]) body[name] = Number(data[name]);
-    for (const name of ["tpm_limit", "rpm_limit", "max_parallel_requests"]) if (data[name]) body[name] = parseInt(data[name], 10);
+    const body = withLimits({ team_id: teamId }, data);
+    for (const name of ["key_alias", "duration"]) if (data[name]) body[name] = data[name];
     if (data.models) body.models = list(data.models);
     const made = await api("POST", "/key/generate", body);
     showNewKey(shown, made.key);
   }));
-  section.replaceChildren(h("h3", { id: "keys-title" }, "Keys"),
-    table(`${count(keys.length, "key")} (masked)`, ["Key", "Alias", "Models", "Spend", "Limits", "Expires", ""], rows),
-    shown, form);
+  section.replaceChildren(h("h3", { id: "keys-title" }, "Keys"), rows, shown, form);
+  return rows;
 }
 
 function showNewKey(place, key) {
