@@ -1,6 +1,7 @@
 """The admin page (``GET /ui``) in a real Chromium against the real gateway: sign in with the master key,
 make a team, a key and a callback, watch its deliveries move, dead-letter a span and replay it from the
-page; a team admin sees its own team only; the page's headers and HTML hold no secret.
+page; a key's spend moving against its budget up to a refusal; a team admin sees its own team only; the
+page's headers and HTML hold no secret.
 
 The team's callback is the generic webhook aimed at a loopback sink whose answer each test scripts;
 calls go through the official openai client to a mock model. One browser and one gateway per module.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -32,9 +34,12 @@ from tests.support.teams import (
     new_team,
     ok,
     openai_client,
+    poll,
 )
 
 WAIT_MS = 10_000  # a delivery shows on the page within a poll (2 s) of reaching the sink
+PRICES = {"input_cost_per_token": 0.0000013, "output_cost_per_token": 0.0000029}
+SPEND = re.compile(r"^\$([\d.,]+) of \$([\d.,]+) \((\d+)%\)")  # a budget cell: "$spend of $budget (share%)"
 
 
 class ScriptedSink(HttpSink):
@@ -57,10 +62,12 @@ def sink() -> Iterator[ScriptedSink]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, sink: ScriptedSink) -> Iterator[RunningGateway]:
     env = {"SPANGATE_SALT_KEY": SALT_KEY, "GENERIC_LOGGER_ENDPOINT": sink.url + "/global"}
-    with (database("sqlite", tmp_path_factory.mktemp("store")) as db,
-          running_gateway(gateway_settings(db, success_callback=["generic"]), data_dir=tmp_path_factory.mktemp("gw"),
-                          env=env) as running):
-        yield running
+    with database("sqlite", tmp_path_factory.mktemp("store")) as db:
+        config = gateway_settings(db, success_callback=["generic"])
+        for model in config["model_list"]:  # priced in model_info, as an operator prices one: calls cost
+            model["model_info"] = PRICES
+        with running_gateway(config, data_dir=tmp_path_factory.mktemp("gw"), env=env) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
@@ -109,21 +116,45 @@ def chat(gw: RunningGateway, key: str, times: int = 1) -> None:
             assert reply.choices[0].message.content
 
 
+def shown_spend(cell: Locator, share: int) -> tuple[float, float]:
+    """(spend, budget) as a budget cell shows them, once it shows ``share`` per cent (the page polls)."""
+    expect(cell).to_contain_text(f"({share}%)", timeout=WAIT_MS)
+    found = SPEND.match(cell.inner_text())
+    assert found, cell.inner_text()
+    return float(found[1].replace(",", "")), float(found[2].replace(",", ""))
+
+
+def cost_of_one_call(gw: RunningGateway) -> float:
+    """What one call to MODEL costs, as the gateway counts it: a probe key's spend once recorded."""
+    with admin_client(gw.base_url) as admin:
+        probe = new_key(admin)
+        chat(gw, probe)
+        poll(lambda: ok(admin.post("/key/info", json={"key": probe}))["info"]["spend"] > 0, timeout=5)
+        return ok(admin.post("/key/info", json={"key": probe}))["info"]["spend"]
+
+
 def test_an_operator_runs_a_team_from_the_page(page: Page, gw: RunningGateway, sink: ScriptedSink,
                                                shots: Path) -> None:
     alias = f"search-{uuid.uuid4().hex[:6]}"
     sign_in(page, gw, MASTER_KEY)
     expect(page.get_by_role("heading", name="Teams")).to_be_visible()
     page.get_by_label("Team alias").fill(alias)
+    page.get_by_label("Max budget ($)").fill("100")
+    page.get_by_label("Budget period (e.g. 30d)").fill("30d")
     page.get_by_role("button", name="Create team").click()
     expect(page.get_by_role("heading", name=f"Team {alias}")).to_be_visible()
+    expect(page.locator('[data-field="team-spend"]')).to_contain_text("$0.00 of $100.00 (0%)")
 
     page.get_by_label("Key alias").fill("ui-key")
+    page.get_by_label("Max budget ($)").fill("5")
+    page.get_by_label("Requests per minute").fill("600")
     page.get_by_role("button", name="Create key").click()
     key = page.get_by_label("The new key, shown once").input_value()
     assert key.startswith("sk-")
     page.get_by_role("button", name="I have copied it").click()
     expect(page.get_by_role("cell", name="ui-key", exact=True)).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="ui-key").locator('[data-field="limits"]')).to_have_text(
+        "600 requests/min")
     assert key not in page.content()  # shown once; gone from the DOM once dismissed
 
     page.get_by_label("Destination").select_option("generic")
@@ -275,3 +306,40 @@ def test_the_read_routes_the_page_adds_are_guarded(gw: RunningGateway) -> None:
             error_of(member.get("/health/destinations/generic/dead_letters"), 403)
             error_of(member.get(f"/team/{team}/deliveries/history"), 403)
             error_of(member.get("/health/destinations/history"), 403)
+
+
+def test_a_keys_spend_moves_against_its_budget_on_the_page_up_to_the_refusal(page: Page, gw: RunningGateway) -> None:
+    # Last in the module: these calls reach the gateway-wide webhook, whose hour the gateway view's chart reads.
+    cost = cost_of_one_call(gw)
+    alias = f"budgets-{uuid.uuid4().hex[:6]}"
+    sign_in(page, gw, MASTER_KEY)
+    page.get_by_label("Team alias").fill(alias)
+    page.get_by_label("Max budget ($)").fill("1")
+    page.get_by_role("button", name="Create team").click()
+    expect(page.get_by_role("heading", name=f"Team {alias}")).to_be_visible()
+    page.get_by_label("Key alias").fill("two-calls")
+    page.get_by_label("Max budget ($)").fill(repr(2 * cost))  # room for two calls, as the limits e2e test
+    page.get_by_label("Requests per minute").fill("60")
+    page.get_by_label("Budget period (e.g. 30d)").fill("1d")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_label("The new key, shown once").input_value()
+    page.get_by_role("button", name="I have copied it").click()
+    row = page.get_by_role("row").filter(has_text="two-calls")
+    spend, team = row.locator('[data-field="spend"]'), page.locator('[data-field="team-spend"]')
+    assert shown_spend(spend, 0) == (0, pytest.approx(2 * cost, rel=1e-3))
+    expect(row.locator('[data-field="limits"]')).to_have_text("60 requests/min")
+    expect(spend).to_contain_text("per 1d, resets ")
+
+    chat(gw, key)  # the page's poll brings the spend in, without a reload
+    assert shown_spend(spend, 50)[0] == pytest.approx(cost, rel=1e-3)
+    chat(gw, key)
+    spent, budget = shown_spend(spend, 100)
+    with openai_client(gw.base_url, key) as client, pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.body["code"] == "budget_exceeded"
+    with admin_client(gw.base_url) as admin:
+        info = ok(admin.post("/key/info", json={"key": key}))["info"]
+    assert info["spend"] == info["max_budget"]  # two calls' cost, to the nano-dollar; the refused one cost nothing
+    page.reload()  # drawn afresh after the refusal
+    assert shown_spend(spend, 100) == (spent, budget) and spent == budget
+    assert shown_spend(team, 0)[:2] == (pytest.approx(2 * cost, rel=1e-3), 1.0)  # the team's spend is its keys'
