@@ -92,6 +92,10 @@ class DestinationType:
     # An error tracker (Sentry) has nothing to do with a successful call: it is never queued for one,
     # even when named in success_callback or callbacks.
     failures_only: bool = False
+    # The vars a team sets, in the order a form asks for them, and those ``parse`` cannot do without:
+    # what the admin page's callback form is drawn from (``GET /team/{id}/callback/fields``).
+    team_vars: tuple[str, ...] = ()
+    required_vars: frozenset[str] = frozenset()
 
 
 class UnknownDestination(ValueError):

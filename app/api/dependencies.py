@@ -18,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from app.api.admin import AdminCheck
 from app.api.admin.callback_entries import CallbackRules
 from app.api.admin.callbacks import DestinationTester
+from app.api.history import DeliveryHistory
 from app.api.services import OpenStore
 from app.config.settings import GatewayConfig
 from app.gateway.spend import CallLimits
@@ -34,11 +35,12 @@ def api_dependencies(*, settings: GatewayConfig, auth: Authenticator, admin_chec
                      teams: TeamDirectory, registry: DestinationRegistry, delivery: DeliveryManager,
                      hooks: HookChain, metric_reader: InMemoryMetricReader, resource: Resource,
                      build_ctx: BuildContext, store_link: Callable[[], OpenStore | None],
-                     call_limits: CallLimits | None = None) -> dict[str, Provide]:
+                     history: DeliveryHistory, call_limits: CallLimits | None = None) -> dict[str, Provide]:
     """The app-level ``dependencies``; the admin router adds ``admin`` (admin/context.py)."""
     fixed: dict[str, Any] = {
         "settings": settings, "auth": auth, "admin_check": admin_check, "teams": teams, "delivery": delivery,
-        "hooks": hooks, "metric_reader": metric_reader, "call_limits": call_limits or CallLimits(),
+        "hooks": hooks, "metric_reader": metric_reader, "history": history,
+        "call_limits": call_limits or CallLimits(),
         # Read once, as the upstream transport does.
         "reachability": ReachabilityCache(ProxyRoutes.from_settings(settings.upstream_proxy)),
         "rules": CallbackRules(registry, settings.callback_policy, store_link),

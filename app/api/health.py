@@ -15,11 +15,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from app import __version__
 from app.api.admin import AdminCheck
-from app.api.admin.deliveries import selection
+from app.api.admin.deliveries import MAX_LETTERS, letter_json, selection
+from app.api.history import DeliveryHistory
 from app.api.models import caller_of
 from app.api.prometheus import CONTENT_TYPE, render_prometheus
 from app.api.services import ApiSettings, OpenStore
-from app.errors import AuthenticationFailed, NotFound
+from app.errors import AuthenticationFailed, InvalidRequest, NotFound
 from app.gateway.spend import CallLimits
 from app.hooks.chain import HookChain
 from app.hooks.metrics import hooks_health
@@ -73,10 +74,37 @@ async def replay_destination(request: Request[Any, Any, Any], delivery: NamedDep
     """A gateway-wide destination's dead letters back on its queue (body as a team's replay); master key
     only, by the admin API's access guard (``app.api.admin.access``)."""
     pick = selection(await request.body())
+    key = await _global_key(delivery, name)
+    return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
+
+
+@get("/health/destinations/history", tags=["health"])
+async def destinations_history(delivery: NamedDependency[DeliveryManager],
+                               history: NamedDependency[DeliveryHistory]) -> dict[str, Any]:
+    """The last hour of each gateway-wide destination, as a team's (``/team/{id}/deliveries/history``)."""
+    found = [h for h in await asyncio.to_thread(delivery.health)
+             if h.key.startswith("global/") and h.state != "orphaned"]
+    return {"interval_seconds": history.interval,
+            "destinations": [{"name": h.name, "samples": history.samples(h.key)} for h in found]}
+
+
+@get("/health/destinations/{name:str}/dead_letters", tags=["health"])
+async def destination_dead_letters(delivery: NamedDependency[DeliveryManager], name: FromPath[str],
+                                   limit: FromQuery[int] = 100) -> dict[str, Any]:
+    """A gateway-wide destination's newest dead letters, as a team's are listed (ids, times, model,
+    short reason; never content); master key only, as its replay."""
+    if not 1 <= limit <= MAX_LETTERS:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LETTERS}", param="limit", code="invalid_value")
+    key = await _global_key(delivery, name)
+    letters = await asyncio.to_thread(delivery.dead_letters, key, limit)
+    return {"name": name, "dead_letters": [letter_json(d) for d in sorted(letters, key=lambda d: d.at)[-limit:]]}
+
+
+async def _global_key(delivery: DeliveryManager, name: str) -> str:
     key = f"global/{name}"
     if not any(h.key == key and h.state != "orphaned" for h in await asyncio.to_thread(delivery.health)):
         raise NotFound(f"no gateway-wide destination {name!r}", param="name", code="destination_not_found")
-    return {"replayed": await asyncio.to_thread(delivery.replay, key, pick)}
+    return key
 
 
 @get("/health", tags=["health"])
@@ -110,7 +138,7 @@ def health_routes() -> list[BaseRouteHandler]:
 
 def admin_health_routes() -> list[BaseRouteHandler]:
     """Served under the admin API's access guard (``app.api.admin.admin_routes``)."""
-    return [destinations, replay_destination]
+    return [destinations, destinations_history, destination_dead_letters, replay_destination]
 
 
 def check_scraper(settings: ApiSettings, admin_check: AdminCheck, request: Request[Any, Any, Any]) -> None:

@@ -6,6 +6,7 @@ its own tracer provider, delivery threads and spool.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -22,7 +23,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
 from app import __version__
-from app.api import AdminCheck, api_dependencies, api_routes
+from app.api import AdminCheck, DeliveryHistory, api_dependencies, api_routes
 from app.calls.metrics import GenAIMetrics
 from app.calls.pricing import PriceBook
 from app.config.settings import ConfigError, GatewayConfig, load_config
@@ -99,13 +100,14 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     env = dict(os.environ if env is None else env) | dict(config.environment_variables)
     gateway = build_gateway(config, env, delivery_config)
     admin_check = AdminCheck(config.master_key, gateway.auth)
+    history = DeliveryHistory(gateway.delivery)  # sampled by the lifespan's task, read by the admin page
     litestar = Litestar(
         route_handlers=api_routes(admin_check),
-        dependencies=_dependencies(gateway, admin_check),
+        dependencies=_dependencies(gateway, admin_check, history),
         exception_handlers={GatewayError: gateway_error_response, HTTPException: _http_error,
                             StoreUnavailable: _store_unavailable, Exception: _internal_error},
         request_max_body_size=config.max_request_body_bytes,
-        lifespan=[_lifespan(gateway, tune_gc=own_process)],
+        lifespan=[_lifespan(gateway, history, tune_gc=own_process)],
         state=State({"gateway": gateway}),  # for tests and tooling; routes read their own dependencies
         openapi_config=OpenAPIConfig(title="Spangate admin API", version=__version__, path="/schema"),
         debug=False,
@@ -116,12 +118,13 @@ def create_app(config: GatewayConfig, *, env: Mapping[str, str] | None = None,
     return GatewayApp(litestar, gateway, dialect_routes())
 
 
-def _dependencies(gateway: Gateway, admin_check: AdminCheck) -> dict[str, Provide]:
+def _dependencies(gateway: Gateway, admin_check: AdminCheck, history: DeliveryHistory) -> dict[str, Provide]:
     return api_dependencies(settings=gateway.config, auth=gateway.auth, admin_check=admin_check,
                             teams=gateway.teams, registry=gateway.registry, delivery=gateway.delivery,
                             hooks=gateway.proxy.hooks, metric_reader=gateway.metric_reader,
                             resource=gateway.tracer_provider.resource, build_ctx=gateway.build_ctx,
-                            store_link=lambda: gateway.store_link, call_limits=gateway.proxy.limits)
+                            store_link=lambda: gateway.store_link, history=history,
+                            call_limits=gateway.proxy.limits)
 
 
 def export_client(upstream_proxy: str | None, limits: httpx.Limits, deadline: float) -> httpx.Client:
@@ -230,7 +233,7 @@ def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
 
 
 
-def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
+def _lifespan(gateway: Gateway, history: DeliveryHistory, *, tune_gc: bool) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         if tune_gc:  # a worker process of its own: process-wide settings are ours to make
@@ -244,9 +247,11 @@ def _lifespan(gateway: Gateway, *, tune_gc: bool) -> Any:
         gateway.rebuild_routes(link.team_state.version if link is not None else 0)
         if tune_gc:
             tune_collector()
+        sampler = asyncio.create_task(history.run(), name="spangate-delivery-history")
         try:
             yield
         finally:
+            sampler.cancel()
             await gateway.proxy.hooks.aclose(gateway.config.shutdown_flush_seconds)
             if gateway.proxy.limits.limiter is not None:
                 await gateway.proxy.limits.limiter.close()  # the ledger's last flush, before the store closes

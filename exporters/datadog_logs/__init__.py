@@ -16,5 +16,6 @@ __all__ = ["DESTINATIONS", "DatadogConfig", "DatadogSpanExporter", "encode_datad
 # operator's ``DD_BASE_URL`` is the global form's, which the callback policy does not govern.
 DESTINATIONS = (
     DestinationType("datadog", DatadogConfig.from_vars, lambda c, _ctx: DatadogSpanExporter(c, new_api_client(c)),
-                    config.global_vars, secret_vars=config.SECRET_VARS),
+                    config.global_vars, secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.API_KEY_VAR})),
 )

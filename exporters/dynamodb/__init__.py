@@ -22,5 +22,6 @@ def _endpoint(c: DynamoDBConfig) -> dict[str, str]:
 DESTINATIONS = (
     DestinationType("dynamodb", DynamoDBConfig.from_vars, lambda c, _ctx: DynamoDBSpanExporter(c), _global_vars,
                     settings_keys=frozenset({config.TABLE_VAR}), secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.TABLE_VAR}),
                     base_urls=_endpoint),
 )

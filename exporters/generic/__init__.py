@@ -12,5 +12,6 @@ __all__ = ["DESTINATIONS", "GenericConfig", "GenericSpanExporter", "LogFormat", 
 DESTINATIONS = (
     DestinationType("generic", GenericConfig.from_vars, lambda c, ctx: GenericSpanExporter(c, ctx.http_client),
                     from_env(config.ENV_VARS), aliases=("generic_api",), secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.ENDPOINT_VAR}),
                     base_urls=lambda c: {config.ENDPOINT_VAR: c.endpoint}),
 )

@@ -11,5 +11,7 @@ __all__ = ["DESTINATIONS", "LangfuseConfig", "LangfuseSpanExporter", "encode_lan
 DESTINATIONS = (
     DestinationType("langfuse", LangfuseConfig.from_vars, lambda c, ctx: LangfuseSpanExporter(c, ctx.http_client),
                     from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
+                    team_vars=(config.PUBLIC_KEY_VAR, config.SECRET_KEY_VAR, config.HOST_VAR),
+                    required_vars=frozenset({config.PUBLIC_KEY_VAR, config.SECRET_KEY_VAR}),
                     base_urls=lambda c: {config.HOST_VAR: c.host}),
 )

@@ -16,5 +16,6 @@ __all__ = ["DESTINATIONS", "LangSmithConfig", "LangSmithSpanExporter", "encode_l
 DESTINATIONS = (
     DestinationType("langsmith", LangSmithConfig.from_vars, lambda c, ctx: LangSmithSpanExporter(c, ctx.http_client),
                     config.global_vars, secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.API_KEY_VAR}),
                     base_urls=lambda c: {config.BASE_URL_VAR: c.base_url}),
 )

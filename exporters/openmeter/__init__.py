@@ -12,5 +12,6 @@ __all__ = ["DESTINATIONS", "OpenMeterConfig", "OpenMeterSpanExporter", "encode_o
 DESTINATIONS = (
     DestinationType("openmeter", OpenMeterConfig.from_vars, lambda c, ctx: OpenMeterSpanExporter(c, ctx.http_client),
                     from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.API_KEY_VAR}),
                     base_urls=lambda c: {config.ENDPOINT_VAR: c.api_endpoint}),
 )

@@ -29,5 +29,6 @@ def build(settings: OtlpBackendConfig, ctx: BuildContext) -> OtlpHttpSpanExporte
 DESTINATIONS = (
     DestinationType("otlp", OtlpBackendConfig.from_vars, build, from_env({}), settings_section="otlp_callback_params",
                     secret_vars=config.SECRET_VARS, traces=True,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.ENDPOINT_VAR}),
                     base_urls=lambda c: {config.ENDPOINT_VAR: c.endpoint}),
 )

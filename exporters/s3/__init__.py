@@ -22,5 +22,6 @@ def _endpoint(c: S3Config) -> dict[str, str]:
 
 DESTINATIONS = (
     DestinationType("s3", S3Config.from_vars, lambda c, _ctx: S3SpanExporter(c), _global_vars,
-                    settings_section="s3_callback_params", secret_vars=config.SECRET_VARS, base_urls=_endpoint),
+                    settings_section="s3_callback_params", secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.BUCKET_VAR}), base_urls=_endpoint),
 )

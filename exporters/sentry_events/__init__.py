@@ -39,6 +39,7 @@ DESTINATIONS = (
     DestinationType(config.NAME, SentryConfig.from_vars,
                     lambda c, ctx: SentrySpanExporter(c, ctx.http_client, release=RELEASE),
                     from_env(config.ENV_VARS), secret_vars=config.SECRET_VARS,
+                    team_vars=config.ALLOWED_VARS, required_vars=frozenset({config.DSN_VAR}),
                     base_urls=lambda c: {config.DSN_VAR: c.base_url}, startup_alert=startup_alert,
                     failures_only=True),
 )

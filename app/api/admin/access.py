@@ -96,20 +96,25 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("POST", "/team/{team_id}/callback"): PATH,
     ("DELETE", "/team/{team_id}/callback/{callback_name}"): PATH,
     ("POST", "/team/{team_id}/callback/test"): PATH,
+    ("GET", "/team/{team_id}/callback/fields"): PATH,
     ("POST", "/team/{team_id}/disable_logging"): PATH,
     ("POST", "/team/{team_id}/enable_logging"): PATH,
     ("GET", "/team/{team_id}/deliveries"): PATH,
+    ("GET", "/team/{team_id}/deliveries/history"): PATH,
     ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): PATH,
     ("POST", "/team/{team_id}/callback/{callback_name}/replay"): PATH,
     ("GET", "/health/destinations"): MASTER,
+    ("GET", "/health/destinations/history"): MASTER,
+    ("GET", "/health/destinations/{name}/dead_letters"): MASTER,
     ("POST", "/health/destinations/{name}/replay"): MASTER,
 }
 
 # Routes outside the admin API, each answering anyone or checking its caller itself: the LLM model
-# lists (scoped to the caller's key), probes, the model check, /metrics (its scrape token) and the schema.
+# lists (scoped to the caller's key), probes, the model check, /metrics (its scrape token), the schema
+# and the admin page.
 OWN_AUTH: frozenset[str] = frozenset({
     "/v1/models", "/models", "/health/liveliness", "/health/liveness", "/health/readiness", "/health", "/metrics"})
-OWN_AUTH_PREFIXES = ("/schema",)
+OWN_AUTH_PREFIXES = ("/schema", "/ui")  # /ui: the admin page's shell and assets hold no data; it calls these routes
 
 
 def access_guard(check: AdminCheck) -> Guard:

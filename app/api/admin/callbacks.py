@@ -25,10 +25,11 @@ from app.errors import NotFound
 from app.store import AlreadyExists, CallbackType
 from app.store import NotFound as StoreNotFound
 from app.teams.directory import TeamDirectory
-from app.teams.routing import DestinationSpec, build_context
+from app.teams.routing import CALLBACK_TYPES, DestinationSpec, build_context
 from app.teams.state import secret_context
 from contracts import semconv as sc
 from contracts.failures import ExportFailure
+from exporters.content_policy import MessageLogging
 from exporters.registry import BuildContext, DestinationRegistry
 
 _SUCCESS = (CallbackType.SUCCESS, CallbackType.SUCCESS_AND_FAILURE)
@@ -56,6 +57,14 @@ class TeamCallbackController(Controller):
     async def callback_get(self, admin: Admin, team_id: FromPath[str]) -> dict[str, Any]:
         await admin.known_team(team_id)
         return {"status": "success", "data": await _callbacks_json(admin, team_id)}
+
+    @get("/callback/fields")
+    async def callback_fields(self, admin: Admin, rules: Rules, team_id: FromPath[str]) -> dict[str, Any]:
+        """The destinations this team may add and each one's vars (required, secret), in form order; read
+        from the destination registry, so a form drawn from it asks for exactly what POST accepts."""
+        await admin.known_team(team_id)
+        return {"team_id": team_id, "callback_types": [str(t) for t in CALLBACK_TYPES],
+                "message_logging": [str(m) for m in MessageLogging], "destinations": destination_fields(rules.registry)}
 
     @delete("/callback/{callback_name:str}", status_code=200)
     async def callback_delete(self, admin: Admin, team_id: FromPath[str],
@@ -131,6 +140,13 @@ async def _callbacks_json(admin: AdminContext, team_id: str) -> dict[str, Any]:
         shown.update(masked_vars(record))
     return {"team_id": team_id, "success_callbacks": list(dict.fromkeys(success)),
             "failure_callbacks": list(dict.fromkeys(failure)), "callback_vars": shown}
+
+
+def destination_fields(registry: DestinationRegistry) -> list[dict[str, Any]]:
+    kinds = {registry.get(name).name: registry.get(name) for name in registry.team_names}  # aliases once
+    return [{"callback_name": name, "aliases": list(kind.aliases),
+             "vars": [{"name": var, "required": var in kind.required_vars, "secret": var in kind.secret_vars}
+                      for var in kind.team_vars]} for name, kind in sorted(kinds.items())]
 
 
 def synthetic_span(resource: Resource, team_id: str) -> ReadableSpan:

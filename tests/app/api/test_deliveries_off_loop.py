@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from app.api.admin import AdminCheck, admin_routes
 from app.api.health import admin_health_routes
+from app.api.history import DeliveryHistory
 from app.config.settings import GatewayConfig
 from app.store import TeamRecord
 from app.teams.auth import Authenticator
@@ -48,6 +49,9 @@ class WhereHealthRuns(DeliveryManager):
     ("GET", "/team/t-1/callback/langfuse/dead_letters"),
     ("POST", "/team/t-1/callback/langfuse/replay"),
     ("POST", "/health/destinations/langfuse/replay"),
+    ("GET", "/team/t-1/deliveries/history"),
+    ("GET", "/health/destinations/history"),
+    ("GET", "/health/destinations/langfuse/dead_letters"),
 ])
 def test_the_delivery_routes_read_health_off_the_event_loop(tmp_path: Any, method: str, path: str) -> None:
     delivery = WhereHealthRuns(DeliveryConfig(spool_dir=tmp_path))
@@ -55,7 +59,8 @@ def test_the_delivery_routes_read_health_off_the_event_loop(tmp_path: Any, metho
     others = {name: not_asked(name) for name in ("rules", "tester", "hooks", "metric_reader", "reachability")}
     app = app_of([*admin_routes(AdminCheck(MASTER, auth), *admin_health_routes())], store_link=fixed(StandInLink(
         store=TeamStore())), teams=fixed(TeamDirectory(GatewayConfig(deployments=()))), delivery=fixed(delivery),
-        auth=fixed(auth), admin_check=fixed(AdminCheck(MASTER, auth)), settings=fixed(StandInSettings()), **others)
+        auth=fixed(auth), admin_check=fixed(AdminCheck(MASTER, auth)), settings=fixed(StandInSettings()),
+        history=fixed(DeliveryHistory(delivery)), **others)
     with TestClient(app) as client:
         answer = client.request(method, path, headers=AS_ADMIN)
     assert answer.status_code in (200, 404), answer.text  # 404: no such callback, after reading health

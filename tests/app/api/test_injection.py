@@ -131,7 +131,7 @@ def test_admin_routes_take_the_admin_check_and_store_they_are_given() -> None:
     link = StandInLink(store=StandInTeamStore(team))
     auth = Authenticator(MASTER)
     teams = fixed(TeamDirectory(GatewayConfig(deployments=())))
-    others = {name: not_asked(name) for name in ("rules", "tester", "delivery")}
+    others = {name: not_asked(name) for name in ("rules", "tester", "delivery", "history")}
     enabled = app_of(admin_routes(AdminCheck(MASTER, auth)), store_link=fixed(link), teams=teams, **others)
     disabled = app_of(admin_routes(AdminCheck(None, auth)), store_link=fixed(link), teams=teams, **others)
     with TestClient(enabled) as client:

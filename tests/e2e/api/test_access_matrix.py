@@ -92,14 +92,18 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/team/{team_id}/callback"): lambda w: {"url": f"/team/{w.team}/callback", "json": {}},
     ("DELETE", "/team/{team_id}/callback/{callback_name}"): lambda w: {"url": f"/team/{w.team}/callback/athina"},
     ("POST", "/team/{team_id}/callback/test"): lambda w: {"url": f"/team/{w.team}/callback/test"},
+    ("GET", "/team/{team_id}/callback/fields"): lambda w: {"url": f"/team/{w.team}/callback/fields"},
     ("POST", "/team/{team_id}/disable_logging"): lambda w: {"url": f"/team/{w.team}/disable_logging"},
     ("POST", "/team/{team_id}/enable_logging"): lambda w: {"url": f"/team/{w.team}/enable_logging"},
     ("GET", "/team/{team_id}/deliveries"): lambda w: {"url": f"/team/{w.team}/deliveries"},
+    ("GET", "/team/{team_id}/deliveries/history"): lambda w: {"url": f"/team/{w.team}/deliveries/history"},
     ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): lambda w: {
         "url": f"/team/{w.team}/callback/langfuse/dead_letters"},
     ("POST", "/team/{team_id}/callback/{callback_name}/replay"): lambda w: {
         "url": f"/team/{w.team}/callback/langfuse/replay", "json": {}},
     ("GET", "/health/destinations"): lambda w: {"url": "/health/destinations"},
+    ("GET", "/health/destinations/history"): lambda w: {"url": "/health/destinations/history"},
+    ("GET", "/health/destinations/{name}/dead_letters"): lambda w: {"url": "/health/destinations/no-such/dead_letters"},
     ("POST", "/health/destinations/{name}/replay"): lambda w: {"url": "/health/destinations/no-such/replay",
                                                                "json": {}},
 }

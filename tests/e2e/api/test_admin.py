@@ -104,6 +104,7 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("POST", "/team/{team_id}/disable_logging"): {"url": f"{team_path}/disable_logging"},
         ("POST", "/team/{team_id}/enable_logging"): {"url": f"{team_path}/enable_logging"},
         ("POST", "/team/{team_id}/callback/test"): {"url": f"{team_path}/callback/test"},
+        ("GET", "/team/{team_id}/callback/fields"): {"url": f"{team_path}/callback/fields"},
         ("POST", "/team/member_add"): {"url": "/team/member_add",
                                        "json": {"team_id": team_id, "member": {"role": "user", "user_id": "u-x"}}},
         ("POST", "/team/member_delete"): {"url": "/team/member_delete", "json": {"team_id": team_id, "user_id": "u-x"}},
@@ -111,6 +112,7 @@ def admin_calls(team_id: str, key: str) -> dict[tuple[str, str], dict[str, Any]]
         ("GET", "/user/info"): {"url": "/user/info", "params": {"user_id": "u-x"}},
         ("GET", "/spend/logs"): {"url": "/spend/logs", "params": {"team_id": team_id}},
         ("GET", "/team/{team_id}/deliveries"): {"url": f"{team_path}/deliveries"},
+        ("GET", "/team/{team_id}/deliveries/history"): {"url": f"{team_path}/deliveries/history"},
         ("GET", "/team/{team_id}/callback/{callback_name}/dead_letters"): {
             "url": f"{team_path}/callback/langfuse/dead_letters"},
         ("POST", "/team/{team_id}/callback/{callback_name}/replay"): {"url": f"{team_path}/callback/langfuse/replay"},
