@@ -46,6 +46,49 @@ class Outage:
     attempts: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class LingerBounds:
+    """What every destination's ``Linger`` keeps to: never below ``base`` nor above ``longest``
+    seconds, aiming at ``target`` spans per export (``DeliveryConfig``)."""
+
+    base: float
+    longest: float
+    target: int
+
+
+class Linger:
+    """How long this destination's next batch waits for more spans once its first span is stored.
+
+    At each run the scheduler tells it how many spans were waiting and when: the arrival rate since
+    the previous run, averaged with the estimate before. The next batches wait ``target / rate``
+    seconds, within the bounds. 300 teams at ~1,000 calls/s get ~3 spans a second each: at the base
+    0.2 s nearly every span was an export request of its own (~0.4 ms of CPU each, most of a call's
+    cost); a busy destination (``target / base`` spans a second or more) keeps the base delay.
+    Changed under the scheduler's lock, by the thread that claims the run.
+    """
+
+    __slots__ = ("_last", "_rate", "lingered", "seconds")
+
+    def __init__(self, base: float) -> None:
+        self.seconds = base
+        self.lingered = False  # the queued run waited ``seconds`` for its batch (else: backlog, retry, full)
+        self._rate = 0.0  # spans per second; 0: no estimate yet
+        self._last: float | None = None  # when the previous run was claimed
+
+    def observe(self, waiting: int, now: float, bounds: LingerBounds) -> float:
+        last, self._last = self._last, now
+        if last is not None and bounds.longest > bounds.base:
+            sample = waiting / max(now - last, 1e-3)
+            self._rate = (self._rate + sample) / 2 if self._rate else sample
+            wanted = bounds.target / self._rate if self._rate else bounds.longest
+            self.seconds = min(bounds.longest, max(bounds.base, wanted))
+        return self.seconds
+
+    def restart(self, now: float) -> None:
+        """A run that says nothing of the arrival rate (a retry, a backlog): the next one measures from ``now``."""
+        self._last = now
+
+
 class LagReservoir:
     """The last ``size`` delivery lags (span end -> acknowledged, in ms): a ring of 4-byte floats,
     512 bytes a destination, allocated at its first delivery. Percentiles are read by admins, seldom;
@@ -77,8 +120,8 @@ class Destination:
     __slots__ = (
         "_buffer_size", "_exporter_in_use", "_on_dirty", "_telemetry", "buffer", "closed", "dead_lettered",
         "delivered", "dirty", "dropped", "due", "exporter", "failed", "failures", "in_backoff", "key", "lag", "lane",
-        "last_error", "last_failure_at", "last_status", "last_success_at", "lock", "moving", "name", "on_probation",
-        "outage", "pending", "retried",
+        "last_error", "last_failure_at", "last_status", "last_success_at", "linger", "lock", "moving", "name",
+        "on_probation", "outage", "pending", "retried",
         "run_started", "sched", "spare", "spooled", "stalled", "stored_count", "stored_oldest", "stored_size",
         "suspect", "team", "token", "wants_spool",
     )  # fmt: skip
@@ -123,6 +166,7 @@ class Destination:
         self.sched, self.due, self.token = IDLE, 0.0, 0
         self.suspect = self.in_backoff = self.stalled = self.on_probation = self.spare = False
         self.run_started = 0.0
+        self.linger: Linger | None = None  # set by the scheduler at the first push
         self._exporter_in_use: SpanExporter | None = None
 
     # -- exporter hand-over: the old one is shut down only once its batch is done ----------------

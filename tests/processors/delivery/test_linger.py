@@ -1,0 +1,95 @@
+"""A quiet destination's batch waits longer for company, never past the bound; a busy one keeps the
+base delay. The scheduler runs on a fake clock and these tests drive its heaps, not its threads."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from processors.delivery.destination import Destination, Linger, LingerBounds
+from processors.delivery.reporting import Telemetry
+from processors.delivery.scheduler import Scheduler
+
+from .conftest import fast_config
+
+BASE, LONGEST = 0.2, 1.5
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pool(tmp_path: Path, **overrides: object) -> tuple[Scheduler, Destination, Clock]:
+    config = fast_config(tmp_path, batch_delay=BASE, **{"max_batch_delay": LONGEST, **overrides})
+    clock = Clock()
+    scheduler = Scheduler(config, lambda _d: None, logging.getLogger("test"), clock=clock)
+    telemetry = Telemetry(None, logging.getLogger("test"), list, 10.0)
+    dest = Destination("team/t/x", "t", "x", buffer_size=10_000, telemetry=telemetry, on_dirty=lambda _d: None)
+    dest.exporter = object()  # type: ignore[assignment]  # only "not None" matters to the scheduler
+    return scheduler, dest, clock
+
+
+def batch(scheduler: Scheduler, dest: Destination, clock: Clock, spans: int, idle: float = 0.0) -> float:
+    """``idle`` seconds with nothing, then ``spans`` stored at once and sent when due; how long the
+    first of them waited."""
+    clock.now += idle
+    dest.stored(spans, 100 * spans, clock.now)  # what the writer does, then it tells the scheduler
+    pushed = clock.now
+    scheduler.notify_work(dest)
+    waited = dest.due - pushed
+    clock.now = dest.due
+    assert scheduler._next() is dest  # due: the pool claims it without waiting
+    dest.stored(-spans, -100 * spans)  # sent and acknowledged
+    scheduler._finish(dest, None)
+    return waited
+
+
+def test_a_quiet_destination_waits_longer_for_its_batch_but_never_past_the_bound(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path)
+    waits = [batch(scheduler, dest, clock, 1, idle=0.3) for _ in range(12)]  # ~2 spans a second
+    assert waits[0] == pytest.approx(BASE)  # nothing known of it yet: the base delay
+    assert waits[1] > BASE
+    assert max(waits) <= LONGEST + 1e-9
+    assert waits[-1] == pytest.approx(LONGEST)  # 8 spans at ~1.5 a second would take longer than the bound
+
+
+def test_a_busy_destination_is_not_delayed(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path)
+    waits = [batch(scheduler, dest, clock, 20, idle=0.01) for _ in range(10)]  # ~100 spans a second
+    assert waits == pytest.approx([BASE] * 10)
+    clock.now += 0.05
+    dest.stored(512, 512 * 100, clock.now)
+    scheduler.notify_work(dest)
+    assert dest.due == clock.now  # a full batch goes at once, as before
+
+
+def test_a_quiet_destination_that_turns_busy_gets_the_base_delay_back(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path)
+    for _ in range(6):
+        batch(scheduler, dest, clock, 1, idle=1.0)
+    assert batch(scheduler, dest, clock, 1, idle=1.0) == pytest.approx(LONGEST)
+    waits = [batch(scheduler, dest, clock, 200, idle=0.0) for _ in range(4)]  # 200 in each wait
+    assert waits[-1] == pytest.approx(BASE)
+
+
+def test_without_a_longer_bound_every_batch_waits_the_base_delay(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path, max_batch_delay=0.0)  # DeliveryConfig's own default
+    assert [batch(scheduler, dest, clock, 1, idle=2.0) for _ in range(5)] == pytest.approx([BASE] * 5)
+
+
+def test_runs_that_did_not_wait_for_their_batch_say_nothing_of_the_rate() -> None:
+    """A retry or the next run of a backlog restarts the measurement instead of counting its spans
+    against the short time since the last run (which would read as a busy destination)."""
+    bounds = LingerBounds(BASE, LONGEST, 8)
+    linger = Linger(BASE)
+    linger.observe(1, 0.0, bounds)
+    assert linger.observe(1, 1.0, bounds) == pytest.approx(LONGEST)  # 1 span a second
+    linger.restart(1.001)
+    assert linger.observe(1, 2.001, bounds) == pytest.approx(LONGEST)  # still 1 a second, from the restart
+    assert linger.observe(40, 3.001, bounds) == pytest.approx(8 / 20.5)  # 40 a second, averaged with 1
