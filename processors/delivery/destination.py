@@ -59,34 +59,38 @@ class LingerBounds:
 class Linger:
     """How long this destination's next batch waits for more spans once its first span is stored.
 
-    At each run the scheduler tells it how many spans were waiting and when: the arrival rate since
-    the previous run, averaged with the estimate before. The next batches wait ``target / rate``
-    seconds, within the bounds. 300 teams at ~1,000 calls/s get ~3 spans a second each: at the base
+    When a batch that waited is claimed, the spans stored while it waited, over the time it waited,
+    are a sample of the arrival rate, averaged with the estimate before (which starts as a busy
+    destination's). The next batches wait ``target / rate`` seconds, within the bounds: a batch that
+    gathered nothing halves the estimate, so a quiet destination's delay doubles up to the bound.
+    Idle time between batches is not in the samples: a destination quiet for an hour that turns
+    busy is not taken for a quiet one. 300 teams at ~1,000 calls/s get ~3 spans a second each: at
     0.2 s nearly every span was an export request of its own (~0.4 ms of CPU each, most of a call's
-    cost); a busy destination (``target / base`` spans a second or more) keeps the base delay.
-    Changed under the scheduler's lock, by the thread that claims the run.
+    cost). A busy destination (``target / base`` spans a second or more) keeps the base delay.
+    Changed under the scheduler's lock.
     """
 
-    __slots__ = ("_last", "_rate", "lingered", "seconds")
+    __slots__ = ("_rate", "at_push", "lingered", "seconds", "since")
 
-    def __init__(self, base: float) -> None:
-        self.seconds = base
-        self.lingered = False  # the queued run waited ``seconds`` for its batch (else: backlog, retry, full)
-        self._rate = 0.0  # spans per second; 0: no estimate yet
-        self._last: float | None = None  # when the previous run was claimed
+    def __init__(self, bounds: LingerBounds) -> None:
+        self.seconds = bounds.base
+        self._rate = bounds.target / max(bounds.base, 1e-3)  # spans per second
+        self.lingered = False  # the queued run waits for its batch to fill (not: a backlog, a retry, full)
+        self.since = 0.0  # when it was queued to wait...
+        self.at_push = 0  # ...and how many spans were stored then
 
-    def observe(self, waiting: int, now: float, bounds: LingerBounds) -> float:
-        last, self._last = self._last, now
-        if last is not None and bounds.longest > bounds.base:
-            sample = waiting / max(now - last, 1e-3)
-            self._rate = (self._rate + sample) / 2 if self._rate else sample
-            wanted = bounds.target / self._rate if self._rate else bounds.longest
-            self.seconds = min(bounds.longest, max(bounds.base, wanted))
+    def wait_from(self, now: float, stored: int) -> float:
+        self.lingered, self.since, self.at_push = True, now, stored
         return self.seconds
 
-    def restart(self, now: float) -> None:
-        """A run that says nothing of the arrival rate (a retry, a backlog): the next one measures from ``now``."""
-        self._last = now
+    def observe(self, stored: int, now: float, bounds: LingerBounds) -> float:
+        """The run that waited is claimed with ``stored`` spans waiting: the next batches' delay."""
+        self.lingered = False
+        sample = max(0, stored - self.at_push) / max(now - self.since, 1e-3)
+        self._rate = (self._rate + sample) / 2
+        wanted = bounds.target / self._rate if self._rate > 0 else bounds.longest
+        self.seconds = min(bounds.longest, max(bounds.base, wanted))
+        return self.seconds
 
 
 class LagReservoir:

@@ -113,7 +113,10 @@ class Scheduler:
             if dest.exporter is None or dest.sched == RUNNING:
                 return  # orphaned, or the running worker re-checks for work when it finishes
             if dest.sched == IDLE or (not dest.in_backoff and due < dest.due):
-                linger.lingered = not full
+                if full:
+                    linger.lingered = False
+                else:
+                    linger.wait_from(now, dest.stored_count)
                 self._push(dest, due)
 
     def expedite(self) -> None:
@@ -212,8 +215,7 @@ class Scheduler:
         linger = self._linger(dest)
         if linger.lingered and not (dest.suspect or dest.pending or self.expedite_all):
             linger.observe(min(dest.stored_count, self._config.max_batch), now, self._bounds)
-        else:  # a retry, a flush, a full batch, or the next run of a backlog: its count tells no rate
-            linger.restart(now)
+        linger.lingered = False  # a retry, a flush, a full batch or a backlog's next run tell no rate
         self._busy[threading.get_ident()] = dest
         if self._idle and self._timer_due == math.inf and self._head_due() <= now:
             self._cond.notify()  # a backlog: more work is due now, let another thread take it
@@ -250,16 +252,14 @@ class Scheduler:
 
     def _reschedule(self, dest: Destination, delay: float | None) -> None:
         now = self._clock()
-        linger = self._linger(dest)
-        linger.lingered = delay is None
         if delay is not None:
             self._push(dest, now + delay, wake=False)
-        elif dest.exporter is not None and dest.has_work():
-            self._push(dest, now + linger.seconds, wake=False)  # stored while this run was reading
+        elif dest.exporter is not None and dest.has_work():  # stored while this run was reading
+            self._push(dest, now + self._linger(dest).wait_from(now, dest.stored_count), wake=False)
 
     def _linger(self, dest: Destination) -> Linger:
         if dest.linger is None:
-            dest.linger = Linger(self._bounds.base)
+            dest.linger = Linger(self._bounds)
         return dest.linger
 
     # -- the watchdog ------------------------------------------------------------------------

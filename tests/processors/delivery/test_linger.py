@@ -36,13 +36,16 @@ def pool(tmp_path: Path, **overrides: object) -> tuple[Scheduler, Destination, C
 
 
 def batch(scheduler: Scheduler, dest: Destination, clock: Clock, spans: int, idle: float = 0.0) -> float:
-    """``idle`` seconds with nothing, then ``spans`` stored at once and sent when due; how long the
-    first of them waited."""
+    """``idle`` seconds with nothing, then one span, and ``spans - 1`` more while its batch waits;
+    the batch is sent when due. How long the first span waited."""
     clock.now += idle
-    dest.stored(spans, 100 * spans, clock.now)  # what the writer does, then it tells the scheduler
-    pushed = clock.now
+    dest.stored(1, 100, clock.now)  # what the writer does, then it tells the scheduler
     scheduler.notify_work(dest)
-    waited = dest.due - pushed
+    waited = dest.due - clock.now
+    if spans > 1:
+        clock.now += waited / 2
+        dest.stored(spans - 1, 100 * (spans - 1), clock.now)
+        scheduler.notify_work(dest)
     clock.now = dest.due
     assert scheduler._next() is dest  # due: the pool claims it without waiting
     dest.stored(-spans, -100 * spans)  # sent and acknowledged
@@ -64,7 +67,9 @@ def test_a_busy_destination_is_not_delayed(tmp_path: Path) -> None:
     waits = [batch(scheduler, dest, clock, 20, idle=0.01) for _ in range(10)]  # ~100 spans a second
     assert waits == pytest.approx([BASE] * 10)
     clock.now += 0.05
-    dest.stored(512, 512 * 100, clock.now)
+    dest.stored(1, 100, clock.now)
+    scheduler.notify_work(dest)
+    dest.stored(511, 511 * 100, clock.now)
     scheduler.notify_work(dest)
     assert dest.due == clock.now  # a full batch goes at once, as before
 
@@ -83,13 +88,23 @@ def test_without_a_longer_bound_every_batch_waits_the_base_delay(tmp_path: Path)
     assert [batch(scheduler, dest, clock, 1, idle=2.0) for _ in range(5)] == pytest.approx([BASE] * 5)
 
 
-def test_runs_that_did_not_wait_for_their_batch_say_nothing_of_the_rate() -> None:
-    """A retry or the next run of a backlog restarts the measurement instead of counting its spans
-    against the short time since the last run (which would read as a busy destination)."""
+def test_idle_time_between_batches_does_not_make_a_busy_destination_look_quiet(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path)
+    assert batch(scheduler, dest, clock, 20, idle=0.01) == pytest.approx(BASE)
+    assert batch(scheduler, dest, clock, 20, idle=3600.0) == pytest.approx(BASE)  # an hour idle, then busy
+    assert batch(scheduler, dest, clock, 20, idle=0.01) == pytest.approx(BASE)
+
+
+def test_the_rate_is_what_arrived_while_the_batch_waited() -> None:
     bounds = LingerBounds(BASE, LONGEST, 8)
-    linger = Linger(BASE)
-    linger.observe(1, 0.0, bounds)
-    assert linger.observe(1, 1.0, bounds) == pytest.approx(LONGEST)  # 1 span a second
-    linger.restart(1.001)
-    assert linger.observe(1, 2.001, bounds) == pytest.approx(LONGEST)  # still 1 a second, from the restart
-    assert linger.observe(40, 3.001, bounds) == pytest.approx(8 / 20.5)  # 40 a second, averaged with 1
+    linger = Linger(bounds)  # starts as a busy destination: 8 spans per base delay, 40 a second
+    assert linger.wait_from(10.0, stored=3) == BASE  # 3 spans stored by the commit that queued it
+    assert linger.observe(3, 10.2, bounds) == pytest.approx(0.4)  # none came meanwhile: 20 a second
+    linger.wait_from(20.0, stored=1)
+    assert linger.observe(5, 20.4, bounds) == pytest.approx(8 / 15)  # 4 in 0.4 s: 10 a second, averaged
+    linger.wait_from(30.0, stored=1)
+    assert linger.observe(201, 30.5, bounds) == pytest.approx(BASE)  # 400 a second: never below the base
+    for start in range(40, 60, 2):
+        linger.wait_from(float(start), stored=1)
+        assert linger.observe(1, start + 1.5, bounds) <= LONGEST
+    assert linger.seconds == pytest.approx(LONGEST)
