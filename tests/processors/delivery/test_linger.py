@@ -1,9 +1,10 @@
 """A quiet destination's batch waits longer for company, never past the bound; a busy one keeps the
-base delay. The scheduler runs on a fake clock and these tests drive its heaps, not its threads."""
+base delay. The scheduler runs on a fake clock and most of these tests drive its heaps, not its threads."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from processors.delivery.destination import Destination, Linger, LingerBounds
 from processors.delivery.reporting import Telemetry
 from processors.delivery.scheduler import Scheduler
+from tests.support.sinks import HttpSink
 
 from .conftest import fast_config
+from .support import Ledger, ids_exporter, make_span, wait_until
 
 BASE, LONGEST = 0.2, 1.5
 
@@ -108,3 +111,20 @@ def test_the_rate_is_what_arrived_while_the_batch_waited() -> None:
         linger.wait_from(float(start), stored=1)
         assert linger.observe(1, start + 1.5, bounds) <= LONGEST
     assert linger.seconds == pytest.approx(LONGEST)
+
+
+def test_a_quiet_destinations_spans_wait_up_to_the_bound_through_the_real_pool(managers) -> None:
+    """The manager, writer, pool and sender as the gateway runs them, one span at a time."""
+    ledger = Ledger()
+    with HttpSink(ledger) as sink:
+        manager = managers(batch_delay=0.02, max_batch_delay=0.3)
+        dest = manager.open("team/q/sink", team="q", name="sink", factory=lambda: ids_exporter(sink.url))
+        waited = []
+        for i in range(1, 7):
+            submitted = time.monotonic()
+            dest.submit(make_span(i))
+            wait_until(lambda i=i: i in ledger.accepted, what=f"span {i} delivered")
+            waited.append(ledger.accepted_at[i] - submitted)
+    assert [len(ids) for _at, ids, _status in ledger.attempts] == [1] * 6  # nothing to batch with
+    assert dest.linger is not None and dest.linger.seconds == pytest.approx(0.3)  # grew to the bound, no further
+    assert waited[-1] >= 0.3 - 0.02  # the last batch waited the bound (a waiting thread may take it 5 ms early)
