@@ -59,22 +59,24 @@ class LingerBounds:
 class Linger:
     """How long this destination's next batch waits for more spans once its first span is stored.
 
-    When a batch that waited is claimed, the spans stored while it waited, over the time it waited,
-    are a sample of the arrival rate, averaged with the estimate before (which starts as a busy
-    destination's). The next batches wait ``target / rate`` seconds, within the bounds: a batch that
-    gathered nothing halves the estimate, so a quiet destination's delay doubles up to the bound.
-    Idle time between batches is not in the samples: a destination quiet for an hour that turns
-    busy is not taken for a quiet one. 300 teams at ~1,000 calls/s get ~3 spans a second each: at
-    0.2 s nearly every span was an export request of its own (~0.4 ms of CPU each, most of a call's
-    cost). A busy destination (``target / base`` spans a second or more) keeps the base delay.
+    Each claimed run that waited for its batch is a sample of the arrival rate: the spans stored
+    since the previous run over the time since then, or, when more, those that came while the batch
+    waited over its wait (a burst after an idle hour is not taken for a quiet destination). Averaged
+    with the estimate before (the first sample is taken as it is), the rate decides: a destination
+    that would not get one more span within ``longest`` keeps the base delay (waiting gains nothing:
+    a team calling every few seconds sees its call as soon as before); one that would waits
+    ``target / rate``, within the bounds. 300 teams at ~1,000 calls/s get ~3 spans a second each:
+    at 0.2 s nearly every span was an export request of its own (~0.4 ms of CPU each, most of a
+    call's cost). A busy destination (``target / base`` spans a second or more) keeps the base delay.
     Changed under the scheduler's lock.
     """
 
-    __slots__ = ("_rate", "at_push", "lingered", "seconds", "since")
+    __slots__ = ("_claimed", "_rate", "at_push", "lingered", "seconds", "since")
 
     def __init__(self, bounds: LingerBounds) -> None:
         self.seconds = bounds.base
-        self._rate = bounds.target / max(bounds.base, 1e-3)  # spans per second
+        self._rate: float | None = None  # spans per second
+        self._claimed: float | None = None  # when the previous run was claimed
         self.lingered = False  # the queued run waits for its batch to fill (not: a backlog, a retry, full)
         self.since = 0.0  # when it was queued to wait...
         self.at_push = 0  # ...and how many spans were stored then
@@ -83,13 +85,20 @@ class Linger:
         self.lingered, self.since, self.at_push = True, now, stored
         return self.seconds
 
-    def observe(self, stored: int, now: float, bounds: LingerBounds) -> float:
-        """The run that waited is claimed with ``stored`` spans waiting: the next batches' delay."""
+    def claimed(self, stored: int, now: float, bounds: LingerBounds) -> float:
+        """A run is claimed with ``stored`` spans waiting: the delay of the next batches."""
+        previous, self._claimed = self._claimed, now
+        if not self.lingered:  # a retry, a flush, a full batch or a backlog's next run tell no rate
+            return self.seconds
         self.lingered = False
         sample = max(0, stored - self.at_push) / max(now - self.since, 1e-3)
-        self._rate = (self._rate + sample) / 2
-        wanted = bounds.target / self._rate if self._rate > 0 else bounds.longest
-        self.seconds = min(bounds.longest, max(bounds.base, wanted))
+        if previous is not None:
+            sample = max(sample, stored / max(now - previous, 1e-3))
+        rate = self._rate = sample if self._rate is None else (self._rate + sample) / 2
+        if rate * bounds.longest < 1:
+            self.seconds = bounds.base
+        else:
+            self.seconds = min(bounds.longest, max(bounds.base, bounds.target / rate))
         return self.seconds
 
 

@@ -213,9 +213,9 @@ class Scheduler:
         dest.on_probation = dest.suspect
         self._probation_running += dest.on_probation
         linger = self._linger(dest)
-        if linger.lingered and not (dest.suspect or dest.pending or self.expedite_all):
-            linger.observe(min(dest.stored_count, self._config.max_batch), now, self._bounds)
-        linger.lingered = False  # a retry, a flush, a full batch or a backlog's next run tell no rate
+        if dest.suspect or dest.pending or self.expedite_all:
+            linger.lingered = False  # a retry or a flush: its batch tells no rate
+        linger.claimed(min(dest.stored_count, self._config.max_batch), now, self._bounds)
         self._busy[threading.get_ident()] = dest
         if self._idle and self._timer_due == math.inf and self._head_due() <= now:
             self._cond.notify()  # a backlog: more work is due now, let another thread take it
