@@ -54,10 +54,10 @@ class DeliveryConfig:
     commit_interval: float = 0.02
     max_batch: int = 512
     batch_delay: float = 0.2
-    # A quiet destination's batch waits longer than ``batch_delay``, up to this, so that it gathers
-    # about ``linger_target`` spans per export (``destination.Linger``); one receiving at least
-    # ``linger_target / batch_delay`` spans a second keeps ``batch_delay``. At most ``batch_delay``
-    # (the default, 0): no growth.
+    # A quiet destination's batch waits longer than ``batch_delay``, up to this, to gather about
+    # ``linger_target`` spans per export, when waiting this long would gather at least one more
+    # (``destination.Linger``); one receiving ``linger_target / batch_delay`` spans a second or more
+    # keeps ``batch_delay``. At most ``batch_delay`` (the default, 0): every batch waits ``batch_delay``.
     max_batch_delay: float = 0.0
     linger_target: int = 8
     # An export running this long is counted as timed out; the export transport ends it then
