@@ -112,6 +112,18 @@ def test_a_quiet_destination_that_turns_busy_gets_the_base_delay_back(tmp_path: 
     assert waits[-3:] == pytest.approx([BASE] * 3)
 
 
+def test_a_burst_after_a_quiet_spell_is_sent_at_the_base_delay(tmp_path: Path) -> None:
+    scheduler, dest, clock = pool(tmp_path)
+    quiet = every(0.4, 40)
+    batches = run(scheduler, dest, clock, quiet + every(0.005, 1000, start=quiet[-1] + 5.0))
+    sent, quiet_batches = 0, 0
+    while sent < len(quiet):
+        sent, quiet_batches = sent + batches[quiet_batches][0], quiet_batches + 1
+    first, *rest = [wait for _size, wait in batches[quiet_batches:]]
+    assert first == pytest.approx(LONGEST)  # the first batch of the burst waits what the quiet spell set
+    assert rest == pytest.approx([BASE] * len(rest))  # the next ones do not
+
+
 def test_without_a_longer_bound_every_batch_waits_the_base_delay(tmp_path: Path) -> None:
     scheduler, dest, clock = pool(tmp_path, max_batch_delay=0.0)  # DeliveryConfig's own default
     batches = run(scheduler, dest, clock, every(0.4, 30))
