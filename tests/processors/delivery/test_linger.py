@@ -4,6 +4,7 @@ these tests drive its heaps, not its threads."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -72,6 +73,7 @@ def test_a_quiet_destination_waits_longer_for_its_batch_but_never_past_the_bound
     waits = [wait for _size, wait in batches]
     assert waits[0] == pytest.approx(BASE)  # nothing known of it yet: the base delay
     assert max(waits) <= LONGEST + 1e-9
+    assert all(later <= 2 * earlier + 1e-9 for earlier, later in itertools.pairwise(waits))  # step by step
     assert waits[-1] == pytest.approx(LONGEST)  # 8 spans at 2.5 a second would take longer than the bound
     assert [size for size, _wait in batches[-6:-1]] == [4] * 5  # the bound's worth: 1.5 s of spans, not 1
     assert len(batches) < 25  # at the base delay: 60 export requests
