@@ -74,7 +74,7 @@ def test_a_quiet_destination_waits_longer_for_its_batch_but_never_past_the_bound
     assert waits[0] == pytest.approx(BASE)  # nothing known of it yet: the base delay
     assert max(waits) <= LONGEST + 1e-9
     assert all(later <= 2 * earlier + 1e-9 for earlier, later in itertools.pairwise(waits))  # step by step
-    assert waits[-1] == pytest.approx(LONGEST)  # 8 spans at 2.5 a second would take longer than the bound
+    assert waits[-1] == pytest.approx(LONGEST)  # 4 spans at 2.5 a second would take longer than the bound
     assert [size for size, _wait in batches[-6:-1]] == [4] * 5  # the bound's worth: 1.5 s of spans, not 1
     assert len(batches) < 25  # at the base delay: 60 export requests
 
@@ -96,6 +96,13 @@ def test_a_busy_destination_is_not_delayed(tmp_path: Path) -> None:
     dest.stored(511, 511 * 100, clock.now)
     scheduler.notify_work(dest)
     assert dest.due == clock.now  # a full batch goes at once, as before
+
+
+def test_a_destination_of_25_spans_a_second_is_not_delayed_either(tmp_path: Path) -> None:
+    """10 teams at ~250 calls/s: they waited up to 0.4 s while aiming at 8 spans per export."""
+    scheduler, dest, clock = pool(tmp_path)
+    batches = run(scheduler, dest, clock, every(0.04, 500))
+    assert {round(wait, 9) for _size, wait in batches} == {BASE}
 
 
 def test_an_idle_hour_does_not_make_a_busy_destination_look_quiet(tmp_path: Path) -> None:
