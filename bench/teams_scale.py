@@ -141,9 +141,11 @@ class Sink:
 
 
 class Gateway:
-    def __init__(self, workdir: Path, repo: Path, pin: int | None, linger: float | None = None) -> None:
+    def __init__(self, workdir: Path, repo: Path, pin: int | None, linger: float | None = None,
+                 linger_max: float | None = None) -> None:
         config = workdir / "gateway.yaml"
         extra = "" if linger is None else f"  delivery_linger_seconds: {linger}\n"
+        extra += "" if linger_max is None else f"  delivery_linger_max_seconds: {linger_max}\n"
         config.write_text(CONFIG.format(master_key=MASTER_KEY, data_dir=workdir / "data", extra_settings=extra))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = (workdir / "gateway.log").open("w")
@@ -303,6 +305,9 @@ def main() -> None:
     parser.add_argument("--pin", type=int, default=None, help="run the gateway on this CPU only (taskset)")
     parser.add_argument("--linger", type=float, default=None,
                         help="spangate_settings.delivery_linger_seconds (a branch that has it); unset: the default")
+    parser.add_argument("--linger-max", type=float, default=None,
+                        help="spangate_settings.delivery_linger_max_seconds (a branch that has it); equal to "
+                             "--linger (0.2): every batch waits the base delay, as before it existed")
     parser.add_argument("--rate", type=float, default=None,
                         help="calls per second (paced); unset: as fast as --concurrency allows. Compare "
                              "spreads over teams at one rate: batches fill with the rate")
@@ -316,12 +321,13 @@ def main() -> None:
         return
     sink = Sink()
     workdir = Path(tempfile.mkdtemp(prefix="spangate-teams-scale-"))
-    gateway = Gateway(workdir, args.repo, args.pin, args.linger)
+    gateway = Gateway(workdir, args.repo, args.pin, args.linger, args.linger_max)
     try:
         report: dict[str, Any] = {"teams": args.teams, "per_team": args.per_team, "concurrency": args.concurrency,
                                   "idle": gateway.sample()}
         configured = asyncio.run(configure_teams(gateway, sink, args.teams, min(args.concurrency, 16), args.extra))
         report["extra_destinations"], report["linger"], report["rate"] = args.extra, args.linger, args.rate
+        report["linger_max"] = args.linger_max
         report["configure_seconds"] = round(configured["seconds"], 1)
         time.sleep(1.0)  # one watcher tick so the routes of the last teams are built
         report["configured"] = gateway.sample()

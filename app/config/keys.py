@@ -37,7 +37,8 @@ DESTINATION_KEYS = frozenset({"dynamodb_table_name"})
 KNOWN_GENERAL = frozenset({"master_key", "database_url", "max_request_body_bytes", "disable_spend_logs"})
 KNOWN_SPANGATE = frozenset({
     "data_dir", "span_log_path", "durable_delivery", "spool_max_bytes", "delivery_workers",
-    "shutdown_flush_seconds", "delivery_failing_log_seconds", "delivery_linger_seconds", "team_poll_seconds",
+    "shutdown_flush_seconds", "delivery_failing_log_seconds", "delivery_linger_seconds",
+    "delivery_linger_max_seconds", "team_poll_seconds",
     "upstream_proxy", "upstream_max_connections", "upstream_max_connections_per_origin", "upstream_pool_wait_seconds",
     "header_read_timeout_seconds",
     "max_connections_per_worker", "max_upstream_response_bytes", "max_sse_event_bytes", "allow_mock_response",

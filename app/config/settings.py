@@ -66,7 +66,8 @@ class GatewayConfig:
     delivery_workers: int = 8
     shutdown_flush_seconds: float = 10.0
     delivery_failing_log_seconds: float = 300.0  # a failing destination's "still failing" line, this often
-    delivery_linger_seconds: float = 0.2  # a quiet destination waits this long for more (DeliveryConfig.batch_delay)
+    delivery_linger_seconds: float = 0.2  # a batch waits this long for more spans (DeliveryConfig.batch_delay)
+    delivery_linger_max_seconds: float = 1.5  # ... and a quiet destination's up to this (max_batch_delay)
     team_poll_seconds: float = 0.5
     upstream_proxy: str | None = field(default=None, repr=False)  # None: HTTP(S)_PROXY; "direct": none
     upstream_pool: UpstreamPoolConfig = field(default_factory=UpstreamPoolConfig)

@@ -227,6 +227,7 @@ def _delivery_config(config: GatewayConfig) -> DeliveryConfig:
                           shutdown_flush_timeout=config.shutdown_flush_seconds,
                           failing_log_interval=config.delivery_failing_log_seconds,
                           batch_delay=config.delivery_linger_seconds,
+                          max_batch_delay=config.delivery_linger_max_seconds,
                           dead_letter_retention=config.dead_letter_retention,
                           dead_letters_per_destination=config.dead_letters_per_destination)
 

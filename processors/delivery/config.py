@@ -54,6 +54,14 @@ class DeliveryConfig:
     commit_interval: float = 0.02
     max_batch: int = 512
     batch_delay: float = 0.2
+    # A quiet destination's batch waits longer than ``batch_delay``, up to this, to gather about
+    # ``linger_target`` spans per export, when waiting this long would gather at least one more
+    # (``destination.Linger``); one receiving ``linger_target / batch_delay`` spans a second or more
+    # keeps ``batch_delay``. At most ``batch_delay`` (the default, 0): every batch waits ``batch_delay``.
+    max_batch_delay: float = 0.0
+    # 4: 10 teams at ~300 calls/s (25 spans a second each) waited up to 0.4 s with 8 (lag p99 0.5-0.66 s
+    # against 0.23 s) for ~0.03 ms of CPU per call; the quiet destinations this is for wait the bound either way.
+    linger_target: int = 4
     # An export running this long is counted as timed out; the export transport ends it then
     # (app.server.factory gives it this deadline).
     export_timeout: float = 10.0

@@ -31,6 +31,9 @@ When no thread is timer and the head has been due for ``_RESCUE`` seconds (the r
 come back) the watchdog wakes an idle thread. With one destination per team and the batch delay,
 1,000 teams are 1,000 future heap entries: waking a thread for each (as a plain condition wait
 did, and every idle thread at each due time) cost more CPU than the exports themselves.
+
+How long a batch waits is each destination's own ``Linger``: ``batch_delay`` for a busy one, up to
+``max_batch_delay`` for a quiet one, measured at each run this pool claims after a wait.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import DeliveryConfig
-from .destination import IDLE, QUEUED, RUNNING, Destination
+from .destination import IDLE, QUEUED, RUNNING, Destination, Linger, LingerBounds
 
 _RESCUE = 0.02  # seconds the head may be overdue with no timer thread before the watchdog wakes one
 _FOLLOWER_WAIT = 1.0  # idle threads without a deadline still look this often (a safety net only)
@@ -60,8 +63,12 @@ class _Entry:
 
 
 class Scheduler:
-    def __init__(self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger):
+    def __init__(self, config: DeliveryConfig, run: Callable[[Destination], float | None], logger: logging.Logger,
+                 clock: Callable[[], float] = time.monotonic):
         self._config, self._run, self._log = config, run, logger
+        self._clock = clock  # due times; the waits themselves are real time (tests drive the heaps, not threads)
+        self._bounds = LingerBounds(config.batch_delay, max(config.batch_delay, config.max_batch_delay),
+                                    config.linger_target)
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # idle threads with no deadline wait here
         self._timer = threading.Condition(lock)  # the one idle thread that waits for the next due time
@@ -98,18 +105,23 @@ class Scheduler:
     # -- called by the writer and the manager ------------------------------------------------
     def notify_work(self, dest: Destination) -> None:
         """New spans are stored for ``dest``: make sure it is due, without cutting a backoff short."""
-        now = time.monotonic()
+        now = self._clock()
         full = dest.stored_count >= self._config.max_batch or self.expedite_all
-        due = now if full else now + self._config.batch_delay
         with self._cond:
+            linger = self._linger(dest)
+            due = now if full else now + linger.seconds
             if dest.exporter is None or dest.sched == RUNNING:
                 return  # orphaned, or the running worker re-checks for work when it finishes
             if dest.sched == IDLE or (not dest.in_backoff and due < dest.due):
+                if full:
+                    linger.lingered = False
+                else:
+                    linger.wait_from(now, dest.stored_count)
                 self._push(dest, due)
 
     def expedite(self) -> None:
         """Flush: every destination that is waiting only for its batch to fill is due now."""
-        now = time.monotonic()
+        now = self._clock()
         with self._cond:
             for entry in list(self._ready) + list(self._probation):
                 dest = entry.dest
@@ -130,7 +142,7 @@ class Scheduler:
         if due < self._timer_due:
             if self._timer_due != math.inf:
                 self._timer.notify()  # the timer thread waits for something later: re-aim it
-            elif self._idle and (not self._busy or due <= time.monotonic()):
+            elif self._idle and (not self._busy or due <= self._clock()):
                 # No timer: an idle thread takes the role, unless a running thread will come back
                 # to take it (the watchdog steps in if that run is slow).
                 self._cond.notify()
@@ -154,7 +166,7 @@ class Scheduler:
     def _next(self) -> Destination | None:
         with self._cond:
             while not self._stopping:
-                now = time.monotonic()
+                now = self._clock()
                 entry = self._pick(now)
                 if entry is not None:
                     return self._claim(entry, now)
@@ -200,6 +212,10 @@ class Scheduler:
         dest.sched, dest.run_started, dest.stalled = RUNNING, now, False
         dest.on_probation = dest.suspect
         self._probation_running += dest.on_probation
+        linger = self._linger(dest)
+        if dest.suspect or dest.pending or self.expedite_all:
+            linger.lingered = False  # a retry or a flush: its batch tells no rate
+        linger.claimed(min(dest.stored_count, self._config.max_batch), now, self._bounds)
         self._busy[threading.get_ident()] = dest
         if self._idle and self._timer_due == math.inf and self._head_due() <= now:
             self._cond.notify()  # a backlog: more work is due now, let another thread take it
@@ -235,11 +251,16 @@ class Scheduler:
             return True
 
     def _reschedule(self, dest: Destination, delay: float | None) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if delay is not None:
             self._push(dest, now + delay, wake=False)
-        elif dest.exporter is not None and dest.has_work():
-            self._push(dest, now + self._config.batch_delay, wake=False)  # stored while this run was reading
+        elif dest.exporter is not None and dest.has_work():  # stored while this run was reading
+            self._push(dest, now + self._linger(dest).wait_from(now, dest.stored_count), wake=False)
+
+    def _linger(self, dest: Destination) -> Linger:
+        if dest.linger is None:
+            dest.linger = Linger(self._bounds)
+        return dest.linger
 
     # -- the watchdog ------------------------------------------------------------------------
     def _watch(self) -> None:
@@ -251,7 +272,7 @@ class Scheduler:
             period = fast if self._busy else slow
             time.sleep(period)
             with self._cond:
-                now = time.monotonic()
+                now = self._clock()
                 self._check_stalls(now)
                 if self._timer_due == math.inf and self._idle and self._head_due() <= now - _RESCUE:
                     self._cond.notify()  # the runs are slow to come back: an idle thread takes the timer

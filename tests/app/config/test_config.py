@@ -14,6 +14,7 @@ from app.config.settings import (
     load_config,
     parse_config,
 )
+from app.server.factory import _delivery_config
 
 MODEL = {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini"}}
 
@@ -318,6 +319,26 @@ def test_delivery_linger_defaults_to_a_fifth_of_a_second_and_is_bounded() -> Non
     for bad, says in ((31, "at most 30 seconds"), (-1, "must not be negative"), ("soon", "expected a number")):
         with pytest.raises(ConfigError, match=f"spangate_settings.delivery_linger_seconds: {says}"):
             parse(with_model(spangate_settings={"delivery_linger_seconds": bad}))
+
+
+def test_a_quiet_destinations_linger_is_bounded_by_delivery_linger_max_seconds() -> None:
+    def lingers(**spangate: object) -> tuple[float, float]:
+        config = parse(with_model(spangate_settings=spangate))
+        return config.delivery_linger_seconds, config.delivery_linger_max_seconds
+
+    assert lingers() == (0.2, 1.5)
+    delivery = _delivery_config(parse(with_model(spangate_settings={"delivery_linger_max_seconds": 2})))
+    assert (delivery.batch_delay, delivery.max_batch_delay) == (0.2, 2.0)  # what the scheduler is given
+    assert lingers(delivery_linger_max_seconds=0.2) == (0.2, 0.2)  # no growth
+    assert lingers(delivery_linger_seconds=0.5, delivery_linger_max_seconds="3") == (0.5, 3.0)
+    assert lingers(delivery_linger_seconds=5) == (5.0, 5.0)  # a config that chose a long linger keeps it
+    for raw, says in (({"delivery_linger_max_seconds": 31}, "at most 30 seconds"),
+                      ({"delivery_linger_max_seconds": -1}, "must not be negative"),
+                      ({"delivery_linger_max_seconds": "later"}, "expected a number"),
+                      ({"delivery_linger_seconds": 1, "delivery_linger_max_seconds": 0.5},
+                       r"at least delivery_linger_seconds \(1\), got 0.5")):
+        with pytest.raises(ConfigError, match=f"spangate_settings.delivery_linger_max_seconds: {says}"):
+            parse(with_model(spangate_settings=raw))
 
 
 @pytest.mark.parametrize("model", ["cohere/command-r", "sagemaker/jumpstart-x", "replicate/meta/llama-3",
