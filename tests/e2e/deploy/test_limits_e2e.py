@@ -233,8 +233,7 @@ def test_budget_duration_resets_spend_at_budget_reset_at(pair: Pair) -> None:
     statuses = [call(pair.urls[i % 2], key).status_code for i in range(3)]
     assert statuses[:2] == [200, 200] and statuses[2] == 429
     reset_at = datetime.fromisoformat(key_info(pair.urls[0], key)["budget_reset_at"]).timestamp()
-    waited = poll(lambda: call(pair.urls[1], key).status_code == 200, timeout=12, interval=0.1)
-    assert waited >= 0
+    poll(lambda: call(pair.urls[1], key).status_code == 200, timeout=12, interval=0.1)
     assert time.time() - reset_at < 1.5  # admitted again within a second of the reset (plus a poll step)
 
 
